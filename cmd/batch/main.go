@@ -1,0 +1,220 @@
+// Command batch sends a newsletter campaign: a TOML file that names a CSV
+// recipient list and a Markdown template. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/batch-mailer/batch/internal/campaign"
+	"github.com/batch-mailer/batch/internal/deliver"
+)
+
+const usage = `Usage:
+    batch send --dry-run DIR CAMPAIGN.toml
+    batch check CAMPAIGN.toml
+    batch help [COMMAND]
+
+Commands:
+    send     Render every recipient's message and deliver it. With
+             --dry-run DIR, write one .eml file per recipient into DIR
+             (created if missing) instead; nothing touches the network.
+    check    Render every message in memory and list every problem:
+             campaign file, templates, missing files, invalid rows.
+
+Flags come before the campaign file. With SOURCE_DATE_EPOCH set (seconds
+since 1970), every message carries that Date, and two dry runs of the same
+campaign write identical files.
+
+Exit status: 0 on success, 1 when the campaign has problems or a run fails,
+2 for a usage error.
+`
+
+const (
+	exitOK      = 0
+	exitProblem = 1
+	exitUsage   = 2
+)
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// cli is one invocation: its output streams and environment.
+type cli struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// run runs batch with args and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
+	err := c.dispatch(ctx, args)
+	var ue usageError
+	var probs campaign.Problems
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "batch: %s\n", ue.msg)
+		fmt.Fprintf(stderr, "batch: run 'batch help' for usage\n")
+		return exitUsage
+	case errors.As(err, &probs):
+		for _, p := range probs {
+			fmt.Fprintf(stderr, "batch: %v\n", p)
+		}
+		return exitProblem
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(stderr, "batch: interrupted\n")
+		return exitProblem
+	default:
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "batch: %s\n", line)
+		}
+		return exitProblem
+	}
+}
+
+func (c *cli) dispatch(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, usage)
+		return usageError{"no command given"}
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(c.stdout, usage)
+		return nil
+	case "send":
+		return c.send(ctx, rest)
+	case "check":
+		return c.check(ctx, rest)
+	default:
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}
+
+// flags returns a flag set for cmd whose -h prints usage.
+func (c *cli) flags(cmd string) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parse parses the flags of cmd and returns its one campaign file.
+func (c *cli) parse(fs *flag.FlagSet, args []string) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(c.stdout, usage)
+			return "", err
+		}
+		return "", usageError{err.Error()}
+	}
+	switch fs.NArg() {
+	case 0:
+		return "", usageError{fmt.Sprintf("%s: no campaign file given", fs.Name())}
+	case 1:
+	default:
+		extra := fs.Args()[1]
+		if strings.HasPrefix(extra, "-") {
+			return "", usageError{fmt.Sprintf("%s: flag %s after the campaign file: flags come first, e.g. batch %s %s %s", fs.Name(), extra, fs.Name(), extra, fs.Arg(0))}
+		}
+		return "", usageError{fmt.Sprintf("%s: one campaign file expected, got %d", fs.Name(), fs.NArg())}
+	}
+	return fs.Arg(0), nil
+}
+
+func (c *cli) check(ctx context.Context, args []string) error {
+	fs := c.flags("check")
+	path, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	camp, err := campaign.Load(path)
+	if err != nil {
+		return err
+	}
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	sum, err := camp.Check(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s: ready: %d messages%s\n", path, sum.Messages, skipped(sum))
+	return nil
+}
+
+func (c *cli) send(ctx context.Context, args []string) error {
+	fs := c.flags("send")
+	dryRun := fs.String("dry-run", "", "write .eml files into `DIR` instead of sending")
+	path, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *dryRun == "" {
+		return usageError{"send: delivery over SMTP is not built yet: use --dry-run DIR to write the messages as .eml files"}
+	}
+	camp, err := campaign.Load(path)
+	if err != nil {
+		return err
+	}
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	dir, err := deliver.NewDir(*dryRun)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	sum, err := camp.Send(ctx, dir, opts)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	fmt.Fprintf(c.stdout, "wrote %d messages to %s%s in %s\n", sum.Messages, *dryRun, skipped(sum), elapsed.Round(time.Millisecond))
+	return nil
+}
+
+// options gives the run's options from the environment.
+func (c *cli) options() (campaign.Options, error) {
+	opts := campaign.Options{
+		Now:  time.Now(),
+		Warn: func(err error) { fmt.Fprintf(c.stderr, "batch: warning: %v\n", err) },
+	}
+	if s := c.getenv("SOURCE_DATE_EPOCH"); s != "" {
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || sec < 0 {
+			return opts, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want whole seconds since 1970-01-01 UTC", s)
+		}
+		opts.Now = time.Unix(sec, 0).UTC()
+	}
+	return opts, nil
+}
+
+func skipped(s *campaign.Summary) string {
+	if s.Skipped() == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d rows skipped: %d invalid, %d repeated addresses)", s.Skipped(), s.Invalid, s.Duplicates)
+}

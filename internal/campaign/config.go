@@ -1,0 +1,252 @@
+// Package campaign loads a campaign file and runs the campaign: it reads the
+// recipient list, merges each row into the templates, renders the messages
+// and hands them to a sender.
+//
+// A campaign file is TOML (https://toml.io/en/v1.0.0), decoded strictly: an
+// unknown key is an error that names the key and its line. Paths in it are
+// relative to the file. Every problem found is reported, not just the first.
+package campaign
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/batch-mailer/batch/internal/merge"
+	"github.com/batch-mailer/batch/internal/render"
+	"github.com/batch-mailer/batch/templates"
+)
+
+// file is the campaign file as written.
+type file struct {
+	Name        string            `toml:"name"`
+	From        string            `toml:"from"`
+	ReplyTo     string            `toml:"reply_to"`
+	Subject     string            `toml:"subject"`
+	Template    string            `toml:"template"`
+	Layout      string            `toml:"layout"`
+	Recipients  string            `toml:"recipients"`
+	Attachments []string          `toml:"attachments"`
+	Columns     columns           `toml:"columns"`
+	Headers     map[string]string `toml:"headers"`
+}
+
+type columns struct {
+	Email string `toml:"email"`
+	Name  string `toml:"name"`
+}
+
+// Campaign is a loaded, checked campaign, its paths resolved.
+type Campaign struct {
+	Path        string // the campaign file, as named by the user
+	Name        string
+	From        mail.Address
+	ReplyTo     *mail.Address
+	Subject     *merge.Template
+	Body        *merge.Template
+	BodyPath    string
+	Layout      string // html/template text
+	LayoutPath  string // "" for the built-in layout
+	Recipients  string
+	Attachments []string
+	Columns     merge.Columns
+	Headers     []header // in file order
+
+	lines map[string]int // key → line in the campaign file
+}
+
+// loc returns "file:line" of a key of the campaign file, or the file.
+func (c *Campaign) loc(key string) string {
+	if l, ok := c.lines[key]; ok {
+		return fmt.Sprintf("%s:%d", c.Path, l)
+	}
+	return c.Path
+}
+
+type header struct {
+	Name  string
+	Value *merge.Template
+}
+
+// Problems is every problem found in a campaign, one per line.
+type Problems = render.Errors
+
+// Load reads and checks the campaign file at path. The error, if any, is
+// Problems: one entry per problem, each naming file and line.
+func Load(path string) (*Campaign, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no such campaign file", path)
+		}
+		return nil, err
+	}
+	lines := keyLines(string(data))
+	at := (&Campaign{Path: path, lines: lines}).loc
+	var f file
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		return nil, tomlError(path, err)
+	}
+	var errs Problems
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %s", at(key), key, fmt.Sprintf(format, args...)))
+	}
+	for _, k := range md.Undecoded() {
+		key := k.String()
+		if k[len(k)-1] == "password" {
+			bad(key, "a password can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by password_env, the output of password_cmd, or a prompt")
+			continue
+		}
+		bad(key, "unknown key: check its spelling and table (see the campaign file reference in README.md)")
+	}
+
+	dir := filepath.Dir(path)
+	c := &Campaign{Path: path, Name: f.Name, Columns: merge.Columns(f.Columns), lines: lines}
+	rel := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	required := func(key, v, what string) bool {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Errorf("%s: %s is required: %s", path, key, what))
+			return false
+		}
+		return true
+	}
+	exists := func(key, p string) bool {
+		st, err := os.Stat(p)
+		switch {
+		case err != nil && errors.Is(err, fs.ErrNotExist):
+			bad(key, "%s: no such file", p)
+		case err != nil:
+			bad(key, "%v", err)
+		case st.IsDir():
+			bad(key, "%s is a directory, not a file", p)
+		default:
+			return true
+		}
+		return false
+	}
+
+	if required("name", f.Name, `it names the campaign in Message-IDs and run state, e.g. name = "2026-11-newsletter"`) {
+		if strings.ContainsFunc(f.Name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			bad("name", "control characters are not allowed")
+		}
+	}
+	if required("from", f.From, `e.g. from = "Example News <news@example.org>"`) {
+		if a, err := parseMailbox(f.From); err != nil {
+			bad("from", "%v", err)
+		} else {
+			c.From = *a
+		}
+	}
+	if f.ReplyTo != "" {
+		if a, err := parseMailbox(f.ReplyTo); err != nil {
+			bad("reply_to", "%v", err)
+		} else {
+			c.ReplyTo = a
+		}
+	}
+	if required("subject", f.Subject, `e.g. subject = "News for {{.name}}"`) {
+		if t, err := merge.ParseLine("subject", f.Subject); err != nil {
+			bad("subject", "%v", err)
+		} else {
+			c.Subject = t
+		}
+	}
+	if required("template", f.Template, `the Markdown file of the message, e.g. template = "templates/news.md"`) {
+		c.BodyPath = rel(f.Template)
+		if exists("template", c.BodyPath) {
+			if text, err := os.ReadFile(c.BodyPath); err != nil {
+				bad("template", "%v", err)
+			} else if t, err := merge.ParseBody(c.BodyPath, string(text)); err != nil {
+				errs = append(errs, err)
+			} else {
+				c.Body = t
+			}
+		}
+	}
+	c.Layout = templates.DefaultLayout
+	if f.Layout != "" {
+		c.LayoutPath = rel(f.Layout)
+		if exists("layout", c.LayoutPath) {
+			if text, err := os.ReadFile(c.LayoutPath); err != nil {
+				bad("layout", "%v", err)
+			} else {
+				c.Layout = string(text)
+			}
+		}
+	}
+	if required("recipients", f.Recipients, `the CSV list, e.g. recipients = "recipients.csv"`) {
+		c.Recipients = rel(f.Recipients)
+		exists("recipients", c.Recipients)
+	}
+	for _, a := range f.Attachments {
+		p := rel(a)
+		if exists("attachments", p) {
+			c.Attachments = append(c.Attachments, p)
+		}
+	}
+	for _, k := range md.Keys() {
+		if len(k) != 2 || k[0] != "headers" {
+			continue
+		}
+		name, key := k[1], k.String()
+		if err := render.CheckFieldName(name); err != nil {
+			bad(key, "%v", err)
+			continue
+		}
+		t, err := merge.ParseLine(name, f.Headers[name])
+		if err != nil {
+			bad(key, "%v", err)
+			continue
+		}
+		c.Headers = append(c.Headers, header{Name: name, Value: t})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// parseMailbox parses "Name <addr>" or a bare address that batch can send from.
+func parseMailbox(s string) (*mail.Address, error) {
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an address like \"Example News <news@example.org>\": %v", s, err)
+	}
+	if err := merge.CheckAddress(a.Address); err != nil {
+		return nil, fmt.Errorf("%q: invalid address: %v", a.Address, err)
+	}
+	a.Name = merge.OneLine(a.Name)
+	return a, nil
+}
+
+var tomlLine = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "([^"]*)"\))?: (.*)$`)
+
+// tomlError names the file and line of a TOML error.
+func tomlError(path string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s:%d: %s", path, pe.Position.Line, pe.Message)
+	}
+	if m := tomlLine.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		if m[2] != "" {
+			return fmt.Errorf("%s:%d: %s: %s", path, n, m[2], m[3])
+		}
+		return fmt.Errorf("%s:%d: %s", path, n, m[3])
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}

@@ -1,0 +1,72 @@
+package campaign
+
+import (
+	"fmt"
+
+	"github.com/batch-mailer/batch/internal/merge"
+)
+
+// maxProblems bounds the list a run reports: past it, only a count.
+const maxProblems = 50
+
+// problems collects a run's problems. The same problem in many rows (a
+// missing image in every message) is reported once, with a count.
+type problems struct {
+	list  []*aggregate
+	seen  map[string]*aggregate
+	extra int // distinct problems past maxProblems
+}
+
+type aggregate struct {
+	first error
+	more  int // further rows with the same problem
+}
+
+// add records err; a list of problems (Problems) is added one by one.
+func (p *problems) add(err error) {
+	if list, ok := err.(Problems); ok {
+		for _, e := range list {
+			p.add(e)
+		}
+		return
+	}
+	p.addKey(err.Error(), err)
+}
+
+// addRow records a row's problem, counted with the same problem in other rows.
+func (p *problems) addRow(err *merge.RowError) {
+	p.addKey(err.Err.Error(), err)
+}
+
+func (p *problems) addKey(key string, err error) {
+	if a, ok := p.seen[key]; ok {
+		a.more++
+		return
+	}
+	if len(p.list) >= maxProblems {
+		p.extra++
+		return
+	}
+	a := &aggregate{first: err}
+	p.seen[key] = a
+	p.list = append(p.list, a)
+}
+
+// err returns the problems as Problems, or nil.
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	out := make(Problems, 0, len(p.list)+1)
+	for _, a := range p.list {
+		if a.more > 0 {
+			out = append(out, fmt.Errorf("%w (and %d more rows)", a.first, a.more))
+		} else {
+			out = append(out, a.first)
+		}
+	}
+	if p.extra > 0 {
+		out = append(out, fmt.Errorf("and %d more problems", p.extra))
+	}
+	return out
+}

@@ -1,0 +1,18 @@
+// Package merge reads a campaign's recipient list and merges each recipient's
+// row into templates.
+//
+// The list is a CSV file (RFC 4180, UTF-8 with or without a byte order mark,
+// CRLF or LF line ends) with a header row that names the columns. It is read
+// one row at a time, never held whole in memory. The email column is checked
+// as an RFC 5321 mailbox; rows with an invalid or repeated address are
+// skipped with a warning that names the row.
+//
+// Templates use Go's text/template syntax with missingkey=error, so a field
+// that is not a column is an error, never "<no value>". A recipient's values
+// are inert: in a body template every value printed by an action is replaced
+// by an opaque token (see [Inert]) that survives Markdown parsing as plain
+// text and is swapped for the value, escaped for the context it landed in
+// (HTML text, URL, plain text), only after the Markdown has been rendered. In
+// a header template every value is folded to one line with control
+// characters removed, so no value can add a header or a recipient.
+package merge

@@ -1,0 +1,256 @@
+package merge
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/template"
+	"text/template/parse"
+	"unicode"
+)
+
+// valueFunc is the function appended to every printing action of a body
+// template, the way html/template appends its escapers.
+const valueFunc = "batchValue"
+
+// Template is a parsed template: a body (Markdown, values inert as tokens) or
+// a line (a header field, values on one line).
+type Template struct {
+	t    *template.Template
+	name string
+	body bool
+}
+
+// ParseBody parses a Markdown body template. name (the file, as the user
+// named it) is used in messages.
+func ParseBody(name, text string) (*Template, error) { return parse1(name, text, true) }
+
+// ParseLine parses a one-line template: a subject or another header field.
+func ParseLine(name, text string) (*Template, error) { return parse1(name, text, false) }
+
+func parse1(name, text string, body bool) (*Template, error) {
+	if i := strings.IndexAny(text, tokenOpen+tokenClose); i >= 0 {
+		return nil, fmt.Errorf("%s:%d: the characters U+E000 and U+E001 are reserved by batch: remove them",
+			name, 1+strings.Count(text[:i], "\n"))
+	}
+	t := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{valueFunc: inert})
+	t, err := t.Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "template: "))
+	}
+	if body {
+		for _, tt := range t.Templates() {
+			if tt.Tree != nil {
+				markActions(tt.Tree.Root)
+			}
+		}
+	}
+	return &Template{t: t, name: name, body: body}, nil
+}
+
+// markActions appends valueFunc to every action that prints, so that the
+// printed value becomes an inert token whatever the pipeline computed.
+func markActions(n parse.Node) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			markActions(c)
+		}
+	case *parse.ActionNode:
+		if len(n.Pipe.Decl) == 0 {
+			n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{
+				NodeType: parse.NodeCommand,
+				Pos:      n.Pipe.Position(),
+				Args:     []parse.Node{parse.NewIdentifier(valueFunc).SetPos(n.Pipe.Position())},
+			})
+		}
+	case *parse.IfNode:
+		markActions(n.List)
+		markActions(n.ElseList)
+	case *parse.RangeNode:
+		markActions(n.List)
+		markActions(n.ElseList)
+	case *parse.WithNode:
+		markActions(n.List)
+		markActions(n.ElseList)
+	}
+}
+
+// Execute writes the template merged with fields to w.
+func (t *Template) Execute(w io.Writer, fields map[string]string) error {
+	if err := t.t.Execute(w, fields); err != nil {
+		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "template: "))
+	}
+	return nil
+}
+
+// Line returns a line template merged with fields, on one line: every run of
+// white space and control characters, from the template or a value, becomes
+// one space.
+func (t *Template) Line(fields map[string]string) (string, error) {
+	var b strings.Builder
+	if err := t.Execute(&b, fields); err != nil {
+		return "", err
+	}
+	return OneLine(b.String()), nil
+}
+
+// OneLine returns s with every run of white space and control characters
+// (CR, LF, NUL, U+2028, …) made one space, and trimmed.
+func OneLine(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == 0x7f || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean && !strings.Contains(s, "  ") && strings.TrimSpace(s) == s {
+		return s
+	}
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// CheckFields returns an error for every field the template names at the top
+// level ({{.x}}, {{$.x}}, {{index . "x"}}) that is not one of columns, with
+// the template's file:line:column. Fields inside range and with blocks are
+// left to Execute: their dot is not the row.
+func (t *Template) CheckFields(columns []string) []error {
+	have := make(map[string]bool, len(columns))
+	for _, c := range columns {
+		have[c] = true
+	}
+	var errs []error
+	for _, tt := range t.t.Templates() {
+		if tt.Tree == nil {
+			continue
+		}
+		tree := tt.Tree
+		visitFields(tree.Root, true, func(n parse.Node, field string) {
+			if have[field] {
+				return
+			}
+			loc, _ := tree.ErrorContext(n)
+			msg := fmt.Sprintf("%s: no column %q in the recipient list (its columns: %s)", loc, field, strings.Join(columns, ", "))
+			if s := closest(field, columns); s != "" {
+				msg += fmt.Sprintf("; did you mean {{.%s}}?", s)
+			}
+			errs = append(errs, fmt.Errorf("%s", msg))
+		})
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errs
+}
+
+// visitFields calls fn for every field of the row that n names; top says
+// whether dot is the row.
+func visitFields(n parse.Node, top bool, fn func(parse.Node, string)) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			visitFields(c, top, fn)
+		}
+	case *parse.ActionNode:
+		visitFields(n.Pipe, top, fn)
+	case *parse.IfNode:
+		visitFields(n.Pipe, top, fn)
+		visitFields(n.List, top, fn)
+		visitFields(n.ElseList, top, fn)
+	case *parse.RangeNode:
+		visitFields(n.Pipe, top, fn)
+		visitFields(n.List, false, fn)
+		visitFields(n.ElseList, top, fn)
+	case *parse.WithNode:
+		visitFields(n.Pipe, top, fn)
+		visitFields(n.List, false, fn)
+		visitFields(n.ElseList, top, fn)
+	case *parse.TemplateNode:
+		if n.Pipe != nil {
+			visitFields(n.Pipe, top, fn)
+		}
+	case *parse.PipeNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Cmds {
+			visitFields(c, top, fn)
+		}
+	case *parse.CommandNode:
+		if len(n.Args) == 3 && top {
+			if id, ok := n.Args[0].(*parse.IdentifierNode); ok && id.Ident == "index" {
+				if _, ok := n.Args[1].(*parse.DotNode); ok {
+					if s, ok := n.Args[2].(*parse.StringNode); ok {
+						fn(n, s.Text)
+					}
+				}
+			}
+		}
+		for _, a := range n.Args {
+			visitFields(a, top, fn)
+		}
+	case *parse.FieldNode:
+		if top {
+			fn(n, n.Ident[0])
+		}
+	case *parse.VariableNode:
+		if len(n.Ident) > 1 && n.Ident[0] == "$" {
+			fn(n, n.Ident[1])
+		}
+	}
+}
+
+// closest returns the column most like field, if one is close enough to be
+// a likely typo.
+func closest(field string, columns []string) string {
+	best, bestD := "", 3
+	for _, c := range columns {
+		if strings.EqualFold(c, field) {
+			return c
+		}
+		if d := distance(strings.ToLower(field), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance between a and b, in bytes.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,207 @@
+package render
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+)
+
+// Header fields are written here, not by jordan-wright/email, which neither
+// folds nor encodes them correctly (../shared/notes). Every value written is
+// printable ASCII: display names and unstructured text that need it become
+// RFC 2047 "B" encoded-words of at most 75 characters, parameters become
+// RFC 2231 extended values with continuations, and lines are folded at white
+// space to 78 octets where the content allows (never over 998).
+
+const (
+	lineSoft = 78  // RFC 5322 §2.1.1: SHOULD
+	lineHard = 998 // MUST
+	wordMax  = 75  // RFC 2047 §2: an encoded-word is at most 75 characters
+)
+
+// field is one header field, its value already encoded (ASCII, unfolded).
+type field struct{ name, value string }
+
+// writeFields appends the fields, folded, each ending in CRLF.
+func writeFields(dst []byte, fields []field) []byte {
+	for _, f := range fields {
+		dst = fold(dst, f.name, f.value)
+	}
+	return dst
+}
+
+// fold appends "name: value" CRLF, breaking lines before a space so that
+// each line is at most 78 octets where a break is possible.
+func fold(dst []byte, name, value string) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ':')
+	col := len(name) + 1
+	first := true
+	for len(value) > 0 {
+		// The next word with the space before it.
+		sp := 0
+		for sp < len(value) && value[sp] == ' ' {
+			sp++
+		}
+		end := sp + strings.IndexByte(value[sp:], ' ')
+		if end < sp {
+			end = len(value)
+		}
+		word := value[sp:end]
+		value = value[end:]
+		if first {
+			dst = append(dst, ' ')
+			col++
+			first = false
+		} else if col+1+len(word) > lineSoft {
+			dst = append(dst, "\r\n"...)
+			col = 0
+			dst = append(dst, ' ')
+			col++
+		} else {
+			dst = append(dst, ' ')
+			col++
+		}
+		dst = append(dst, word...)
+		col += len(word)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// needsWords reports whether s must be written as encoded-words: it is not
+// printable ASCII, holds something a decoder would take for an encoded-word,
+// or has a word too long to fold.
+func needsWords(s string) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c > '~' {
+			return true
+		}
+		if c == ' ' {
+			run = 0
+			continue
+		}
+		if run++; run > lineSoft-10 {
+			return true
+		}
+	}
+	return strings.Contains(s, "=?")
+}
+
+// encodeWords returns s as RFC 2047 B encoded-words (UTF-8), each at most 75
+// characters and split between whole characters, separated by spaces.
+func encodeWords(s string) string {
+	const prefix, suffix = "=?utf-8?b?", "?="
+	maxRaw := (wordMax - len(prefix) - len(suffix)) / 4 * 3 // 45 octets
+	var b strings.Builder
+	for len(s) > 0 {
+		n := 0
+		for n < len(s) {
+			_, size := utf8.DecodeRuneInString(s[n:])
+			if n+size > maxRaw {
+				break
+			}
+			n += size
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(prefix)
+		b.WriteString(base64.StdEncoding.EncodeToString([]byte(s[:n])))
+		b.WriteString(suffix)
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// unstructured encodes the value of an unstructured field such as Subject.
+func unstructured(s string) string {
+	if needsWords(s) {
+		return encodeWords(s)
+	}
+	return s
+}
+
+// address formats a mailbox: the display name quoted or encoded as needed,
+// then the address in angle brackets. The address must be ASCII.
+func address(a mail.Address) string {
+	if a.Name == "" {
+		return "<" + a.Address + ">"
+	}
+	if needsWords(a.Name) {
+		return encodeWords(a.Name) + " <" + a.Address + ">"
+	}
+	// net/mail quotes a name with specials and escapes quotes and
+	// backslashes; for a printable ASCII name that is all that's needed.
+	return a.String()
+}
+
+// param formats one MIME parameter: a quoted-string when the value is short
+// printable ASCII, otherwise an RFC 2231 extended value, in UTF-8 and
+// percent-encoded, split into numbered continuations that fit on a line.
+// The result starts with "; " so that fold can break before each part.
+func param(name, value string) string {
+	plain := len(value) <= 60
+	for i := 0; i < len(value) && plain; i++ {
+		plain = value[i] >= ' ' && value[i] <= '~'
+	}
+	if plain {
+		return "; " + name + `="` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(value) + `"`
+	}
+	var enc strings.Builder
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			enc.WriteByte(c)
+		} else {
+			fmt.Fprintf(&enc, "%%%02X", c)
+		}
+	}
+	s := enc.String()
+	const room = 60
+	if len(s)+len(name)+len("*=utf-8''") <= room {
+		return "; " + name + "*=utf-8''" + s
+	}
+	var b strings.Builder
+	for i := 0; len(s) > 0; i++ {
+		n := min(len(s), room-len(name))
+		// Never split a %XX triplet.
+		if j := strings.LastIndexByte(s[:n], '%'); j >= 0 && j > n-3 && n < len(s) {
+			n = j
+		}
+		head := fmt.Sprintf("%s*%d*=", name, i)
+		if i == 0 {
+			head += "utf-8''"
+		}
+		b.WriteString("; " + head + s[:n])
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// CheckFieldName checks the name of an extra header field: RFC 5322 ftext,
+// and none that batch writes itself or that would add a recipient.
+func CheckFieldName(name string) error {
+	if name == "" || len(name) > 76 {
+		return fmt.Errorf("a header field name must be 1 to 76 characters")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c > '~' || c == ':' {
+			return fmt.Errorf("header field name %q: only printable ASCII without spaces or ':' is allowed", name)
+		}
+	}
+	lower := strings.ToLower(name)
+	switch {
+	case lower == "to" || lower == "cc" || lower == "bcc" || strings.HasPrefix(lower, "resent-"):
+		return fmt.Errorf("header field %s would add recipients: batch sends each message to its row's address only", name)
+	case lower == "from" || lower == "reply-to" || lower == "subject":
+		return fmt.Errorf("header field %s is set by the campaign key %s", name, strings.ReplaceAll(lower, "-", "_"))
+	case lower == "date" || lower == "message-id" || lower == "mime-version" || lower == "sender" ||
+		lower == "return-path" || lower == "received" || lower == "dkim-signature" || strings.HasPrefix(lower, "content-"):
+		return fmt.Errorf("header field %s is written by batch and can't be set", name)
+	}
+	return nil
+}

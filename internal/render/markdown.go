@@ -1,0 +1,140 @@
+package render
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/renderer/html"
+	"github.com/yuin/goldmark/text"
+
+	"github.com/batch-mailer/batch/internal/merge"
+)
+
+// newMarkdown returns the Markdown dialect of templates: CommonMark with
+// GitHub's extensions (tables, strikethrough, autolinks, task lists) and CJK
+// line breaks: a line break between two East Asian wide characters (CSS Text
+// 3 segment break rules) is dropped rather than shown as a space.
+//
+// Raw HTML written in the template itself is rendered as written: the
+// template is the campaign author's, kept in git beside the layout, and a
+// centred button or a <br> is a common need. A recipient's values never
+// reach HTML unescaped: a merge field inside raw HTML is an error (see
+// checkRaw), since its context (an href, a style) can't be known.
+func newMarkdown() goldmark.Markdown {
+	return goldmark.New(
+		goldmark.WithExtensions(extension.GFM, extension.NewCJK(
+			extension.WithEastAsianLineBreaks(extension.EastAsianLineBreaksCSS3Draft),
+			extension.WithEscapedSpace())),
+		goldmark.WithRendererOptions(html.WithUnsafe()),
+	)
+}
+
+// document is one recipient's body, rendered.
+type document struct {
+	html   []byte  // HTML fragment, values put back and escaped
+	text   []byte  // the plain-text alternative
+	images []*part // local images, each once, in order of first use
+}
+
+// render parses the merged Markdown md and renders both alternatives.
+func (r *Renderer) render(md []byte) (*document, error) {
+	doc := r.md.Parser().Parse(text.NewReader(md))
+	d := &document{}
+	err := ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if !entering {
+			return ast.WalkContinue, nil
+		}
+		switch n := n.(type) {
+		case *ast.Image:
+			return ast.WalkContinue, r.image(n, d)
+		case *ast.HTMLBlock:
+			var raw []byte
+			for i := 0; i < n.Lines().Len(); i++ {
+				seg := n.Lines().At(i)
+				raw = append(raw, seg.Value(md)...)
+			}
+			return ast.WalkContinue, r.checkRaw(raw)
+		case *ast.RawHTML:
+			var raw []byte
+			for i := 0; i < n.Segments.Len(); i++ {
+				seg := n.Segments.At(i)
+				raw = append(raw, seg.Value(md)...)
+			}
+			return ast.WalkContinue, r.checkRaw(raw)
+		}
+		return ast.WalkContinue, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := r.md.Renderer().Render(&buf, md, doc); err != nil {
+		return nil, fmt.Errorf("rendering Markdown: %w", err)
+	}
+	d.html = merge.Expand(make([]byte, 0, buf.Len()+buf.Len()/8), buf.Bytes(), merge.EscapeHTML, merge.EscapeURL)
+	d.text = plainText(doc, md)
+	return d, nil
+}
+
+// checkRaw refuses a merge field inside raw HTML.
+func (r *Renderer) checkRaw(raw []byte) error {
+	if !merge.HasValue(raw) {
+		return nil
+	}
+	snippet := merge.OneLine(merge.ExpandString(string(raw), elide))
+	if len(snippet) > 60 {
+		snippet = snippet[:57] + "..."
+	}
+	return fmt.Errorf("%s: a merge field inside raw HTML (%s): its value can't be escaped safely there; write that part in Markdown instead", r.opts.TemplateName, snippet)
+}
+
+// image embeds a local image as an inline part and points n at its cid.
+// Remote images (http, https, protocol-relative) and cid:/data: URLs are
+// left as they are.
+func (r *Renderer) image(n *ast.Image, d *document) error {
+	dest := string(n.Destination)
+	lower := strings.ToLower(dest)
+	remote := strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "//")
+	if merge.HasValue(n.Destination) {
+		// A value may be part of a remote image's path or query (a
+		// tracking pixel), never choose the host or a local file.
+		host := strings.Index(lower, "//") + 2
+		slash := strings.IndexByte(lower[host:], '/')
+		if !remote || slash < 0 || merge.HasValue(n.Destination[:host+slash]) {
+			return fmt.Errorf("%s: image %q: a merge field may only be in the path or query of an http(s) image URL, never choose a local file or a host",
+				r.opts.TemplateName, merge.ExpandString(dest, elide))
+		}
+		return nil
+	}
+	if remote || strings.HasPrefix(lower, "cid:") || strings.HasPrefix(lower, "data:") {
+		return nil
+	}
+	path := dest
+	if p, err := url.PathUnescape(dest); err == nil {
+		path = p
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(r.opts.ImageDir, path)
+	}
+	p, err := r.parts.get(path)
+	if err != nil {
+		return fmt.Errorf("%s: image %q: %w", r.opts.TemplateName, dest, err)
+	}
+	n.Destination = []byte("cid:" + p.cid)
+	for _, have := range d.images {
+		if have == p {
+			return nil
+		}
+	}
+	d.images = append(d.images, p)
+	return nil
+}
+
+// elide stands for a value in a message about the template.
+func elide(dst []byte, _ string) []byte { return append(dst, "{{…}}"...) }

@@ -1,0 +1,202 @@
+// Package render turns one recipient's merged Markdown into a complete
+// Internet message.
+//
+// The Markdown is rendered by goldmark into an HTML body (wrapped in an
+// html/template layout) and a plain-text alternative from the same tree.
+// Local images become inline parts referenced by cid: URLs (RFC 2392) in a
+// multipart/related (RFC 2387); campaign attachments follow in a
+// multipart/mixed (RFC 2046). Header fields follow RFC 5322, with RFC 2047
+// encoded-words for non-ASCII text and RFC 2231 for file names; bodies are
+// quoted-printable or base64 (RFC 2045).
+//
+// The bytes are written with the standard library rather than by
+// github.com/jordan-wright/email, whose Bytes() picks random boundaries and
+// orders headers by map iteration: messages here must be byte-for-byte
+// reproducible (SOURCE_DATE_EPOCH), and its header and filename encoding is
+// unsafe (see ../shared/notes/jordan-wright-email.md).
+package render
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"html/template"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/yuin/goldmark"
+)
+
+// Options are what a campaign's messages share.
+type Options struct {
+	Campaign     string        // the campaign's name: Message-IDs derive from it
+	From         mail.Address  // ASCII address; the name may be any text
+	ReplyTo      *mail.Address // optional
+	TemplateName string        // the Markdown template, as named in messages
+	ImageDir     string        // where the template's image paths start
+	LayoutName   string        // the layout, as named in messages
+	Layout       string        // html/template text
+	Attachments  []string      // files attached to every message
+	Date         time.Time     // the Date of every message
+}
+
+// Field is an extra header field.
+type Field struct{ Name, Value string }
+
+// Input is one recipient's message before rendering.
+type Input struct {
+	Seq      int          // the recipient's place in the list
+	To       mail.Address // ASCII address
+	Subject  string       // merged, one line
+	Markdown []byte       // merged body
+	Headers  []Field      // merged extra fields
+	Fields   map[string]string
+}
+
+// Message is a rendered message and its envelope.
+type Message struct {
+	Seq  int    // the recipient's place in the list
+	ID   string // Message-ID without angle brackets
+	From string // envelope sender
+	To   string // envelope recipient
+	Data []byte // RFC 5322 message, CRLF line ends
+}
+
+// LayoutData is what a layout sees.
+type LayoutData struct {
+	Subject string
+	Body    template.HTML // the rendered Markdown
+	Email   string
+	Name    string
+	Fields  map[string]string // the recipient's columns
+}
+
+// Renderer renders a campaign's messages. It is safe for concurrent use.
+type Renderer struct {
+	opts        Options
+	md          goldmark.Markdown
+	layout      *template.Template
+	domain      string
+	parts       *partCache
+	attachments []*part
+	fixed       []field // From, Reply-To: the same in every message
+	date        string
+}
+
+// New checks and loads what every message shares: the layout and the
+// attachments, each read and encoded once. Every problem is reported.
+func New(opts Options) (*Renderer, error) {
+	domain := opts.From.Address[strings.LastIndexByte(opts.From.Address, '@')+1:]
+	r := &Renderer{
+		opts:   opts,
+		md:     newMarkdown(),
+		domain: strings.ToLower(domain),
+		date:   opts.Date.Format("Mon, 02 Jan 2006 15:04:05 -0700"),
+	}
+	r.parts = &partCache{domain: r.domain, parts: map[string]*cacheEntry{}}
+	var errs []error
+	layout, err := template.New(opts.LayoutName).Option("missingkey=error").Parse(opts.Layout)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: ")))
+	}
+	r.layout = layout
+	for _, path := range opts.Attachments {
+		p, err := loadPart(path, r.domain)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("attachment %w", err))
+			continue
+		}
+		r.attachments = append(r.attachments, p)
+	}
+	if len(errs) > 0 {
+		return nil, joinErrs(errs)
+	}
+	r.fixed = []field{{"From", address(opts.From)}}
+	if opts.ReplyTo != nil {
+		r.fixed = append(r.fixed, field{"Reply-To", address(*opts.ReplyTo)})
+	}
+	return r, nil
+}
+
+// Errors is a list of problems, one per line.
+type Errors []error
+
+func (e Errors) Error() string {
+	var b strings.Builder
+	for i, err := range e {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap gives errors.Is and errors.As every problem.
+func (e Errors) Unwrap() []error { return e }
+
+func joinErrs(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return Errors(errs)
+}
+
+// MessageID returns the Message-ID (without brackets) of a campaign's
+// message to address: stable for the pair, on the sender's domain, so that
+// a resend is recognisable and a dry run reproducible.
+func MessageID(campaign, address, domain string) string {
+	sum := sha256.Sum256([]byte(campaign + "\x00" + strings.ToLower(address)))
+	enc := base32.StdEncoding.WithPadding(base32.NoPadding)
+	return strings.ToLower(enc.EncodeToString(sum[:15])) + "@" + domain
+}
+
+// Render renders one message.
+func (r *Renderer) Render(in *Input) (*Message, error) {
+	doc, err := r.render(in.Markdown)
+	if err != nil {
+		return nil, err
+	}
+	var html bytes.Buffer
+	html.Grow(len(doc.html) + len(r.opts.Layout) + 256)
+	err = r.layout.Execute(&html, LayoutData{
+		Subject: in.Subject,
+		Body:    template.HTML(doc.html),
+		Email:   in.To.Address,
+		Name:    in.To.Name,
+		Fields:  in.Fields,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
+	}
+	id := MessageID(r.opts.Campaign, in.To.Address, r.domain)
+	fields := make([]field, 0, 8+len(in.Headers))
+	fields = append(fields, r.fixed[0], field{"To", address(in.To)})
+	fields = append(fields, r.fixed[1:]...)
+	fields = append(fields,
+		field{"Subject", unstructured(in.Subject)},
+		field{"Date", r.date},
+		field{"Message-ID", "<" + id + ">"},
+		field{"MIME-Version", "1.0"},
+	)
+	for _, h := range in.Headers {
+		fields = append(fields, field{h.Name, unstructured(h.Value)})
+	}
+	data := make([]byte, 0, 2048+3*len(doc.text)+3*html.Len()+r.partsSize(doc.images))
+	data = writeFields(data, fields)
+	data = r.writeBody(data, id, doc, html.Bytes())
+	return &Message{Seq: in.Seq, ID: id, From: r.opts.From.Address, To: in.To.Address, Data: data}, nil
+}
+
+func (r *Renderer) partsSize(images []*part) int {
+	n := 0
+	for _, p := range images {
+		n += len(p.body) + 256
+	}
+	for _, p := range r.attachments {
+		n += len(p.body) + 256
+	}
+	return n
+}

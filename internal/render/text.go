@@ -1,0 +1,342 @@
+package render
+
+import (
+	"bytes"
+	"html"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/yuin/goldmark/ast"
+	east "github.com/yuin/goldmark/extension/ast"
+	"github.com/yuin/goldmark/util"
+
+	"github.com/batch-mailer/batch/internal/merge"
+)
+
+// plainText renders the document as text that reads as text: no Markdown
+// syntax; paragraphs and headings separated by a blank line; "• " and "1. "
+// list items; quotes behind "> " (mail's own quoting); code indented by four
+// spaces; links as "text (URL)"; images by their alt text; tables as aligned
+// columns. goldmark has no text renderer, so this walks its tree. Values are
+// put back as text, and inside link URLs percent-encoded.
+func plainText(doc ast.Node, src []byte) []byte {
+	t := &textRenderer{src: src}
+	out := t.blocks(doc)
+	out = merge.Expand(nil, out, merge.EscapeText, merge.EscapeURL)
+	out = bytes.TrimRight(out, "\n")
+	return append(out, '\n')
+}
+
+type textRenderer struct{ src []byte }
+
+// blocks renders the block children of n, separated by blank lines (or by
+// line ends in a tight list).
+func (t *textRenderer) blocks(n ast.Node) []byte {
+	var out []byte
+	tight := false
+	if l, ok := n.Parent().(*ast.List); ok && n.Kind() == ast.KindListItem {
+		tight = l.IsTight
+	}
+	for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+		b := t.block(c)
+		if len(b) == 0 {
+			continue
+		}
+		if len(out) > 0 {
+			if tight {
+				out = append(out, '\n')
+			} else {
+				out = append(out, "\n\n"...)
+			}
+		}
+		out = append(out, bytes.TrimRight(b, "\n")...)
+	}
+	return out
+}
+
+func (t *textRenderer) block(n ast.Node) []byte {
+	switch n := n.(type) {
+	case *ast.Paragraph, *ast.TextBlock, *ast.Heading:
+		return t.inlines(n)
+	case *ast.ThematicBreak:
+		return []byte("──────────")
+	case *ast.CodeBlock, *ast.FencedCodeBlock:
+		var out []byte
+		lines := n.Lines()
+		for i := 0; i < lines.Len(); i++ {
+			seg := lines.At(i)
+			out = append(out, "    "...)
+			out = append(out, bytes.TrimRight(seg.Value(t.src), "\r\n")...)
+			out = append(out, '\n')
+		}
+		return out
+	case *ast.HTMLBlock:
+		var raw []byte
+		lines := n.Lines()
+		for i := 0; i < lines.Len(); i++ {
+			seg := lines.At(i)
+			raw = append(raw, seg.Value(t.src)...)
+		}
+		return stripTags(raw)
+	case *ast.Blockquote:
+		return prefixLines(t.blocks(n), "> ", "> ")
+	case *ast.List:
+		var out []byte
+		num := n.Start
+		for item := n.FirstChild(); item != nil; item = item.NextSibling() {
+			marker := "• "
+			if n.IsOrdered() {
+				marker = strconv.Itoa(num) + ". "
+				num++
+			}
+			body := t.blocks(item)
+			if len(out) > 0 {
+				if n.IsTight {
+					out = append(out, '\n')
+				} else {
+					out = append(out, "\n\n"...)
+				}
+			}
+			out = append(out, prefixLines(body, marker, strings.Repeat(" ", len([]rune(marker))))...)
+		}
+		return out
+	case *east.Table:
+		return t.table(n)
+	default:
+		if n.Type() == ast.TypeBlock {
+			return t.blocks(n)
+		}
+		return t.inlines(n)
+	}
+}
+
+// inlines renders the inline children of n as one run of text.
+func (t *textRenderer) inlines(n ast.Node) []byte {
+	var out []byte
+	for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+		out = t.inline(out, c)
+	}
+	return out
+}
+
+func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
+	switch n := n.(type) {
+	case *ast.Text:
+		v := n.Segment.Value(t.src)
+		if n.IsRaw() {
+			out = append(out, v...)
+		} else {
+			out = append(out, unescape(v)...)
+		}
+		if n.HardLineBreak() || n.SoftLineBreak() && !joinsWide(v, n.NextSibling(), t.src) {
+			out = append(out, '\n')
+		}
+	case *ast.String:
+		if n.IsCode() || n.IsRaw() {
+			out = append(out, n.Value...)
+		} else {
+			out = append(out, unescape(n.Value)...)
+		}
+	case *ast.CodeSpan:
+		for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+			if s, ok := c.(*ast.Text); ok {
+				out = append(out, s.Segment.Value(t.src)...)
+			} else if s, ok := c.(*ast.String); ok {
+				out = append(out, s.Value...)
+			}
+		}
+	case *ast.Image:
+		out = append(out, t.inlines(n)...)
+	case *ast.Link:
+		label := t.inlines(n)
+		dest := merge.Expand(nil, n.Destination, merge.EscapeURL, merge.EscapeURL)
+		out = appendLink(out, label, dest)
+	case *ast.AutoLink:
+		// The URL is what the reader needs; its label is the same URL.
+		dest := merge.Expand(nil, n.URL(t.src), merge.EscapeURL, merge.EscapeURL)
+		out = appendLink(out, dest, dest)
+	case *ast.RawHTML:
+		var raw []byte
+		for i := 0; i < n.Segments.Len(); i++ {
+			seg := n.Segments.At(i)
+			raw = append(raw, seg.Value(t.src)...)
+		}
+		if bytes.HasPrefix(bytes.ToLower(raw), []byte("<br")) {
+			out = append(out, '\n')
+		}
+	case *east.TaskCheckBox:
+		if n.IsChecked {
+			out = append(out, "☑ "...)
+		} else {
+			out = append(out, "☐ "...)
+		}
+	default:
+		out = append(out, t.inlines(n)...)
+	}
+	return out
+}
+
+// joinsWide reports whether a soft line break after text v goes away, as the
+// HTML renderer drops it: between two East Asian wide characters, Hangul
+// aside (CSS Text 3, segment break transformation).
+func joinsWide(v []byte, next ast.Node, src []byte) bool {
+	nt, ok := next.(*ast.Text)
+	if !ok || len(v) == 0 {
+		return false
+	}
+	after := nt.Segment.Value(src)
+	if len(after) == 0 {
+		return false
+	}
+	a, _ := utf8.DecodeLastRune(v)
+	b, _ := utf8.DecodeRune(after)
+	wide := func(r rune) bool {
+		w := util.EastAsianWidth(r)
+		return (w == "F" || w == "W" || w == "H") && !unicode.Is(unicode.Hangul, r)
+	}
+	return wide(a) && wide(b)
+}
+
+// appendLink writes a link as its text and, unless the text already says
+// it, its URL in brackets; mailto: links as the address.
+func appendLink(out, label, dest []byte) []byte {
+	shown := dest
+	if bytes.HasPrefix(bytes.ToLower(dest), []byte("mailto:")) {
+		shown = dest[len("mailto:"):]
+	}
+	switch {
+	case len(dest) == 0:
+		return append(out, label...)
+	case len(label) == 0:
+		return append(out, shown...)
+	case bytes.Equal(label, shown) || bytes.Equal(label, dest):
+		return append(out, shown...)
+	}
+	out = append(out, label...)
+	out = append(out, " ("...)
+	out = append(out, shown...)
+	return append(out, ')')
+}
+
+func (t *textRenderer) table(n *east.Table) []byte {
+	var rows [][]string
+	for r := n.FirstChild(); r != nil; r = r.NextSibling() {
+		var row []string
+		for c := r.FirstChild(); c != nil; c = c.NextSibling() {
+			// Measure the text as it will read, values put back.
+			cell := merge.Expand(nil, t.inlines(c), merge.EscapeText, merge.EscapeURL)
+			row = append(row, merge.OneLine(string(cell)))
+		}
+		rows = append(rows, row)
+	}
+	var widths []int
+	for _, row := range rows {
+		for i, cell := range row {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], width(cell))
+		}
+	}
+	var out []byte
+	for ri, row := range rows {
+		for i, cell := range row {
+			out = append(out, cell...)
+			if i < len(row)-1 {
+				out = append(out, strings.Repeat(" ", widths[i]-width(cell)+2)...)
+			}
+		}
+		out = append(bytes.TrimRight(out, " "), '\n')
+		if ri == 0 {
+			for i, w := range widths {
+				out = append(out, strings.Repeat("─", w)...)
+				if i < len(widths)-1 {
+					out = append(out, "  "...)
+				}
+			}
+			out = append(out, '\n')
+		}
+	}
+	return out
+}
+
+// width is the number of terminal columns s takes: two for East Asian wide
+// characters, one for the rest.
+func width(s string) int {
+	w := 0
+	for _, r := range s {
+		w++
+		if unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hangul, r) || unicode.Is(unicode.Hiragana, r) ||
+			unicode.Is(unicode.Katakana, r) || r >= 0xFF00 && r <= 0xFF60 || r >= 0x3000 && r <= 0x303F ||
+			r >= 0x1F300 && r <= 0x1FAFF {
+			w++
+		}
+	}
+	return w
+}
+
+// prefixLines puts first before the first line of b and rest before every
+// other non-empty line.
+func prefixLines(b []byte, first, rest string) []byte {
+	var out []byte
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		p := rest
+		if i == 0 {
+			p = first
+		}
+		if len(line) == 0 && i > 0 {
+			out = append(out, strings.TrimRight(p, " ")...)
+		} else {
+			out = append(out, p...)
+			out = append(out, line...)
+		}
+		out = append(out, '\n')
+	}
+	return bytes.TrimRight(out, "\n")
+}
+
+// unescape turns Markdown source text into what it says: backslash escapes
+// and character references resolved.
+func unescape(v []byte) []byte {
+	if bytes.IndexByte(v, '\\') < 0 && bytes.IndexByte(v, '&') < 0 {
+		return v
+	}
+	v = util.UnescapePunctuations(v)
+	v = util.ResolveNumericReferences(v)
+	return util.ResolveEntityNames(v)
+}
+
+// stripTags gives the text of a raw HTML block: tags dropped, character
+// references resolved, white space collapsed, <br> and block ends as lines.
+func stripTags(raw []byte) []byte {
+	var out []byte
+	for len(raw) > 0 {
+		i := bytes.IndexByte(raw, '<')
+		if i < 0 {
+			out = append(out, raw...)
+			break
+		}
+		out = append(out, raw[:i]...)
+		j := bytes.IndexByte(raw[i:], '>')
+		if j < 0 {
+			break
+		}
+		tag := bytes.ToLower(raw[i+1 : i+j])
+		for _, b := range []string{"br", "/p", "/div", "/h", "/li", "/tr", "/table"} {
+			if bytes.HasPrefix(tag, []byte(b)) {
+				out = append(out, '\n')
+				break
+			}
+		}
+		raw = raw[i+j+1:]
+	}
+	var lines []string
+	for _, l := range strings.Split(html.UnescapeString(string(out)), "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return []byte(strings.Join(lines, "\n"))
+}
