@@ -64,15 +64,15 @@ func (s skip) Is(target error) bool {
 
 // Reader streams the recipients of a list. Next returns them in file order.
 type Reader struct {
-	path     string
-	cr       *csv.Reader
-	header   []string
-	email    int
-	name     int // -1 when the list has no name column
-	seed     maphash.Seed
-	seen     map[uint64]int32 // hash of lower-case address → first row
-	row      int
-	broken   bool // a structural error that ends reading (unterminated quote)
+	path   string
+	cr     *csv.Reader
+	header []string
+	email  int
+	name   int // -1 when the list has no name column
+	seed   maphash.Seed
+	seen   map[uint64]int32 // hash of lower-case address → first row
+	row    int
+	broken bool // a structural error that ends reading (unterminated quote)
 }
 
 // NewReader reads the header of the list at path (used in messages) from r

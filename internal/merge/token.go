@@ -104,9 +104,12 @@ func EscapeHTML(dst []byte, value string) []byte {
 	return append(dst, html.EscapeString(dropControls(value))...)
 }
 
-// EscapeText gives a value as plain text; control characters other than tab
-// and line ends are dropped.
+// EscapeText gives a value as plain text: line ends as LF, control
+// characters other than tab and LF dropped.
 func EscapeText(dst []byte, value string) []byte {
+	if strings.IndexByte(value, '\r') >= 0 {
+		value = strings.ReplaceAll(strings.ReplaceAll(value, "\r\n", "\n"), "\r", "\n")
+	}
 	return append(dst, dropControls(value)...)
 }
 

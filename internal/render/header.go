@@ -6,6 +6,8 @@ import (
 	"net/mail"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/batch-mailer/batch/internal/merge"
 )
 
 // Header fields are written here, not by jordan-wright/email, which neither
@@ -91,13 +93,18 @@ func needsWords(s string) bool {
 	return strings.Contains(s, "=?")
 }
 
-// encodeWords returns s as RFC 2047 B encoded-words (UTF-8), each at most 75
-// characters and split between whole characters, separated by spaces.
-func encodeWords(s string) string {
+// encodeWords returns s as RFC 2047 B encoded-words (UTF-8), split between
+// whole characters and separated by spaces: the first at most first
+// characters long (what is left of its line), the others at most 75.
+func encodeWords(s string, first int) string {
 	const prefix, suffix = "=?utf-8?b?", "?="
-	maxRaw := (wordMax - len(prefix) - len(suffix)) / 4 * 3 // 45 octets
 	var b strings.Builder
 	for len(s) > 0 {
+		room := wordMax
+		if b.Len() == 0 {
+			room = max(min(first, wordMax), len(prefix)+len(suffix)+8)
+		}
+		maxRaw := (room - len(prefix) - len(suffix)) / 4 * 3
 		n := 0
 		for n < len(s) {
 			_, size := utf8.DecodeRuneInString(s[n:])
@@ -117,22 +124,37 @@ func encodeWords(s string) string {
 	return b.String()
 }
 
-// unstructured encodes the value of an unstructured field such as Subject.
-func unstructured(s string) string {
+// unstructured encodes the value of the unstructured field name, such as
+// Subject, on one line whatever it holds.
+func unstructured(name, s string) string {
+	s = merge.OneLine(s)
 	if needsWords(s) {
-		return encodeWords(s)
+		return encodeWords(s, lineSoft-len(name)-2)
 	}
 	return s
 }
 
-// address formats a mailbox: the display name quoted or encoded as needed,
-// then the address in angle brackets. The address must be ASCII.
-func address(a mail.Address) string {
+// address formats a mailbox for the field name: the display name, on one
+// line, quoted or encoded as needed, then the address in angle brackets.
+// The address must be ASCII.
+func address(name string, a mail.Address) string {
+	a.Name = merge.OneLine(a.Name)
 	if a.Name == "" {
 		return "<" + a.Address + ">"
 	}
 	if needsWords(a.Name) {
-		return encodeWords(a.Name) + " <" + a.Address + ">"
+		// One encoded-word for the whole name, even past the 75
+		// characters of RFC 2047 §2 and onto a line longer than 78:
+		// Python's email package (and clients built on it) puts a space
+		// between adjacent encoded-words in a display name, where RFC 2047
+		// says to drop the white space, so a name split in two never
+		// decodes right everywhere. Past the 998-octet line limit there is
+		// no choice left and the name is split.
+		word := "=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(a.Name)) + "?="
+		if len(name)+2+len(word) > lineHard {
+			word = encodeWords(a.Name, lineSoft-len(name)-2)
+		}
+		return word + " <" + a.Address + ">"
 	}
 	// net/mail quotes a name with specials and escapes quotes and
 	// backslashes; for a printable ASCII name that is all that's needed.

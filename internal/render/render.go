@@ -113,9 +113,9 @@ func New(opts Options) (*Renderer, error) {
 	if len(errs) > 0 {
 		return nil, joinErrs(errs)
 	}
-	r.fixed = []field{{"From", address(opts.From)}}
+	r.fixed = []field{{"From", address("From", opts.From)}}
 	if opts.ReplyTo != nil {
-		r.fixed = append(r.fixed, field{"Reply-To", address(*opts.ReplyTo)})
+		r.fixed = append(r.fixed, field{"Reply-To", address("Reply-To", *opts.ReplyTo)})
 	}
 	return r, nil
 }
@@ -173,16 +173,16 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	}
 	id := MessageID(r.opts.Campaign, in.To.Address, r.domain)
 	fields := make([]field, 0, 8+len(in.Headers))
-	fields = append(fields, r.fixed[0], field{"To", address(in.To)})
+	fields = append(fields, r.fixed[0], field{"To", address("To", in.To)})
 	fields = append(fields, r.fixed[1:]...)
 	fields = append(fields,
-		field{"Subject", unstructured(in.Subject)},
+		field{"Subject", unstructured("Subject", in.Subject)},
 		field{"Date", r.date},
 		field{"Message-ID", "<" + id + ">"},
 		field{"MIME-Version", "1.0"},
 	)
 	for _, h := range in.Headers {
-		fields = append(fields, field{h.Name, unstructured(h.Value)})
+		fields = append(fields, field{h.Name, unstructured(h.Name, h.Value)})
 	}
 	data := make([]byte, 0, 2048+3*len(doc.text)+3*html.Len()+r.partsSize(doc.images))
 	data = writeFields(data, fields)
