@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets the test binary act as the batch command, the way age's
+// tests do: testscript puts it in the scripts' PATH under that name, so a
+// script's "batch ..." runs run with its own arguments, environment and
+// working directory, with no separate build.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"batch": func() {
+			os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+		},
+	})
+}
+
+// TestScripts runs the scripts in testdata/*.txtar: each unpacks a small
+// campaign, runs batch on it and checks what it prints and writes.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                "testdata",
+		RequireUniqueNames: true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitcode,
+			"ls":       cmdLs,
+		},
+	})
+}
+
+// cmdLs lists the names in a directory, one a line, sorted the way ls sorts
+// them in the C locale, dot files included (a leftover temporary file must
+// show): "ls out" then "cmp stdout want" checks what a run wrote.
+func cmdLs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! ls")
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: ls dir")
+	}
+	entries, err := os.ReadDir(ts.MkAbs(args[0]))
+	ts.Check(err)
+	for _, e := range entries {
+		fmt.Fprintln(ts.Stdout(), e.Name())
+	}
+}
+
+// cmdExitcode runs a command, like exec, and checks its exit status:
+// "exitcode 2 batch" asserts a usage error where "! batch" would accept any
+// failure. stdout and stderr are the command's, as after exec.
+func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! exitcode")
+	}
+	if len(args) < 2 {
+		ts.Fatalf("usage: exitcode N command [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("%v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
