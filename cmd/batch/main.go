@@ -133,9 +133,10 @@ func (c *cli) parse(fs *flag.FlagSet, args []string) (string, error) {
 		return "", usageError{fmt.Sprintf("%s: no campaign file given", fs.Name())}
 	case 1:
 	default:
-		extra := fs.Args()[1]
-		if strings.HasPrefix(extra, "-") {
-			return "", usageError{fmt.Sprintf("%s: flag %s after the campaign file: flags come first, e.g. batch %s %s %s", fs.Name(), extra, fs.Name(), extra, fs.Arg(0))}
+		rest := fs.Args()[1:]
+		if strings.HasPrefix(rest[0], "-") {
+			return "", usageError{fmt.Sprintf("%s: flag %s after the campaign file: flags come first, as in batch %s %s %s",
+				fs.Name(), rest[0], fs.Name(), strings.Join(rest, " "), fs.Arg(0))}
 		}
 		return "", usageError{fmt.Sprintf("%s: one campaign file expected, got %d", fs.Name(), fs.NArg())}
 	}
@@ -160,7 +161,7 @@ func (c *cli) check(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "%s: ready: %d messages%s\n", path, sum.Messages, skipped(sum))
+	fmt.Fprintf(c.stdout, "%s: ready: %s%s\n", path, plural(sum.Messages, "message"), skipped(sum))
 	return nil
 }
 
@@ -182,17 +183,14 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	dir, err := deliver.NewDir(*dryRun)
-	if err != nil {
-		return err
-	}
+	dir := deliver.NewDir(*dryRun)
 	start := time.Now()
 	sum, err := camp.Send(ctx, dir, opts)
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	fmt.Fprintf(c.stdout, "wrote %d messages to %s%s in %s\n", sum.Messages, *dryRun, skipped(sum), elapsed.Round(time.Millisecond))
+	fmt.Fprintf(c.stdout, "wrote %s to %s%s in %s\n", plural(sum.Messages, "message"), *dryRun, skipped(sum), elapsed.Round(time.Millisecond))
 	return nil
 }
 
@@ -216,5 +214,16 @@ func skipped(s *campaign.Summary) string {
 	if s.Skipped() == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%d rows skipped: %d invalid, %d repeated addresses)", s.Skipped(), s.Invalid, s.Duplicates)
+	return fmt.Sprintf(" (%s skipped: %d invalid, %s)", plural(s.Skipped(), "row"), s.Invalid, plural(s.Duplicates, "repeated address"))
+}
+
+// plural gives "1 message", "2 messages".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	if strings.HasSuffix(what, "s") {
+		return fmt.Sprintf("%d %ses", n, what)
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

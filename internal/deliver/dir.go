@@ -18,29 +18,35 @@ import (
 // a crash never leaves a half-written .eml; temporary files left by a
 // killed run are removed by the next.
 type Dir struct {
-	path string
+	path   string
+	opened bool
 }
 
 var _ Sender = (*Dir)(nil)
 
 const tmpPrefix = ".batch-tmp-"
 
-// NewDir creates the directory path if needed and clears what an
-// interrupted run left in it.
-func NewDir(path string) (*Dir, error) {
-	if err := os.MkdirAll(path, 0o755); err != nil {
-		return nil, fmt.Errorf("dry-run directory: %w", err)
+// NewDir returns a Sender that writes into the directory path, created
+// when the first message is written.
+func NewDir(path string) *Dir { return &Dir{path: path} }
+
+// open creates the directory if needed and clears what an interrupted run
+// left in it.
+func (d *Dir) open() error {
+	if err := os.MkdirAll(d.path, 0o755); err != nil {
+		return fmt.Errorf("dry-run directory: %w", err)
 	}
-	stale, err := filepath.Glob(filepath.Join(path, tmpPrefix+"*"))
+	stale, err := filepath.Glob(filepath.Join(d.path, tmpPrefix+"*"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, f := range stale {
 		if err := os.Remove(f); err != nil {
-			return nil, fmt.Errorf("removing a temporary file of an earlier run: %w", err)
+			return fmt.Errorf("removing a temporary file of an earlier run: %w", err)
 		}
 	}
-	return &Dir{path: path}, nil
+	d.opened = true
+	return nil
 }
 
 // FileName returns the name of m's file.
@@ -58,6 +64,11 @@ func FileName(m *render.Message) string {
 func (d *Dir) Send(ctx context.Context, m *render.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if !d.opened {
+		if err := d.open(); err != nil {
+			return err
+		}
 	}
 	name := filepath.Join(d.path, FileName(m))
 	f, err := os.CreateTemp(d.path, tmpPrefix+"*")
@@ -83,6 +94,9 @@ func (d *Dir) Send(ctx context.Context, m *render.Message) error {
 
 // Close flushes the directory's entries to disk.
 func (d *Dir) Close() error {
+	if !d.opened {
+		return nil
+	}
 	f, err := os.Open(d.path)
 	if err != nil {
 		return err
