@@ -149,17 +149,30 @@ func (c *cli) check(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	camp, err := campaign.Load(path)
-	if err != nil {
-		return err
-	}
 	opts, err := c.options()
 	if err != nil {
 		return err
 	}
+	// A campaign file with problems is still checked as far as it goes,
+	// so that every problem is listed at once.
+	camp, loadErr := campaign.Load(path)
+	if camp == nil {
+		return loadErr
+	}
 	sum, err := camp.Check(ctx, opts)
-	if err != nil {
-		return err
+	var all campaign.Problems
+	for _, e := range []error{loadErr, err} {
+		var probs campaign.Problems
+		switch {
+		case e == nil:
+		case errors.As(e, &probs):
+			all = append(all, probs...)
+		default:
+			return e
+		}
+	}
+	if len(all) > 0 {
+		return all
 	}
 	fmt.Fprintf(c.stdout, "%s: ready: %s%s\n", path, plural(sum.Messages, "message"), skipped(sum))
 	return nil

@@ -17,6 +17,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -60,7 +62,8 @@ type Campaign struct {
 	Columns     merge.Columns
 	Headers     []header // in file order
 
-	lines map[string]int // key → line in the campaign file
+	lines      map[string]int // key → line in the campaign file
+	incomplete bool           // Load found problems: check, never send
 }
 
 // loc returns "file:line" of a key of the campaign file, or the file.
@@ -74,13 +77,17 @@ func (c *Campaign) loc(key string) string {
 type header struct {
 	Name  string
 	Value *merge.Template
+	key   string // "headers.X-Name", as the file has it
 }
 
 // Problems is every problem found in a campaign, one per line.
 type Problems = render.Errors
 
 // Load reads and checks the campaign file at path. The error, if any, is
-// Problems: one entry per problem, each naming file and line.
+// Problems: one entry per problem, each naming file and line. With problems
+// other than a broken TOML file, Load also returns the campaign as far as
+// it could be read, which Check can look at for more problems; it can't be
+// sent.
 func Load(path string) (*Campaign, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -94,7 +101,7 @@ func Load(path string) (*Campaign, error) {
 	var f file
 	md, err := toml.Decode(string(data), &f)
 	if err != nil {
-		return nil, tomlError(path, err)
+		return nil, Problems{tomlError(path, err)}
 	}
 	var errs Problems
 	bad := func(key, format string, args ...any) {
@@ -159,8 +166,8 @@ func Load(path string) (*Campaign, error) {
 		}
 	}
 	if required("subject", f.Subject, `e.g. subject = "News for {{.name}}"`) {
-		if t, err := merge.ParseLine("subject", f.Subject); err != nil {
-			bad("subject", "%v", err)
+		if t, err := merge.ParseLine(at("subject")+": subject", f.Subject); err != nil {
+			errs = append(errs, err)
 		} else {
 			c.Subject = t
 		}
@@ -198,6 +205,7 @@ func Load(path string) (*Campaign, error) {
 			c.Attachments = append(c.Attachments, p)
 		}
 	}
+	seen := map[string]string{}
 	for _, k := range md.Keys() {
 		if len(k) != 2 || k[0] != "headers" {
 			continue
@@ -207,15 +215,23 @@ func Load(path string) (*Campaign, error) {
 			bad(key, "%v", err)
 			continue
 		}
-		t, err := merge.ParseLine(name, f.Headers[name])
-		if err != nil {
-			bad(key, "%v", err)
+		if other, dup := seen[strings.ToLower(name)]; dup {
+			bad(key, "the same field as %s (field names ignore case): keep one", other)
 			continue
 		}
-		c.Headers = append(c.Headers, header{Name: name, Value: t})
+		seen[strings.ToLower(name)] = name
+		t, err := merge.ParseLine(at(key)+": "+key, f.Headers[name])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.Headers = append(c.Headers, header{Name: name, Value: t, key: key})
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		// The campaign as far as it goes: check can still look at the
+		// templates and the list for their own problems.
+		c.incomplete = true
+		return c, errs
 	}
 	return c, nil
 }
@@ -239,14 +255,24 @@ var tomlLine = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "([^"]*)"\))?
 func tomlError(path string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("%s:%d: %s", path, pe.Position.Line, pe.Message)
+		return fmt.Errorf("%s:%d: %s", path, pe.Position.Line, ourStyle(pe.Message))
 	}
 	if m := tomlLine.FindStringSubmatch(err.Error()); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		if m[2] != "" {
-			return fmt.Errorf("%s:%d: %s: %s", path, n, m[2], m[3])
+			return fmt.Errorf("%s:%d: %s: %s", path, n, m[2], ourStyle(m[3]))
 		}
-		return fmt.Errorf("%s:%d: %s", path, n, m[3])
+		return fmt.Errorf("%s:%d: %s", path, n, ourStyle(m[3]))
 	}
 	return fmt.Errorf("%s: %w", path, err)
+}
+
+// ourStyle writes a library's message the way batch's read: lower-case
+// first letter, no final period.
+func ourStyle(msg string) string {
+	msg = strings.TrimSuffix(strings.TrimSpace(msg), ".")
+	if r, size := utf8.DecodeRuneInString(msg); unicode.IsUpper(r) && !unicode.IsUpper(rune(msg[min(size, len(msg)-1)])) {
+		msg = string(unicode.ToLower(r)) + msg[size:]
+	}
+	return msg
 }

@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/batch-mailer/batch/internal/merge"
@@ -38,6 +39,12 @@ func (p *problems) addRow(err *merge.RowError) {
 	p.addKey(err.Err.Error(), err)
 }
 
+// addMessage records a problem of a message, counted with the same problem
+// in other messages.
+func (p *problems) addMessage(err *messageError) {
+	p.addKey(err.err.Error(), err)
+}
+
 func (p *problems) addKey(key string, err error) {
 	if a, ok := p.seen[key]; ok {
 		a.more++
@@ -59,10 +66,16 @@ func (p *problems) err() error {
 	}
 	out := make(Problems, 0, len(p.list)+1)
 	for _, a := range p.list {
-		if a.more > 0 {
-			out = append(out, fmt.Errorf("%w (and %d more rows)", a.first, a.more))
-		} else {
+		var merr *messageError
+		switch {
+		case a.more == 0:
 			out = append(out, a.first)
+		case errors.As(a.first, &merr):
+			withCount := *merr
+			withCount.more = a.more
+			out = append(out, &withCount)
+		default:
+			out = append(out, fmt.Errorf("%w (and %d more rows)", a.first, a.more))
 		}
 	}
 	if p.extra > 0 {

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
@@ -58,48 +59,47 @@ func (c *Campaign) Send(ctx context.Context, s deliver.Sender, opts Options) (*S
 // (when not nil). It stops at the first delivery error; other problems are
 // collected and returned together.
 func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render.Message) error) (*Summary, error) {
+	if c.incomplete && deliverFn != nil {
+		return nil, errors.New("the campaign file has problems: run batch check")
+	}
 	probs := &problems{seen: map[string]*aggregate{}}
-	r, err := render.New(render.Options{
-		Campaign:     c.Name,
-		From:         c.From,
-		ReplyTo:      c.ReplyTo,
-		TemplateName: c.BodyPath,
-		ImageDir:     filepath.Dir(c.BodyPath),
-		LayoutName:   c.layoutName(),
-		Layout:       c.Layout,
-		Attachments:  c.Attachments,
-		Date:         opts.Now,
-	})
-	if err != nil {
-		probs.add(err)
+	var r *render.Renderer
+	if !c.incomplete {
+		var err error
+		r, err = c.renderer(opts)
+		if err != nil {
+			probs.add(err)
+		}
+	}
+	sum := &Summary{}
+	if c.Recipients == "" {
+		return sum, probs.err()
 	}
 	f, err := os.Open(c.Recipients)
 	if err != nil {
-		probs.add(fmt.Errorf("%s: %w", c.Recipients, err))
-		return nil, probs.err()
+		if !c.incomplete { // else Load has said so
+			probs.add(fmt.Errorf("%s: %w", c.Recipients, err))
+		}
+		return sum, probs.err()
 	}
 	defer f.Close()
 	rd, err := merge.NewReader(c.Recipients, f, c.Columns)
-	if err != nil {
-		probs.add(err)
-		return nil, probs.err()
-	}
-	columns := rd.Header()
-	for _, err := range c.Body.CheckFields(columns) {
-		probs.add(err)
-	}
-	for _, err := range c.Subject.CheckFields(columns) {
-		probs.add(fmt.Errorf("%s: subject: %w", c.loc("subject"), err))
-	}
-	for _, h := range c.Headers {
-		for _, err := range h.Value.CheckFields(columns) {
-			probs.add(fmt.Errorf("%s: headers.%s: %w", c.loc("headers."+h.Name), h.Name, err))
+	var herr *merge.HeaderError
+	switch {
+	case errors.As(err, &herr):
+		for _, p := range herr.Problems {
+			probs.add(p)
 		}
+		c.checkFields(herr.Columns, probs)
+		return sum, probs.err()
+	case err != nil:
+		probs.add(err)
+		return sum, probs.err()
 	}
-	// With a broken template or layout, go on reading the list for its
-	// own problems, but render nothing.
-	ready := r != nil && len(probs.list) == 0
-	sum := &Summary{}
+	// A field that is not a column is reported once; the rows are then
+	// rendered with it empty, to find the problems that lie behind it.
+	blank := c.checkFields(rd.Header(), probs)
+	ready := r != nil && c.Body != nil && c.Subject != nil && len(probs.list) == len(blank)
 	var body bytes.Buffer
 	for {
 		if err := ctx.Err(); err != nil {
@@ -126,18 +126,26 @@ func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render
 			continue
 		case err != nil:
 			probs.add(err)
-			return nil, probs.err()
+			return sum, probs.err()
 		}
 		if !ready {
 			continue
 		}
+		for _, name := range blank {
+			rec.Fields[name] = ""
+		}
 		m, err := c.message(r, rec, &body)
 		if err != nil {
-			rowErr := &merge.RowError{Path: c.Recipients, Line: rec.Line, Row: rec.Row, Err: err}
-			if deliverFn != nil {
-				return sum, rowErr // the list changed since it was checked
+			if deliverFn != nil { // the list changed since it was checked
+				return sum, &messageError{rec: rec, list: c.Recipients, err: err}
 			}
-			probs.addRow(rowErr)
+			list, ok := err.(render.Errors)
+			if !ok {
+				list = render.Errors{err}
+			}
+			for _, err := range list {
+				probs.addMessage(&messageError{rec: rec, list: c.Recipients, err: err})
+			}
 			continue
 		}
 		if deliverFn != nil {
@@ -155,6 +163,66 @@ func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render
 	}
 	return sum, nil
 }
+
+// checkFields reports every field the templates name that is not one of
+// columns, and returns their names.
+func (c *Campaign) checkFields(columns []string, probs *problems) []string {
+	var all []*merge.FieldError
+	if c.Body != nil {
+		all = append(all, c.Body.CheckFields(columns)...)
+	}
+	if c.Subject != nil {
+		all = append(all, c.Subject.CheckFields(columns)...)
+	}
+	for _, h := range c.Headers {
+		all = append(all, h.Value.CheckFields(columns)...)
+	}
+	var names []string
+	for _, e := range all {
+		probs.add(e)
+		if !slices.Contains(names, e.Field) {
+			names = append(names, e.Field)
+		}
+	}
+	return names
+}
+
+func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
+	template := ""
+	if c.Body != nil {
+		template = c.Body.Source()
+	}
+	return render.New(render.Options{
+		Campaign:       c.Name,
+		From:           c.From,
+		ReplyTo:        c.ReplyTo,
+		TemplateName:   c.BodyPath,
+		TemplateSource: template,
+		ImageDir:       filepath.Dir(c.BodyPath),
+		LayoutName:     c.layoutName(),
+		Layout:         c.Layout,
+		Attachments:    c.Attachments,
+		Date:           opts.Now,
+	})
+}
+
+// messageError is a problem met rendering one recipient's message: most
+// often the template's, so it leads, and the row follows.
+type messageError struct {
+	rec  *merge.Recipient
+	list string
+	err  error
+	more int // further messages with the same problem
+}
+
+func (e *messageError) Error() string {
+	if e.more > 0 {
+		return fmt.Sprintf("%v (in the messages to row %d, %s:%d, and %d more)", e.err, e.rec.Row, e.list, e.rec.Line, e.more)
+	}
+	return fmt.Sprintf("%v (in the message to row %d, %s:%d)", e.err, e.rec.Row, e.list, e.rec.Line)
+}
+
+func (e *messageError) Unwrap() error { return e.err }
 
 // message merges one recipient's row and renders the message.
 func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes.Buffer) (*render.Message, error) {
@@ -176,7 +244,7 @@ func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes
 	for _, h := range c.Headers {
 		v, err := h.Value.Line(rec.Fields)
 		if err != nil {
-			return nil, fmt.Errorf("headers.%s: %w", h.Name, err)
+			return nil, err
 		}
 		in.Headers = append(in.Headers, render.Field{Name: h.Name, Value: v})
 	}

@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -85,7 +86,13 @@ func NewReader(path string, r io.Reader, cols Columns) (*Reader, error) {
 	if nameDefault {
 		cols.Name = "name"
 	}
-	cr := csv.NewReader(r)
+	// A byte order mark goes before csv sees it: in front of a quoted
+	// header ("email") it would make a bare quote.
+	br := bufio.NewReader(r)
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\uFEFF" {
+		br.Discard(3)
+	}
+	cr := csv.NewReader(br)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
@@ -95,9 +102,6 @@ func NewReader(path string, r io.Reader, cols Columns) (*Reader, error) {
 		return nil, csvError(path, err)
 	}
 	header = append([]string(nil), header...)
-	if len(header) > 0 {
-		header[0] = strings.TrimPrefix(header[0], "\uFEFF")
-	}
 	var problems []string
 	seen := map[string]bool{}
 	for i, h := range header {
@@ -130,11 +134,27 @@ func NewReader(path string, r io.Reader, cols Columns) (*Reader, error) {
 		problems = append(problems, fmt.Sprintf("no %q column for [columns] name: the header row is %s", cols.Name, strings.Join(header, ",")))
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("%s:1: %s", path, strings.Join(problems, "; "))
+		herr := &HeaderError{Columns: header}
+		for _, p := range problems {
+			herr.Problems = append(herr.Problems, fmt.Errorf("%s:1: %s", path, p))
+		}
+		return nil, herr
 	}
 	cr.FieldsPerRecord = len(header)
 	return rd, nil
 }
+
+// HeaderError is every problem with a list's header row. Columns are the
+// names it has, so that templates can still be checked against them.
+type HeaderError struct {
+	Columns  []string
+	Problems []error
+}
+
+func (e *HeaderError) Error() string { return errors.Join(e.Problems...).Error() }
+
+// Unwrap gives errors.Is and errors.As every problem.
+func (e *HeaderError) Unwrap() []error { return e.Problems }
 
 // Header returns the column names in file order.
 func (r *Reader) Header() []string { return append([]string(nil), r.header...) }
@@ -151,22 +171,31 @@ func (r *Reader) Next() (*Recipient, error) {
 		return nil, io.EOF
 	}
 	r.row++
-	line, _ := r.cr.FieldPos(0)
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			if errors.Is(pe.Err, csv.ErrFieldCount) {
+				hint := "quote any value that holds a comma"
+				if len(rec) < len(r.header) {
+					hint = "give every column a value, an empty one too (a,,c)"
+				}
 				return nil, &RowError{Path: r.path, Line: pe.StartLine, Row: r.row,
-					Err: fmt.Errorf("%d fields where the header has %d: quote any value that holds a comma", len(rec), len(r.header))}
+					Err: fmt.Errorf("%s where the header has %d: %s", fieldCount(len(rec)), len(r.header), hint)}
 			}
 			// A quote error may swallow the rest of the file; report it
-			// and stop rather than report every later row.
+			// at the row where it starts and stop rather than report
+			// every later row.
 			r.broken = true
-			return nil, &RowError{Path: r.path, Line: pe.Line, Row: r.row,
-				Err: fmt.Errorf("column %d: %w: a value with a quote must be quoted, its quotes doubled (\"like \"\"this\"\"\")", pe.Column, pe.Err)}
+			where := fmt.Sprintf("column %d", pe.Column)
+			if pe.Line != pe.StartLine {
+				where = fmt.Sprintf("line %d, column %d", pe.Line, pe.Column)
+			}
+			return nil, &RowError{Path: r.path, Line: pe.StartLine, Row: r.row,
+				Err: fmt.Errorf("%s: %w: a value with a quote must be quoted, its quotes doubled (\"like \"\"this\"\"\")", where, pe.Err)}
 		}
 		return nil, fmt.Errorf("%s: %w", r.path, err)
 	}
+	line, _ := r.cr.FieldPos(0)
 	at := &RowError{Path: r.path, Line: line, Row: r.row}
 	fields := make(map[string]string, len(rec))
 	for i, v := range rec {
@@ -200,4 +229,11 @@ func csvError(path string, err error) error {
 		return fmt.Errorf("%s:%d: column %d: %w", path, pe.Line, pe.Column, pe.Err)
 	}
 	return fmt.Errorf("%s: %w", path, err)
+}
+
+func fieldCount(n int) string {
+	if n == 1 {
+		return "1 field"
+	}
+	return fmt.Sprintf("%d fields", n)
 }

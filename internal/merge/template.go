@@ -1,9 +1,11 @@
 package merge
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -17,10 +19,14 @@ const valueFunc = "batchValue"
 // Template is a parsed template: a body (Markdown, values inert as tokens) or
 // a line (a header field, values on one line).
 type Template struct {
-	t    *template.Template
-	name string
-	body bool
+	t      *template.Template
+	name   string
+	body   bool
+	source string
 }
+
+// Source returns the template's text.
+func (t *Template) Source() string { return t.source }
 
 // ParseBody parses a Markdown body template. name (the file, as the user
 // named it) is used in messages.
@@ -35,10 +41,12 @@ func parse1(name, text string, body bool) (*Template, error) {
 			name, 1+strings.Count(text[:i], "\n"))
 	}
 	t := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{valueFunc: inert})
+	tt := &Template{name: name, body: body, source: text}
 	t, err := t.Parse(text)
 	if err != nil {
-		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "template: "))
+		return nil, tt.clean(err)
 	}
+	tt.t = t
 	if body {
 		for _, tt := range t.Templates() {
 			if tt.Tree != nil {
@@ -46,7 +54,19 @@ func parse1(name, text string, body bool) (*Template, error) {
 			}
 		}
 	}
-	return &Template{t: t, name: name, body: body}, nil
+	return tt, nil
+}
+
+// clean makes an error of text/template read as one of batch's: without
+// "template: ", and for a line template, whose name is a place in the
+// campaign file, without the position inside the value.
+func (t *Template) clean(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "template: ")
+	if !t.body && strings.HasPrefix(msg, t.name+":") {
+		rest := strings.TrimLeft(msg[len(t.name)+1:], "0123456789:")
+		msg = t.name + ": " + strings.TrimSpace(rest)
+	}
+	return errors.New(msg)
 }
 
 // markActions appends valueFunc to every action that prints, so that the
@@ -83,7 +103,7 @@ func markActions(n parse.Node) {
 // Execute writes the template merged with fields to w.
 func (t *Template) Execute(w io.Writer, fields map[string]string) error {
 	if err := t.t.Execute(w, fields); err != nil {
-		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "template: "))
+		return t.clean(err)
 	}
 	return nil
 }
@@ -128,17 +148,34 @@ func OneLine(s string) string {
 	return b.String()
 }
 
+// FieldError is a field a template names that is not a column of the list.
+type FieldError struct {
+	Pos     string   // file:line:column (1-based), or the line template's name
+	Field   string   // the field named
+	Columns []string // the list's columns
+}
+
+func (e *FieldError) Error() string {
+	msg := fmt.Sprintf("%s: no column %q in the recipient list (its columns: %s)", e.Pos, e.Field, strings.Join(e.Columns, ", "))
+	if s := closest(e.Field, e.Columns); s != "" {
+		msg += fmt.Sprintf("; did you mean {{.%s}}?", s)
+	}
+	return msg
+}
+
 // CheckFields returns an error for every field the template names at the top
-// level ({{.x}}, {{$.x}}, {{index . "x"}}) that is not one of columns, with
-// the template's file:line:column. Fields inside range and with blocks are
-// left to Execute: their dot is not the row.
-func (t *Template) CheckFields(columns []string) []error {
+// level ({{.x}}, {{$.x}}, {{index . "x"}}) that is not one of columns, in
+// the order they appear. Fields inside range and with blocks are left to
+// Execute: their dot is not the row.
+func (t *Template) CheckFields(columns []string) []*FieldError {
 	have := make(map[string]bool, len(columns))
 	for _, c := range columns {
 		have[c] = true
 	}
-	var errs []error
-	for _, tt := range t.t.Templates() {
+	var errs []*FieldError
+	tmpls := t.t.Templates()
+	sort.Slice(tmpls, func(i, j int) bool { return tmpls[i].Name() < tmpls[j].Name() })
+	for _, tt := range tmpls {
 		if tt.Tree == nil {
 			continue
 		}
@@ -147,16 +184,26 @@ func (t *Template) CheckFields(columns []string) []error {
 			if have[field] {
 				return
 			}
-			loc, _ := tree.ErrorContext(n)
-			msg := fmt.Sprintf("%s: no column %q in the recipient list (its columns: %s)", loc, field, strings.Join(columns, ", "))
-			if s := closest(field, columns); s != "" {
-				msg += fmt.Sprintf("; did you mean {{.%s}}?", s)
+			pos := t.name
+			if t.body {
+				pos = position(tree, n)
 			}
-			errs = append(errs, fmt.Errorf("%s", msg))
+			errs = append(errs, &FieldError{Pos: pos, Field: field, Columns: columns})
 		})
 	}
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errs
+}
+
+// position gives "file:line:column" of n, its column counted from 1 as
+// editors do (text/template counts from 0).
+func position(tree *parse.Tree, n parse.Node) string {
+	loc, _ := tree.ErrorContext(n)
+	i := strings.LastIndexByte(loc, ':')
+	col, err := strconv.Atoi(loc[i+1:])
+	if i < 0 || err != nil {
+		return loc
+	}
+	return loc[:i+1] + strconv.Itoa(col+1)
 }
 
 // visitFields calls fn for every field of the row that n names; top says

@@ -46,32 +46,38 @@ type document struct {
 func (r *Renderer) render(md []byte) (*document, error) {
 	doc := r.md.Parser().Parse(text.NewReader(md))
 	d := &document{}
-	err := ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+	var errs []error
+	keep := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	_ = ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
 		if !entering {
 			return ast.WalkContinue, nil
 		}
 		switch n := n.(type) {
 		case *ast.Image:
-			return ast.WalkContinue, r.image(n, d)
+			keep(r.image(n, d))
 		case *ast.HTMLBlock:
 			var raw []byte
 			for i := 0; i < n.Lines().Len(); i++ {
 				seg := n.Lines().At(i)
 				raw = append(raw, seg.Value(md)...)
 			}
-			return ast.WalkContinue, r.checkRaw(raw)
+			keep(r.checkRaw(raw))
 		case *ast.RawHTML:
 			var raw []byte
 			for i := 0; i < n.Segments.Len(); i++ {
 				seg := n.Segments.At(i)
 				raw = append(raw, seg.Value(md)...)
 			}
-			return ast.WalkContinue, r.checkRaw(raw)
+			keep(r.checkRaw(raw))
 		}
 		return ast.WalkContinue, nil
 	})
-	if err != nil {
-		return nil, err
+	if len(errs) > 0 {
+		return nil, joinErrs(errs)
 	}
 	var buf bytes.Buffer
 	if err := r.md.Renderer().Render(&buf, md, doc); err != nil {
@@ -87,11 +93,28 @@ func (r *Renderer) checkRaw(raw []byte) error {
 	if !merge.HasValue(raw) {
 		return nil
 	}
-	snippet := merge.OneLine(merge.ExpandString(string(raw), elide))
-	if len(snippet) > 60 {
-		snippet = snippet[:57] + "..."
+	// Where in the template: the line that holds the HTML up to the field.
+	before := string(raw[:bytes.Index(raw, []byte("\uE000"))])
+	if i := strings.LastIndexByte(before, '\n'); i >= 0 {
+		before = before[i+1:]
 	}
-	return fmt.Errorf("%s: a merge field inside raw HTML (%s): its value can't be escaped safely there; write that part in Markdown instead", r.opts.TemplateName, snippet)
+	snippet := []rune(merge.OneLine(merge.ExpandString(string(raw), elide)))
+	if len(snippet) > 60 {
+		snippet = append(snippet[:57], []rune("...")...)
+	}
+	return fmt.Errorf("%s: a merge field inside raw HTML (%s): its value can't be escaped safely there; write that part in Markdown instead",
+		r.where(before+"{{"), string(snippet))
+}
+
+// where gives "template:line" for the first line of the template that
+// holds text (after the merge), or the template's name.
+func (r *Renderer) where(text string) string {
+	if text != "" {
+		if i := strings.Index(r.opts.TemplateSource, text); i >= 0 {
+			return fmt.Sprintf("%s:%d", r.opts.TemplateName, 1+strings.Count(r.opts.TemplateSource[:i], "\n"))
+		}
+	}
+	return r.opts.TemplateName
 }
 
 // image embeds a local image as an inline part and points n at its cid.
@@ -107,8 +130,9 @@ func (r *Renderer) image(n *ast.Image, d *document) error {
 		host := strings.Index(lower, "//") + 2
 		slash := strings.IndexByte(lower[host:], '/')
 		if !remote || slash < 0 || merge.HasValue(n.Destination[:host+slash]) {
+			shown := merge.ExpandString(dest, elide)
 			return fmt.Errorf("%s: image %q: a merge field may only be in the path or query of an http(s) image URL, never choose a local file or a host",
-				r.opts.TemplateName, merge.ExpandString(dest, elide))
+				r.where(strings.SplitN(shown, "{{…}}", 2)[0]+"{{"), shown)
 		}
 		return nil
 	}
@@ -124,7 +148,7 @@ func (r *Renderer) image(n *ast.Image, d *document) error {
 	}
 	p, err := r.parts.get(path)
 	if err != nil {
-		return fmt.Errorf("%s: image %q: %w", r.opts.TemplateName, dest, err)
+		return fmt.Errorf("%s: image %q: %w", r.where("]("+dest), dest, err)
 	}
 	n.Destination = []byte("cid:" + p.cid)
 	for _, have := range d.images {

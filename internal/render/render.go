@@ -31,15 +31,16 @@ import (
 
 // Options are what a campaign's messages share.
 type Options struct {
-	Campaign     string        // the campaign's name: Message-IDs derive from it
-	From         mail.Address  // ASCII address; the name may be any text
-	ReplyTo      *mail.Address // optional
-	TemplateName string        // the Markdown template, as named in messages
-	ImageDir     string        // where the template's image paths start
-	LayoutName   string        // the layout, as named in messages
-	Layout       string        // html/template text
-	Attachments  []string      // files attached to every message
-	Date         time.Time     // the Date of every message
+	Campaign       string        // the campaign's name: Message-IDs derive from it
+	From           mail.Address  // ASCII address; the name may be any text
+	ReplyTo        *mail.Address // optional
+	TemplateName   string        // the Markdown template, as named in messages
+	TemplateSource string        // its text, to find the lines of problems
+	ImageDir       string        // where the template's image paths start
+	LayoutName     string        // the layout, as named in messages
+	Layout         string        // html/template text
+	Attachments    []string      // files attached to every message
+	Date           time.Time     // the Date of every message
 }
 
 // Field is an extra header field.

@@ -1,0 +1,413 @@
+package campaign
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/merge"
+	"github.com/batch-mailer/batch/internal/render"
+)
+
+// recorder is a Sender that keeps what it is given.
+type recorder struct {
+	msgs   []*render.Message
+	closed int
+	send   func(n int) error // called with the message's number from 1; may be nil
+}
+
+var _ deliver.Sender = (*recorder)(nil)
+
+func (r *recorder) Send(ctx context.Context, m *render.Message) error {
+	if r.closed > 0 {
+		return errors.New("send after close")
+	}
+	if r.send != nil {
+		if err := r.send(len(r.msgs) + 1); err != nil {
+			return err
+		}
+	}
+	r.msgs = append(r.msgs, m)
+	return nil
+}
+
+func (r *recorder) Close() error {
+	r.closed++
+	return nil
+}
+
+func (r *recorder) to() []string {
+	var out []string
+	for _, m := range r.msgs {
+		out = append(out, m.To)
+	}
+	return out
+}
+
+var now = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+
+// newCampaign loads a campaign of minimal with the list and template given
+// (and extra files, and extra lines for the campaign file).
+func newCampaign(t *testing.T, list, md, more string, extra map[string]string) *Campaign {
+	t.Helper()
+	files := map[string]string{"list.csv": list, "news.md": md}
+	for k, v := range extra {
+		files[k] = v
+	}
+	c, _, err := load(t, minimal+more, files)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return c
+}
+
+const goodList = "email,name,plan\n" +
+	"ada@example.org,Ada,pro\n" + // row 1
+	"not-an-address,Nobody,free\n" + // row 2: invalid
+	"bob@example.net,\"Smith, Bob\",free\n" + // row 3
+	"ADA@example.org,Ada again,free\n" + // row 4: duplicate
+	"carol@example.com,Carol,pro\n" + // row 5
+	"dave@,Dave,free\n" + // row 6: invalid
+	"erin@example.com,Erin,free\n" // row 7
+
+const goodBody = "# Hello {{.name}}!\n\n" +
+	"{{if eq .plan \"pro\"}}You have a **reserved seat**.{{else}}[Upgrade](https://example.org/pro?who={{.email}}).{{end}}\n"
+
+func TestCheck(t *testing.T) {
+	c := newCampaign(t, goodList, goodBody, "", nil)
+	var warned []error
+	sum, err := c.Check(context.Background(), Options{Now: now, Warn: func(err error) { warned = append(warned, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *sum != (Summary{Messages: 4, Invalid: 2, Duplicates: 1}) || sum.Skipped() != 3 {
+		t.Errorf("Summary = %+v, want 4 messages, 2 invalid, 1 duplicate", *sum)
+	}
+	wantRows := []struct {
+		row  int
+		kind error
+	}{{2, merge.ErrInvalid}, {4, merge.ErrDuplicate}, {6, merge.ErrInvalid}}
+	if len(warned) != len(wantRows) {
+		t.Fatalf("Warn called %d times, want %d: %v", len(warned), len(wantRows), warned)
+	}
+	for i, w := range wantRows {
+		var re *merge.RowError
+		if !errors.As(warned[i], &re) || re.Row != w.row || !errors.Is(warned[i], merge.ErrSkipped) || !errors.Is(warned[i], w.kind) {
+			t.Errorf("warning %d: %v, want row %d, %v", i, warned[i], w.row, w.kind)
+		}
+	}
+}
+
+func TestCheckNilWarn(t *testing.T) {
+	c := newCampaign(t, goodList, goodBody, "", nil)
+	if _, err := c.Check(context.Background(), Options{Now: now}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckMissingColumn(t *testing.T) {
+	list := "email,name,plan\nada@example.org,Ada,pro\nbob@example.net,Bob,free\n"
+	text := strings.Replace(minimal, "{{.name}}", "{{.Name}}", 1) + "[headers]\nX-Plan = \"{{.paln}}\"\n"
+	c, _, err := load(t, text, map[string]string{"list.csv": list, "news.md": "# Hi\n\nDear {{.nmae}},\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := c.Check(context.Background(), Options{Now: now})
+	p := problemsOf(t, err)
+	if len(p) != 3 {
+		t.Fatalf("got %d problems, want 3:\n%v", len(p), err)
+	}
+	// The messages are the product: each names where the field is (the
+	// column counted from 1, as editors do; for the subject and header
+	// fields, their key in the campaign file).
+	for _, prefix := range []string{
+		c.BodyPath + ":3:8: ",
+		c.Path + ":3: subject: ",
+		c.Path + ":7: headers.X-Plan: ",
+	} {
+		e := findProblem(p, prefix)
+		if e == nil {
+			t.Errorf("no problem starting %q in:\n%v", prefix, err)
+		} else if !strings.Contains(e.Error(), "did you mean") {
+			t.Errorf("%q has no suggestion", e)
+		}
+	}
+	// The rows are still rendered, the missing fields empty, to find any
+	// problem behind them; the campaign can't be sent all the same.
+	if sum == nil || sum.Messages != 2 {
+		t.Errorf("Summary = %+v, want the 2 rows rendered", sum)
+	}
+}
+
+func TestCheckListProblems(t *testing.T) {
+	tests := []struct {
+		name, list string
+		want       []string // substrings of each problem, in order
+	}{
+		{"ragged row", "email,name\nada@example.org,Ada\nbob@example.net,Smith, Bob\n", []string{"list.csv:3: row 2: "}},
+		{"not UTF-8", "email,name\nada@example.org,Ad\xe4\n", []string{"list.csv:2: row 1: "}},
+		{"no email column", "mail,name\nada@example.org,Ada\n", []string{"list.csv:1: "}},
+		{"empty list", "", []string{"list.csv: "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCampaign(t, tt.list, "Hi {{.name}}\n", "", nil)
+			_, err := c.Check(context.Background(), Options{Now: now})
+			p := problemsOf(t, err)
+			if len(p) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%v", len(p), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(p[i].Error(), w) {
+					t.Errorf("problem %q does not contain %q", p[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckNoValidRows(t *testing.T) {
+	c := newCampaign(t, "email,name\nnobody,Nobody\n", "Hi {{.name}}\n", "", nil)
+	sum, err := c.Check(context.Background(), Options{Now: now})
+	if err == nil {
+		t.Fatalf("Check of a list without valid rows: %+v, no error", sum)
+	}
+	if sum == nil || sum.Invalid != 1 || sum.Messages != 0 {
+		t.Errorf("Summary = %+v", sum)
+	}
+}
+
+func TestCheckMissingImage(t *testing.T) {
+	list := "email,name\nada@example.org,Ada\nbob@example.net,Bob\ncarol@example.com,Carol\ndave@example.com,Dave\n"
+	body := "![logo](images/logo.png)\n\nHi {{.name}}\n\n![ok](ok.png) ![gone](gone.png)\n"
+	c := newCampaign(t, list, body, "", map[string]string{"ok.png": "\x89PNG\r\n\x1a\n"})
+	_, err := c.Check(context.Background(), Options{Now: now})
+	p := problemsOf(t, err)
+	if len(p) != 2 {
+		t.Fatalf("got %d problems, want 2 (one per missing image) for the whole list:\n%v", len(p), err)
+	}
+	// Each leads with the template's line and names the first message
+	// that met it, and how many more did.
+	for i, want := range [][]string{
+		{c.BodyPath + ":1: ", "images/logo.png", "(in the messages to row 1, ", "list.csv:2, and 3 more)"},
+		{c.BodyPath + ":5: ", "gone.png", "(in the messages to row 1, ", "list.csv:2, and 3 more)"},
+	} {
+		msg := p[i].Error()
+		for _, w := range want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%q does not contain %q", msg, w)
+			}
+		}
+		var me *messageError
+		if !errors.As(p[i], &me) || me.rec.Row != 1 {
+			t.Errorf("%v is not the *messageError of row 1", p[i])
+		}
+	}
+}
+
+func TestCheckManyProblems(t *testing.T) {
+	// Past maxProblems distinct problems, only a count. A ragged row's
+	// problem names its count of fields: each row here has its own.
+	var list strings.Builder
+	list.WriteString("email,name\n")
+	for i := range maxProblems + 10 {
+		fmt.Fprintf(&list, "user%d@example.org,a%s\n", i, strings.Repeat(",x", i+1))
+	}
+	c := newCampaign(t, list.String(), "Hi {{.name}}\n", "", nil)
+	_, err := c.Check(context.Background(), Options{Now: now})
+	p := problemsOf(t, err)
+	if len(p) != maxProblems+1 {
+		t.Fatalf("got %d problems, want %d", len(p), maxProblems+1)
+	}
+	if got := p[maxProblems].Error(); got != "and 10 more problems" {
+		t.Errorf("last problem %q, want the count of the rest", got)
+	}
+}
+
+func TestCheckSameProblemEveryRow(t *testing.T) {
+	var list strings.Builder
+	list.WriteString("email,name\n")
+	for i := range maxProblems + 10 {
+		fmt.Fprintf(&list, "user%d@example.org,a,b\n", i)
+	}
+	c := newCampaign(t, list.String(), "Hi {{.name}}\n", "", nil)
+	_, err := c.Check(context.Background(), Options{Now: now})
+	p := problemsOf(t, err)
+	want := fmt.Sprintf(" (and %d more rows)", maxProblems+9)
+	if len(p) != 1 || !strings.Contains(p[0].Error(), "list.csv:2: row 1: ") || !strings.HasSuffix(p[0].Error(), want) {
+		t.Errorf("got:\n%v\nwant one problem for row 1 ending %q", err, want)
+	}
+}
+
+func TestSend(t *testing.T) {
+	c := newCampaign(t, goodList, goodBody, "", nil)
+	rec := &recorder{}
+	var warned int
+	sum, err := c.Send(context.Background(), rec, Options{Now: now, Warn: func(error) { warned++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ada@example.org", "bob@example.net", "carol@example.com", "erin@example.com"}
+	if got := rec.to(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("delivered to %q, want %q in list order", got, want)
+	}
+	for i, row := range []int{1, 3, 5, 7} {
+		if m := rec.msgs[i]; m.Seq != row || m.From != "news@example.org" {
+			t.Errorf("message %d: Seq %d From %q, want row %d from news@example.org", i, m.Seq, m.From, row)
+		}
+	}
+	if *sum != (Summary{Messages: 4, Invalid: 2, Duplicates: 1}) {
+		t.Errorf("Summary = %+v", *sum)
+	}
+	if warned != 3 {
+		t.Errorf("Warn called %d times, want 3 (once per skipped row)", warned)
+	}
+	if rec.closed != 1 {
+		t.Errorf("Close called %d times, want 1", rec.closed)
+	}
+	// The messages are the ones Check renders: merged and rendered.
+	first := rec.msgs[0].Data
+	for _, want := range []string{"Subject: News for Ada\r\n", "<ada@example.org>\r\n", "reserved seat"} {
+		if !bytes.Contains(first, []byte(want)) {
+			t.Errorf("the first message has no %q", want)
+		}
+	}
+}
+
+func TestSendNothingOnProblem(t *testing.T) {
+	tests := []struct {
+		name, list, body string
+		extra            map[string]string
+	}{
+		{"ragged row at the end", goodList + "zoe@example.org,Zoe,free,extra\n", goodBody, nil},
+		{"unbalanced quote at the end", goodList + "zoe@example.org,\"Zoe,free\n", goodBody, nil},
+		{"not UTF-8 at the end", goodList + "zoe@example.org,Zo\xeb,free\n", goodBody, nil},
+		{"missing column", goodList, goodBody + "{{.nmae}}\n", nil},
+		{"missing image", goodList, goodBody + "![x](x.png)\n", nil},
+		{"missing image in the last row only", goodList,
+			goodBody + "{{if eq .name \"Erin\"}}![x](x.png){{end}}\n", nil},
+		{"merge field in raw HTML", goodList, goodBody + "<a href=\"{{.email}}\">x</a>\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCampaign(t, tt.list, tt.body, "", tt.extra)
+			rec := &recorder{}
+			sum, err := c.Send(context.Background(), rec, Options{Now: now})
+			if err == nil {
+				t.Fatalf("Send succeeded: %+v", sum)
+			}
+			problemsOf(t, err)
+			if len(rec.msgs) != 0 {
+				t.Errorf("delivered %d messages (%q) despite: %v", len(rec.msgs), rec.to(), err)
+			}
+			if rec.closed != 1 {
+				t.Errorf("Close called %d times, want 1", rec.closed)
+			}
+		})
+	}
+}
+
+func TestSendCancelled(t *testing.T) {
+	t.Run("before", func(t *testing.T) {
+		c := newCampaign(t, goodList, goodBody, "", nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		rec := &recorder{}
+		_, err := c.Send(ctx, rec, Options{Now: now})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Send gave %v, want context.Canceled", err)
+		}
+		if len(rec.msgs) != 0 || rec.closed != 1 {
+			t.Errorf("delivered %d, closed %d times", len(rec.msgs), rec.closed)
+		}
+	})
+	t.Run("during", func(t *testing.T) {
+		c := newCampaign(t, goodList, goodBody, "", nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		rec := &recorder{send: func(n int) error {
+			if n == 2 {
+				cancel() // as a signal would, while the second message is out
+			}
+			return nil
+		}}
+		sum, err := c.Send(ctx, rec, Options{Now: now})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Send gave %v, want context.Canceled", err)
+		}
+		if got := rec.to(); len(got) != 2 {
+			t.Errorf("delivered to %q, want the first two only", got)
+		}
+		if sum == nil || sum.Messages != 2 {
+			t.Errorf("Summary = %+v, want 2 messages", sum)
+		}
+		if rec.closed != 1 {
+			t.Errorf("Close called %d times, want 1", rec.closed)
+		}
+	})
+	t.Run("check", func(t *testing.T) {
+		c := newCampaign(t, goodList, goodBody, "", nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := c.Check(ctx, Options{Now: now}); !errors.Is(err, context.Canceled) {
+			t.Errorf("Check gave %v, want context.Canceled", err)
+		}
+	})
+}
+
+func TestSendDeliveryError(t *testing.T) {
+	c := newCampaign(t, goodList, goodBody, "", nil)
+	errRefused := errors.New("550 mailbox unavailable")
+	rec := &recorder{send: func(n int) error {
+		if n == 2 {
+			return errRefused
+		}
+		return nil
+	}}
+	sum, err := c.Send(context.Background(), rec, Options{Now: now})
+	if !errors.Is(err, errRefused) {
+		t.Fatalf("Send gave %v, want the sender's error", err)
+	}
+	// The message is the product: it names the recipient and row.
+	if !strings.Contains(err.Error(), "bob@example.net (row 3)") {
+		t.Errorf("%q does not name bob@example.net, row 3", err)
+	}
+	if len(rec.msgs) != 1 || sum.Messages != 1 || rec.closed != 1 {
+		t.Errorf("delivered %d, Summary %+v, closed %d times; want 1, 1, 1", len(rec.msgs), sum, rec.closed)
+	}
+}
+
+// closeErr is a Sender whose Close fails.
+type closeErr struct{ recorder }
+
+var errClose = errors.New("disk full")
+
+func (c *closeErr) Close() error { c.closed++; return errClose }
+
+func TestSendCloseError(t *testing.T) {
+	c := newCampaign(t, goodList, goodBody, "", nil)
+	s := &closeErr{}
+	_, err := c.Send(context.Background(), s, Options{Now: now})
+	if !errors.Is(err, errClose) {
+		t.Errorf("Send gave %v, want the error of Close", err)
+	}
+	if len(s.msgs) != 4 || s.closed != 1 {
+		t.Errorf("delivered %d, closed %d times", len(s.msgs), s.closed)
+	}
+}
+
+func TestCheckReadError(t *testing.T) {
+	c := newCampaign(t, goodList, goodBody, "", nil)
+	c.Recipients = filepath.Join(t.TempDir(), "gone.csv")
+	_, err := c.Check(context.Background(), Options{Now: now})
+	p := problemsOf(t, err)
+	if len(p) != 1 || !strings.HasPrefix(p[0].Error(), c.Recipients+": ") {
+		t.Errorf("got %v", err)
+	}
+}
