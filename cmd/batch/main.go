@@ -16,34 +16,47 @@ import (
 	"time"
 
 	"github.com/batch-mailer/batch/internal/campaign"
-	"github.com/batch-mailer/batch/internal/deliver"
 )
 
 const usage = `Usage:
-    batch send --dry-run DIR CAMPAIGN.toml
+    batch send [--yes] [--limit N] [--to ADDR] [--debug] CAMPAIGN.toml
+    batch send --dry-run DIR [--limit N] CAMPAIGN.toml
     batch check CAMPAIGN.toml
     batch help [COMMAND]
 
 Commands:
-    send     Render every recipient's message and deliver it. With
-             --dry-run DIR, write one .eml file per recipient into DIR
-             (created if missing) instead; nothing touches the network.
+    send     Check the whole campaign, then render every recipient's message
+             and deliver it over SMTP as the campaign's [smtp] table says.
+             On a terminal batch first says what it is about to do and asks.
     check    Render every message in memory and list every problem:
              campaign file, templates, missing files, invalid rows.
+
+Flags of send:
+    --dry-run DIR  write one .eml file per recipient into DIR (created if
+                   missing) instead of sending; nothing touches the network
+    --yes          send without asking (needed when not on a terminal)
+    --limit N      send to the first N recipients only
+    --to ADDR      test send: every message goes to ADDR instead of its
+                   recipient, its headers unchanged
+    --debug        print the SMTP dialogue on stderr, passwords hidden
 
 Flags come before the campaign file. With SOURCE_DATE_EPOCH set (seconds
 since 1970), every message carries that Date, and two dry runs of the same
 campaign write identical files.
 
-Exit status: 0 on success, 1 when the campaign has problems or a run fails,
-2 for a usage error.
+Exit status: 0 on success; 1 when the campaign has problems or a run fails;
+2 for a usage error; 3 when some recipients failed (the others were sent).
 `
 
 const (
 	exitOK      = 0
 	exitProblem = 1
 	exitUsage   = 2
+	exitFailed  = 3
 )
+
+// errSomeFailed ends a send in which the server refused some recipients.
+var errSomeFailed = errors.New("some recipients failed")
 
 // usageError is a mistake in the command line.
 type usageError struct{ msg string }
@@ -73,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
+	case errors.Is(err, errSomeFailed):
+		return exitFailed
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "batch: %s\n", ue.msg)
 		fmt.Fprintf(stderr, "batch: run 'batch help' for usage\n")
@@ -175,35 +190,6 @@ func (c *cli) check(ctx context.Context, args []string) error {
 		return all
 	}
 	fmt.Fprintf(c.stdout, "%s: ready: %s%s\n", path, plural(sum.Messages, "message"), skipped(sum))
-	return nil
-}
-
-func (c *cli) send(ctx context.Context, args []string) error {
-	fs := c.flags("send")
-	dryRun := fs.String("dry-run", "", "write .eml files into `DIR` instead of sending")
-	path, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if *dryRun == "" {
-		return usageError{"send: delivery over SMTP is not built yet: use --dry-run DIR to write the messages as .eml files"}
-	}
-	camp, err := campaign.Load(path)
-	if err != nil {
-		return err
-	}
-	opts, err := c.options()
-	if err != nil {
-		return err
-	}
-	dir := deliver.NewDir(*dryRun)
-	start := time.Now()
-	sum, err := camp.Send(ctx, dir, opts)
-	if err != nil {
-		return err
-	}
-	elapsed := time.Since(start)
-	fmt.Fprintf(c.stdout, "wrote %s to %s%s in %s\n", plural(sum.Messages, "message"), *dryRun, skipped(sum), elapsed.Round(time.Millisecond))
 	return nil
 }
 

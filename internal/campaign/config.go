@@ -39,6 +39,7 @@ type file struct {
 	Attachments []string          `toml:"attachments"`
 	Columns     columns           `toml:"columns"`
 	Headers     map[string]string `toml:"headers"`
+	SMTP        *smtpFile         `toml:"smtp"`
 }
 
 type columns struct {
@@ -61,6 +62,7 @@ type Campaign struct {
 	Attachments []string
 	Columns     merge.Columns
 	Headers     []header // in file order
+	SMTP        *SMTP    // nil without an [smtp] table
 
 	lines      map[string]int // key → line in the campaign file
 	incomplete bool           // Load found problems: check, never send
@@ -204,6 +206,9 @@ func Load(path string) (*Campaign, error) {
 		if exists("attachments", p) {
 			c.Attachments = append(c.Attachments, p)
 		}
+	}
+	if f.SMTP != nil {
+		c.SMTP = loadSMTP(f.SMTP, c.From.Address, rel, bad)
 	}
 	seen := map[string]string{}
 	for _, k := range md.Keys() {

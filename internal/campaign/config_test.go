@@ -216,7 +216,7 @@ func TestLoadUnknownKeys(t *testing.T) {
 		{"in a table", "[columns]\nemail = \"email\"\n\nemial = \"x\"\n", map[string]int{"columns.emial": 9}},
 		{"dotted", "\ncolumns.emial = \"x\"\n", map[string]int{"columns.emial": 7}},
 		{"quoted", "\"reply to\" = \"x\"\n", map[string]int{`"reply to"`: 6}},
-		{"unknown table", "# smtp\n[smtp]\nhost = \"smtp.example.org\"\n", map[string]int{"smtp": 7, "smtp.host": 8}},
+		{"unknown table", "# imap\n[imap]\nhost = \"imap.example.org\"\n", map[string]int{"imap": 7, "imap.host": 8}},
 		{"after a multi-line string", "layout_note = \"\"\"\nsubjet = 1\n\"\"\"\nreplyto = \"x\"\n",
 			map[string]int{"layout_note": 6, "replyto": 9}},
 		{"several", "a = 1\n[columns]\nb = 2\n[headers]\nX-Ok = \"y\"\n[more]\nc = 3\n",

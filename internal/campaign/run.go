@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
@@ -21,34 +22,85 @@ import (
 type Options struct {
 	Now  time.Time   // the Date of every message
 	Warn func(error) // told of each skipped row; may be nil
+	// Limit sends to the first Limit recipients only; 0 for all.
+	Limit int
+	// To, for a test send, takes every message's envelope instead of its
+	// recipient; the headers stay as the recipient would see them.
+	To string
+	// Outcome is told of each message's delivery, from any goroutine;
+	// may be nil.
+	Outcome func(m *render.Message, err error)
 }
 
 // Summary counts a run's recipients.
 type Summary struct {
-	Messages   int // rendered (check) or delivered (send)
+	Messages   int // rendered (check), or handed over for delivery (send)
 	Invalid    int // rows skipped for an invalid address
 	Duplicates int // rows skipped for a repeated address
+
+	mu     sync.Mutex
+	sent   int
+	failed int
 }
 
 // Skipped is the number of rows left out.
 func (s *Summary) Skipped() int { return s.Invalid + s.Duplicates }
 
+// Delivered returns how many messages were delivered and how many failed.
+func (s *Summary) Delivered() (sent, failed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent, s.failed
+}
+
+func (s *Summary) outcome(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.sent++
+	} else {
+		s.failed++
+	}
+}
+
 // Check renders every recipient's message in memory and reports every
 // problem that would stop the campaign, as Problems.
 func (c *Campaign) Check(ctx context.Context, opts Options) (*Summary, error) {
-	return c.run(ctx, opts, nil)
+	sum := &Summary{}
+	return sum, c.run(ctx, opts, sum, nil)
 }
 
+// Opener opens the sender once the campaign has been checked; sum counts
+// what is about to be sent. It is where the server is reached and the user
+// asked to confirm: an error sends nothing.
+type Opener func(sum *Summary) (deliver.Sender, error)
+
 // Send checks the whole campaign first, so that a problem in row 9,000 stops
-// it before the first message, then renders each message again and hands it
-// to s. It closes s.
-func (c *Campaign) Send(ctx context.Context, s deliver.Sender, opts Options) (*Summary, error) {
-	if _, err := c.run(ctx, opts, nil); err != nil {
-		s.Close()
+// it before the first message, then opens the sender, renders each message
+// again and hands it over. It closes the sender and returns when every
+// outcome is in.
+func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summary, error) {
+	planned := &Summary{}
+	if err := c.run(ctx, opts, planned, nil); err != nil {
+		return nil, err
+	}
+	if opts.Limit > 0 {
+		planned.Messages = min(planned.Messages, opts.Limit)
+	}
+	s, err := open(planned)
+	if err != nil {
 		return nil, err
 	}
 	opts.Warn = nil // told already
-	sum, err := c.run(ctx, opts, func(m *render.Message) error { return s.Send(ctx, m) })
+	sum := &Summary{}
+	err = c.run(ctx, opts, sum, func(m *render.Message) error {
+		return s.Send(ctx, m, func(err error) {
+			sum.outcome(err)
+			if opts.Outcome != nil {
+				opts.Outcome(m, err)
+			}
+		})
+	})
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}
@@ -58,9 +110,9 @@ func (c *Campaign) Send(ctx context.Context, s deliver.Sender, opts Options) (*S
 // run streams the list, renders each message and passes it to deliver
 // (when not nil). It stops at the first delivery error; other problems are
 // collected and returned together.
-func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render.Message) error) (*Summary, error) {
+func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, deliverFn func(*render.Message) error) error {
 	if c.incomplete && deliverFn != nil {
-		return nil, errors.New("the campaign file has problems: run batch check")
+		return errors.New("the campaign file has problems: run batch check")
 	}
 	probs := &problems{seen: map[string]*aggregate{}}
 	var r *render.Renderer
@@ -71,16 +123,15 @@ func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render
 			probs.add(err)
 		}
 	}
-	sum := &Summary{}
 	if c.Recipients == "" {
-		return sum, probs.err()
+		return probs.err()
 	}
 	f, err := os.Open(c.Recipients)
 	if err != nil {
 		if !c.incomplete { // else Load has said so
 			probs.add(fmt.Errorf("%s: %w", c.Recipients, err))
 		}
-		return sum, probs.err()
+		return probs.err()
 	}
 	defer f.Close()
 	rd, err := merge.NewReader(c.Recipients, f, c.Columns)
@@ -91,10 +142,10 @@ func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render
 			probs.add(p)
 		}
 		c.checkFields(herr.Columns, probs)
-		return sum, probs.err()
+		return probs.err()
 	case err != nil:
 		probs.add(err)
-		return sum, probs.err()
+		return probs.err()
 	}
 	// A field that is not a column is reported once; the rows are then
 	// rendered with it empty, to find the problems that lie behind it.
@@ -103,7 +154,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render
 	var body bytes.Buffer
 	for {
 		if err := ctx.Err(); err != nil {
-			return sum, err
+			return err
 		}
 		rec, err := rd.Next()
 		if errors.Is(err, io.EOF) {
@@ -126,7 +177,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render
 			continue
 		case err != nil:
 			probs.add(err)
-			return sum, probs.err()
+			return probs.err()
 		}
 		if !ready {
 			continue
@@ -137,7 +188,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render
 		m, err := c.message(r, rec, &body)
 		if err != nil {
 			if deliverFn != nil { // the list changed since it was checked
-				return sum, &messageError{rec: rec, list: c.Recipients, err: err}
+				return &messageError{rec: rec, list: c.Recipients, err: err}
 			}
 			list, ok := err.(render.Errors)
 			if !ok {
@@ -149,19 +200,25 @@ func (c *Campaign) run(ctx context.Context, opts Options, deliverFn func(*render
 			continue
 		}
 		if deliverFn != nil {
+			if opts.To != "" {
+				m.To = opts.To
+			}
 			if err := deliverFn(m); err != nil {
-				return sum, fmt.Errorf("%s (row %d): %w", rec.Email, rec.Row, err)
+				return fmt.Errorf("%s (row %d): %w", rec.Email, rec.Row, err)
 			}
 		}
 		sum.Messages++
+		if deliverFn != nil && opts.Limit > 0 && sum.Messages >= opts.Limit {
+			break
+		}
 	}
 	if err := probs.err(); err != nil {
-		return sum, err
+		return err
 	}
 	if sum.Messages == 0 && ready {
-		return sum, fmt.Errorf("%s: no recipients to send to: the list has no valid rows", c.Recipients)
+		return fmt.Errorf("%s: no recipients to send to: the list has no valid rows", c.Recipients)
 	}
-	return sum, nil
+	return nil
 }
 
 // checkFields reports every field the templates name that is not one of

@@ -17,14 +17,24 @@ import (
 
 // recorder is a Sender that keeps what it is given.
 type recorder struct {
-	msgs   []*render.Message
-	closed int
-	send   func(n int) error // called with the message's number from 1; may be nil
+	msgs    []*render.Message
+	opened  int
+	planned *Summary // what the Opener was told
+	closed  int
+	send    func(n int) error // called with the message's number from 1; may be nil
+	fail    func(n int) error // the outcome of message n; may be nil
 }
 
 var _ deliver.Sender = (*recorder)(nil)
 
-func (r *recorder) Send(ctx context.Context, m *render.Message) error {
+// open is the recorder's Opener.
+func (r *recorder) open(sum *Summary) (deliver.Sender, error) {
+	r.opened++
+	r.planned = sum
+	return r, nil
+}
+
+func (r *recorder) Send(ctx context.Context, m *render.Message, done func(error)) error {
 	if r.closed > 0 {
 		return errors.New("send after close")
 	}
@@ -34,6 +44,11 @@ func (r *recorder) Send(ctx context.Context, m *render.Message) error {
 		}
 	}
 	r.msgs = append(r.msgs, m)
+	var err error
+	if r.fail != nil {
+		err = r.fail(len(r.msgs))
+	}
+	done(err)
 	return nil
 }
 
@@ -86,8 +101,8 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *sum != (Summary{Messages: 4, Invalid: 2, Duplicates: 1}) || sum.Skipped() != 3 {
-		t.Errorf("Summary = %+v, want 4 messages, 2 invalid, 1 duplicate", *sum)
+	if sum.Messages != 4 || sum.Invalid != 2 || sum.Duplicates != 1 || sum.Skipped() != 3 {
+		t.Errorf("Summary: %d messages, %d invalid, %d repeated; want 4, 2, 1", sum.Messages, sum.Invalid, sum.Duplicates)
 	}
 	wantRows := []struct {
 		row  int
@@ -249,7 +264,7 @@ func TestSend(t *testing.T) {
 	c := newCampaign(t, goodList, goodBody, "", nil)
 	rec := &recorder{}
 	var warned int
-	sum, err := c.Send(context.Background(), rec, Options{Now: now, Warn: func(error) { warned++ }})
+	sum, err := c.Send(context.Background(), rec.open, Options{Now: now, Warn: func(error) { warned++ }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,8 +277,12 @@ func TestSend(t *testing.T) {
 			t.Errorf("message %d: Seq %d From %q, want row %d from news@example.org", i, m.Seq, m.From, row)
 		}
 	}
-	if *sum != (Summary{Messages: 4, Invalid: 2, Duplicates: 1}) {
-		t.Errorf("Summary = %+v", *sum)
+	if sent, failed := sum.Delivered(); sum.Messages != 4 || sum.Invalid != 2 || sum.Duplicates != 1 || sent != 4 || failed != 0 {
+		t.Errorf("Summary: %d messages, %d invalid, %d repeated, %d sent, %d failed; want 4, 2, 1, 4, 0",
+			sum.Messages, sum.Invalid, sum.Duplicates, sent, failed)
+	}
+	if rec.opened != 1 || rec.planned.Messages != 4 {
+		t.Errorf("opened %d times for %+v, want once for 4 messages", rec.opened, rec.planned)
 	}
 	if warned != 3 {
 		t.Errorf("Warn called %d times, want 3 (once per skipped row)", warned)
@@ -298,16 +317,13 @@ func TestSendNothingOnProblem(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCampaign(t, tt.list, tt.body, "", tt.extra)
 			rec := &recorder{}
-			sum, err := c.Send(context.Background(), rec, Options{Now: now})
+			sum, err := c.Send(context.Background(), rec.open, Options{Now: now})
 			if err == nil {
 				t.Fatalf("Send succeeded: %+v", sum)
 			}
 			problemsOf(t, err)
-			if len(rec.msgs) != 0 {
-				t.Errorf("delivered %d messages (%q) despite: %v", len(rec.msgs), rec.to(), err)
-			}
-			if rec.closed != 1 {
-				t.Errorf("Close called %d times, want 1", rec.closed)
+			if len(rec.msgs) != 0 || rec.opened != 0 {
+				t.Errorf("delivered %d messages (%q), opened the sender %d times despite: %v", len(rec.msgs), rec.to(), rec.opened, err)
 			}
 		})
 	}
@@ -319,12 +335,12 @@ func TestSendCancelled(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		rec := &recorder{}
-		_, err := c.Send(ctx, rec, Options{Now: now})
+		_, err := c.Send(ctx, rec.open, Options{Now: now})
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Send gave %v, want context.Canceled", err)
 		}
-		if len(rec.msgs) != 0 || rec.closed != 1 {
-			t.Errorf("delivered %d, closed %d times", len(rec.msgs), rec.closed)
+		if len(rec.msgs) != 0 || rec.opened != 0 {
+			t.Errorf("delivered %d, opened %d times", len(rec.msgs), rec.opened)
 		}
 	})
 	t.Run("during", func(t *testing.T) {
@@ -337,7 +353,7 @@ func TestSendCancelled(t *testing.T) {
 			}
 			return nil
 		}}
-		sum, err := c.Send(ctx, rec, Options{Now: now})
+		sum, err := c.Send(ctx, rec.open, Options{Now: now})
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Send gave %v, want context.Canceled", err)
 		}
@@ -370,7 +386,7 @@ func TestSendDeliveryError(t *testing.T) {
 		}
 		return nil
 	}}
-	sum, err := c.Send(context.Background(), rec, Options{Now: now})
+	sum, err := c.Send(context.Background(), rec.open, Options{Now: now})
 	if !errors.Is(err, errRefused) {
 		t.Fatalf("Send gave %v, want the sender's error", err)
 	}
@@ -393,12 +409,72 @@ func (c *closeErr) Close() error { c.closed++; return errClose }
 func TestSendCloseError(t *testing.T) {
 	c := newCampaign(t, goodList, goodBody, "", nil)
 	s := &closeErr{}
-	_, err := c.Send(context.Background(), s, Options{Now: now})
+	_, err := c.Send(context.Background(), func(*Summary) (deliver.Sender, error) { return s, nil }, Options{Now: now})
 	if !errors.Is(err, errClose) {
 		t.Errorf("Send gave %v, want the error of Close", err)
 	}
 	if len(s.msgs) != 4 || s.closed != 1 {
 		t.Errorf("delivered %d, closed %d times", len(s.msgs), s.closed)
+	}
+}
+
+func TestSendOpenError(t *testing.T) {
+	c := newCampaign(t, goodList, goodBody, "", nil)
+	errRefused := errors.New("535 authentication failed")
+	_, err := c.Send(context.Background(), func(*Summary) (deliver.Sender, error) { return nil, errRefused }, Options{Now: now})
+	if !errors.Is(err, errRefused) {
+		t.Errorf("Send gave %v, want the Opener's error", err)
+	}
+}
+
+func TestSendFailuresGoOn(t *testing.T) {
+	// A recipient the server refuses is counted and reported; the others
+	// are still sent.
+	c := newCampaign(t, goodList, goodBody, "", nil)
+	errUnknown := errors.New("550 5.1.1 no such user")
+	rec := &recorder{fail: func(n int) error {
+		if n == 2 {
+			return errUnknown
+		}
+		return nil
+	}}
+	var failed []string
+	sum, err := c.Send(context.Background(), rec.open, Options{Now: now, Outcome: func(m *render.Message, err error) {
+		if err != nil {
+			failed = append(failed, m.To)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, nfailed := sum.Delivered()
+	if len(rec.msgs) != 4 || sent != 3 || nfailed != 1 {
+		t.Errorf("handed over %d, sent %d, failed %d; want 4, 3, 1", len(rec.msgs), sent, nfailed)
+	}
+	if strings.Join(failed, " ") != "bob@example.net" {
+		t.Errorf("failures reported: %q", failed)
+	}
+}
+
+func TestSendLimitAndTestAddress(t *testing.T) {
+	c := newCampaign(t, goodList, goodBody, "", nil)
+	rec := &recorder{}
+	sum, err := c.Send(context.Background(), rec.open, Options{Now: now, Limit: 2, To: "me@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.msgs) != 2 || sum.Messages != 2 || rec.planned.Messages != 2 {
+		t.Fatalf("handed over %d (summary %d, planned %d), want the first 2", len(rec.msgs), sum.Messages, rec.planned.Messages)
+	}
+	for i, want := range []string{"ada@example.org", "bob@example.net"} {
+		m := rec.msgs[i]
+		if m.To != "me@example.com" {
+			t.Errorf("message %d goes to %s, want the test address", i, m.To)
+		}
+		// The headers stay as the recipient would see them.
+		if !bytes.Contains(m.Data, []byte("<"+want+">\r\n")) {
+			t.Errorf("message %d is not the one for %s", i, want)
+		}
 	}
 }
 

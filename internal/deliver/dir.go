@@ -60,8 +60,8 @@ func FileName(m *render.Message) string {
 	return fmt.Sprintf("%07d-%s.eml", m.Seq, safe)
 }
 
-// Send writes m to its file.
-func (d *Dir) Send(ctx context.Context, m *render.Message) error {
+// Send writes m to its file, and tells done before it returns.
+func (d *Dir) Send(ctx context.Context, m *render.Message, done func(error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -89,6 +89,7 @@ func (d *Dir) Send(ctx context.Context, m *render.Message) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
+	done(nil)
 	return nil
 }
 

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/batch-mailer/batch/internal/render"
+)
+
+// progress reports a send as it goes: on a terminal a bar redrawn in place
+// a few times a second; elsewhere a log line every few seconds, so that a
+// log file stays readable. Failures are printed as they happen.
+type progress struct {
+	w        io.Writer
+	tty      bool
+	total    int
+	interval time.Duration
+
+	mu     sync.Mutex
+	start  time.Time
+	sent   int
+	failed int
+	drawn  bool // a bar is on the screen
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func newProgress(w io.Writer, tty bool, total int) *progress {
+	interval := 5 * time.Second
+	if tty {
+		interval = 200 * time.Millisecond
+	}
+	return &progress{w: w, tty: tty, total: total, interval: interval}
+}
+
+// begin starts the clock and the ticker.
+func (p *progress) begin() {
+	p.start = time.Now()
+	p.stop = make(chan struct{})
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(p.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.mu.Lock()
+				p.draw()
+				p.mu.Unlock()
+			case <-p.stop:
+				return
+			}
+		}
+	}()
+}
+
+// outcome counts one message, and prints it if it failed.
+func (p *progress) outcome(m *render.Message, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		p.sent++
+		return
+	}
+	p.failed++
+	p.clear()
+	fmt.Fprintf(p.w, "batch: failed: %s (row %d): %v\n", m.To, m.Seq, err)
+}
+
+// end stops the ticker and clears the bar.
+func (p *progress) end() {
+	if p.stop == nil {
+		return
+	}
+	close(p.stop)
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+}
+
+func (p *progress) clear() {
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.drawn = false
+	}
+}
+
+func (p *progress) draw() {
+	done := p.sent + p.failed
+	elapsed := time.Since(p.start)
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(done) / elapsed.Seconds()
+	}
+	left := "?"
+	if rate > 0 && p.total >= done {
+		left = time.Duration(float64(p.total-done) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	status := fmt.Sprintf("%d/%d sent, %d failed, %.1f/s, %s left", p.sent, p.total, p.failed, rate, left)
+	if !p.tty {
+		fmt.Fprintf(p.w, "batch: %s\n", status)
+		return
+	}
+	const width = 24
+	filled := 0
+	if p.total > 0 {
+		filled = min(width, width*done/p.total)
+	}
+	fmt.Fprintf(p.w, "\r\x1b[K[%s%s] %s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), status)
+	p.drawn = true
+}

@@ -1,0 +1,214 @@
+package campaign
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/merge"
+)
+
+// smtpFile is the [smtp] table as written.
+type smtpFile struct {
+	Host             string `toml:"host"`
+	Port             int    `toml:"port"`
+	Security         string `toml:"security"`
+	Username         string `toml:"username"`
+	PasswordEnv      string `toml:"password_env"`
+	PasswordCmd      string `toml:"password_cmd"`
+	CAFile           string `toml:"ca_file"`
+	HELO             string `toml:"helo"`
+	Timeout          string `toml:"timeout"`
+	Connections      int    `toml:"connections"`
+	MaxPerConnection int    `toml:"max_per_connection"`
+	Rate             string `toml:"rate"`
+	Sender           string `toml:"sender"`
+}
+
+// SMTP is the checked [smtp] table: where and how to send.
+type SMTP struct {
+	Host             string
+	Port             int
+	Security         deliver.Security
+	Username         string
+	PasswordEnv      string // the variable that holds the password
+	PasswordCmd      string // or a command that prints it
+	CAFile           string // resolved path, "" for none
+	HELO             string
+	Timeout          time.Duration
+	Connections      int
+	MaxPerConnection int
+	Rate             float64 // messages a second, 0 for no limit
+	RateText         string  // as written
+	Sender           string  // MAIL FROM
+}
+
+// DefaultPasswordEnv is the variable the password is read from by default.
+const DefaultPasswordEnv = "BATCH_SMTP_PASSWORD"
+
+// loadSMTP checks the [smtp] table; bad reports a problem with a key.
+func loadSMTP(f *smtpFile, from string, rel func(string) string, bad func(key, format string, args ...any)) *SMTP {
+	s := &SMTP{
+		Host:             strings.TrimSpace(f.Host),
+		Port:             f.Port,
+		Username:         f.Username,
+		PasswordEnv:      f.PasswordEnv,
+		PasswordCmd:      f.PasswordCmd,
+		HELO:             f.HELO,
+		Connections:      f.Connections,
+		MaxPerConnection: f.MaxPerConnection,
+		RateText:         f.Rate,
+		Sender:           f.Sender,
+	}
+	if s.Host == "" {
+		bad("smtp.host", `is required to send: the submission server, e.g. host = "smtp.example.org"`)
+	}
+	switch f.Security {
+	case "", "starttls":
+		s.Security = deliver.StartTLS
+	case "tls":
+		s.Security = deliver.ImplicitTLS
+	case "none":
+		s.Security = deliver.NoTLS
+		if s.Host != "" && !deliver.IsLoopback(s.Host) {
+			bad("smtp.security", `"none" sends in plain text, so it is only for a relay on this machine (localhost, 127.0.0.1, ::1); use "starttls" (port 587) or "tls" (port 465)`)
+		}
+	default:
+		bad("smtp.security", `%q: want "starttls" (port 587), "tls" (port 465) or "none" (a relay on localhost)`, f.Security)
+	}
+	if s.Port == 0 {
+		s.Port = map[deliver.Security]int{deliver.StartTLS: 587, deliver.ImplicitTLS: 465, deliver.NoTLS: 25}[s.Security]
+	} else if s.Port < 1 || s.Port > 65535 {
+		bad("smtp.port", "%d is not a port number", s.Port)
+	}
+	if s.PasswordEnv != "" && s.PasswordCmd != "" {
+		bad("smtp.password_cmd", "give password_env or password_cmd, not both")
+	}
+	if s.PasswordEnv == "" {
+		s.PasswordEnv = DefaultPasswordEnv
+	}
+	if f.CAFile != "" {
+		s.CAFile = rel(f.CAFile)
+		if _, err := os.Stat(s.CAFile); err != nil {
+			bad("smtp.ca_file", "%v", err)
+		}
+	}
+	if s.HELO == "" {
+		s.HELO = from[strings.LastIndexByte(from, '@')+1:]
+	}
+	if strings.ContainsAny(s.HELO, " \t\r\n") {
+		bad("smtp.helo", "%q: a host name has no spaces", s.HELO)
+	}
+	s.Timeout = 30 * time.Second
+	if f.Timeout != "" {
+		d, err := time.ParseDuration(f.Timeout)
+		if err != nil || d <= 0 {
+			bad("smtp.timeout", "%q: want a duration such as \"30s\" or \"2m\"", f.Timeout)
+		}
+		s.Timeout = d
+	}
+	switch {
+	case s.Connections == 0:
+		s.Connections = 1
+	case s.Connections < 0 || s.Connections > 64:
+		bad("smtp.connections", "%d: want 1 to 64", s.Connections)
+	}
+	switch {
+	case s.MaxPerConnection == 0:
+		s.MaxPerConnection = 100
+	case s.MaxPerConnection < 0:
+		bad("smtp.max_per_connection", "%d: want a positive number", s.MaxPerConnection)
+	}
+	if f.Rate != "" {
+		r, err := deliver.ParseRate(f.Rate)
+		if err != nil {
+			bad("smtp.rate", "%v", err)
+		}
+		s.Rate = r
+	}
+	if s.Sender != "" {
+		if err := merge.CheckAddress(s.Sender); err != nil {
+			bad("smtp.sender", "%q: %v", s.Sender, err)
+		}
+	}
+	return s
+}
+
+// Secrets are the ways to get the password, given by the command line.
+type Secrets struct {
+	Getenv func(string) string
+	// Run runs a shell command and returns what it printed.
+	Run func(command string) (string, error)
+	// Prompt asks on the terminal; nil when there is none.
+	Prompt func(question string) (string, error)
+}
+
+// Password returns the SMTP password: the output of password_cmd, or the
+// variable password_env names, or an answer at the terminal. Without a
+// username there is none.
+func (s *SMTP) Password(sec Secrets) (string, error) {
+	if s.Username == "" {
+		return "", nil
+	}
+	if s.PasswordCmd != "" {
+		out, err := sec.Run(s.PasswordCmd)
+		if err != nil {
+			return "", fmt.Errorf("smtp.password_cmd: %w", err)
+		}
+		pw := strings.TrimRight(out, "\r\n")
+		if pw == "" {
+			return "", errors.New("smtp.password_cmd printed nothing: it should print the password")
+		}
+		return pw, nil
+	}
+	if pw := sec.Getenv(s.PasswordEnv); pw != "" {
+		return pw, nil
+	}
+	if sec.Prompt != nil {
+		return sec.Prompt(fmt.Sprintf("Password for %s at %s: ", s.Username, s.Host))
+	}
+	return "", fmt.Errorf("no password for %s at %s: set the environment variable %s, or password_cmd in [smtp], or run batch on a terminal to be asked", s.Username, s.Host, s.PasswordEnv)
+}
+
+// Config returns what deliver needs to send, the password given.
+func (s *SMTP) Config(password string, debug io.Writer) (deliver.SMTPConfig, error) {
+	cfg := deliver.SMTPConfig{
+		Host:             s.Host,
+		Port:             s.Port,
+		Security:         s.Security,
+		Username:         s.Username,
+		Password:         password,
+		HELO:             s.HELO,
+		Timeout:          s.Timeout,
+		Connections:      s.Connections,
+		MaxPerConnection: s.MaxPerConnection,
+		Sender:           s.Sender,
+		Debug:            debug,
+	}
+	if s.Rate > 0 {
+		cfg.Limiter = deliver.NewLimiter(s.Rate, deliver.RealClock{})
+	}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return cfg, fmt.Errorf("smtp.ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return cfg, fmt.Errorf("smtp.ca_file: %s holds no PEM certificate", s.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// Addr is "host:port".
+func (s *SMTP) Addr() string { return fmt.Sprintf("%s:%d", s.Host, s.Port) }

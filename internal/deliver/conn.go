@@ -1,0 +1,287 @@
+package deliver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Security is how the connection to the server is protected.
+type Security int
+
+const (
+	// StartTLS connects in plain text and upgrades with STARTTLS (RFC
+	// 3207), which the server must offer: never a plaintext fallback.
+	StartTLS Security = iota
+	// ImplicitTLS speaks TLS from the first byte (RFC 8314, port 465).
+	ImplicitTLS
+	// NoTLS is plain text, for a relay on the loopback interface only.
+	NoTLS
+)
+
+func (s Security) String() string {
+	switch s {
+	case ImplicitTLS:
+		return "tls"
+	case NoTLS:
+		return "none"
+	}
+	return "starttls"
+}
+
+// ConnError is a failure to connect, secure the connection or log in:
+// nothing can be sent until what it names is fixed.
+type ConnError struct {
+	Addr string
+	Step string // "connect", "tls", "starttls", "auth", "hello"
+	Hint string // what to check
+	Err  error
+}
+
+func (e *ConnError) Error() string {
+	msg := fmt.Sprintf("%s: %s: %v", e.Addr, e.Step, e.Err)
+	if e.Hint != "" {
+		msg += ": " + e.Hint
+	}
+	return msg
+}
+
+func (e *ConnError) Unwrap() error { return e.Err }
+
+var (
+	errNoAuth      = errors.New("the server offers no AUTH")
+	errUnencrypted = errors.New("batch won't send a password over an unencrypted connection")
+)
+
+// IsLoopback reports whether host names this machine's loopback interface:
+// "localhost" or an address in 127.0.0.0/8 or ::1.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// conn is one open, authenticated connection.
+type conn struct {
+	c     *smtp.Client
+	raw   net.Conn
+	sent  int       // messages sent on it
+	last  time.Time // when it was last used
+	dirty bool      // a transaction failed: RSET before the next
+	log   *transcript
+}
+
+// dial opens, secures and logs in one connection.
+func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
+	cfg := &s.cfg
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	fail := func(step, hint string, err error) error {
+		return &ConnError{Addr: addr, Step: step, Hint: hint, Err: err}
+	}
+	var log *transcript
+	if cfg.Debug != nil {
+		log = newTranscript(cfg.Debug, &s.debugMu, id, cfg.Password)
+		log.note("connecting to %s (%s)", addr, cfg.Security)
+	}
+	d := &net.Dialer{Timeout: cfg.Timeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fail("connect", "check [smtp] host and port, and that the server is up and reachable", err)
+	}
+	tlsConfig := &tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	var nc net.Conn = raw
+	switch cfg.Security {
+	case ImplicitTLS:
+		tc := tls.Client(raw, tlsConfig)
+		hctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			raw.Close()
+			return nil, fail("tls", tlsHint(err, cfg), err)
+		}
+		nc = tc
+		if log != nil {
+			log.note("TLS %s established, certificate verified for %s", tls.VersionName(tc.ConnectionState().Version), cfg.Host)
+		}
+	case StartTLS:
+		tc, err := startTLS(ctx, raw, cfg, tlsConfig, log)
+		if err != nil {
+			raw.Close()
+			var ce *ConnError
+			if errors.As(err, &ce) {
+				ce.Addr = addr
+				return nil, ce
+			}
+			return nil, fail("starttls", tlsHint(err, cfg), err)
+		}
+		// The greeting came before STARTTLS; go-smtp reads one first.
+		nc = &greeted{Conn: tc, pending: []byte("220 batch: TLS established\r\n")}
+		if log != nil {
+			log.note("TLS %s established, certificate verified for %s", tls.VersionName(tc.ConnectionState().Version), cfg.Host)
+		}
+	}
+	c := smtp.NewClient(nc)
+	c.CommandTimeout = cfg.Timeout
+	c.SubmissionTimeout = max(cfg.Timeout, time.Minute)
+	if log != nil {
+		c.DebugWriter = log
+	}
+	if err := c.Hello(cfg.HELO); err != nil {
+		c.Close()
+		return nil, fail("hello", "the server did not accept EHLO "+cfg.HELO+": set [smtp] helo to this host's name", err)
+	}
+	if cfg.Username != "" {
+		if err := s.auth(c); err != nil {
+			c.Close()
+			return nil, fail("auth", authHint(err), err)
+		}
+	}
+	return &conn{c: c, raw: nc, last: time.Now(), log: log}, nil
+}
+
+// auth logs in with PLAIN or LOGIN, whichever the server offers.
+func (s *SMTP) auth(c *smtp.Client) error {
+	cfg := &s.cfg
+	if ok, _ := c.Extension("AUTH"); !ok {
+		return errNoAuth
+	}
+	if _, isTLS := c.TLSConnectionState(); !isTLS && !IsLoopback(cfg.Host) {
+		return errUnencrypted
+	}
+	switch {
+	case c.SupportsAuth("PLAIN"):
+		return c.Auth(sasl.NewPlainClient("", cfg.Username, cfg.Password))
+	case c.SupportsAuth("LOGIN"):
+		return c.Auth(sasl.NewLoginClient(cfg.Username, cfg.Password))
+	}
+	_, mechs := c.Extension("AUTH")
+	return fmt.Errorf("the server offers AUTH %s, and batch speaks PLAIN and LOGIN", mechs)
+}
+
+// startTLS greets the server, says EHLO with batch's own name (go-smtp
+// would say "localhost" before TLS), asks for STARTTLS and completes the
+// TLS handshake. A server that doesn't offer STARTTLS is an error: batch
+// never falls back to plain text.
+func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls.Config, log *transcript) (*tls.Conn, error) {
+	raw.SetDeadline(time.Now().Add(cfg.Timeout))
+	defer raw.SetDeadline(time.Time{})
+	var r io.Reader = raw
+	var w io.Writer = raw
+	if log != nil {
+		r = io.TeeReader(raw, log)
+		w = io.MultiWriter(raw, log)
+	}
+	tp := textproto.NewConn(struct {
+		io.Reader
+		io.Writer
+		io.Closer
+	}{r, w, raw})
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return nil, fmt.Errorf("greeting: %w", err)
+	}
+	id, err := tp.Cmd("EHLO %s", cfg.HELO)
+	if err != nil {
+		return nil, err
+	}
+	tp.StartResponse(id)
+	_, msg, err := tp.ReadResponse(250)
+	tp.EndResponse(id)
+	if err != nil {
+		return nil, fmt.Errorf("EHLO: %w", err)
+	}
+	offered := false
+	for _, ext := range strings.Split(msg, "\n")[1:] {
+		if strings.EqualFold(strings.TrimSpace(ext), "STARTTLS") {
+			offered = true
+		}
+	}
+	if !offered {
+		return nil, &ConnError{Step: "starttls", Err: errors.New("the server does not offer STARTTLS"),
+			Hint: "batch never falls back to plain text; if the server speaks TLS from the start (port 465), set security = \"tls\""}
+	}
+	id, err = tp.Cmd("STARTTLS")
+	if err != nil {
+		return nil, err
+	}
+	tp.StartResponse(id)
+	_, _, err = tp.ReadResponse(220)
+	tp.EndResponse(id)
+	if err != nil {
+		return nil, fmt.Errorf("STARTTLS: %w", err)
+	}
+	tc := tls.Client(raw, tlsConfig)
+	hctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// greeted is a connection upgraded by STARTTLS, on which go-smtp's client
+// reads the greeting the server already gave before TLS.
+type greeted struct {
+	net.Conn
+	pending []byte
+}
+
+func (g *greeted) Read(b []byte) (int, error) {
+	if len(g.pending) > 0 {
+		n := copy(b, g.pending)
+		g.pending = g.pending[n:]
+		return n, nil
+	}
+	return g.Conn.Read(b)
+}
+
+func tlsHint(err error, cfg *SMTPConfig) string {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var rec tls.RecordHeaderError
+	switch {
+	case errors.As(err, &unknown):
+		return "the server's certificate is not signed by a trusted authority; for a private relay, give its CA certificate in [smtp] ca_file"
+	case errors.As(err, &host):
+		return "the certificate is not for " + cfg.Host + ": check [smtp] host"
+	case errors.As(err, &invalid):
+		return "the server's certificate is not valid (expired, or not for a server)"
+	case errors.As(err, &rec):
+		if cfg.Security == ImplicitTLS {
+			return "the server did not answer in TLS: a submission port (587) takes security = \"starttls\""
+		}
+		return "the server did not answer in TLS"
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return "the server closed the connection"
+	}
+	return "check [smtp] security, port and ca_file"
+}
+
+func authHint(err error) string {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && (se.Code == 535 || se.Code == 534 || se.Code == 454 && se.EnhancedCode == smtp.EnhancedCode{4, 7, 0}) {
+		return "the server refused the username or password: check [smtp] username and the password"
+	}
+	if errors.Is(err, errUnencrypted) {
+		return "use security = \"starttls\" or \"tls\""
+	}
+	if errors.Is(err, errNoAuth) {
+		return "remove [smtp] username if the server needs no login"
+	}
+	return "check [smtp] username and the password"
+}

@@ -1,0 +1,292 @@
+package deliver
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/batch-mailer/batch/internal/render"
+)
+
+// SMTPConfig says how to reach and use a submission server.
+type SMTPConfig struct {
+	Host             string
+	Port             int
+	Security         Security
+	Username         string // "" for no AUTH
+	Password         string
+	RootCAs          *x509.CertPool // nil for the system's
+	HELO             string         // the name batch gives in EHLO
+	Timeout          time.Duration  // for connecting and each command
+	Connections      int            // sending in parallel
+	MaxPerConnection int            // messages before a new connection
+	Limiter          *Limiter       // nil for no limit
+	Sender           string         // MAIL FROM; "" for each message's From
+	Debug            io.Writer      // the SMTP dialogue, secrets redacted; nil for none
+	IdleCheck        time.Duration  // NOOP a connection idle this long before reuse
+}
+
+// SMTP delivers messages to a server over a set of reused connections at
+// the configured pace (RFC 5321, RFC 6409). Messages are queued by Send
+// and sent by one goroutine per connection; each outcome is reported
+// through the callback given to Send.
+type SMTP struct {
+	cfg     SMTPConfig
+	debugMu sync.Mutex
+	jobs    chan job
+	wg      sync.WaitGroup
+	closed  bool
+
+	mu     sync.Mutex
+	fatal  error
+	broken chan struct{} // closed on a fatal error
+
+	dials atomic.Int64 // connections opened, for tests and the summary
+}
+
+var _ Sender = (*SMTP)(nil)
+
+type job struct {
+	ctx  context.Context
+	m    *render.Message
+	done func(error)
+}
+
+// SendError is a message the server did not take, or whose transfer broke.
+type SendError struct {
+	To    string
+	Stage string // "MAIL FROM", "RCPT TO", "DATA", "message" or "end of DATA"
+	Err   error  // a *smtp.SMTPError when the server replied
+}
+
+func (e *SendError) Error() string {
+	return fmt.Sprintf("%s: %s: %v", e.To, e.Stage, e.Err)
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
+
+// Reply returns the server's reply to the failed command, if it gave one.
+func (e *SendError) Reply() (*smtp.SMTPError, bool) {
+	var se *smtp.SMTPError
+	ok := errors.As(e.Err, &se)
+	return se, ok
+}
+
+// DialSMTP opens a first connection, secured and logged in, so that a wrong
+// address, certificate or password stops the campaign before any message;
+// the other connections open as they are needed.
+func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
+	if cfg.Connections < 1 {
+		cfg.Connections = 1
+	}
+	if cfg.MaxPerConnection < 1 {
+		cfg.MaxPerConnection = 100
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.IdleCheck <= 0 {
+		cfg.IdleCheck = 5 * time.Second
+	}
+	s := &SMTP{cfg: cfg, jobs: make(chan job), broken: make(chan struct{})}
+	first, err := s.dial(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	s.dials.Add(1)
+	for i := range cfg.Connections {
+		w := &worker{s: s, id: i + 1}
+		if i == 0 {
+			w.c = first
+		}
+		s.wg.Add(1)
+		go w.run()
+	}
+	return s, nil
+}
+
+// Dials returns how many connections were opened.
+func (s *SMTP) Dials() int { return int(s.dials.Load()) }
+
+// Send queues m for the next free connection; done is called with its
+// outcome from that connection's goroutine. Send blocks while every
+// connection is busy. It returns an error, and queues nothing, once the
+// server can no longer be reached.
+func (s *SMTP) Send(ctx context.Context, m *render.Message, done func(error)) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	select {
+	case s.jobs <- job{ctx: ctx, m: m, done: done}:
+		return nil
+	case <-s.broken:
+		return s.err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close waits for the queued messages, then says QUIT on every connection.
+// It returns the error that stopped delivery, if one did.
+func (s *SMTP) Close() error {
+	if !s.closed {
+		s.closed = true
+		close(s.jobs)
+	}
+	s.wg.Wait()
+	return s.err()
+}
+
+func (s *SMTP) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fatal
+}
+
+func (s *SMTP) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fatal == nil {
+		s.fatal = err
+		close(s.broken)
+	}
+}
+
+// worker sends messages over one connection, reopening it as needed.
+type worker struct {
+	s  *SMTP
+	id int
+	c  *conn
+}
+
+func (w *worker) run() {
+	defer w.s.wg.Done()
+	defer w.close(true)
+	for j := range w.s.jobs {
+		if err := w.s.err(); err != nil {
+			j.done(err)
+			continue
+		}
+		if err := w.s.cfg.Limiter.Wait(j.ctx); err != nil {
+			j.done(err)
+			continue
+		}
+		j.done(w.send(j.ctx, j.m))
+	}
+}
+
+// close ends the connection, politely (QUIT) when it is still sound.
+func (w *worker) close(polite bool) {
+	if w.c == nil {
+		return
+	}
+	if polite {
+		_ = w.c.c.Quit()
+	}
+	_ = w.c.c.Close()
+	w.c = nil
+}
+
+// ready makes sure the worker has a usable connection: a new one after
+// max_per_connection messages, a checked one (NOOP) after idling.
+func (w *worker) ready(ctx context.Context) error {
+	cfg := &w.s.cfg
+	if w.c != nil && w.c.sent >= cfg.MaxPerConnection {
+		w.close(true)
+	}
+	if w.c != nil && time.Since(w.c.last) > cfg.IdleCheck {
+		if err := w.c.c.Noop(); err != nil {
+			w.close(false)
+		}
+	}
+	if w.c != nil {
+		return nil
+	}
+	c, err := w.s.dial(ctx, w.id)
+	if err != nil {
+		w.s.fail(err)
+		return err
+	}
+	w.s.dials.Add(1)
+	w.c = c
+	return nil
+}
+
+// send delivers m, on a new connection once more if the server closed the
+// one it had before the message was handed over.
+func (w *worker) send(ctx context.Context, m *render.Message) error {
+	from := w.s.cfg.Sender
+	if from == "" {
+		from = m.From
+	}
+	for attempt := 0; ; attempt++ {
+		if err := w.ready(ctx); err != nil {
+			return err
+		}
+		err := w.c.transfer(from, m)
+		if err == nil {
+			return nil
+		}
+		var se *SendError
+		handedOver := errors.As(err, &se) && se.Stage == "end of DATA"
+		if connectionLost(err) {
+			w.close(false)
+			if !handedOver && attempt == 0 {
+				continue
+			}
+		}
+		return err
+	}
+}
+
+// transfer runs one mail transaction.
+func (c *conn) transfer(from string, m *render.Message) error {
+	fail := func(stage string, err error) error {
+		c.dirty = true
+		return &SendError{To: m.To, Stage: stage, Err: err}
+	}
+	if c.dirty {
+		if err := c.c.Reset(); err != nil {
+			return fail("RSET", err)
+		}
+		c.dirty = false
+	}
+	if err := c.c.Mail(from, nil); err != nil {
+		return fail("MAIL FROM", err)
+	}
+	if err := c.c.Rcpt(m.To, nil); err != nil {
+		return fail("RCPT TO", err)
+	}
+	wc, err := c.c.Data()
+	if err != nil {
+		return fail("DATA", err)
+	}
+	if _, err := wc.Write(m.Data); err != nil {
+		return fail("message", err)
+	}
+	if err := wc.Close(); err != nil {
+		return fail("end of DATA", err)
+	}
+	c.sent++
+	c.last = time.Now()
+	return nil
+}
+
+// connectionLost reports whether err means the connection can't be used
+// again: a network error, or the server's 421 (closing).
+func connectionLost(err error) bool {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code == 421
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
