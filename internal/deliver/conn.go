@@ -116,7 +116,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 		}
 		nc = tc
 		if log != nil {
-			log.note("TLS %s established, certificate verified for %s", tls.VersionName(tc.ConnectionState().Version), cfg.Host)
+			log.note("%s established, certificate verified for %s", tls.VersionName(tc.ConnectionState().Version), cfg.Host)
 		}
 	case StartTLS:
 		tc, err := startTLS(ctx, raw, cfg, tlsConfig, log)
@@ -130,9 +130,9 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 			return nil, fail("starttls", tlsHint(err, cfg), err)
 		}
 		// The greeting came before STARTTLS; go-smtp reads one first.
-		nc = &greeted{Conn: tc, pending: []byte("220 batch: TLS established\r\n")}
+		nc = &greeted{Conn: tc, pending: []byte(syntheticGreeting + "\r\n")}
 		if log != nil {
-			log.note("TLS %s established, certificate verified for %s", tls.VersionName(tc.ConnectionState().Version), cfg.Host)
+			log.note("%s established, certificate verified for %s", tls.VersionName(tc.ConnectionState().Version), cfg.Host)
 		}
 	}
 	c := smtp.NewClient(nc)
@@ -232,6 +232,10 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls
 	}
 	return tc, nil
 }
+
+// syntheticGreeting is what greeted gives go-smtp's client; the transcript
+// leaves it out, since the server never said it.
+const syntheticGreeting = "220 batch: greeting already given before STARTTLS"
 
 // greeted is a connection upgraded by STARTTLS, on which go-smtp's client
 // reads the greeting the server already gave before TLS.

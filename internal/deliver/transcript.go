@@ -74,6 +74,9 @@ func isReply(line string) bool {
 }
 
 func (t *transcript) line(line string) {
+	if line == syntheticGreeting {
+		return
+	}
 	who := "C"
 	switch {
 	case t.data:
