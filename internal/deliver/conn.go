@@ -146,7 +146,13 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 		return nil, fail("hello", "the server did not accept EHLO "+cfg.HELO+": set [smtp] helo to this host's name", err)
 	}
 	if cfg.Username != "" {
-		if err := s.auth(c); err != nil {
+		// Ask the connection, not go-smtp: its TLSConnectionState can't see
+		// through the wrapper a STARTTLS connection is in.
+		_, secured := nc.(*tls.Conn)
+		if g, ok := nc.(*greeted); ok {
+			_, secured = g.Conn.(*tls.Conn)
+		}
+		if err := s.auth(c, secured); err != nil {
 			c.Close()
 			return nil, fail("auth", authHint(err), err)
 		}
@@ -154,13 +160,14 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	return &conn{c: c, raw: nc, last: time.Now(), log: log}, nil
 }
 
-// auth logs in with PLAIN or LOGIN, whichever the server offers.
-func (s *SMTP) auth(c *smtp.Client) error {
+// auth logs in with PLAIN or LOGIN, whichever the server offers; over a
+// connection that is not secured only to loopback.
+func (s *SMTP) auth(c *smtp.Client, secured bool) error {
 	cfg := &s.cfg
 	if ok, _ := c.Extension("AUTH"); !ok {
 		return errNoAuth
 	}
-	if _, isTLS := c.TLSConnectionState(); !isTLS && !IsLoopback(cfg.Host) {
+	if !secured && (cfg.remote || !IsLoopback(cfg.Host)) {
 		return errUnencrypted
 	}
 	switch {

@@ -89,7 +89,7 @@ func ParseRate(s string) (float64, error) {
 		return 0, fmt.Errorf("rate %q: want N/s, N/min, N/h or N/day, e.g. \"20/s\"", s)
 	}
 	v, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
-	if err != nil || v <= 0 || v > 1e6 {
+	if err != nil || !(v > 0 && v <= 1e6) { // NaN too
 		return 0, fmt.Errorf("rate %q: %q is not a positive number of messages", s, n)
 	}
 	per := map[string]float64{"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "day": 86400, "d": 86400}

@@ -45,7 +45,6 @@ type testPKI struct {
 	good      tls.Certificate
 	untrusted tls.Certificate // localhost and 127.0.0.1, by the other CA
 	otherHost tls.Certificate // mail.example.org, by the trusted CA
-	extraIP   net.IP          // a non-loopback address of this machine, or nil
 }
 
 var (
@@ -128,12 +127,9 @@ func newTestPKI() (*testPKI, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &testPKI{roots: x509.NewCertPool(), extraIP: nonLoopbackIP()}
+	p := &testPKI{roots: x509.NewCertPool()}
 	p.roots.AddCert(trusted.cert)
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	if p.extraIP != nil {
-		ips = append(ips, p.extraIP)
-	}
 	if p.good, err = trusted.issue(2, []string{"localhost"}, ips); err != nil {
 		return nil, err
 	}
@@ -144,28 +140,6 @@ func newTestPKI() (*testPKI, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// nonLoopbackIP returns an IPv4 address of this machine that is not a
-// loopback one and can be listened on, or nil.
-func nonLoopbackIP() net.IP {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok || ipn.IP.IsLoopback() || ipn.IP.To4() == nil || !ipn.IP.IsGlobalUnicast() {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort(ipn.IP.String(), "0"))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return ipn.IP.To4()
-	}
-	return nil
 }
 
 // serverOpts configures a test server.

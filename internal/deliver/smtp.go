@@ -32,6 +32,10 @@ type SMTPConfig struct {
 	Sender           string         // MAIL FROM; "" for each message's From
 	Debug            io.Writer      // the SMTP dialogue, secrets redacted; nil for none
 	IdleCheck        time.Duration  // NOOP a connection idle this long before reuse
+
+	// remote makes tests treat a loopback server as a remote one, where
+	// AUTH needs TLS.
+	remote bool
 }
 
 // SMTP delivers messages to a server over a set of reused connections at
