@@ -149,6 +149,7 @@ type serverOpts struct {
 	implicit bool             // TLS from the first byte instead of STARTTLS
 	mechs    []string         // AUTH mechanisms offered ("PLAIN", "LOGIN"); none: no AUTH
 	password string           // testPass by default
+	maxConns int              // more connections at once get 451 at EHLO; 0 for no limit
 
 	// Hooks; a non-nil error is the server's reply. They run on the
 	// connection's goroutine, after the transaction so far is recorded.
@@ -314,6 +315,17 @@ func (ts *testServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	if ts.opts.maxConns > 0 {
+		open := 0
+		for _, other := range ts.conns {
+			if !other.closed {
+				open++
+			}
+		}
+		if open > ts.opts.maxConns {
+			return nil, errors.New("too many connections from your address")
+		}
+	}
 	rec.hellos = append(rec.hellos, hello{name: c.Hostname(), tls: isTLS})
 	rec.authed = false // a new session after STARTTLS must log in again
 	return &testSession{ts: ts, rec: rec, helo: c.Hostname(), tls: isTLS}, nil

@@ -52,6 +52,8 @@ type SMTP struct {
 	mu     sync.Mutex
 	fatal  error
 	broken chan struct{} // closed on a fatal error
+	alive  int           // workers still running
+	retry  []job         // messages handed back by a worker that retired
 
 	dials atomic.Int64 // connections opened, for tests and the summary
 }
@@ -100,7 +102,7 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.IdleCheck <= 0 {
 		cfg.IdleCheck = 5 * time.Second
 	}
-	s := &SMTP{cfg: cfg, jobs: make(chan job), broken: make(chan struct{})}
+	s := &SMTP{cfg: cfg, jobs: make(chan job), broken: make(chan struct{}), alive: cfg.Connections}
 	first, err := s.dial(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -174,7 +176,11 @@ type worker struct {
 func (w *worker) run() {
 	defer w.s.wg.Done()
 	defer w.close(true)
-	for j := range w.s.jobs {
+	for {
+		j, ok := w.s.next()
+		if !ok {
+			return
+		}
 		if err := w.s.err(); err != nil {
 			j.done(err)
 			continue
@@ -183,8 +189,61 @@ func (w *worker) run() {
 			j.done(err)
 			continue
 		}
-		j.done(w.send(j.ctx, j.m))
+		err := w.send(j.ctx, j.m)
+		var ce *ConnError
+		if errors.As(err, &ce) {
+			// This connection can't be opened again. While others work,
+			// they take its message and the campaign goes on with fewer
+			// connections (a server may allow fewer than asked for);
+			// the last one standing stops the campaign.
+			if w.s.retire(j) {
+				return
+			}
+			w.s.fail(err)
+		}
+		j.done(err)
 	}
+}
+
+// next returns the next message to send: one a retired worker handed back
+// first, then the queue. When the queue is closed and empty, the worker
+// leaves.
+func (s *SMTP) next() (job, bool) {
+	if j, ok := s.popRetry(false); ok {
+		return j, true
+	}
+	if j, ok := <-s.jobs; ok {
+		return j, true
+	}
+	return s.popRetry(true)
+}
+
+// popRetry takes a handed-back message; with leaving, a worker that finds
+// none is counted out, under the same lock as retire counts.
+func (s *SMTP) popRetry(leaving bool) (job, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.retry) > 0 {
+		j := s.retry[0]
+		s.retry = s.retry[1:]
+		return j, true
+	}
+	if leaving {
+		s.alive--
+	}
+	return job{}, false
+}
+
+// retire hands j to the other workers, unless none is left.
+func (s *SMTP) retire(j job) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.alive <= 1 {
+		return false
+	}
+	s.alive--
+	s.retry = append(s.retry, j)
+	return true
 }
 
 // close ends the connection, politely (QUIT) when it is still sound.
@@ -216,7 +275,6 @@ func (w *worker) ready(ctx context.Context) error {
 	}
 	c, err := w.s.dial(ctx, w.id)
 	if err != nil {
-		w.s.fail(err)
 		return err
 	}
 	w.s.dials.Add(1)

@@ -587,6 +587,27 @@ func TestSMTPConnections(t *testing.T) {
 	}
 }
 
+// TestSMTPFewerConnections: a server that takes 2 connections at once
+// while the campaign asks for 4. The connections that can't open hand
+// their messages to the others; every message is delivered once.
+func TestSMTPFewerConnections(t *testing.T) {
+	ts := startServer(t, serverOpts{cert: &certs(t).good, mechs: []string{"PLAIN"}, maxConns: 2})
+	cfg := ts.config(t, StartTLS)
+	cfg.Connections = 4
+	msgs := testMessages(30)
+	s, o := sendAll(t, cfg, msgs)
+	for to, err := range o.check(t, msgs) {
+		if err != nil {
+			t.Errorf("%s: %v", to, err)
+		}
+	}
+	_, got := ts.snapshot()
+	deliveredOnce(t, got, msgs)
+	if s.Dials() > 2 {
+		t.Errorf("%d connections opened, the server takes 2", s.Dials())
+	}
+}
+
 // TestSMTPStartTLSRemote sends with TLS and AUTH as to any real server: the
 // loopback server is treated as a remote one, where AUTH needs TLS. (Tests
 // send only to loopback.)
