@@ -279,6 +279,8 @@ func tlsHint(err error, cfg *SMTPConfig) string {
 		return "the server did not answer in TLS"
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
 		return "the server closed the connection"
+	case errors.As(err, new(*textproto.Error)):
+		return "the server's reply says why"
 	}
 	return "check [smtp] security, port and ca_file"
 }
