@@ -228,7 +228,7 @@ func TestMailpit(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("batch send: exit %d\n%s%s", code, stdout, stderr)
 			}
-			if !strings.Contains(stdout, "sent 5, failed 0, skipped 2") {
+			if !strings.Contains(stdout, "sent 5, failed 0, unknown 0, skipped 2") {
 				t.Errorf("summary: %s", stdout)
 			}
 			if strings.Contains(stdout+stderr, testPassword) {
@@ -239,6 +239,20 @@ func TestMailpit(t *testing.T) {
 				t.Errorf("%d logins for 5 messages on one connection", n)
 			}
 			checkDelivered(t, m.messages(t))
+
+			// The journal knows: a second run sends nothing, and status
+			// counts every recipient sent.
+			code, stdout, stderr = batch(t, env, "send", "--yes", path)
+			if code != 0 || !strings.Contains(stdout, "nothing to send: 5 sent before, 0 failed, 0 unknown") {
+				t.Errorf("second send: exit %d\n%s%s", code, stdout, stderr)
+			}
+			if got := m.messages(t); len(got) != 5 {
+				t.Errorf("after the second send Mailpit holds %d messages", len(got))
+			}
+			code, stdout, _ = batch(t, env, "status", path)
+			if code != 0 || stdout != "sent 5\nfailed 0\nunknown 0\npending 0\n" {
+				t.Errorf("status: exit %d\n%s", code, stdout)
+			}
 		})
 	}
 }

@@ -19,40 +19,57 @@ import (
 )
 
 const usage = `Usage:
-    batch send [--yes] [--limit N] [--to ADDR] [--debug] CAMPAIGN.toml
+    batch send [--yes] [--limit N] [--to ADDR] [--debug]
+               [--retry-failed] [--resend-unknown] CAMPAIGN.toml
     batch send --dry-run DIR [--limit N] CAMPAIGN.toml
     batch check CAMPAIGN.toml
+    batch status [--json | --failed] CAMPAIGN.toml
     batch help [COMMAND]
 
 Commands:
     send     Check the whole campaign, then render every recipient's message
              and deliver it over SMTP as the campaign's [smtp] table says.
              On a terminal batch first says what it is about to do and asks.
+             Every outcome goes to a journal in .batch/ beside the campaign
+             file: run send again after a crash or Ctrl-C and it resumes,
+             skipping everyone already sent.
     check    Render every message in memory and list every problem:
              campaign file, templates, missing files, invalid rows.
+    status   Count the recipients in each state: sent, failed, unknown,
+             pending. With --failed, print the failed rows as CSV (the list's
+             columns and the server's reply in "error"), ready to fix.
 
 Flags of send:
-    --dry-run DIR  write one .eml file per recipient into DIR (created if
-                   missing) instead of sending; nothing touches the network
-    --yes          send without asking (needed when not on a terminal)
-    --limit N      send to the first N recipients only
-    --to ADDR      test send: every message goes to ADDR instead of its
-                   recipient, its headers unchanged
-    --debug        print the SMTP dialogue on stderr, passwords hidden
+    --dry-run DIR     write one .eml file per recipient into DIR (created if
+                      missing) instead of sending; nothing touches the network
+    --yes             send without asking (needed when not on a terminal)
+    --limit N         send to the first N recipients not yet sent
+    --to ADDR         test send: every message goes to ADDR instead of its
+                      recipient, its headers unchanged; not recorded
+    --debug           print the SMTP dialogue on stderr, passwords hidden
+    --retry-failed    also send to recipients that failed for good before
+    --resend-unknown  also send to recipients whose outcome is unknown (the
+                      run died between handing the message over and the
+                      server's reply): they may get it twice
 
 Flags come before the campaign file. With SOURCE_DATE_EPOCH set (seconds
 since 1970), every message carries that Date, and two dry runs of the same
 campaign write identical files.
 
-Exit status: 0 on success; 1 when the campaign has problems or a run fails;
-2 for a usage error; 3 when some recipients failed (the others were sent).
+Ctrl-C (or SIGTERM) stops taking new messages, lets the ones in flight
+finish, and records everything; a second Ctrl-C quits at once.
+
+Exit status: 0 on success (every recipient sent); 1 when the campaign has
+problems or a run fails; 2 for a usage error; 3 when some recipients failed
+or their outcome is unknown (the others were sent); 130 when interrupted.
 `
 
 const (
-	exitOK      = 0
-	exitProblem = 1
-	exitUsage   = 2
-	exitFailed  = 3
+	exitOK          = 0
+	exitProblem     = 1
+	exitUsage       = 2
+	exitFailed      = 3
+	exitInterrupted = 130
 )
 
 // errSomeFailed ends a send in which the server refused some recipients.
@@ -64,8 +81,17 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "\nbatch: stopping: the messages in flight finish and are recorded (Ctrl-C again to quit at once)")
+		cancel()
+		<-sigs
+		fmt.Fprintln(os.Stderr, "\nbatch: quit; messages that were in flight show as unknown in batch status")
+		os.Exit(exitInterrupted)
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
@@ -99,7 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitProblem
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintf(stderr, "batch: interrupted\n")
-		return exitProblem
+		return exitInterrupted
 	default:
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "batch: %s\n", line)
@@ -121,6 +147,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.send(ctx, rest)
 	case "check":
 		return c.check(ctx, rest)
+	case "status":
+		return c.status(rest)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}

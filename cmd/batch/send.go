@@ -29,6 +29,8 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	limit := fs.Int("limit", 0, "")
 	to := fs.String("to", "", "")
 	debug := fs.Bool("debug", false, "")
+	retryFailed := fs.Bool("retry-failed", false, "")
+	resendUnknown := fs.Bool("resend-unknown", false, "")
 	path, err := c.parse(fs, args)
 	if err != nil {
 		return err
@@ -42,6 +44,10 @@ func (c *cli) send(ctx context.Context, args []string) error {
 		return usageError{"send: --debug can't be used with --dry-run: there is no SMTP dialogue"}
 	case *dryRun != "" && *yes:
 		return usageError{"send: --yes can't be used with --dry-run: a dry run asks nothing"}
+	case *dryRun != "" && (*retryFailed || *resendUnknown):
+		return usageError{"send: --retry-failed and --resend-unknown can't be used with --dry-run: a dry run writes every message"}
+	case *to != "" && (*retryFailed || *resendUnknown):
+		return usageError{"send: --retry-failed and --resend-unknown can't be used with --to: a test send doesn't count as sending"}
 	}
 	if *to != "" {
 		if err := merge.CheckAddress(*to); err != nil {
@@ -83,10 +89,24 @@ func (c *cli) send(ctx context.Context, args []string) error {
 		cfg.Debug = c.stderr
 	}
 	opts.To = *to
+	opts.RetryFailed, opts.ResendUnknown = *retryFailed, *resendUnknown
+	opts.Retries, opts.RetryWait, opts.MaxErrors = camp.SMTP.Retries, camp.SMTP.RetryWait, camp.SMTP.MaxErrors
+	if *to == "" {
+		// A test send goes to the tester, not the list: no journal.
+		j, state, err := deliver.OpenJournal(camp.JournalPath(), camp.Name)
+		if err != nil {
+			return err
+		}
+		defer j.Close()
+		opts.Journal, opts.State = j, state
+	}
 	var prog *progress
 	opts.Outcome = func(m *render.Message, err error) { prog.outcome(m, err) }
 	start := time.Now()
 	open := func(planned *campaign.Summary) (deliver.Sender, error) {
+		if planned.Messages == 0 {
+			return nil, errNothingToSend
+		}
 		s, err := deliver.DialSMTP(ctx, cfg)
 		if err != nil {
 			return nil, err
@@ -112,20 +132,62 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if prog != nil {
 		prog.end()
 	}
-	if errors.Is(err, errDeclined) {
+	switch {
+	case errors.Is(err, errDeclined):
 		fmt.Fprintln(c.stderr, "batch: nothing sent")
 		return nil
+	case errors.Is(err, errNothingToSend):
+		return c.nothingToSend(camp, opts)
 	}
 	if sum != nil {
 		c.report(sum, time.Since(start), *to)
+		c.advise(camp, sum, err)
 	}
 	if err != nil {
 		return err
 	}
-	if _, failed := sum.Delivered(); failed > 0 {
+	if o := sum.Outcomes(); o.Failed+o.Unknown > 0 {
 		return errSomeFailed
 	}
 	return nil
+}
+
+// errNothingToSend ends a send whose every recipient was dealt with before.
+var errNothingToSend = errors.New("nothing to send")
+
+// nothingToSend says why a send had nothing to do.
+func (c *cli) nothingToSend(camp *campaign.Campaign, opts campaign.Options) error {
+	counts := map[deliver.Status]int{}
+	if _, err := camp.Status(opts.State, func(_ *merge.Recipient, e deliver.Entry) { counts[e.Status]++ }); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown\n",
+		counts[deliver.Sent], counts[deliver.Failed], counts[deliver.Unknown])
+	if counts[deliver.Failed]+counts[deliver.Unknown] > 0 {
+		c.hints(camp.Path, counts[deliver.Failed], counts[deliver.Unknown])
+		return errSomeFailed
+	}
+	return nil
+}
+
+// advise says how to go on after a send that didn't reach everyone.
+func (c *cli) advise(camp *campaign.Campaign, sum *campaign.Summary, err error) {
+	o := sum.Outcomes()
+	if errors.Is(err, context.Canceled) || err != nil && o.Sent+o.Failed+o.Unknown > 0 {
+		fmt.Fprintf(c.stderr, "batch: stopped; run batch send %s again to resume where it stopped\n", camp.Path)
+	}
+	c.hints(camp.Path, o.Failed, o.Unknown)
+}
+
+func (c *cli) hints(path string, failed, unknown int) {
+	if failed > 0 {
+		fmt.Fprintf(c.stderr, "batch: %s failed: batch status --failed %s lists them with the server's reply; fix the list, then batch send --retry-failed %s\n",
+			plural(failed, "recipient"), path, path)
+	}
+	if unknown > 0 {
+		fmt.Fprintf(c.stderr, "batch: %s: the connection broke after the message was handed over, so the server may have it; batch send --resend-unknown %s sends it again (the same Message-ID lets receivers spot a copy)\n",
+			plural(unknown, "outcome")+" unknown", path)
+	}
 }
 
 // dryRun writes the messages into dir.
@@ -147,7 +209,11 @@ func plan(camp *campaign.Campaign, planned *campaign.Summary, to string) string 
 	if to != "" {
 		who = fmt.Sprintf("a test send of %s to %s (the headers as each recipient would see them)", who, to)
 	}
-	fmt.Fprintf(&b, "about to send %s%s through %s (%s", who, skipped(planned), s.Addr(), s.Security)
+	fmt.Fprintf(&b, "about to send %s%s", who, skipped(planned))
+	if planned.AlreadySent+planned.Held > 0 {
+		fmt.Fprintf(&b, " (resuming: %d sent before, %d failed or unknown held back)", planned.AlreadySent, planned.Held)
+	}
+	fmt.Fprintf(&b, " through %s (%s", s.Addr(), s.Security)
 	if s.Username != "" {
 		fmt.Fprintf(&b, ", as %s", s.Username)
 	}
@@ -161,17 +227,23 @@ func plan(camp *campaign.Campaign, planned *campaign.Summary, to string) string 
 
 // report prints the summary of a send.
 func (c *cli) report(sum *campaign.Summary, elapsed time.Duration, to string) {
-	sent, failed := sum.Delivered()
+	o := sum.Outcomes()
 	perSecond := 0.0
 	if elapsed > 0 {
-		perSecond = float64(sent+failed) / elapsed.Seconds()
+		perSecond = float64(o.Sent+o.Failed+o.Unknown) / elapsed.Seconds()
 	}
 	what := "sent"
 	if to != "" {
 		what = "test-sent to " + to + ":"
 	}
-	fmt.Fprintf(c.stdout, "%s %d, failed %d, skipped %d in %s (%.1f messages/s)\n",
-		what, sent, failed, sum.Skipped(), elapsed.Round(time.Millisecond), perSecond)
+	fmt.Fprintf(c.stdout, "%s %d, failed %d, unknown %d, skipped %d", what, o.Sent, o.Failed, o.Unknown, sum.Skipped())
+	if sum.AlreadySent+sum.Held > 0 {
+		fmt.Fprintf(c.stdout, ", sent before %d, held %d", sum.AlreadySent, sum.Held)
+	}
+	if o.Deferred > 0 {
+		fmt.Fprintf(c.stdout, ", retried %d", o.Deferred)
+	}
+	fmt.Fprintf(c.stdout, " in %s (%.1f messages/s)\n", elapsed.Round(time.Millisecond), perSecond)
 }
 
 // confirm asks a yes/no question on the terminal.

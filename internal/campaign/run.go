@@ -22,44 +22,81 @@ import (
 type Options struct {
 	Now  time.Time   // the Date of every message
 	Warn func(error) // told of each skipped row; may be nil
-	// Limit sends to the first Limit recipients only; 0 for all.
+	// Limit sends to the first Limit recipients not yet sent; 0 for all.
 	Limit int
 	// To, for a test send, takes every message's envelope instead of its
 	// recipient; the headers stay as the recipient would see them.
 	To string
-	// Outcome is told of each message's delivery, from any goroutine;
-	// may be nil.
+	// Outcome is told of each message's final outcome, from any
+	// goroutine; may be nil.
 	Outcome func(m *render.Message, err error)
+
+	// Journal records every outcome; nil for none (a dry run, a test
+	// send). State is what it held before this run.
+	Journal *deliver.Journal
+	State   *deliver.State
+	// RetryFailed sends again to recipients that failed for good before;
+	// ResendUnknown to those whose outcome is unknown.
+	RetryFailed, ResendUnknown bool
+	// Retries is how many times a temporary failure is tried again in a
+	// run, the first after RetryWait, then doubling. MaxErrors failures in
+	// a row stop the campaign; 0 for no limit.
+	Retries   int
+	RetryWait time.Duration
+	MaxErrors int
 }
 
 // Summary counts a run's recipients.
 type Summary struct {
-	Messages   int // rendered (check), or handed over for delivery (send)
-	Invalid    int // rows skipped for an invalid address
-	Duplicates int // rows skipped for a repeated address
+	Messages    int // rendered (check), or handed over for delivery (send)
+	Invalid     int // rows skipped for an invalid address
+	Duplicates  int // rows skipped for a repeated address
+	AlreadySent int // recipients the journal says were sent
+	Held        int // failed or unknown before, not tried again this run
 
-	mu     sync.Mutex
-	sent   int
-	failed int
+	mu       sync.Mutex
+	outcomes Outcomes
 }
 
-// Skipped is the number of rows left out.
+// Outcomes counts what became of the messages handed over.
+type Outcomes struct {
+	Sent     int
+	Failed   int // refused for good, or out of retries
+	Unknown  int // the connection broke after the message was handed over
+	Deferred int // temporary failures, each tried again later
+}
+
+type outcome int
+
+const (
+	outcomeSent outcome = iota
+	outcomeFailed
+	outcomeUnknown
+	outcomeDeferred
+)
+
+// Skipped is the number of rows left out for their address.
 func (s *Summary) Skipped() int { return s.Invalid + s.Duplicates }
 
-// Delivered returns how many messages were delivered and how many failed.
-func (s *Summary) Delivered() (sent, failed int) {
+// Outcomes returns what became of the messages so far.
+func (s *Summary) Outcomes() Outcomes {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sent, s.failed
+	return s.outcomes
 }
 
-func (s *Summary) outcome(err error) {
+func (s *Summary) outcome(o outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err == nil {
-		s.sent++
-	} else {
-		s.failed++
+	switch o {
+	case outcomeSent:
+		s.outcomes.Sent++
+	case outcomeFailed:
+		s.outcomes.Failed++
+	case outcomeUnknown:
+		s.outcomes.Unknown++
+	case outcomeDeferred:
+		s.outcomes.Deferred++
 	}
 }
 
@@ -77,8 +114,10 @@ type Opener func(sum *Summary) (deliver.Sender, error)
 
 // Send checks the whole campaign first, so that a problem in row 9,000 stops
 // it before the first message, then opens the sender, renders each message
-// again and hands it over. It closes the sender and returns when every
-// outcome is in.
+// again and hands it over. Recipients the journal (opts.State) says were
+// sent are skipped, and so are those that failed or whose outcome is
+// unknown, unless opts says otherwise. Send closes the sender and returns
+// when every outcome is in.
 func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summary, error) {
 	planned := &Summary{}
 	if err := c.run(ctx, opts, planned, nil); err != nil {
@@ -91,20 +130,47 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	if err != nil {
 		return nil, err
 	}
+	if opts.Journal != nil {
+		opts.Journal.Append(deliver.Record{Kind: deliver.KindOpen, Campaign: c.Name, At: time.Now().Unix()})
+	}
 	opts.Warn = nil // told already
 	sum := &Summary{}
-	err = c.run(ctx, opts, sum, func(m *render.Message) error {
-		return s.Send(ctx, m, func(err error) {
-			sum.outcome(err)
-			if opts.Outcome != nil {
-				opts.Outcome(m, err)
-			}
-		})
-	})
+	d := newDelivery(ctx, s, opts, sum)
+	err = c.run(ctx, opts, sum, d.deliver)
+	if ferr := d.finish(); err == nil {
+		err = ferr
+	}
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = d.stopped()
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
 	return sum, err
+}
+
+// skip reports whether the journal's word on rec means it is not sent this
+// run, and counts it.
+func skip(rec *merge.Recipient, opts *Options, sum *Summary) bool {
+	switch opts.State.Get(rec.Email).Status {
+	case deliver.Sent:
+		sum.AlreadySent++
+		return true
+	case deliver.Failed:
+		if !opts.RetryFailed {
+			sum.Held++
+			return true
+		}
+	case deliver.Unknown:
+		if !opts.ResendUnknown {
+			sum.Held++
+			return true
+		}
+	}
+	return false
 }
 
 // run streams the list, renders each message and passes it to deliver
@@ -182,6 +248,9 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, deliverF
 		if !ready {
 			continue
 		}
+		if opts.State != nil && skip(rec, &opts, sum) {
+			continue
+		}
 		for _, name := range blank {
 			rec.Fields[name] = ""
 		}
@@ -204,6 +273,10 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, deliverF
 				m.To = opts.To
 			}
 			if err := deliverFn(m); err != nil {
+				var ce *deliver.ConnError
+				if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, context.Canceled) {
+					return err // the campaign's, not the recipient's
+				}
 				return fmt.Errorf("%s (row %d): %w", rec.Email, rec.Row, err)
 			}
 		}
@@ -215,7 +288,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, deliverF
 	if err := probs.err(); err != nil {
 		return err
 	}
-	if sum.Messages == 0 && ready {
+	if sum.Messages == 0 && ready && sum.AlreadySent+sum.Held == 0 {
 		return fmt.Errorf("%s: no recipients to send to: the list has no valid rows", c.Recipients)
 	}
 	return nil

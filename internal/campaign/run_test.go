@@ -34,7 +34,7 @@ func (r *recorder) open(sum *Summary) (deliver.Sender, error) {
 	return r, nil
 }
 
-func (r *recorder) Send(ctx context.Context, m *render.Message, done func(error)) error {
+func (r *recorder) Send(ctx context.Context, m *render.Message, t deliver.Tracker) error {
 	if r.closed > 0 {
 		return errors.New("send after close")
 	}
@@ -44,11 +44,15 @@ func (r *recorder) Send(ctx context.Context, m *render.Message, done func(error)
 		}
 	}
 	r.msgs = append(r.msgs, m)
+	if err := t.Ready(); err != nil {
+		t.Done(err)
+		return nil
+	}
 	var err error
 	if r.fail != nil {
 		err = r.fail(len(r.msgs))
 	}
-	done(err)
+	t.Done(err)
 	return nil
 }
 
@@ -277,9 +281,9 @@ func TestSend(t *testing.T) {
 			t.Errorf("message %d: Seq %d From %q, want row %d from news@example.org", i, m.Seq, m.From, row)
 		}
 	}
-	if sent, failed := sum.Delivered(); sum.Messages != 4 || sum.Invalid != 2 || sum.Duplicates != 1 || sent != 4 || failed != 0 {
-		t.Errorf("Summary: %d messages, %d invalid, %d repeated, %d sent, %d failed; want 4, 2, 1, 4, 0",
-			sum.Messages, sum.Invalid, sum.Duplicates, sent, failed)
+	if o := sum.Outcomes(); sum.Messages != 4 || sum.Invalid != 2 || sum.Duplicates != 1 || o.Sent != 4 || o.Failed != 0 {
+		t.Errorf("Summary: %d messages, %d invalid, %d repeated, %+v; want 4, 2, 1, 4 sent",
+			sum.Messages, sum.Invalid, sum.Duplicates, o)
 	}
 	if rec.opened != 1 || rec.planned.Messages != 4 {
 		t.Errorf("opened %d times for %+v, want once for 4 messages", rec.opened, rec.planned)
@@ -447,9 +451,9 @@ func TestSendFailuresGoOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent, nfailed := sum.Delivered()
-	if len(rec.msgs) != 4 || sent != 3 || nfailed != 1 {
-		t.Errorf("handed over %d, sent %d, failed %d; want 4, 3, 1", len(rec.msgs), sent, nfailed)
+	o := sum.Outcomes()
+	if len(rec.msgs) != 4 || o.Sent != 3 || o.Failed != 1 {
+		t.Errorf("handed over %d, %+v; want 4, 3 sent, 1 failed", len(rec.msgs), o)
 	}
 	if strings.Join(failed, " ") != "bob@example.net" {
 		t.Errorf("failures reported: %q", failed)

@@ -28,6 +28,9 @@ type smtpFile struct {
 	MaxPerConnection int    `toml:"max_per_connection"`
 	Rate             string `toml:"rate"`
 	Sender           string `toml:"sender"`
+	Retries          *int   `toml:"retries"`
+	RetryWait        string `toml:"retry_wait"`
+	MaxErrors        *int   `toml:"max_errors"`
 }
 
 // SMTP is the checked [smtp] table: where and how to send.
@@ -46,6 +49,9 @@ type SMTP struct {
 	Rate             float64 // messages a second, 0 for no limit
 	RateText         string  // as written
 	Sender           string  // MAIL FROM
+	Retries          int           // tries again after a temporary failure
+	RetryWait        time.Duration // before the first retry; then doubling
+	MaxErrors        int           // failures in a row that stop the campaign; 0 for no limit
 }
 
 // DefaultPasswordEnv is the variable the password is read from by default.
@@ -134,6 +140,26 @@ func loadSMTP(f *smtpFile, from string, rel func(string) string, bad func(key, f
 	if s.Sender != "" {
 		if err := merge.CheckAddress(s.Sender); err != nil {
 			bad("smtp.sender", "%q: %v", s.Sender, err)
+		}
+	}
+	s.Retries = 5
+	if f.Retries != nil {
+		if s.Retries = *f.Retries; s.Retries < 0 || s.Retries > 100 {
+			bad("smtp.retries", "%d: want 0 to 100", s.Retries)
+		}
+	}
+	s.RetryWait = 30 * time.Second
+	if f.RetryWait != "" {
+		d, err := time.ParseDuration(f.RetryWait)
+		if err != nil || d <= 0 {
+			bad("smtp.retry_wait", "%q: want a duration such as \"30s\" or \"5m\"", f.RetryWait)
+		}
+		s.RetryWait = d
+	}
+	s.MaxErrors = 50
+	if f.MaxErrors != nil {
+		if s.MaxErrors = *f.MaxErrors; s.MaxErrors < 0 {
+			bad("smtp.max_errors", "%d: want 0 (no limit) or more", s.MaxErrors)
 		}
 	}
 	return s

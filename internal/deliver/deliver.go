@@ -7,17 +7,67 @@ package deliver
 
 import (
 	"context"
+	"errors"
 
 	"github.com/batch-mailer/batch/internal/render"
 )
 
 // Sender delivers messages. Send is called from one goroutine at a time.
 type Sender interface {
-	// Send delivers m, or queues it and returns; done is called once with
-	// its outcome, maybe later and from another goroutine. An error from
-	// Send itself means the sender can't go on: m was not taken and done
-	// is not called.
-	Send(ctx context.Context, m *render.Message, done func(error)) error
+	// Send delivers m, or queues it and returns; t follows it. An error
+	// from Send itself means the sender can't go on: m was not taken and
+	// t is not called.
+	Send(ctx context.Context, m *render.Message, t Tracker) error
 	// Close waits for every outcome, and makes what was written durable.
 	Close() error
+}
+
+// Tracker follows one message through delivery.
+type Tracker interface {
+	// Ready is called just before the message's content is handed over
+	// (before DATA); an error stops the message there.
+	Ready() error
+	// Done is called once, with the outcome.
+	Done(err error)
+}
+
+// DoneFunc is a Tracker that only wants the outcome.
+type DoneFunc func(error)
+
+// Ready is always ready.
+func (DoneFunc) Ready() error { return nil }
+
+// Done calls f.
+func (f DoneFunc) Done(err error) { f(err) }
+
+// Failure says what a delivery error means for the message.
+type Failure int
+
+const (
+	// Temporary: not delivered, try again later (a 4xx reply, or the
+	// connection broke before the message was handed over).
+	Temporary Failure = iota
+	// Permanent: refused for good (a 5xx reply); don't try again.
+	Permanent
+	// Uncertain: the connection broke after the message was handed over
+	// and before the server's reply; the server may have it.
+	Uncertain
+)
+
+// Classify tells what err, the outcome of a delivery, means.
+func Classify(err error) Failure {
+	var se *SendError
+	if !errors.As(err, &se) {
+		return Temporary
+	}
+	if reply, ok := se.Reply(); ok {
+		if reply.Code >= 500 {
+			return Permanent
+		}
+		return Temporary
+	}
+	if se.Stage == stageEndOfData {
+		return Uncertain
+	}
+	return Temporary
 }

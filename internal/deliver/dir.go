@@ -60,8 +60,8 @@ func FileName(m *render.Message) string {
 	return fmt.Sprintf("%07d-%s.eml", m.Seq, safe)
 }
 
-// Send writes m to its file, and tells done before it returns.
-func (d *Dir) Send(ctx context.Context, m *render.Message, done func(error)) error {
+// Send writes m to its file, and tells t before it returns.
+func (d *Dir) Send(ctx context.Context, m *render.Message, t Tracker) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func (d *Dir) Send(ctx context.Context, m *render.Message, done func(error)) err
 		os.Remove(f.Name())
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	done(nil)
+	t.Done(nil)
 	return nil
 }
 

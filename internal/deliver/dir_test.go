@@ -24,7 +24,7 @@ func TestDir(t *testing.T) {
 		{Seq: 2, To: "a@example.org", Data: []byte("first\r\n")},
 	}
 	for _, m := range msgs {
-		if err := d.Send(context.Background(), m, func(error) {}); err != nil {
+		if err := d.Send(context.Background(), m, DoneFunc(func(error) {})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,7 +60,7 @@ func TestDirRemovesStaleTemporaryFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := NewDir(path)
-	if err := d.Send(context.Background(), &render.Message{Seq: 1, To: "a@example.org", Data: []byte("x")}, func(error) {}); err != nil {
+	if err := d.Send(context.Background(), &render.Message{Seq: 1, To: "a@example.org", Data: []byte("x")}, DoneFunc(func(error) {})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
@@ -75,7 +75,7 @@ func TestDirCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	d := NewDir(t.TempDir())
-	if err := d.Send(ctx, &render.Message{Seq: 1, To: "a@example.org", Data: []byte("x")}, func(error) {}); err == nil {
+	if err := d.Send(ctx, &render.Message{Seq: 1, To: "a@example.org", Data: []byte("x")}, DoneFunc(func(error) {})); err == nil {
 		t.Error("Send after cancel wrote a file")
 	}
 }

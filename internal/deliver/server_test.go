@@ -549,7 +549,7 @@ func newOutcomes() *outcomes {
 }
 
 // done returns the callback for m.
-func (o *outcomes) done(m *render.Message) func(error) {
+func (o *outcomes) done(m *render.Message) DoneFunc {
 	return func(err error) {
 		o.mu.Lock()
 		o.errs[m.To] = err

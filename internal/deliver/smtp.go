@@ -61,15 +61,15 @@ type SMTP struct {
 var _ Sender = (*SMTP)(nil)
 
 type job struct {
-	ctx  context.Context
-	m    *render.Message
-	done func(error)
+	ctx context.Context
+	m   *render.Message
+	t   Tracker
 }
 
 // SendError is a message the server did not take, or whose transfer broke.
 type SendError struct {
 	To    string
-	Stage string // "MAIL FROM", "RCPT TO", "DATA", "message" or "end of DATA"
+	Stage string // "RSET", "MAIL FROM", "RCPT TO", "before DATA", "DATA", "message" or "end of DATA"
 	Err   error  // a *smtp.SMTPError when the server replied
 }
 
@@ -122,16 +122,16 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 // Dials returns how many connections were opened.
 func (s *SMTP) Dials() int { return int(s.dials.Load()) }
 
-// Send queues m for the next free connection; done is called with its
-// outcome from that connection's goroutine. Send blocks while every
-// connection is busy. It returns an error, and queues nothing, once the
-// server can no longer be reached.
-func (s *SMTP) Send(ctx context.Context, m *render.Message, done func(error)) error {
+// Send queues m for the next free connection; t hears from that
+// connection's goroutine. Send blocks while every connection is busy. It
+// returns an error, and queues nothing, once the server can no longer be
+// reached.
+func (s *SMTP) Send(ctx context.Context, m *render.Message, t Tracker) error {
 	if err := s.err(); err != nil {
 		return err
 	}
 	select {
-	case s.jobs <- job{ctx: ctx, m: m, done: done}:
+	case s.jobs <- job{ctx: ctx, m: m, t: t}:
 		return nil
 	case <-s.broken:
 		return s.err()
@@ -182,14 +182,14 @@ func (w *worker) run() {
 			return
 		}
 		if err := w.s.err(); err != nil {
-			j.done(err)
+			j.t.Done(err)
 			continue
 		}
 		if err := w.s.cfg.Limiter.Wait(j.ctx); err != nil {
-			j.done(err)
+			j.t.Done(err)
 			continue
 		}
-		err := w.send(j.ctx, j.m)
+		err := w.send(j.ctx, j.m, j.t)
 		var ce *ConnError
 		if errors.As(err, &ce) {
 			// This connection can't be opened again. While others work,
@@ -201,7 +201,7 @@ func (w *worker) run() {
 			}
 			w.s.fail(err)
 		}
-		j.done(err)
+		j.t.Done(err)
 	}
 }
 
@@ -284,7 +284,7 @@ func (w *worker) ready(ctx context.Context) error {
 
 // send delivers m, on a new connection once more if the server closed the
 // one it had before the message was handed over.
-func (w *worker) send(ctx context.Context, m *render.Message) error {
+func (w *worker) send(ctx context.Context, m *render.Message, t Tracker) error {
 	from := w.s.cfg.Sender
 	if from == "" {
 		from = m.From
@@ -293,12 +293,15 @@ func (w *worker) send(ctx context.Context, m *render.Message) error {
 		if err := w.ready(ctx); err != nil {
 			return err
 		}
-		err := w.c.transfer(from, m)
+		err := w.c.transfer(from, m, t)
 		if err == nil {
 			return nil
 		}
 		var se *SendError
-		handedOver := errors.As(err, &se) && se.Stage == "end of DATA"
+		handedOver := errors.As(err, &se) && se.Stage == stageEndOfData
+		if errors.As(err, &se) && se.Stage == stageReady {
+			return err // the tracker said no: not the connection's fault
+		}
 		if connectionLost(err) {
 			w.close(false)
 			if !handedOver && attempt == 0 {
@@ -309,33 +312,51 @@ func (w *worker) send(ctx context.Context, m *render.Message) error {
 	}
 }
 
-// transfer runs one mail transaction.
-func (c *conn) transfer(from string, m *render.Message) error {
+// StageReady is the stage of a SendError from the Tracker's Ready: the
+// message was stopped before DATA by the caller, not by the server.
+const StageReady = "before DATA"
+
+// Stages of a transaction, as SendError names them.
+const (
+	stageReset     = "RSET"
+	stageMail      = "MAIL FROM"
+	stageRcpt      = "RCPT TO"
+	stageReady     = StageReady
+	stageData      = "DATA"
+	stageMessage   = "message"
+	stageEndOfData = "end of DATA"
+)
+
+// transfer runs one mail transaction; t.Ready is asked just before DATA.
+func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 	fail := func(stage string, err error) error {
 		c.dirty = true
 		return &SendError{To: m.To, Stage: stage, Err: err}
 	}
 	if c.dirty {
 		if err := c.c.Reset(); err != nil {
-			return fail("RSET", err)
+			return fail(stageReset, err)
 		}
 		c.dirty = false
 	}
 	if err := c.c.Mail(from, nil); err != nil {
-		return fail("MAIL FROM", err)
+		return fail(stageMail, err)
 	}
 	if err := c.c.Rcpt(m.To, nil); err != nil {
-		return fail("RCPT TO", err)
+		return fail(stageRcpt, err)
+	}
+	if err := t.Ready(); err != nil {
+		return fail(stageReady, err)
 	}
 	wc, err := c.c.Data()
 	if err != nil {
-		return fail("DATA", err)
+		return fail(stageData, err)
 	}
 	if _, err := wc.Write(m.Data); err != nil {
-		return fail("message", err)
+		return fail(stageMessage, err)
 	}
 	if err := wc.Close(); err != nil {
-		return fail("end of DATA", err)
+		return fail(stageEndOfData, err)
 	}
 	c.sent++
 	c.last = time.Now()

@@ -973,11 +973,11 @@ func BenchmarkSMTP(b *testing.B) {
 			cfg := SMTPConfig{Host: "127.0.0.1", Port: port, Security: NoTLS, HELO: testHELO, Connections: n, Timeout: 10 * time.Second}
 			ctx := context.Background()
 			var failed atomic.Int64
-			done := func(err error) {
+			done := DoneFunc(func(err error) {
 				if err != nil {
 					failed.Add(1)
 				}
-			}
+			})
 			b.SetBytes(int64(len(msgs[0].Data)))
 			b.ResetTimer()
 			s, err := DialSMTP(ctx, cfg)

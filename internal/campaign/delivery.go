@@ -1,0 +1,285 @@
+package campaign
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/render"
+)
+
+// delivery runs the sending half of a campaign: it hands messages to the
+// sender, writes each outcome to the journal, puts temporary failures back
+// in line after a backoff while the rest of the list goes on, and stops
+// after too many failures in a row.
+type delivery struct {
+	ctx  context.Context
+	s    deliver.Sender
+	opts Options
+	sum  *Summary
+
+	mu          sync.Mutex
+	inflight    int
+	later       retries // temporary failures waiting for their time
+	consecutive int     // failures in a row
+	stop        error   // why no more messages go out
+	wake        chan struct{}
+}
+
+func newDelivery(ctx context.Context, s deliver.Sender, opts Options, sum *Summary) *delivery {
+	return &delivery{ctx: ctx, s: s, opts: opts, sum: sum, wake: make(chan struct{}, 1)}
+}
+
+// ErrTooManyFailures stops a campaign after max_errors failures in a row.
+var ErrTooManyFailures = errors.New("too many failures in a row")
+
+// deliver sends m, after any retries that are due. An error stops the
+// campaign.
+func (d *delivery) deliver(m *render.Message) error {
+	if err := d.dispatchDue(); err != nil {
+		return err
+	}
+	return d.send(m, 0)
+}
+
+// send hands m over; attempt counts earlier temporary failures.
+func (d *delivery) send(m *render.Message, attempt int) error {
+	if err := d.stopped(); err != nil {
+		return err
+	}
+	t := &tracker{d: d, m: m, attempt: attempt}
+	if j := d.opts.Journal; j != nil {
+		t.ticket = j.Append(deliver.Record{Kind: deliver.KindSending, To: m.To, Row: m.Seq, ID: m.ID, At: time.Now().Unix()})
+	}
+	d.mu.Lock()
+	d.inflight++
+	d.mu.Unlock()
+	if err := d.s.Send(d.ctx, m, t); err != nil {
+		d.record(m, deliver.KindReleased, err)
+		d.finished()
+		return err
+	}
+	return nil
+}
+
+func (d *delivery) stopped() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stop
+}
+
+// dispatchDue sends the retries whose time has come.
+func (d *delivery) dispatchDue() error {
+	for {
+		d.mu.Lock()
+		if len(d.later) == 0 || d.later[0].due.After(time.Now()) {
+			d.mu.Unlock()
+			return nil
+		}
+		r := heap.Pop(&d.later).(*retry)
+		d.mu.Unlock()
+		if err := d.send(r.m, r.attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// finish waits for the messages in flight and the retries. Once the run is
+// stopped (interrupted, or too many failures), retries are left pending in
+// the journal for the next run.
+func (d *delivery) finish() error {
+	for {
+		d.mu.Lock()
+		halted := d.stop != nil || d.ctx.Err() != nil
+		if halted {
+			d.later = nil
+		}
+		if d.inflight == 0 && len(d.later) == 0 {
+			d.mu.Unlock()
+			return nil
+		}
+		var timer <-chan time.Time
+		if len(d.later) > 0 {
+			timer = time.After(time.Until(d.later[0].due))
+		}
+		d.mu.Unlock()
+		select {
+		case <-d.wake:
+		case <-timer:
+		case <-d.ctx.Done():
+		}
+		if !halted && d.ctx.Err() == nil {
+			if err := d.dispatchDue(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (d *delivery) finished() {
+	d.mu.Lock()
+	d.inflight--
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// record writes m's outcome to the journal.
+func (d *delivery) record(m *render.Message, kind string, err error) {
+	j := d.opts.Journal
+	if j == nil {
+		return
+	}
+	r := deliver.Record{Kind: kind, To: m.To, Row: m.Seq, ID: m.ID, At: time.Now().Unix()}
+	if err != nil {
+		r.Error = err.Error()
+		var se *deliver.SendError
+		if errors.As(err, &se) {
+			if reply, ok := se.Reply(); ok {
+				r.Code = reply.Code
+			}
+		}
+	}
+	j.Append(r)
+}
+
+// backoff is how long to wait before try attempt+1: retry_wait, doubling
+// each time, at most 10 minutes (or retry_wait, if that is longer), give
+// or take a fifth so that messages deferred together don't return together.
+func (d *delivery) backoff(attempt int) time.Duration {
+	wait := d.opts.RetryWait
+	limit := max(10*time.Minute, wait)
+	for range attempt {
+		if wait *= 2; wait >= limit {
+			wait = limit
+			break
+		}
+	}
+	return time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
+}
+
+// tracker follows one message for the delivery.
+type tracker struct {
+	d       *delivery
+	m       *render.Message
+	attempt int
+	ticket  deliver.Ticket
+}
+
+// Ready waits until the journal holds the "sending" record.
+func (t *tracker) Ready() error {
+	if j := t.d.opts.Journal; j != nil {
+		return j.Wait(t.ticket)
+	}
+	return nil
+}
+
+// Done records the outcome and decides what comes next.
+func (t *tracker) Done(err error) {
+	d := t.d
+	defer d.finished()
+	var se *deliver.SendError
+	switch {
+	case err == nil:
+		d.record(t.m, deliver.KindSent, nil)
+		d.sum.outcome(outcomeSent)
+		d.mu.Lock()
+		d.consecutive = 0
+		d.mu.Unlock()
+		d.tell(t.m, nil)
+		return
+	case errors.As(err, &se) && se.Stage == deliver.StageReady:
+		// The journal failed: nothing can be recorded, so nothing more
+		// may be sent.
+		d.halt(fmt.Errorf("stopped: %w", se.Err))
+		return
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		d.record(t.m, deliver.KindReleased, err)
+		return
+	}
+	switch deliver.Classify(err) {
+	case deliver.Uncertain:
+		d.record(t.m, deliver.KindUnknown, err)
+		d.sum.outcome(outcomeUnknown)
+		d.tell(t.m, err)
+	case deliver.Temporary:
+		if t.attempt < d.opts.Retries && d.ctx.Err() == nil && d.stopped() == nil {
+			d.record(t.m, deliver.KindDeferred, err)
+			d.sum.outcome(outcomeDeferred)
+			d.mu.Lock()
+			heap.Push(&d.later, &retry{m: t.m, attempt: t.attempt + 1, due: time.Now().Add(d.backoff(t.attempt))})
+			d.mu.Unlock()
+			d.failure(err)
+			return
+		}
+		if t.attempt >= d.opts.Retries {
+			err = fmt.Errorf("gave up after %d tries: %w", t.attempt+1, err)
+			d.record(t.m, deliver.KindFailed, err)
+			d.sum.outcome(outcomeFailed)
+			d.tell(t.m, err)
+		} else {
+			d.record(t.m, deliver.KindReleased, err) // stopping: left for the next run
+			return
+		}
+	default:
+		d.record(t.m, deliver.KindFailed, err)
+		d.sum.outcome(outcomeFailed)
+		d.tell(t.m, err)
+	}
+	d.failure(err)
+}
+
+// tell passes a final outcome on to the caller.
+func (d *delivery) tell(m *render.Message, err error) {
+	if d.opts.Outcome != nil {
+		d.opts.Outcome(m, err)
+	}
+}
+
+// failure counts a failure in a row and stops the campaign at max_errors.
+func (d *delivery) failure(err error) {
+	d.mu.Lock()
+	d.consecutive++
+	n := d.consecutive
+	d.mu.Unlock()
+	if d.opts.MaxErrors > 0 && n >= d.opts.MaxErrors {
+		d.halt(fmt.Errorf("%w: %d failures in a row, the last %v: something is wrong with the server or the account; fix it, then run batch send again to resume",
+			ErrTooManyFailures, n, err))
+	}
+}
+
+func (d *delivery) halt(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stop == nil {
+		d.stop = err
+	}
+}
+
+// retry is a message waiting to be tried again.
+type retry struct {
+	m       *render.Message
+	attempt int
+	due     time.Time
+}
+
+// retries is a heap of retries, the soonest first.
+type retries []*retry
+
+func (h retries) Len() int           { return len(h) }
+func (h retries) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h retries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *retries) Push(x any)        { *h = append(*h, x.(*retry)) }
+func (h *retries) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return r
+}

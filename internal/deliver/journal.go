@@ -1,0 +1,354 @@
+package deliver
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// The journal is the durable record of a campaign's deliveries: one line per
+// event, appended, never rewritten. Each line is the CRC-32C of a JSON record
+// in hex, a space, the record, and a line feed:
+//
+//	1c2f9a0b {"t":"sending","to":"ada@example.org","row":1,"id":"…@example.org"}
+//
+// A crash can tear only the last line, which the reader detects (no line
+// feed, or a CRC that doesn't match) and ignores. Records are keyed by the
+// recipient's address in lower case, not by row, so that a list edited
+// between runs resumes correctly.
+//
+// Durability is what makes "at most once" hold: a "sending" record is on
+// disk (fsync) before the message's DATA, so that a run killed between DATA
+// and the server's reply leaves the recipient "unknown" rather than
+// pending. Fsyncs are grouped: records appended while one fsync runs go to
+// disk together in the next, so N connections share one fsync, and the
+// record of one message's outcome rides along with the next one's intent.
+// A writer waits only for the records it depends on (Wait), so the fsync
+// runs while the connection does MAIL FROM and RCPT TO.
+
+// Record kinds.
+const (
+	KindOpen     = "open"     // a run began
+	KindSending  = "sending"  // the message may be handed over from now on
+	KindSent     = "sent"     // the server took it (250 to the final dot)
+	KindFailed   = "failed"   // refused for good (5xx), or retries ran out
+	KindDeferred = "deferred" // refused for now (4xx); pending
+	KindUnknown  = "unknown"  // the connection broke after the final dot
+	KindReleased = "released" // not handed over after all (stopped); pending
+)
+
+// Record is one event of the journal.
+type Record struct {
+	Kind     string `json:"t"`
+	To       string `json:"to,omitempty"` // lower case
+	Row      int    `json:"row,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Code     int    `json:"code,omitempty"`  // the server's reply code
+	Error    string `json:"error,omitempty"` // the server's reply or what happened
+	At       int64  `json:"at,omitempty"`    // Unix seconds
+	Campaign string `json:"campaign,omitempty"`
+}
+
+// Status is where a recipient stands.
+type Status int
+
+const (
+	Pending Status = iota
+	Sent
+	Failed
+	Unknown
+)
+
+func (s Status) String() string {
+	return [...]string{"pending", "sent", "failed", "unknown"}[s]
+}
+
+// Entry is the last word of the journal on one recipient.
+type Entry struct {
+	Status Status
+	Row    int
+	Code   int
+	Error  string
+}
+
+// State is what a journal says of each recipient.
+type State struct {
+	entries map[string]Entry
+}
+
+// Get returns the entry of address; Pending when the journal has none.
+func (s *State) Get(address string) Entry {
+	if s == nil {
+		return Entry{}
+	}
+	return s.entries[strings.ToLower(address)]
+}
+
+// Len returns how many recipients the journal knows.
+func (s *State) Len() int { return len(s.entries) }
+
+func (s *State) apply(r *Record) {
+	if r.To == "" {
+		return
+	}
+	e := s.entries[r.To]
+	e.Row, e.Code, e.Error = r.Row, r.Code, r.Error
+	switch r.Kind {
+	case KindSending, KindUnknown:
+		// A "sending" with nothing after it is a run that died with the
+		// message in flight: the server may or may not have it.
+		e.Status = Unknown
+	case KindSent:
+		e.Status, e.Code, e.Error = Sent, 0, ""
+	case KindFailed:
+		e.Status = Failed
+	case KindDeferred, KindReleased:
+		e.Status = Pending
+	default:
+		return
+	}
+	s.entries[r.To] = e
+}
+
+// JournalError is a journal that can't be read: a damaged line that is not
+// the last.
+type JournalError struct {
+	Path string
+	Line int
+	Err  error
+}
+
+func (e *JournalError) Error() string {
+	return fmt.Sprintf("%s:%d: %v: the journal is damaged; keep a copy, and remove that line to go on (its recipient may then be sent again)", e.Path, e.Line, e.Err)
+}
+
+func (e *JournalError) Unwrap() error { return e.Err }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ReadJournal reads a journal. A damaged last line (a write cut short by a
+// crash) is ignored; any other damaged line is a *JournalError naming it.
+// path is used in messages.
+func ReadJournal(path string, r io.Reader) (*State, error) {
+	st, _, err := readJournal(path, r)
+	return st, err
+}
+
+// readJournal also returns the length of the journal up to the end of its
+// last good line.
+func readJournal(path string, r io.Reader) (*State, int64, error) {
+	st := &State{entries: map[string]Entry{}}
+	br := bufio.NewReader(r)
+	var damaged *JournalError
+	var good, offset int64
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			if damaged != nil {
+				return nil, 0, damaged // damage before the last line
+			}
+			offset += int64(len(line))
+			rec, perr := parseRecord(line)
+			if perr == nil && line[len(line)-1] != '\n' {
+				perr = errors.New("the record has no line end: a write cut short")
+			}
+			if perr != nil {
+				damaged = &JournalError{Path: path, Line: n, Err: perr}
+			} else {
+				st.apply(rec)
+				good = offset
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return st, good, nil
+}
+
+func parseRecord(line []byte) (*Record, error) {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	sum, body, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(sum) != 8 {
+		return nil, errors.New("not a journal record")
+	}
+	want, err := strconv.ParseUint(string(sum), 16, 32)
+	if err != nil {
+		return nil, errors.New("not a journal record")
+	}
+	if crc32.Checksum(body, castagnoli) != uint32(want) {
+		return nil, errors.New("checksum mismatch")
+	}
+	var r Record
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	if r.Kind == "" {
+		return nil, errors.New("record without a kind")
+	}
+	return &r, nil
+}
+
+func encodeRecord(dst []byte, r *Record) []byte {
+	body, _ := json.Marshal(r) // a Record always encodes
+	dst = fmt.Appendf(dst, "%08x ", crc32.Checksum(body, castagnoli))
+	dst = append(dst, body...)
+	return append(dst, '\n')
+}
+
+// Journal appends records to a campaign's journal file.
+type Journal struct {
+	path string
+	f    *os.File
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	buf     []byte // appended, not yet written
+	seq     uint64 // records appended
+	synced  uint64 // records durable
+	err     error
+	closing bool
+	done    chan struct{}
+}
+
+// Ticket identifies an appended record, to wait for its durability.
+type Ticket uint64
+
+// JournalPath returns the journal's path for the campaign called name whose
+// file is in dir: dir/.batch/NAME.journal, the name made safe for a file.
+func JournalPath(dir, name string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, name)
+	if safe != name {
+		safe += "-" + strconv.FormatUint(uint64(crc32.Checksum([]byte(name), castagnoli)), 16)
+	}
+	return filepath.Join(dir, ".batch", strings.TrimLeft(safe, ".")+".journal")
+}
+
+// OpenJournal reads the journal at path, if any, and opens it to append,
+// locked against a second batch sending the same campaign. It creates the
+// .batch directory with a .gitignore, so that run state never lands in git.
+func OpenJournal(path, campaign string) (*Journal, *State, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("run state: %w", err)
+	}
+	ignore := filepath.Join(dir, ".gitignore")
+	if _, err := os.Stat(ignore); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(ignore, []byte("# batch's run state: not for git\n*\n"), 0o644); err != nil {
+			return nil, nil, fmt.Errorf("run state: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: another batch is sending this campaign (the journal is locked): wait for it to finish", path)
+	}
+	st, good, err := readJournal(path, f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	// Cut off a torn last line, which would run into the next record.
+	if info, err := f.Stat(); err == nil && info.Size() > good {
+		if err := f.Truncate(good); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("journal: %w", err)
+		}
+	}
+	j := &Journal{path: path, f: f, done: make(chan struct{})}
+	j.cond = sync.NewCond(&j.mu)
+	go j.flush()
+	return j, st, nil
+}
+
+// Append adds r to the journal and returns at once; Wait tells when it is
+// on disk.
+func (j *Journal) Append(r Record) Ticket {
+	r.To = strings.ToLower(r.To)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.buf = encodeRecord(j.buf, &r)
+	j.seq++
+	j.cond.Broadcast()
+	return Ticket(j.seq)
+}
+
+// Wait returns when the record of t, and every one before it, is on disk.
+func (j *Journal) Wait(t Ticket) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for j.synced < uint64(t) && j.err == nil {
+		j.cond.Wait()
+	}
+	return j.err
+}
+
+// flush writes and syncs what was appended, a batch at a time.
+func (j *Journal) flush() {
+	defer close(j.done)
+	var buf []byte
+	for {
+		j.mu.Lock()
+		for len(j.buf) == 0 && !j.closing && j.err == nil {
+			j.cond.Wait()
+		}
+		if len(j.buf) == 0 || j.err != nil {
+			j.mu.Unlock()
+			return
+		}
+		buf, j.buf = j.buf, buf[:0]
+		upTo := j.seq
+		j.mu.Unlock()
+
+		_, err := j.f.Write(buf)
+		if err == nil {
+			err = j.f.Sync()
+		}
+
+		j.mu.Lock()
+		if err != nil {
+			j.err = fmt.Errorf("journal %s: %w", j.path, err)
+		} else {
+			j.synced = upTo
+		}
+		j.cond.Broadcast()
+		j.mu.Unlock()
+	}
+}
+
+// Close writes what is left, syncs it and closes the file.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	j.closing = true
+	j.cond.Broadcast()
+	j.mu.Unlock()
+	<-j.done
+	cerr := j.f.Close()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
+	return cerr
+}
