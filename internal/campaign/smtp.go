@@ -46,9 +46,9 @@ type SMTP struct {
 	Timeout          time.Duration
 	Connections      int
 	MaxPerConnection int
-	Rate             float64 // messages a second, 0 for no limit
-	RateText         string  // as written
-	Sender           string  // MAIL FROM
+	Rate             float64       // messages a second, 0 for no limit
+	RateText         string        // as written
+	Sender           string        // MAIL FROM
 	Retries          int           // tries again after a temporary failure
 	RetryWait        time.Duration // before the first retry; then doubling
 	MaxErrors        int           // failures in a row that stop the campaign; 0 for no limit
