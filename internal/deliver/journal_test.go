@@ -1,0 +1,233 @@
+package deliver
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func openTestJournal(t *testing.T, path string) (*Journal, *State) {
+	t.Helper()
+	j, st, err := OpenJournal(path, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, st
+}
+
+func TestJournalStates(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, st := openTestJournal(t, path)
+	if st.Len() != 0 {
+		t.Fatalf("a new journal knows %d recipients", st.Len())
+	}
+	for _, r := range []Record{
+		{Kind: KindOpen, Campaign: "test"},
+		{Kind: KindSending, To: "Sent@Example.org", Row: 1},
+		{Kind: KindSent, To: "sent@example.org", Row: 1},
+		{Kind: KindSending, To: "failed@example.org", Row: 2},
+		{Kind: KindFailed, To: "failed@example.org", Row: 2, Code: 550, Error: "550 5.1.1 no such user"},
+		{Kind: KindSending, To: "lost@example.org", Row: 3},
+		{Kind: KindSending, To: "unknown@example.org", Row: 4},
+		{Kind: KindUnknown, To: "unknown@example.org", Row: 4, Error: "EOF"},
+		{Kind: KindSending, To: "deferred@example.org", Row: 5},
+		{Kind: KindDeferred, To: "deferred@example.org", Row: 5, Code: 451},
+		{Kind: KindSending, To: "released@example.org", Row: 6},
+		{Kind: KindReleased, To: "released@example.org", Row: 6},
+		{Kind: KindFailed, To: "retried@example.org", Row: 7, Code: 550},
+		{Kind: KindSending, To: "retried@example.org", Row: 7},
+		{Kind: KindSent, To: "retried@example.org", Row: 7},
+	} {
+		j.Append(r)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = ReadJournal(path, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Status{
+		"SENT@example.org":     Sent, // addresses compare without case
+		"failed@example.org":   Failed,
+		"lost@example.org":     Unknown, // "sending" with nothing after it
+		"unknown@example.org":  Unknown,
+		"deferred@example.org": Pending,
+		"released@example.org": Pending,
+		"retried@example.org":  Sent,
+		"never@example.org":    Pending,
+	}
+	for addr, status := range want {
+		if got := st.Get(addr).Status; got != status {
+			t.Errorf("%s: %s, want %s", addr, got, status)
+		}
+	}
+	if e := st.Get("failed@example.org"); e.Code != 550 || e.Error != "550 5.1.1 no such user" || e.Row != 2 {
+		t.Errorf("failed entry %+v", e)
+	}
+	if info, err := os.Stat(filepath.Join(filepath.Dir(path), ".gitignore")); err != nil || info.Size() == 0 {
+		t.Errorf(".batch/.gitignore: %v", err)
+	}
+}
+
+func TestJournalTornLastLine(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	j.Append(Record{Kind: KindSending, To: "a@example.org"})
+	j.Append(Record{Kind: KindSent, To: "a@example.org"})
+	j.Append(Record{Kind: KindSending, To: "b@example.org"})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	// Every cut of the last record, as a crash mid-write would leave it.
+	last := lines[2]
+	for cut := 1; cut < len(last); cut++ {
+		torn := append(append([]byte{}, bytes.Join(lines[:2], nil)...), last[:cut]...)
+		if err := os.WriteFile(path, torn, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		j, st, err := OpenJournal(path, "test")
+		if err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		if st.Get("a@example.org").Status != Sent || st.Get("b@example.org").Status != Pending {
+			t.Fatalf("cut at %d: a %s, b %s", cut, st.Get("a@example.org").Status, st.Get("b@example.org").Status)
+		}
+		// The torn line is cut off, so that the next record reads.
+		j.Append(Record{Kind: KindSent, To: "c@example.org"})
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(path)
+		st, err = ReadJournal(path, bytes.NewReader(data))
+		if err != nil || st.Get("c@example.org").Status != Sent {
+			t.Fatalf("cut at %d: after reopening: %v, c %s", cut, err, st.Get("c@example.org").Status)
+		}
+	}
+}
+
+func TestJournalDamagedLine(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	j.Append(Record{Kind: KindSent, To: "a@example.org"})
+	j.Append(Record{Kind: KindSent, To: "b@example.org"})
+	j.Append(Record{Kind: KindSent, To: "c@example.org"})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	damaged := bytes.Replace(data, []byte("b@example.org"), []byte("x@example.org"), 1)
+	_, err := ReadJournal(path, bytes.NewReader(damaged))
+	var je *JournalError
+	if !errors.As(err, &je) || je.Line != 2 || je.Path != path {
+		t.Fatalf("ReadJournal of a journal damaged at line 2: %v", err)
+	}
+	if err := os.WriteFile(path, damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenJournal(path, "test"); !errors.As(err, &je) {
+		t.Errorf("OpenJournal of a damaged journal: %v", err)
+	}
+}
+
+func TestJournalLocked(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	_, _, err := OpenJournal(path, "test")
+	if err == nil || !strings.Contains(err.Error(), "another batch is sending this campaign") {
+		t.Errorf("a second OpenJournal: %v", err)
+	}
+	j.Close()
+	j2, _ := openTestJournal(t, path)
+	j2.Close()
+}
+
+// TestJournalGroupedWaits appends from many goroutines at once: every
+// record is on disk when its Wait returns, and every one reads back.
+func TestJournalGroupedWaits(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				to := string(rune('a'+g)) + strings.Repeat("x", i) + "@example.org"
+				tk := j.Append(Record{Kind: KindSending, To: to})
+				if err := j.Wait(tk); err != nil {
+					t.Error(err)
+					return
+				}
+				data, err := os.ReadFile(path)
+				if err != nil || !bytes.Contains(data, []byte(`"to":"`+to+`"`)) {
+					t.Errorf("%s: not in the file after Wait", to)
+					return
+				}
+				j.Append(Record{Kind: KindSent, To: to})
+			}
+		}()
+	}
+	wg.Wait()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	st, err := ReadJournal(path, bytes.NewReader(data))
+	if err != nil || st.Len() != 400 {
+		t.Fatalf("%v; %d recipients, want 400", err, st.Len())
+	}
+}
+
+func TestJournalPath(t *testing.T) {
+	if got := JournalPath("c", "2026-11-meetup"); got != filepath.Join("c", ".batch", "2026-11-meetup.journal") {
+		t.Errorf("got %s", got)
+	}
+	a, b := JournalPath("c", "news/letter"), JournalPath("c", "news letter")
+	if a == b || strings.Contains(filepath.Base(a), "/") || filepath.Dir(a) != filepath.Join("c", ".batch") {
+		t.Errorf("unsafe names: %s, %s", a, b)
+	}
+}
+
+// FuzzReadJournal reads arbitrary bytes as a journal: never a panic; either
+// a state or an error, a *JournalError when a line is damaged.
+func FuzzReadJournal(f *testing.F) {
+	var good bytes.Buffer
+	for _, r := range []Record{{Kind: KindSending, To: "a@example.org"}, {Kind: KindSent, To: "a@example.org"}, {Kind: KindFailed, To: "b@example.org", Code: 550}} {
+		good.Write(encodeRecord(nil, &r))
+	}
+	f.Add(good.Bytes())
+	f.Add(good.Bytes()[:good.Len()-7])
+	f.Add([]byte("00000000 {}\n"))
+	f.Add([]byte("zzzzzzzz {\"t\":\"sent\"}\n"))
+	f.Add([]byte("\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := ReadJournal("fuzz.journal", bytes.NewReader(data))
+		if err != nil {
+			var je *JournalError
+			if !errors.As(err, &je) || je.Line < 1 || !strings.Contains(err.Error(), "fuzz.journal:") {
+				t.Fatalf("an error that names no line: %v", err)
+			}
+			return
+		}
+		if st == nil {
+			t.Fatal("no state and no error")
+		}
+		// What was read, written again, reads the same.
+		for addr, e := range st.entries {
+			if st.Get(addr) != e {
+				t.Fatalf("%s: Get disagrees", addr)
+			}
+		}
+	})
+}
