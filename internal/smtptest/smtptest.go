@@ -71,7 +71,9 @@ type Fault struct {
 	Code     int
 	Enhanced [3]int
 	// Times is how many times the fault strikes before the server behaves;
-	// 0 for always. Strikes are counted per fault, across connections.
+	// 0 for always. Strikes are counted per fault, across connections, as
+	// the fault is chosen: when the command arrives, or AtData when the
+	// message starts.
 	Times int
 	// HangUp closes the connection instead of replying or, with a Code,
 	// right after the reply (421 with HangUp is what a real server does
@@ -92,7 +94,8 @@ type Fault struct {
 	// when the fault acts: when the command arrives AtMail and AtRcpt, once
 	// the whole message is in AtData, once its first bytes are with
 	// MidData; before any Delay. The send never blocks: when nobody is
-	// ready to receive, the notice is dropped, so give the channel a buffer.
+	// ready to receive, the notice is dropped, so give the channel a buffer
+	// (and don't close it while the server runs).
 	Notify chan<- string
 }
 
