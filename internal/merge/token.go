@@ -55,7 +55,7 @@ type Escaper func(dst []byte, value string) []byte
 // inURL. Bytes that only look like a token are copied as they are.
 func Expand(dst, src []byte, text, inURL Escaper) []byte {
 	for {
-		i := bytes.IndexAny(src, "\uE000%")
+		i := indexTokenStart(src)
 		if i < 0 {
 			return append(dst, src...)
 		}
@@ -88,6 +88,19 @@ func Expand(dst, src []byte, text, inURL Escaper) []byte {
 		dst = esc(dst, string(value))
 		src = src[len(open)+end+len(closing):]
 	}
+}
+
+// indexTokenStart returns the index of the first byte that may start a
+// token (0xEE, the first byte of U+E000 in UTF-8, or '%'), or -1. A loop
+// over bytes: bytes.IndexAny decodes runes and is several times slower on
+// the long HTML that Expand reads for every message.
+func indexTokenStart(b []byte) int {
+	for i, c := range b {
+		if c == 0xEE || c == '%' {
+			return i
+		}
+	}
+	return -1
 }
 
 // ExpandString is Expand for one string with one escaper for both forms.

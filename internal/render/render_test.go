@@ -6,7 +6,9 @@ import (
 	"net/mail"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -307,6 +309,53 @@ func TestAttachmentNames(t *testing.T) {
 		}
 		if string(p.body) != "content of "+names[i] {
 			t.Errorf("%s: body %q", names[i], p.body)
+		}
+	}
+}
+
+// TestRenderConcurrent renders from several goroutines at once, as the
+// campaign does: the same bytes as one at a time, and no data race (-race).
+func TestRenderConcurrent(t *testing.T) {
+	f := newFixture(t)
+	f.file("logo.png", testPNG)
+	f.file("icon.png", append(append([]byte{}, testPNG...), 9))
+	pdf := f.file("a.pdf", []byte("%PDF"))
+	r := f.renderer(pdf)
+	input := func(i int) *Input {
+		name := []string{"Ada", "管理员", "*Bob*"}[i%3]
+		md := merged(t, "![l](logo.png) ![i](icon.png)\n\n# Hi {{.name}}\n\n[x](https://example.org/?n={{.name}})\n", map[string]string{"name": name})
+		return &Input{Seq: i, To: mail.Address{Name: name, Address: "r" + strconv.Itoa(i) + "@example.com"}, Subject: "s " + name, Markdown: md}
+	}
+	const n = 60
+	want := make([][]byte, n)
+	for i := range n {
+		m, err := r.Render(input(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = m.Data
+	}
+	r = f.renderer(pdf) // a fresh one, its image cache empty
+	got := make([][]byte, n)
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 6 {
+				m, err := r.Render(input(i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[i] = m.Data
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("message %d differs when rendered concurrently", i)
 		}
 	}
 }
