@@ -141,15 +141,52 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	}
 	if sum != nil {
 		c.report(sum, time.Since(start), *to)
-		c.advise(camp, sum, err)
 	}
-	if err != nil {
+	if opts.Journal == nil { // a test send
+		if err == nil && sum.Outcomes().Failed+sum.Outcomes().Unknown > 0 {
+			return errSomeFailed
+		}
 		return err
 	}
-	if o := sum.Outcomes(); o.Failed+o.Unknown > 0 {
+	// What the journal now says of the whole list, this run and earlier
+	// ones: the exit status and the advice are about every recipient.
+	if cerr := opts.Journal.Close(); err == nil {
+		err = cerr
+	}
+	failed, unknown, serr := c.unfinished(camp)
+	if sum != nil && (errors.Is(err, context.Canceled) || err != nil && sum.Outcomes() != (campaign.Outcomes{})) {
+		fmt.Fprintf(c.stderr, "batch: stopped; run batch send %s again to resume where it stopped\n", camp.Path)
+	}
+	if serr == nil {
+		c.hints(camp.Path, failed, unknown)
+	}
+	switch {
+	case err != nil:
+		return err
+	case serr != nil:
+		return serr
+	case failed+unknown > 0:
 		return errSomeFailed
 	}
 	return nil
+}
+
+// unfinished counts the list's recipients whose journal entry is failed or
+// unknown.
+func (c *cli) unfinished(camp *campaign.Campaign) (failed, unknown int, err error) {
+	state, err := camp.ReadState()
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = camp.Status(state, func(_ *merge.Recipient, e deliver.Entry) {
+		switch e.Status {
+		case deliver.Failed:
+			failed++
+		case deliver.Unknown:
+			unknown++
+		}
+	})
+	return failed, unknown, err
 }
 
 // errNothingToSend ends a send whose every recipient was dealt with before.
@@ -163,20 +200,11 @@ func (c *cli) nothingToSend(camp *campaign.Campaign, opts campaign.Options) erro
 	}
 	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown\n",
 		counts[deliver.Sent], counts[deliver.Failed], counts[deliver.Unknown])
+	c.hints(camp.Path, counts[deliver.Failed], counts[deliver.Unknown])
 	if counts[deliver.Failed]+counts[deliver.Unknown] > 0 {
-		c.hints(camp.Path, counts[deliver.Failed], counts[deliver.Unknown])
 		return errSomeFailed
 	}
 	return nil
-}
-
-// advise says how to go on after a send that didn't reach everyone.
-func (c *cli) advise(camp *campaign.Campaign, sum *campaign.Summary, err error) {
-	o := sum.Outcomes()
-	if errors.Is(err, context.Canceled) || err != nil && o.Sent+o.Failed+o.Unknown > 0 {
-		fmt.Fprintf(c.stderr, "batch: stopped; run batch send %s again to resume where it stopped\n", camp.Path)
-	}
-	c.hints(camp.Path, o.Failed, o.Unknown)
 }
 
 func (c *cli) hints(path string, failed, unknown int) {
@@ -193,6 +221,7 @@ func (c *cli) hints(path string, failed, unknown int) {
 // dryRun writes the messages into dir.
 func (c *cli) dryRun(ctx context.Context, camp *campaign.Campaign, dir string, opts campaign.Options) error {
 	start := time.Now()
+	opts.SinglePass = true // the files go if a problem turns up
 	sum, err := camp.Send(ctx, func(*campaign.Summary) (deliver.Sender, error) { return deliver.NewDir(dir), nil }, opts)
 	if err != nil {
 		return err

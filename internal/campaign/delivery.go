@@ -53,14 +53,10 @@ func (d *delivery) send(m *render.Message, attempt int) error {
 		return err
 	}
 	t := &tracker{d: d, m: m, attempt: attempt}
-	if j := d.opts.Journal; j != nil {
-		t.ticket = j.Append(deliver.Record{Kind: deliver.KindSending, To: m.To, Row: m.Seq, ID: m.ID, At: time.Now().Unix()})
-	}
 	d.mu.Lock()
 	d.inflight++
 	d.mu.Unlock()
 	if err := d.s.Send(d.ctx, m, t); err != nil {
-		d.record(m, deliver.KindReleased, err)
 		d.finished()
 		return err
 	}
@@ -171,6 +167,18 @@ type tracker struct {
 	m       *render.Message
 	attempt int
 	ticket  deliver.Ticket
+	started bool // the "sending" record was written
+}
+
+// Start writes the "sending" record when a connection takes the message,
+// not before: a message still waiting for a connection when batch is
+// killed was never seen by the server, and is pending, not unknown. The
+// record goes to disk while the connection says MAIL FROM and RCPT TO.
+func (t *tracker) Start() {
+	if j := t.d.opts.Journal; j != nil {
+		t.started = true
+		t.ticket = j.Append(deliver.Record{Kind: deliver.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: time.Now().Unix()})
+	}
 }
 
 // Ready waits until the journal holds the "sending" record.
@@ -201,7 +209,9 @@ func (t *tracker) Done(err error) {
 		d.halt(fmt.Errorf("stopped: %w", se.Err))
 		return
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		d.record(t.m, deliver.KindReleased, err)
+		if t.started {
+			d.record(t.m, deliver.KindReleased, err)
+		}
 		return
 	}
 	switch deliver.Classify(err) {

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -35,6 +36,10 @@ type Options struct {
 	// send). State is what it held before this run.
 	Journal *deliver.Journal
 	State   *deliver.State
+	// SinglePass renders each message once, handing it over as it goes,
+	// instead of checking the whole list first: for a dry run, whose
+	// sender can take back what it was given (a Discarder).
+	SinglePass bool
 	// RetryFailed sends again to recipients that failed for good before;
 	// ResendUnknown to those whose outcome is unknown.
 	RetryFailed, ResendUnknown bool
@@ -107,6 +112,12 @@ func (c *Campaign) Check(ctx context.Context, opts Options) (*Summary, error) {
 	return sum, c.run(ctx, opts, sum, nil)
 }
 
+// Discarder is a sender that can take back what it was given: the files
+// of a dry run that then found a problem.
+type Discarder interface {
+	Discard() error
+}
+
 // Opener opens the sender once the campaign has been checked; sum counts
 // what is about to be sent. It is where the server is reached and the user
 // asked to confirm: an error sends nothing.
@@ -120,8 +131,10 @@ type Opener func(sum *Summary) (deliver.Sender, error)
 // when every outcome is in.
 func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summary, error) {
 	planned := &Summary{}
-	if err := c.run(ctx, opts, planned, nil); err != nil {
-		return nil, err
+	if !opts.SinglePass {
+		if err := c.run(ctx, opts, planned, nil); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Limit > 0 {
 		planned.Messages = min(planned.Messages, opts.Limit)
@@ -133,7 +146,9 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	if opts.Journal != nil {
 		opts.Journal.Append(deliver.Record{Kind: deliver.KindOpen, Campaign: c.Name, At: time.Now().Unix()})
 	}
-	opts.Warn = nil // told already
+	if !opts.SinglePass {
+		opts.Warn = nil // told already
+	}
 	sum := &Summary{}
 	d := newDelivery(ctx, s, opts, sum)
 	err = c.run(ctx, opts, sum, d.deliver)
@@ -142,6 +157,12 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	if cerr := s.Close(); err == nil {
 		err = cerr
+	}
+	var probs Problems
+	if dis, ok := s.(Discarder); ok && errors.As(err, &probs) {
+		if derr := dis.Discard(); derr != nil {
+			err = errors.Join(err, derr)
+		}
 	}
 	if err == nil {
 		err = d.stopped()
@@ -152,25 +173,22 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	return sum, err
 }
 
-// skip reports whether the journal's word on rec means it is not sent this
-// run, and counts it.
-func skip(rec *merge.Recipient, opts *Options, sum *Summary) bool {
+// journalSkip tells whether the journal's word on rec means it is not
+// sent this run.
+func journalSkip(rec *merge.Recipient, opts *Options) skipKind {
 	switch opts.State.Get(rec.Email).Status {
 	case deliver.Sent:
-		sum.AlreadySent++
-		return true
+		return skipSent
 	case deliver.Failed:
 		if !opts.RetryFailed {
-			sum.Held++
-			return true
+			return skipHeld
 		}
 	case deliver.Unknown:
 		if !opts.ResendUnknown {
-			sum.Held++
-			return true
+			return skipHeld
 		}
 	}
-	return false
+	return skipNone
 }
 
 // run streams the list, renders each message and passes it to deliver
@@ -217,73 +235,65 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, deliverF
 	// rendered with it empty, to find the problems that lie behind it.
 	blank := c.checkFields(rd.Header(), probs)
 	ready := r != nil && c.Body != nil && c.Subject != nil && len(probs.list) == len(blank)
-	var body bytes.Buffer
-	for {
+
+	ctx, cancel := context.WithCancel(ctx)
+	items := c.stream(ctx, rd, r, ready, blank, &opts)
+	defer func() {
+		cancel()
+		for range items { // let the reader and the renderers finish
+		}
+	}()
+	for it := range items {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rec, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+		<-it.done
 		var rowErr *merge.RowError
 		switch {
-		case errors.Is(err, merge.ErrSkipped):
-			if errors.Is(err, merge.ErrDuplicate) {
-				sum.Duplicates++
-			} else {
-				sum.Invalid++
+		case it.skip != skipNone:
+			sum.count(it.skip)
+			if it.err != nil && opts.Warn != nil {
+				opts.Warn(it.err)
 			}
-			if opts.Warn != nil {
-				opts.Warn(err)
-			}
-			continue
-		case errors.As(err, &rowErr):
+		case errors.As(it.err, &rowErr):
 			probs.addRow(rowErr)
-			continue
-		case err != nil:
-			probs.add(err)
+		case it.err != nil && it.rec == nil: // the list can't be read on
+			probs.add(it.err)
 			return probs.err()
-		}
-		if !ready {
-			continue
-		}
-		if opts.State != nil && skip(rec, &opts, sum) {
-			continue
-		}
-		for _, name := range blank {
-			rec.Fields[name] = ""
-		}
-		m, err := c.message(r, rec, &body)
-		if err != nil {
-			if deliverFn != nil { // the list changed since it was checked
-				return &messageError{rec: rec, list: c.Recipients, err: err}
+		case it.err == nil && it.m == nil:
+			// not rendered: the campaign is broken
+		case it.err != nil:
+			if deliverFn != nil && !opts.SinglePass { // the list changed since it was checked
+				return &messageError{rec: it.rec, list: c.Recipients, err: it.err}
 			}
-			list, ok := err.(render.Errors)
+			list, ok := it.err.(render.Errors)
 			if !ok {
-				list = render.Errors{err}
+				list = render.Errors{it.err}
 			}
 			for _, err := range list {
-				probs.addMessage(&messageError{rec: rec, list: c.Recipients, err: err})
+				probs.addMessage(&messageError{rec: it.rec, list: c.Recipients, err: err})
 			}
-			continue
-		}
-		if deliverFn != nil {
-			if opts.To != "" {
-				m.To = opts.To
-			}
-			if err := deliverFn(m); err != nil {
-				var ce *deliver.ConnError
-				if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, context.Canceled) {
-					return err // the campaign's, not the recipient's
+		default:
+			if deliverFn != nil && len(probs.list) == 0 {
+				if opts.To != "" {
+					it.m.To = opts.To
 				}
-				return fmt.Errorf("%s (row %d): %w", rec.Email, rec.Row, err)
+				if err := deliverFn(it.m); err != nil {
+					var ce *deliver.ConnError
+					if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, context.Canceled) {
+						return err // the campaign's, not the recipient's
+					}
+					return fmt.Errorf("%s (row %d): %w", it.rec.Email, it.rec.Row, err)
+				}
+			}
+			sum.Messages++
+			if deliverFn != nil && opts.Limit > 0 && sum.Messages >= opts.Limit {
+				return probs.err()
 			}
 		}
-		sum.Messages++
-		if deliverFn != nil && opts.Limit > 0 && sum.Messages >= opts.Limit {
-			break
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err := probs.err(); err != nil {
 		return err
@@ -292,6 +302,113 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, deliverF
 		return fmt.Errorf("%s: no recipients to send to: the list has no valid rows", c.Recipients)
 	}
 	return nil
+}
+
+// item is one row of the list on its way: skipped, broken, or rendered.
+type item struct {
+	rec  *merge.Recipient
+	skip skipKind
+	m    *render.Message
+	err  error
+	done chan struct{} // closed when m and err are set
+}
+
+type skipKind int
+
+const (
+	skipNone      skipKind = iota
+	skipInvalid            // an address batch can't send to
+	skipDuplicate          // an address seen before in the list
+	skipSent               // the journal says sent
+	skipHeld               // failed or unknown before, not tried again
+)
+
+func (s *Summary) count(k skipKind) {
+	switch k {
+	case skipInvalid:
+		s.Invalid++
+	case skipDuplicate:
+		s.Duplicates++
+	case skipSent:
+		s.AlreadySent++
+	case skipHeld:
+		s.Held++
+	}
+}
+
+// closed is the done channel of an item that needs no rendering.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// stream reads the list in one goroutine and renders the rows on every
+// core, and gives the items back in list order, so that what is written or
+// sent, and the journal, come out the same whatever the timing. At most a
+// few items per core are in flight, so memory stays flat however long the
+// list.
+func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Renderer, ready bool, blank []string, opts *Options) <-chan *item {
+	workers := runtime.GOMAXPROCS(0)
+	out := make(chan *item, 4*workers)
+	jobs := make(chan *item, 4*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var body bytes.Buffer
+			for it := range jobs {
+				it.m, it.err = c.message(r, it.rec, &body)
+				close(it.done)
+			}
+		}()
+	}
+	go func() {
+		defer func() {
+			close(jobs)
+			wg.Wait()
+			close(out)
+		}()
+		for ctx.Err() == nil {
+			rec, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			it := &item{rec: rec, err: err, done: closed}
+			var rowErr *merge.RowError
+			fatal := false
+			switch {
+			case errors.Is(err, merge.ErrDuplicate):
+				it.skip = skipDuplicate
+			case errors.Is(err, merge.ErrSkipped):
+				it.skip = skipInvalid
+			case errors.As(err, &rowErr):
+				// a broken row: reported, and reading goes on
+			case err != nil:
+				fatal = true
+			case !ready:
+				// a broken campaign: the list is read for its own problems
+			case opts.State != nil && journalSkip(rec, opts) != skipNone:
+				it.skip = journalSkip(rec, opts)
+			default:
+				for _, name := range blank {
+					rec.Fields[name] = ""
+				}
+				it.done = make(chan struct{})
+				select {
+				case jobs <- it:
+				case <-ctx.Done():
+					return
+				}
+			}
+			select {
+			case out <- it:
+			case <-ctx.Done():
+				return
+			}
+			if fatal {
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // checkFields reports every field the templates name that is not one of

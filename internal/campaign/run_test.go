@@ -44,6 +44,7 @@ func (r *recorder) Send(ctx context.Context, m *render.Message, t deliver.Tracke
 		}
 	}
 	r.msgs = append(r.msgs, m)
+	t.Start()
 	if err := t.Ready(); err != nil {
 		t.Done(err)
 		return nil

@@ -24,6 +24,9 @@ type Sender interface {
 
 // Tracker follows one message through delivery.
 type Tracker interface {
+	// Start is called when a connection takes the message, before it
+	// says anything of it to the server.
+	Start()
 	// Ready is called just before the message's content is handed over
 	// (before DATA); an error stops the message there.
 	Ready() error
@@ -33,6 +36,9 @@ type Tracker interface {
 
 // DoneFunc is a Tracker that only wants the outcome.
 type DoneFunc func(error)
+
+// Start does nothing.
+func (DoneFunc) Start() {}
 
 // Ready is always ready.
 func (DoneFunc) Ready() error { return nil }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/batch-mailer/batch/internal/render"
 )
@@ -16,22 +18,36 @@ import (
 //
 // A file is written under a temporary name and renamed into place, so that
 // a crash never leaves a half-written .eml; temporary files left by a
-// killed run are removed by the next.
+// killed run are removed by the next. A few goroutines write at once: a
+// file costs a handful of system calls, and they overlap.
 type Dir struct {
-	path   string
-	opened bool
+	path    string
+	opened  bool
+	jobs    chan dirJob
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	err     error
+	written []int32 // the rows written, for Discard: 4 bytes a message
+}
+
+type dirJob struct {
+	m *render.Message
+	t Tracker
 }
 
 var _ Sender = (*Dir)(nil)
 
-const tmpPrefix = ".batch-tmp-"
+const (
+	tmpPrefix  = ".batch-tmp-"
+	dirWriters = 4
+)
 
 // NewDir returns a Sender that writes into the directory path, created
 // when the first message is written.
 func NewDir(path string) *Dir { return &Dir{path: path} }
 
-// open creates the directory if needed and clears what an interrupted run
-// left in it.
+// open creates the directory if needed, clears what an interrupted run
+// left in it, and starts the writers.
 func (d *Dir) open() error {
 	if err := os.MkdirAll(d.path, 0o755); err != nil {
 		return fmt.Errorf("dry-run directory: %w", err)
@@ -46,6 +62,11 @@ func (d *Dir) open() error {
 		}
 	}
 	d.opened = true
+	d.jobs = make(chan dirJob, dirWriters)
+	for range dirWriters {
+		d.wg.Add(1)
+		go d.writer(d.jobs)
+	}
 	return nil
 }
 
@@ -60,9 +81,12 @@ func FileName(m *render.Message) string {
 	return fmt.Sprintf("%07d-%s.eml", m.Seq, safe)
 }
 
-// Send writes m to its file, and tells t before it returns.
+// Send queues m to be written; t hears when it is.
 func (d *Dir) Send(ctx context.Context, m *render.Message, t Tracker) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := d.failed(); err != nil {
 		return err
 	}
 	if !d.opened {
@@ -70,8 +94,30 @@ func (d *Dir) Send(ctx context.Context, m *render.Message, t Tracker) error {
 			return err
 		}
 	}
+	d.jobs <- dirJob{m: m, t: t}
+	return nil
+}
+
+func (d *Dir) writer(jobs <-chan dirJob) {
+	defer d.wg.Done()
+	for j := range jobs {
+		j.t.Start()
+		err := d.write(j.m)
+		if err != nil {
+			d.mu.Lock()
+			if d.err == nil {
+				d.err = err
+			}
+			d.mu.Unlock()
+		}
+		j.t.Done(err)
+	}
+}
+
+func (d *Dir) write(m *render.Message) error {
 	name := filepath.Join(d.path, FileName(m))
-	f, err := os.CreateTemp(d.path, tmpPrefix+"*")
+	tmp := filepath.Join(d.path, tmpPrefix+strconv.Itoa(m.Seq))
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
@@ -80,23 +126,37 @@ func (d *Dir) Send(ctx context.Context, m *render.Message, t Tracker) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
+		err = os.Rename(tmp, name)
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	t.Done(nil)
+	d.mu.Lock()
+	d.written = append(d.written, int32(m.Seq))
+	d.mu.Unlock()
 	return nil
 }
 
-// Close flushes the directory's entries to disk.
+func (d *Dir) failed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// Close waits for the files queued, and flushes the directory's entries to
+// disk.
 func (d *Dir) Close() error {
 	if !d.opened {
 		return nil
+	}
+	if d.jobs != nil {
+		close(d.jobs)
+		d.jobs = nil
+		d.wg.Wait()
+	}
+	if err := d.failed(); err != nil {
+		return err
 	}
 	f, err := os.Open(d.path)
 	if err != nil {
@@ -106,5 +166,23 @@ func (d *Dir) Close() error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", d.path, err)
 	}
+	return nil
+}
+
+// Discard removes the files this run wrote, after Close: a dry run that
+// found a problem leaves nothing behind.
+func (d *Dir) Discard() error {
+	for _, seq := range d.written {
+		names, err := filepath.Glob(filepath.Join(d.path, fmt.Sprintf("%07d-*.eml", seq)))
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := os.Remove(n); err != nil {
+				return err
+			}
+		}
+	}
+	d.written = nil
 	return nil
 }

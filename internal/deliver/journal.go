@@ -221,6 +221,7 @@ type Journal struct {
 	synced  uint64 // records durable
 	err     error
 	closing bool
+	closed  bool
 	done    chan struct{}
 }
 
@@ -337,9 +338,15 @@ func (j *Journal) flush() {
 	}
 }
 
-// Close writes what is left, syncs it and closes the file.
+// Close writes what is left, syncs it and closes the file. Closing again
+// does nothing.
 func (j *Journal) Close() error {
 	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	j.closed = true
 	j.closing = true
 	j.cond.Broadcast()
 	j.mu.Unlock()

@@ -189,6 +189,7 @@ func (w *worker) run() {
 			j.t.Done(err)
 			continue
 		}
+		j.t.Start()
 		err := w.send(j.ctx, j.m, j.t)
 		var ce *ConnError
 		if errors.As(err, &ce) {

@@ -1,0 +1,681 @@
+package campaign
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/render"
+	"github.com/batch-mailer/batch/internal/smtptest"
+)
+
+// These tests run Campaign.Send with the real SMTP sender and the real
+// journal against a server that fails on demand (smtptest), and check the
+// retry policy end to end: 421, 450, 451, 452 and 454, and a connection
+// lost before the message is handed over, are temporary (tried again with
+// backoff while the rest of the list goes on, on a new connection when the
+// server closed the one it had); 5xx is permanent (recorded with the reply,
+// not tried again in the run); a connection lost after the final dot leaves
+// the recipient unknown. Whatever happens, nobody gets a message twice.
+
+// faultList is the list of the fault tests, in the order it is sent.
+var faultList = []string{
+	"ada@example.org",
+	"bob@example.net",
+	"carol@example.com",
+	"dave@example.com",
+	"erin@example.com",
+	"frank@example.org",
+}
+
+// faultCampaign is a campaign of a list of addresses, with a short message
+// (well under one 4 KiB write: the message goes out in one piece with its
+// final dot).
+func faultCampaign(t *testing.T, addresses []string) *Campaign {
+	t.Helper()
+	return newCampaign(t, listOf(addresses), "# Hello {{.name}}!\n\nThe news.\n", "", nil)
+}
+
+// listOf is a recipient list of addresses, each with a name.
+func listOf(addresses []string) string {
+	var list strings.Builder
+	list.WriteString("email,name\n")
+	for _, a := range addresses {
+		fmt.Fprintf(&list, "%s,%s\n", a, a[:strings.IndexByte(a, '@')])
+	}
+	return list.String()
+}
+
+// faultOptions are the options of a run: quick retries, no max_errors.
+func faultOptions() Options {
+	return Options{Retries: 3, RetryWait: 5 * time.Millisecond}
+}
+
+// quick is the SMTP timeout where no timeout is meant to strike.
+const quick = 5 * time.Second
+
+// sendRun is what one Send against a server gave.
+type sendRun struct {
+	sum     *Summary
+	err     error
+	planned *Summary // what the Opener was told; nil if it was not called
+}
+
+// sendVia runs c.Send over SMTP to srv with the campaign's journal, which
+// it opens for the run and closes after, as batch send does.
+func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Duration, opts Options) sendRun {
+	t.Helper()
+	j, state, err := deliver.OpenJournal(c.JournalPath(), c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Now = now
+	opts.Journal, opts.State = j, state
+	cfg := deliver.SMTPConfig{
+		Host:     srv.Host(),
+		Port:     srv.Port(),
+		Security: deliver.NoTLS,
+		HELO:     "test.example",
+		Timeout:  timeout,
+	}
+	ctx := t.Context()
+	var r sendRun
+	open := func(planned *Summary) (deliver.Sender, error) {
+		r.planned = planned
+		s, err := deliver.DialSMTP(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	r.sum, r.err = c.Send(ctx, open, opts)
+	if err := j.Close(); err != nil {
+		t.Fatalf("closing the journal: %v", err)
+	}
+	return r
+}
+
+// readState reads the journal's final word.
+func readState(t *testing.T, c *Campaign) *deliver.State {
+	t.Helper()
+	st, err := c.ReadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// journalRecords reads the journal record by record.
+func journalRecords(t *testing.T, c *Campaign) []deliver.Record {
+	t.Helper()
+	data, err := os.ReadFile(c.JournalPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []deliver.Record
+	for line := range strings.Lines(string(data)) {
+		_, body, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		var r deliver.Record
+		if err := json.Unmarshal([]byte(body), &r); !ok || err != nil {
+			t.Fatalf("journal line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// tries counts the times the run handed the message to address over: its
+// "sending" records.
+func tries(recs []deliver.Record, address string) int {
+	n := 0
+	for _, r := range recs {
+		if r.Kind == deliver.KindSending && r.To == address {
+			n++
+		}
+	}
+	return n
+}
+
+// wantOthersSent checks that every address of list but those of skip was
+// sent exactly once, at the first try: the rest of the list goes on.
+func wantOthersSent(t *testing.T, c *Campaign, srv *smtptest.Server, list []string, skip ...string) {
+	t.Helper()
+	st := readState(t, c)
+	recs := journalRecords(t, c)
+	delivered, attempts := srv.Delivered(), srv.Attempts()
+	for _, a := range list {
+		if slices.Contains(skip, a) {
+			continue
+		}
+		if e := st.Get(a); e.Status != deliver.Sent {
+			t.Errorf("%s: journal says %v (%d %q), want sent", a, e.Status, e.Code, e.Error)
+		}
+		if delivered[a] != 1 || attempts[a] != 1 || tries(recs, a) != 1 {
+			t.Errorf("%s: delivered %d times in %d transactions, %d tries; want once, at the first",
+				a, delivered[a], attempts[a], tries(recs, a))
+		}
+	}
+}
+
+func wantOutcomes(t *testing.T, sum *Summary, want Outcomes) {
+	t.Helper()
+	if sum == nil {
+		t.Fatalf("no Summary, want outcomes %+v", want)
+	}
+	if got := sum.Outcomes(); got != want {
+		t.Errorf("Outcomes = %+v, want %+v", got, want)
+	}
+}
+
+// total adds up a server's counts.
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+var stageNames = map[smtptest.Stage]string{smtptest.AtMail: "mail", smtptest.AtRcpt: "rcpt", smtptest.AtData: "data"}
+
+// faultCodes are the replies of the fault tests: the temporary ones (421
+// as a server going away says it: and hangs up), and a permanent one.
+var faultCodes = []struct {
+	name   string
+	code   int
+	hangUp bool
+}{
+	{"421+hangup", 421, true},
+	{"450", 450, false},
+	{"451", 451, false},
+	{"452", 452, false},
+	{"454", 454, false},
+	{"550", 550, false},
+}
+
+// TestFaultOnce: a fault that strikes once, for each reply and stage. A
+// temporary one is tried again, and the message delivered exactly once; a
+// 5xx is recorded with the reply, and not tried again.
+func TestFaultOnce(t *testing.T) {
+	t.Parallel()
+	for _, fc := range faultCodes {
+		for _, stage := range []smtptest.Stage{smtptest.AtMail, smtptest.AtRcpt, smtptest.AtData} {
+			t.Run(fc.name+"/"+stageNames[stage], func(t *testing.T) {
+				t.Parallel()
+				// At MAIL FROM the server doesn't know the recipient: the
+				// fault strikes the first transaction, ada's.
+				target, rcpt := "bob@example.net", "bob@example.net"
+				if stage == smtptest.AtMail {
+					target, rcpt = "ada@example.org", ""
+				}
+				srv := smtptest.Start(t, smtptest.Fault{Rcpt: rcpt, Stage: stage, Code: fc.code, HangUp: fc.hangUp, Times: 1})
+				c := faultCampaign(t, faultList)
+				r := sendVia(t, c, srv, quick, faultOptions())
+				if r.err != nil {
+					t.Fatalf("Send: %v", r.err)
+				}
+
+				// What the server saw of the target: a transaction that
+				// fails at MAIL FROM doesn't reach RCPT TO, and only one
+				// that fails at the final dot brings the message.
+				reached := 1 // faulty transactions that reached RCPT TO
+				if stage == smtptest.AtMail {
+					reached = 0
+				}
+				read := 0 // and the final dot
+				if stage == smtptest.AtData {
+					read = 1
+				}
+				e := readState(t, c).Get(target)
+				recs := journalRecords(t, c)
+				attempts, received, delivered := srv.Attempts()[target], srv.Received()[target], srv.Delivered()[target]
+
+				if fc.code >= 500 {
+					if e.Status != deliver.Failed || e.Code != fc.code ||
+						!strings.Contains(e.Error, "smtptest: injected fault") || !strings.Contains(e.Error, fmt.Sprint(fc.code)) {
+						t.Errorf("%s: journal says %v, %d %q; want failed with the server's %d reply", target, e.Status, e.Code, e.Error, fc.code)
+					}
+					if n := tries(recs, target); n != 1 || attempts != reached || received != read || delivered != 0 {
+						t.Errorf("%s: %d tries, server saw %d RCPT TO, %d messages, delivered %d; want 1 try (not again), %d, %d, 0",
+							target, n, attempts, received, delivered, reached, read)
+					}
+					wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList) - 1, Failed: 1})
+				} else {
+					// A 421 closes the connection; one that strikes before
+					// the message is handed over is met on a new connection
+					// at once, within the same try. Any other temporary
+					// reply puts the message back in line for a later try.
+					wantTries, conns := 2, 1
+					if fc.code == 421 {
+						conns = 2
+						if stage != smtptest.AtData {
+							wantTries = 1
+						}
+					}
+					if e.Status != deliver.Sent || e.Code != 0 || e.Error != "" {
+						t.Errorf("%s: journal says %v, %d %q; want sent", target, e.Status, e.Code, e.Error)
+					}
+					if n := tries(recs, target); n != wantTries || attempts != reached+1 || received != read+1 || delivered != 1 {
+						t.Errorf("%s: %d tries, server saw %d RCPT TO, %d messages, delivered %d; want %d, %d, %d, exactly once",
+							target, n, attempts, received, delivered, wantTries, reached+1, read+1)
+					}
+					if got := srv.Connections(); got != conns {
+						t.Errorf("%d connections, want %d", got, conns)
+					}
+					wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList), Deferred: wantTries - 1})
+				}
+				wantOthersSent(t, c, srv, faultList, target)
+				if got, want := len(srv.Messages()), total(srv.Delivered()); got != want {
+					t.Errorf("server has %d messages for %d deliveries", got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestFaultAlways: a temporary fault that never clears. The target is
+// tried Retries+1 times, then fails with the last reply; the others are
+// sent. At MAIL FROM, the fault strikes everyone.
+func TestFaultAlways(t *testing.T) {
+	t.Parallel()
+	opts := faultOptions()
+	for _, fc := range faultCodes {
+		if fc.code >= 500 {
+			continue
+		}
+		for _, stage := range []smtptest.Stage{smtptest.AtMail, smtptest.AtRcpt, smtptest.AtData} {
+			t.Run(fc.name+"/"+stageNames[stage], func(t *testing.T) {
+				t.Parallel()
+				rcpt := "bob@example.net"
+				targets := []string{rcpt}
+				if stage == smtptest.AtMail {
+					rcpt, targets = "", faultList
+				}
+				srv := smtptest.Start(t, smtptest.Fault{Rcpt: rcpt, Stage: stage, Code: fc.code, HangUp: fc.hangUp})
+				c := faultCampaign(t, faultList)
+				r := sendVia(t, c, srv, quick, opts)
+				if r.err != nil {
+					t.Fatalf("Send: %v", r.err)
+				}
+				// Each try of a 421 before the message is handed over
+				// meets the fault twice: on its connection, and at once on
+				// a new one.
+				perTry := 1
+				if fc.code == 421 && stage != smtptest.AtData {
+					perTry = 2
+				}
+				wantAttempts, wantReceived := perTry*(opts.Retries+1), 0
+				switch stage {
+				case smtptest.AtMail:
+					wantAttempts = 0
+				case smtptest.AtData:
+					wantReceived = opts.Retries + 1
+				}
+				st := readState(t, c)
+				recs := journalRecords(t, c)
+				for _, target := range targets {
+					e := st.Get(target)
+					want := fmt.Sprintf("gave up after %d tries", opts.Retries+1)
+					if e.Status != deliver.Failed || e.Code != fc.code || !strings.Contains(e.Error, want) {
+						t.Errorf("%s: journal says %v, %d %q; want failed, %d, %q", target, e.Status, e.Code, e.Error, fc.code, want)
+					}
+					attempts, received, delivered := srv.Attempts()[target], srv.Received()[target], srv.Delivered()[target]
+					if n := tries(recs, target); n != opts.Retries+1 || attempts != wantAttempts || received != wantReceived || delivered != 0 {
+						t.Errorf("%s: %d tries, server saw %d RCPT TO, %d messages, delivered %d; want %d, %d, %d, 0",
+							target, n, attempts, received, delivered, opts.Retries+1, wantAttempts, wantReceived)
+					}
+				}
+				n := len(targets)
+				wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList) - n, Failed: n, Deferred: n * opts.Retries})
+				wantOthersSent(t, c, srv, faultList, targets...)
+			})
+		}
+	}
+}
+
+// TestFaultMidData: the server hangs up in the middle of the message,
+// after its first bytes and before the final dot, once.
+func TestFaultMidData(t *testing.T) {
+	t.Parallel()
+	const target = "bob@example.net"
+	t.Run("short message", func(t *testing.T) {
+		// A short message goes out whole, final dot and all, before batch
+		// hears of the hang-up: it finds the connection closed when it
+		// reads the reply to the dot. That is all a client sees of a
+		// server that took the message and went away before it could
+		// say so: the outcome is unknown, and the message not sent again.
+		srv := smtptest.Start(t, smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, MidData: true, Times: 1})
+		c := faultCampaign(t, faultList)
+		opts := faultOptions()
+		var size atomic.Int64
+		opts.Outcome = func(m *render.Message, _ error) {
+			if m.To == target {
+				size.Store(int64(len(m.Data)))
+			}
+		}
+		r := sendVia(t, c, srv, quick, opts)
+		if r.err != nil {
+			t.Fatalf("Send: %v", r.err)
+		}
+		// go-smtp writes through a 4 KiB buffer: a longer message would
+		// meet the hang-up while it is being written.
+		if n := size.Load(); n > 4000 {
+			t.Fatalf("the message is %d bytes: this test needs one that fits in a single 4 KiB write", n)
+		}
+		e := readState(t, c).Get(target)
+		recs := journalRecords(t, c)
+		if e.Status != deliver.Unknown || !strings.Contains(e.Error, "end of DATA") {
+			t.Errorf("%s: journal says %v (%q), want unknown at the end of DATA", target, e.Status, e.Error)
+		}
+		if n, a, d := tries(recs, target), srv.Attempts()[target], srv.Delivered()[target]; n != 1 || a != 1 || d != 0 {
+			t.Errorf("%s: %d tries, server saw %d RCPT TO, delivered %d; want 1 (not again), 1, 0", target, n, a, d)
+		}
+		wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList) - 1, Unknown: 1})
+		wantOthersSent(t, c, srv, faultList, target)
+	})
+	t.Run("long message", func(t *testing.T) {
+		// A message longer than the connection's buffers can hold is
+		// still being written when the hang-up comes: batch knows the
+		// server never had the final dot. The failure is temporary, and
+		// the message goes again, on a new connection.
+		srv := smtptest.Start(t, smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, MidData: true, Times: 1})
+		// 6 MiB of attachment, 8 MiB in base64: more than the socket
+		// buffers of both ends hold (4 MiB at most to send, here).
+		// Two recipients only, as the long messages take their time
+		// through -race: the target, and one after it.
+		pair := []string{target, "carol@example.com"}
+		big := strings.Repeat("\x00\x01\x02\xff batch ", 6<<20/10)
+		c := newCampaign(t, listOf(pair), "# Hello {{.name}}!\n", "attachments = [\"big.bin\"]\n", map[string]string{"big.bin": big})
+		r := sendVia(t, c, srv, quick, faultOptions())
+		if r.err != nil {
+			t.Fatalf("Send: %v", r.err)
+		}
+		e := readState(t, c).Get(target)
+		recs := journalRecords(t, c)
+		if e.Status != deliver.Sent {
+			t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
+		}
+		if n, a, d := tries(recs, target), srv.Attempts()[target], srv.Delivered()[target]; n != 1 || a != 2 || d != 1 {
+			t.Errorf("%s: %d tries, server saw %d RCPT TO, delivered %d; want 1 try, 2 transactions (the second on a new connection), exactly once",
+				target, n, a, d)
+		}
+		if n := srv.Connections(); n != 2 {
+			t.Errorf("%d connections, want 2", n)
+		}
+		wantOutcomes(t, r.sum, Outcomes{Sent: len(pair)})
+		wantOthersSent(t, c, srv, pair, target)
+	})
+}
+
+// stoppable lets a test stop an smtptest server when it wants, not at the
+// end of the test: it keeps the Cleanup that Start registers.
+type stoppable struct {
+	testing.TB
+	mu    sync.Mutex
+	stops []func()
+	once  sync.Once
+}
+
+func (s *stoppable) Cleanup(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stops = append(s.stops, f)
+}
+
+// stop stops the server (once), from any goroutine.
+func (s *stoppable) stop() {
+	s.once.Do(func() {
+		s.mu.Lock()
+		stops := slices.Clone(s.stops)
+		s.mu.Unlock()
+		for _, f := range slices.Backward(stops) {
+			f()
+		}
+	})
+}
+
+// TestFaultSilent: the server reads the whole message and never replies,
+// until the connection goes: the outcome is unknown. The recipient is not
+// tried again in the run (nor in the next without ResendUnknown); the
+// others are sent.
+//
+// batch waits for the reply to the final dot for a minute at least (RFC
+// 5321 §4.5.3.2.6 recommends ten), whatever [smtp] timeout says, so the
+// test doesn't wait for the client to give up: it stops the server once
+// the message is in, and the connection is lost after the final dot. The
+// target is last in the list, so that nothing comes after it.
+func TestFaultSilent(t *testing.T) {
+	t.Parallel()
+	target := faultList[len(faultList)-1]
+	in := make(chan string, 1)
+	st := &stoppable{TB: t}
+	t.Cleanup(st.stop)
+	srv := smtptest.Start(st, smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, Silent: true, Notify: in})
+	go func() {
+		select {
+		case <-in:
+			time.Sleep(50 * time.Millisecond) // the client waits for the reply
+			st.stop()
+		case <-t.Context().Done():
+		}
+	}()
+	c := faultCampaign(t, faultList)
+	start := time.Now()
+	r := sendVia(t, c, srv, 300*time.Millisecond, faultOptions())
+	if r.err != nil {
+		t.Fatalf("Send: %v", r.err)
+	}
+	t.Logf("first run: %v", time.Since(start))
+	e := readState(t, c).Get(target)
+	recs := journalRecords(t, c)
+	if e.Status != deliver.Unknown {
+		t.Errorf("%s: journal says %v (%d %q), want unknown", target, e.Status, e.Code, e.Error)
+	}
+	if n, rcv, dlv := tries(recs, target), srv.Received()[target], srv.Delivered()[target]; n != 1 || rcv != 1 || dlv != 0 {
+		t.Errorf("%s: %d tries, received %d, delivered %d; want 1 (not again), 1, 0", target, n, rcv, dlv)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList) - 1, Unknown: 1})
+	wantOthersSent(t, c, srv, faultList, target)
+
+	// The next run holds it back...
+	srv2 := smtptest.Start(t)
+	r = sendVia(t, c, srv2, quick, faultOptions())
+	if r.err != nil {
+		t.Fatalf("second Send: %v", r.err)
+	}
+	if len(srv2.Attempts()) != 0 || r.planned == nil || r.planned.Messages != 0 || r.sum.Held != 1 || r.sum.AlreadySent != len(faultList)-1 {
+		t.Errorf("second run: server saw %v; planned %+v; Summary %+v; want nothing sent, 1 held, %d already sent",
+			srv2.Attempts(), r.planned, r.sum, len(faultList)-1)
+	}
+	// ...unless asked to send it again.
+	opts := faultOptions()
+	opts.ResendUnknown = true
+	r = sendVia(t, c, srv2, quick, opts)
+	if r.err != nil {
+		t.Fatalf("Send with ResendUnknown: %v", r.err)
+	}
+	if e := readState(t, c).Get(target); e.Status != deliver.Sent {
+		t.Errorf("%s after ResendUnknown: journal says %v (%q), want sent", target, e.Status, e.Error)
+	}
+	if got, want := srv2.Delivered(), map[string]int{target: 1}; !maps.Equal(got, want) {
+		t.Errorf("ResendUnknown delivered %v, want %v", got, want)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: 1})
+}
+
+// TestFaultSlowRcpt: the server takes longer than the timeout to answer
+// RCPT TO, once. The connection is given up and the message sent on a new
+// one: delivered once.
+func TestFaultSlowRcpt(t *testing.T) {
+	t.Parallel()
+	const target = "bob@example.net"
+	srv := smtptest.Start(t, smtptest.Fault{Rcpt: target, Stage: smtptest.AtRcpt, Delay: time.Second, Times: 1})
+	c := faultCampaign(t, faultList)
+	r := sendVia(t, c, srv, 300*time.Millisecond, faultOptions())
+	if r.err != nil {
+		t.Fatalf("Send: %v", r.err)
+	}
+	e := readState(t, c).Get(target)
+	if e.Status != deliver.Sent {
+		t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
+	}
+	if a, d := srv.Attempts()[target], srv.Delivered()[target]; a != 2 || d != 1 {
+		t.Errorf("%s: server saw %d RCPT TO, delivered %d; want 2, exactly once", target, a, d)
+	}
+	if n := srv.Connections(); n != 2 {
+		t.Errorf("%d connections, want 2: the slow one given up", n)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList)})
+	wantOthersSent(t, c, srv, faultList, target)
+}
+
+// TestFaultSlowDataReply: the server takes a second to answer the final
+// dot, more than [smtp] timeout. batch waits for that reply a minute at
+// least (a message given up there is unknown, and a server that takes its
+// time to queue a message is common), so this is not a timeout: the
+// journal must agree with the server, and the message go out once.
+func TestFaultSlowDataReply(t *testing.T) {
+	t.Parallel()
+	const target = "bob@example.net"
+	srv := smtptest.Start(t, smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, Delay: time.Second, Times: 1})
+	c := faultCampaign(t, faultList)
+	r := sendVia(t, c, srv, 300*time.Millisecond, faultOptions())
+	if r.err != nil {
+		t.Fatalf("Send: %v", r.err)
+	}
+	e := readState(t, c).Get(target)
+	recs := journalRecords(t, c)
+	d := srv.Delivered()[target]
+	if d > 1 || (e.Status == deliver.Sent) != (d == 1) {
+		t.Fatalf("%s: journal says %v, server delivered %d: at most once is broken, or the journal is wrong", target, e.Status, d)
+	}
+	if e.Status != deliver.Sent || tries(recs, target) != 1 {
+		t.Errorf("%s: journal says %v (%q) after %d tries, want sent at the first", target, e.Status, e.Error, tries(recs, target))
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList)})
+	wantOthersSent(t, c, srv, faultList, target)
+}
+
+// TestFaultResume: a second run sends nothing new; one with RetryFailed
+// tries the recipient refused for good once more.
+func TestFaultResume(t *testing.T) {
+	t.Parallel()
+	const target = "bob@example.net"
+	srv := smtptest.Start(t, smtptest.Fault{Rcpt: target, Stage: smtptest.AtRcpt, Code: 550, Enhanced: [3]int{5, 1, 1}})
+	c := faultCampaign(t, faultList)
+	r := sendVia(t, c, srv, quick, faultOptions())
+	if r.err != nil {
+		t.Fatalf("Send: %v", r.err)
+	}
+	if e := readState(t, c).Get(target); e.Status != deliver.Failed || e.Code != 550 || !strings.Contains(e.Error, "injected fault") {
+		t.Fatalf("%s: journal says %v, %d %q; want failed with the 550 reply", target, e.Status, e.Code, e.Error)
+	}
+	before := srv.Attempts()
+
+	// Nothing is left to send: the Opener hears of 0 messages (batch send
+	// stops there; this one connects all the same), and no transaction
+	// follows.
+	r = sendVia(t, c, srv, quick, faultOptions())
+	if r.err != nil {
+		t.Fatalf("second Send: %v", r.err)
+	}
+	if got := srv.Attempts(); !maps.Equal(got, before) {
+		t.Errorf("second run: server saw %v, want nothing new after %v", got, before)
+	}
+	if r.planned == nil || r.planned.Messages != 0 || r.sum.Messages != 0 || r.sum.AlreadySent != len(faultList)-1 || r.sum.Held != 1 {
+		t.Errorf("second run: planned %+v, Summary %+v; want 0 messages, %d already sent, 1 held", r.planned, r.sum, len(faultList)-1)
+	}
+	wantOutcomes(t, r.sum, Outcomes{})
+
+	// With RetryFailed, the refused recipient once more, and only it.
+	opts := faultOptions()
+	opts.RetryFailed = true
+	r = sendVia(t, c, srv, quick, opts)
+	if r.err != nil {
+		t.Fatalf("Send with RetryFailed: %v", r.err)
+	}
+	after := srv.Attempts()
+	if after[target] != before[target]+1 || total(after) != total(before)+1 {
+		t.Errorf("RetryFailed: server saw %v after %v, want %s once more and nobody else", after, before, target)
+	}
+	if e := readState(t, c).Get(target); e.Status != deliver.Failed || e.Code != 550 {
+		t.Errorf("%s: journal says %v, %d; want failed again, 550", target, e.Status, e.Code)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Failed: 1})
+
+	// The server takes it now.
+	srv.SetFaults()
+	r = sendVia(t, c, srv, quick, opts)
+	if r.err != nil {
+		t.Fatalf("Send with RetryFailed: %v", r.err)
+	}
+	if e := readState(t, c).Get(target); e.Status != deliver.Sent {
+		t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
+	}
+	if d := srv.Delivered(); d[target] != 1 || total(d) != len(faultList) {
+		t.Errorf("delivered %v, want everyone exactly once", d)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: 1})
+}
+
+// TestFaultMaxErrors: a server that refuses everyone stops the campaign
+// after max_errors failures in a row; the rest stay pending for the next
+// run.
+func TestFaultMaxErrors(t *testing.T) {
+	t.Parallel()
+	var list []string
+	for i := range 10 {
+		list = append(list, fmt.Sprintf("user%d@example.org", i))
+	}
+	srv := smtptest.Start(t, smtptest.Fault{Stage: smtptest.AtRcpt, Code: 550})
+	c := faultCampaign(t, list)
+	opts := faultOptions()
+	opts.MaxErrors = 3
+	r := sendVia(t, c, srv, quick, opts)
+	if !errors.Is(r.err, ErrTooManyFailures) {
+		t.Fatalf("Send gave %v, want ErrTooManyFailures", r.err)
+	}
+	// A message already handed to the connection when the limit is
+	// reached still goes: one more with one connection.
+	const slack = 1
+	st := readState(t, c)
+	var failed, pending []string
+	for _, a := range list {
+		switch e := st.Get(a); e.Status {
+		case deliver.Failed:
+			failed = append(failed, a)
+			if e.Code != 550 {
+				t.Errorf("%s: failed with %d %q, want the 550", a, e.Code, e.Error)
+			}
+		case deliver.Pending:
+			pending = append(pending, a)
+		default:
+			t.Errorf("%s: journal says %v, want failed or pending", a, e.Status)
+		}
+	}
+	if len(failed) < opts.MaxErrors || len(failed) > opts.MaxErrors+slack || len(failed)+len(pending) != len(list) {
+		t.Errorf("failed %q, pending %q; want %d (or %d) failed, the rest pending", failed, pending, opts.MaxErrors, opts.MaxErrors+slack)
+	}
+	if n := total(srv.Attempts()); n != len(failed) || n > opts.MaxErrors+slack {
+		t.Errorf("server saw %d transactions, want no more than %d, one per failure", n, opts.MaxErrors+slack)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Failed: len(failed)})
+
+	// Once the server is fixed, the next run sends the rest.
+	srv.SetFaults()
+	r = sendVia(t, c, srv, quick, opts)
+	if r.err != nil {
+		t.Fatalf("second Send: %v", r.err)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: len(pending)})
+	wantOthersSent(t, c, srv, list, failed...)
+}
