@@ -463,22 +463,19 @@ func TestFaultSilent(t *testing.T) {
 	go func() {
 		select {
 		case <-in:
-			time.Sleep(50 * time.Millisecond) // the client waits for the reply
 			st.stop()
 		case <-t.Context().Done():
 		}
 	}()
 	c := faultCampaign(t, faultList)
-	start := time.Now()
 	r := sendVia(t, c, srv, 300*time.Millisecond, faultOptions())
 	if r.err != nil {
 		t.Fatalf("Send: %v", r.err)
 	}
-	t.Logf("first run: %v", time.Since(start))
 	e := readState(t, c).Get(target)
 	recs := journalRecords(t, c)
-	if e.Status != deliver.Unknown {
-		t.Errorf("%s: journal says %v (%d %q), want unknown", target, e.Status, e.Code, e.Error)
+	if e.Status != deliver.Unknown || !strings.Contains(e.Error, "end of DATA") {
+		t.Errorf("%s: journal says %v (%d %q), want unknown at the end of DATA", target, e.Status, e.Code, e.Error)
 	}
 	if n, rcv, dlv := tries(recs, target), srv.Received()[target], srv.Delivered()[target]; n != 1 || rcv != 1 || dlv != 0 {
 		t.Errorf("%s: %d tries, received %d, delivered %d; want 1 (not again), 1, 0", target, n, rcv, dlv)
@@ -539,10 +536,9 @@ func TestFaultSlowRcpt(t *testing.T) {
 }
 
 // TestFaultSlowDataReply: the server takes a second to answer the final
-// dot, more than [smtp] timeout. batch waits for that reply a minute at
-// least (a message given up there is unknown, and a server that takes its
-// time to queue a message is common), so this is not a timeout: the
-// journal must agree with the server, and the message go out once.
+// dot, more than [smtp] timeout. batch gives up waiting: the message was
+// handed over, so the recipient is unknown, not retried, and the server
+// (which accepts it late) has it at most once.
 func TestFaultSlowDataReply(t *testing.T) {
 	t.Parallel()
 	const target = "bob@example.net"
@@ -554,14 +550,13 @@ func TestFaultSlowDataReply(t *testing.T) {
 	}
 	e := readState(t, c).Get(target)
 	recs := journalRecords(t, c)
-	d := srv.Delivered()[target]
-	if d > 1 || (e.Status == deliver.Sent) != (d == 1) {
-		t.Fatalf("%s: journal says %v, server delivered %d: at most once is broken, or the journal is wrong", target, e.Status, d)
+	if d := srv.Delivered()[target]; d > 1 {
+		t.Fatalf("%s delivered %d times", target, d)
 	}
-	if e.Status != deliver.Sent || tries(recs, target) != 1 {
-		t.Errorf("%s: journal says %v (%q) after %d tries, want sent at the first", target, e.Status, e.Error, tries(recs, target))
+	if e.Status != deliver.Unknown || tries(recs, target) != 1 {
+		t.Errorf("%s: journal says %v (%q) after %d tries, want unknown after 1", target, e.Status, e.Error, tries(recs, target))
 	}
-	wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList)})
+	wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList) - 1, Unknown: 1})
 	wantOthersSent(t, c, srv, faultList, target)
 }
 

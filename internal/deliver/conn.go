@@ -137,7 +137,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	}
 	c := smtp.NewClient(nc)
 	c.CommandTimeout = cfg.Timeout
-	c.SubmissionTimeout = max(cfg.Timeout, time.Minute)
+	c.SubmissionTimeout = cfg.Timeout
 	if log != nil {
 		c.DebugWriter = log
 	}

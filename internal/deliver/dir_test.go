@@ -63,6 +63,9 @@ func TestDirRemovesStaleTemporaryFiles(t *testing.T) {
 	if err := d.Send(context.Background(), &render.Message{Seq: 1, To: "a@example.org", Data: []byte("x")}, DoneFunc(func(error) {})); err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Error("a killed run's temporary file is still there")
 	}
