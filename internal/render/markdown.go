@@ -56,6 +56,7 @@ func (r *Renderer) render(md []byte) (*document, error) {
 		if !entering {
 			return ast.WalkContinue, nil
 		}
+		r.styles.apply(n)
 		switch n := n.(type) {
 		case *ast.Image:
 			keep(r.image(n, d))

@@ -41,6 +41,7 @@ type Options struct {
 	Layout         string        // html/template text
 	Attachments    []string      // files attached to every message
 	Date           time.Time     // the Date of every message
+	DKIM           *DKIM         // signs every message; nil for none
 }
 
 // Field is an extra header field.
@@ -54,6 +55,11 @@ type Input struct {
 	Markdown []byte       // merged body
 	Headers  []Field      // merged extra fields
 	Fields   map[string]string
+
+	Preheader   string   // merged, one line: the preview text after the subject
+	Unsubscribe string   // the recipient's one-click unsubscribe URL (https), or ""
+	UnsubMailto string   // an address for mail-based unsubscribe, or ""
+	Attachments []string // files attached to this message only
 }
 
 // Message is a rendered message and its envelope.
@@ -67,11 +73,13 @@ type Message struct {
 
 // LayoutData is what a layout sees.
 type LayoutData struct {
-	Subject string
-	Body    template.HTML // the rendered Markdown
-	Email   string
-	Name    string
-	Fields  map[string]string // the recipient's columns
+	Subject     string
+	Body        template.HTML // the rendered Markdown
+	Email       string
+	Name        string
+	Fields      map[string]string // the recipient's columns
+	Preheader   string            // the preview text, "" for none
+	Unsubscribe string            // the unsubscribe URL, "" for none
 }
 
 // Renderer renders a campaign's messages. It is safe for concurrent use.
@@ -79,6 +87,7 @@ type Renderer struct {
 	opts        Options
 	md          goldmark.Markdown
 	layout      *template.Template
+	styles      styles // the layout's CSS, by element, inlined into the body
 	domain      string
 	parts       *partCache
 	attachments []*part
@@ -103,6 +112,7 @@ func New(opts Options) (*Renderer, error) {
 		errs = append(errs, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: ")))
 	}
 	r.layout = layout
+	r.styles = parseStyles(opts.Layout)
 	for _, path := range opts.Attachments {
 		p, err := loadPart(path, r.domain)
 		if err != nil {
@@ -163,11 +173,13 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	var html bytes.Buffer
 	html.Grow(len(doc.html) + len(r.opts.Layout) + 256)
 	err = r.layout.Execute(&html, LayoutData{
-		Subject: in.Subject,
-		Body:    template.HTML(doc.html),
-		Email:   in.To.Address,
-		Name:    in.To.Name,
-		Fields:  in.Fields,
+		Subject:     in.Subject,
+		Body:        template.HTML(doc.html),
+		Email:       in.To.Address,
+		Name:        in.To.Name,
+		Fields:      in.Fields,
+		Preheader:   in.Preheader,
+		Unsubscribe: in.Unsubscribe,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
@@ -188,6 +200,11 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	data := make([]byte, 0, 2048+3*len(doc.text)+3*html.Len()+r.partsSize(doc.images))
 	data = writeFields(data, fields)
 	data = r.writeBody(data, id, doc, html.Bytes())
+	if r.opts.DKIM != nil {
+		if data, err = r.opts.DKIM.sign(data); err != nil {
+			return nil, fmt.Errorf("DKIM: %w", err)
+		}
+	}
 	return &Message{Seq: in.Seq, ID: id, From: r.opts.From.Address, To: in.To.Address, Data: data}, nil
 }
 
