@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,6 +155,13 @@ type mpMessage struct {
 	Inline      []mpPart
 	Attachments []mpPart
 	MessageID   string
+	// ListUnsubscribe is Mailpit's reading of List-Unsubscribe.
+	ListUnsubscribe struct {
+		Header     string
+		HeaderPost string
+		Links      []string
+		Errors     string
+	}
 }
 
 // messages returns every message Mailpit holds, by recipient.
@@ -298,8 +306,23 @@ func checkDelivered(t *testing.T, got map[string]mpMessage) {
 		if len(msg.Inline) == 0 {
 			t.Errorf("%s: no inline image", addr)
 		}
-		if len(msg.Attachments) != 1 || msg.Attachments[0].FileName != "活动日程.pdf" || msg.Attachments[0].Size != 675 {
-			t.Errorf("%s: attachments %+v", addr, msg.Attachments)
+		// Every message has the campaign's attachment; Ada's row names one
+		// more, hers only.
+		want := []string{"活动日程.pdf"}
+		if addr == "ada@example.org" {
+			want = append(want, "ticket-ada.txt")
+		}
+		var names []string
+		for _, a := range msg.Attachments {
+			names = append(names, a.FileName)
+		}
+		if strings.Join(names, "|") != strings.Join(want, "|") || msg.Attachments[0].Size != 675 {
+			t.Errorf("%s: attachments %+v, want %v", addr, msg.Attachments, want)
+		}
+		// One-click unsubscribe, the recipient's own address in the URL.
+		if msg.ListUnsubscribe.HeaderPost != "List-Unsubscribe=One-Click" ||
+			!strings.Contains(msg.ListUnsubscribe.Header, "<https://pymeetup.example.org/unsubscribe?email="+url.QueryEscape(addr)+">") {
+			t.Errorf("%s: List-Unsubscribe %+v", addr, msg.ListUnsubscribe)
 		}
 	}
 }

@@ -40,11 +40,14 @@ type file struct {
 	Columns     columns           `toml:"columns"`
 	Headers     map[string]string `toml:"headers"`
 	SMTP        *smtpFile         `toml:"smtp"`
+	Preheader   string            `toml:"preheader"`
+	Unsubscribe *unsubscribeFile  `toml:"unsubscribe"`
 }
 
 type columns struct {
-	Email string `toml:"email"`
-	Name  string `toml:"name"`
+	Email       string `toml:"email"`
+	Name        string `toml:"name"`
+	Attachments string `toml:"attachments"`
 }
 
 // Campaign is a loaded, checked campaign, its paths resolved.
@@ -63,6 +66,8 @@ type Campaign struct {
 	Columns     merge.Columns
 	Headers     []header // in file order
 	SMTP        *SMTP    // nil without an [smtp] table
+	Preheader   *merge.Template // nil for none
+	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
 
 	lines      map[string]int // key → line in the campaign file
 	incomplete bool           // Load found problems: check, never send
@@ -209,6 +214,21 @@ func Load(path string) (*Campaign, error) {
 	}
 	if f.SMTP != nil {
 		c.SMTP = loadSMTP(f.SMTP, c.From.Address, rel, bad)
+	}
+	if f.Preheader != "" {
+		if t, err := merge.ParseLine(at("preheader")+": preheader", f.Preheader); err != nil {
+			errs = append(errs, err)
+		} else {
+			c.Preheader = t
+		}
+	}
+	if f.Unsubscribe != nil {
+		c.Unsubscribe = loadUnsubscribe(f.Unsubscribe, at, bad, &errs)
+	}
+	if c.Unsubscribe == nil || c.Unsubscribe.URL == nil {
+		if c.Body != nil && c.Body.UsesUnsubscribe() {
+			errs = append(errs, fmt.Errorf("%s: the template uses {{unsubscribe}}, but the campaign has no [unsubscribe] url", c.BodyPath))
+		}
 	}
 	seen := map[string]string{}
 	for _, k := range md.Keys() {

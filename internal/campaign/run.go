@@ -424,6 +424,12 @@ func (c *Campaign) checkFields(columns []string, probs *problems) []string {
 	for _, h := range c.Headers {
 		all = append(all, h.Value.CheckFields(columns)...)
 	}
+	if c.Preheader != nil {
+		all = append(all, c.Preheader.CheckFields(columns)...)
+	}
+	if c.Unsubscribe != nil && c.Unsubscribe.URL != nil {
+		all = append(all, c.Unsubscribe.URL.CheckFields(columns)...)
+	}
 	var names []string
 	for _, e := range all {
 		probs.add(e)
@@ -494,6 +500,20 @@ func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes
 			return nil, err
 		}
 		in.Headers = append(in.Headers, render.Field{Name: h.Name, Value: v})
+	}
+	if c.Preheader != nil {
+		if in.Preheader, err = c.Preheader.Line(rec.Fields); err != nil {
+			return nil, err
+		}
+	}
+	if c.Unsubscribe != nil {
+		if in.Unsubscribe, err = c.Unsubscribe.link(rec.Fields); err != nil {
+			return nil, err
+		}
+		in.UnsubMailto = c.Unsubscribe.Mailto
+	}
+	if in.Attachments, err = c.recipientFiles(rec); err != nil {
+		return nil, err
 	}
 	return r.Render(in)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -22,8 +23,9 @@ type Recipient struct {
 
 // Columns names the list's special columns.
 type Columns struct {
-	Email string // default "email"
-	Name  string // default "name"; a missing name column is allowed only when it is the default
+	Email       string // default "email"
+	Name        string // default "name"; a missing name column is allowed only when it is the default
+	Attachments string // files for this recipient only; "" for none
 }
 
 // RowError is a problem with one row of the list.
@@ -129,6 +131,9 @@ func NewReader(path string, r io.Reader, cols Columns) (*Reader, error) {
 	}
 	if rd.email < 0 {
 		problems = append(problems, fmt.Sprintf("no %q column: the header row (%s) must name the column that holds the addresses, or set [columns] email in the campaign file", cols.Email, strings.Join(header, ",")))
+	}
+	if cols.Attachments != "" && !slices.Contains(header, cols.Attachments) {
+		problems = append(problems, fmt.Sprintf("no %q column for [columns] attachments: the header row is %s", cols.Attachments, strings.Join(header, ",")))
 	}
 	if rd.name < 0 && !nameDefault {
 		problems = append(problems, fmt.Sprintf("no %q column for [columns] name: the header row is %s", cols.Name, strings.Join(header, ",")))

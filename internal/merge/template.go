@@ -21,7 +21,8 @@ const valueFunc = "batchValue"
 type Template struct {
 	t      *template.Template
 	name   string
-	body   bool
+	body   bool // values are inert tokens
+	keyed  bool // named by a campaign file key, not a file of its own
 	source string
 }
 
@@ -30,18 +31,24 @@ func (t *Template) Source() string { return t.source }
 
 // ParseBody parses a Markdown body template. name (the file, as the user
 // named it) is used in messages.
-func ParseBody(name, text string) (*Template, error) { return parse1(name, text, true) }
+func ParseBody(name, text string) (*Template, error) { return parse1(name, text, true, false) }
 
 // ParseLine parses a one-line template: a subject or another header field.
-func ParseLine(name, text string) (*Template, error) { return parse1(name, text, false) }
+func ParseLine(name, text string) (*Template, error) { return parse1(name, text, false, true) }
 
-func parse1(name, text string, body bool) (*Template, error) {
-	if i := strings.IndexAny(text, tokenOpen+tokenClose); i >= 0 {
-		return nil, fmt.Errorf("%s:%d: the characters U+E000 and U+E001 are reserved by batch: remove them",
+// parse1 parses a template; body makes its values inert tokens, and keyed
+// names it by a key of the campaign file, whose problems carry no line and
+// column of their own.
+func parse1(name, text string, body, keyed bool) (*Template, error) {
+	if i := strings.IndexAny(text, tokenOpen+tokenClose+UnsubscribeMarker); i >= 0 {
+		return nil, fmt.Errorf("%s:%d: the characters U+E000 to U+E002 are reserved by batch: remove them",
 			name, 1+strings.Count(text[:i], "\n"))
 	}
-	t := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{valueFunc: inert})
-	tt := &Template{name: name, body: body, source: text}
+	t := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{
+		valueFunc:     inert,
+		"unsubscribe": func() string { return UnsubscribeMarker },
+	})
+	tt := &Template{name: name, body: body, keyed: keyed, source: text}
 	t, err := t.Parse(text)
 	if err != nil {
 		return nil, tt.clean(err)
@@ -62,7 +69,7 @@ func parse1(name, text string, body bool) (*Template, error) {
 // campaign file, without the position inside the value.
 func (t *Template) clean(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "template: ")
-	if !t.body && strings.HasPrefix(msg, t.name+":") {
+	if t.keyed && strings.HasPrefix(msg, t.name+":") {
 		rest := strings.TrimLeft(msg[len(t.name)+1:], "0123456789:")
 		msg = t.name + ": " + strings.TrimSpace(rest)
 	}
@@ -81,7 +88,7 @@ func markActions(n parse.Node) {
 			markActions(c)
 		}
 	case *parse.ActionNode:
-		if len(n.Pipe.Decl) == 0 {
+		if len(n.Pipe.Decl) == 0 && !isUnsubscribe(n.Pipe) {
 			n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{
 				NodeType: parse.NodeCommand,
 				Pos:      n.Pipe.Position(),
@@ -100,12 +107,94 @@ func markActions(n parse.Node) {
 	}
 }
 
+// UnsubscribeMarker is what {{unsubscribe}} prints: a private-use
+// character that the renderer replaces with the recipient's unsubscribe
+// URL, escaped for where it landed. Unlike a value's token it is not made
+// inert: the URL is the campaign's own, a link target.
+const UnsubscribeMarker = "\uE002"
+
+// isUnsubscribe reports whether a pipeline is just {{unsubscribe}}.
+func isUnsubscribe(p *parse.PipeNode) bool {
+	if len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+		return false
+	}
+	id, ok := p.Cmds[0].Args[0].(*parse.IdentifierNode)
+	return ok && id.Ident == "unsubscribe"
+}
+
+// UsesUnsubscribe reports whether the template calls unsubscribe.
+func (t *Template) UsesUnsubscribe() bool {
+	for _, tt := range t.t.Templates() {
+		if tt.Tree != nil && callsFunc(tt.Tree.Root, "unsubscribe") {
+			return true
+		}
+	}
+	return false
+}
+
+// callsFunc reports whether the tree under n calls the function name.
+func callsFunc(n parse.Node, name string) bool {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return false
+		}
+		for _, c := range n.Nodes {
+			if callsFunc(c, name) {
+				return true
+			}
+		}
+	case *parse.ActionNode:
+		return callsFunc(n.Pipe, name)
+	case *parse.IfNode:
+		return callsFunc(n.Pipe, name) || callsFunc(n.List, name) || callsFunc(n.ElseList, name)
+	case *parse.RangeNode:
+		return callsFunc(n.Pipe, name) || callsFunc(n.List, name) || callsFunc(n.ElseList, name)
+	case *parse.WithNode:
+		return callsFunc(n.Pipe, name) || callsFunc(n.List, name) || callsFunc(n.ElseList, name)
+	case *parse.TemplateNode:
+		return n.Pipe != nil && callsFunc(n.Pipe, name)
+	case *parse.PipeNode:
+		if n == nil {
+			return false
+		}
+		for _, c := range n.Cmds {
+			if callsFunc(c, name) {
+				return true
+			}
+		}
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			if callsFunc(a, name) {
+				return true
+			}
+		}
+	case *parse.IdentifierNode:
+		return n.Ident == name
+	}
+	return false
+}
+
 // Execute writes the template merged with fields to w.
 func (t *Template) Execute(w io.Writer, fields map[string]string) error {
 	if err := t.t.Execute(w, fields); err != nil {
 		return t.clean(err)
 	}
 	return nil
+}
+
+// ParseURL parses a URL template, such as an unsubscribe link: every
+// value is percent-encoded where it lands, so that it is one inert path
+// segment or query value.
+func ParseURL(name, text string) (*Template, error) { return parse1(name, text, true, true) }
+
+// URL returns a URL template merged with fields.
+func (t *Template) URL(fields map[string]string) (string, error) {
+	var b strings.Builder
+	if err := t.Execute(&b, fields); err != nil {
+		return "", err
+	}
+	return ExpandString(b.String(), EscapeURL), nil
 }
 
 // Line returns a line template merged with fields, on one line: every run of
@@ -185,7 +274,7 @@ func (t *Template) CheckFields(columns []string) []*FieldError {
 				return
 			}
 			pos := t.name
-			if t.body {
+			if !t.keyed {
 				pos = position(tree, n)
 			}
 			errs = append(errs, &FieldError{Pos: pos, Field: field, Columns: columns})

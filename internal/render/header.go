@@ -219,6 +219,8 @@ func CheckFieldName(name string) error {
 	switch {
 	case lower == "to" || lower == "cc" || lower == "bcc" || strings.HasPrefix(lower, "resent-"):
 		return fmt.Errorf("header field %s would add recipients: batch sends each message to its row's address only", name)
+	case lower == "list-unsubscribe" || lower == "list-unsubscribe-post":
+		return fmt.Errorf("header field %s is set by the [unsubscribe] table", name)
 	case lower == "from" || lower == "reply-to" || lower == "subject":
 		return fmt.Errorf("header field %s is set by the campaign key %s", name, strings.ReplaceAll(lower, "-", "_"))
 	case lower == "date" || lower == "message-id" || lower == "mime-version" || lower == "sender" ||

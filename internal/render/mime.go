@@ -15,7 +15,7 @@ import (
 // images. Boundaries derive from the Message-ID, so that a message is the
 // same bytes every time; they start with "=_", which can occur neither in
 // quoted-printable nor in base64 text, so no body can contain one.
-func (r *Renderer) writeBody(dst []byte, id string, doc *document, html []byte) []byte {
+func (r *Renderer) writeBody(dst []byte, id string, doc *document, html []byte, attachments []*part) []byte {
 	sum := sha256.Sum256([]byte(id))
 	base := "=_" + hex.EncodeToString(sum[:12])
 
@@ -42,14 +42,14 @@ func (r *Renderer) writeBody(dst []byte, id string, doc *document, html []byte) 
 		return closeBoundary(dst, b)
 	}
 
-	if len(r.attachments) == 0 {
+	if len(attachments) == 0 {
 		return alternative(dst)
 	}
 	mb := base + "_mix"
 	dst = multipartHeader(dst, "multipart/mixed", mb)
 	dst = boundary(dst, mb)
 	dst = alternative(dst)
-	for _, p := range r.attachments {
+	for _, p := range attachments {
 		dst = boundary(dst, mb)
 		dst = filePart(dst, p, "attachment")
 	}

@@ -18,6 +18,7 @@ package render
 
 import (
 	"bytes"
+	htmlpkg "html"
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
@@ -27,6 +28,8 @@ import (
 	"time"
 
 	"github.com/yuin/goldmark"
+
+	"github.com/batch-mailer/batch/internal/merge"
 )
 
 // Options are what a campaign's messages share.
@@ -107,7 +110,9 @@ func New(opts Options) (*Renderer, error) {
 	}
 	r.parts = &partCache{domain: r.domain, parts: map[string]*cacheEntry{}}
 	var errs []error
-	layout, err := template.New(opts.LayoutName).Option("missingkey=error").Parse(opts.Layout)
+	layout, err := template.New(opts.LayoutName).Option("missingkey=error").
+		Funcs(template.FuncMap{"unsubscribe": func() string { return merge.UnsubscribeMarker }}).
+		Parse(opts.Layout)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: ")))
 	}
@@ -184,6 +189,16 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
 	}
+	htmlBytes, text := html.Bytes(), doc.text
+	if bytes.Contains(htmlBytes, []byte(merge.UnsubscribeMarker)) || bytes.Contains(text, []byte(merge.UnsubscribeMarker)) ||
+		bytes.Contains(htmlBytes, []byte(unsubscribePct)) || bytes.Contains(htmlBytes, []byte(strings.ToUpper(unsubscribePct))) {
+		if in.Unsubscribe == "" {
+			return nil, fmt.Errorf("{{unsubscribe}} is used, but the campaign has no [unsubscribe] url")
+		}
+		htmlBytes = replaceUnsubscribe(htmlBytes, in.Unsubscribe, true)
+		text = replaceUnsubscribe(text, in.Unsubscribe, false)
+	}
+	doc.text = text
 	id := MessageID(r.opts.Campaign, in.To.Address, r.domain)
 	fields := make([]field, 0, 8+len(in.Headers))
 	fields = append(fields, r.fixed[0], field{"To", address("To", in.To)})
@@ -194,12 +209,30 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 		field{"Message-ID", "<" + id + ">"},
 		field{"MIME-Version", "1.0"},
 	)
+	if v := listUnsubscribe(in); v != "" {
+		fields = append(fields, field{"List-Unsubscribe", v})
+		if in.Unsubscribe != "" {
+			// RFC 8058: one click, an HTTPS POST, no page to fill in.
+			fields = append(fields, field{"List-Unsubscribe-Post", "List-Unsubscribe=One-Click"})
+		}
+	}
 	for _, h := range in.Headers {
 		fields = append(fields, field{h.Name, unstructured(h.Name, h.Value)})
 	}
 	data := make([]byte, 0, 2048+3*len(doc.text)+3*html.Len()+r.partsSize(doc.images))
 	data = writeFields(data, fields)
-	data = r.writeBody(data, id, doc, html.Bytes())
+	attachments := r.attachments
+	if len(in.Attachments) > 0 {
+		attachments = append([]*part(nil), r.attachments...)
+		for _, path := range in.Attachments {
+			p, err := r.parts.get(path)
+			if err != nil {
+				return nil, fmt.Errorf("attachment %w", err)
+			}
+			attachments = append(attachments, p)
+		}
+	}
+	data = r.writeBody(data, id, doc, htmlBytes, attachments)
 	if r.opts.DKIM != nil {
 		if data, err = r.opts.DKIM.sign(data); err != nil {
 			return nil, fmt.Errorf("DKIM: %w", err)
@@ -217,4 +250,38 @@ func (r *Renderer) partsSize(images []*part) int {
 		n += len(p.body) + 256
 	}
 	return n
+}
+
+// unsubscribePct is UnsubscribeMarker percent-encoded, as a URL escaper
+// (goldmark's, html/template's) writes it, in lower case.
+const unsubscribePct = "%ee%80%82"
+
+// replaceUnsubscribe puts url where {{unsubscribe}} printed its marker:
+// HTML-escaped in HTML, as it is in text.
+func replaceUnsubscribe(b []byte, url string, inHTML bool) []byte {
+	with := []byte(url)
+	if inHTML {
+		with = []byte(htmlpkg.EscapeString(url))
+	}
+	b = bytes.ReplaceAll(b, []byte(merge.UnsubscribeMarker), with)
+	if !inHTML {
+		return b
+	}
+	for _, pct := range []string{unsubscribePct, strings.ToUpper(unsubscribePct)} {
+		b = bytes.ReplaceAll(b, []byte(pct), with)
+	}
+	return b
+}
+
+// listUnsubscribe is the List-Unsubscribe field (RFC 2369) of a message:
+// the https URL first, then the mailto address.
+func listUnsubscribe(in *Input) string {
+	var parts []string
+	if in.Unsubscribe != "" {
+		parts = append(parts, "<"+in.Unsubscribe+">")
+	}
+	if in.UnsubMailto != "" {
+		parts = append(parts, "<mailto:"+in.UnsubMailto+">")
+	}
+	return strings.Join(parts, ", ")
 }
