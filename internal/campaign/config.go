@@ -64,8 +64,8 @@ type Campaign struct {
 	Recipients  string
 	Attachments []string
 	Columns     merge.Columns
-	Headers     []header // in file order
-	SMTP        *SMTP    // nil without an [smtp] table
+	Headers     []header        // in file order
+	SMTP        *SMTP           // nil without an [smtp] table
 	Preheader   *merge.Template // nil for none
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
 

@@ -18,10 +18,10 @@ package render
 
 import (
 	"bytes"
-	htmlpkg "html"
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	htmlpkg "html"
 	"html/template"
 	"net/mail"
 	"strings"
