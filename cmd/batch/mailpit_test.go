@@ -321,7 +321,7 @@ func checkDelivered(t *testing.T, got map[string]mpMessage) {
 		}
 		// One-click unsubscribe, the recipient's own address in the URL.
 		if msg.ListUnsubscribe.HeaderPost != "List-Unsubscribe=One-Click" ||
-			!strings.Contains(msg.ListUnsubscribe.Header, "<https://pymeetup.example.org/unsubscribe?email="+url.QueryEscape(addr)+">") {
+			!strings.Contains(msg.ListUnsubscribe.Header, "<https://pymeetup.example.org/unsubscribe?e="+url.QueryEscape(addr)+">") {
 			t.Errorf("%s: List-Unsubscribe %+v", addr, msg.ListUnsubscribe)
 		}
 	}
