@@ -102,7 +102,7 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.IdleCheck <= 0 {
 		cfg.IdleCheck = 5 * time.Second
 	}
-	s := &SMTP{cfg: cfg, jobs: make(chan job), broken: make(chan struct{}), alive: cfg.Connections}
+	s := &SMTP{cfg: cfg, jobs: make(chan job, cfg.Connections), broken: make(chan struct{}), alive: cfg.Connections}
 	first, err := s.dial(ctx, 1)
 	if err != nil {
 		return nil, err
