@@ -218,6 +218,13 @@ func (c *cli) check(ctx context.Context, args []string) error {
 		return all
 	}
 	fmt.Fprintf(c.stdout, "%s: ready: %s%s\n", path, plural(sum.Messages, "message"), skipped(sum))
+	if camp.DKIM != nil {
+		rec, err := camp.DKIM.ZoneRecord()
+		if err != nil {
+			return fmt.Errorf("dkim: %w", err)
+		}
+		fmt.Fprintf(c.stdout, "publish this DNS TXT record for DKIM:\n  %s\n", rec)
+	}
 	return nil
 }
 

@@ -42,6 +42,7 @@ type file struct {
 	SMTP        *smtpFile         `toml:"smtp"`
 	Preheader   string            `toml:"preheader"`
 	Unsubscribe *unsubscribeFile  `toml:"unsubscribe"`
+	DKIM        *dkimFile         `toml:"dkim"`
 }
 
 type columns struct {
@@ -68,6 +69,7 @@ type Campaign struct {
 	SMTP        *SMTP           // nil without an [smtp] table
 	Preheader   *merge.Template // nil for none
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
+	DKIM        *render.DKIM    // signs every message; nil without a [dkim] table
 
 	lines      map[string]int // key → line in the campaign file
 	incomplete bool           // Load found problems: check, never send
@@ -214,6 +216,9 @@ func Load(path string) (*Campaign, error) {
 	}
 	if f.SMTP != nil {
 		c.SMTP = loadSMTP(f.SMTP, c.From.Address, rel, bad)
+	}
+	if f.DKIM != nil {
+		c.DKIM = loadDKIM(f.DKIM, c.From.Address, rel, bad)
 	}
 	if f.Preheader != "" {
 		if t, err := merge.ParseLine(at("preheader")+": preheader", f.Preheader); err != nil {

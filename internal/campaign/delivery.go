@@ -174,12 +174,26 @@ type tracker struct {
 // not before: a message still waiting for a connection when batch is
 // killed was never seen by the server, and is pending, not unknown. The
 // record goes to disk while the connection says MAIL FROM and RCPT TO.
-func (t *tracker) Start() {
+//
+// A campaign stopped meanwhile (too many failures, Ctrl-C) sends nothing
+// more: the message stays pending.
+func (t *tracker) Start() error {
+	if err := t.d.stopped(); err != nil {
+		return errHeldBack
+	}
+	if err := t.d.ctx.Err(); err != nil {
+		return errHeldBack
+	}
 	if j := t.d.opts.Journal; j != nil {
 		t.started = true
 		t.ticket = j.Append(deliver.Record{Kind: deliver.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: time.Now().Unix()})
 	}
+	return nil
 }
+
+// errHeldBack is the outcome of a message not sent because the campaign
+// stopped before a connection could start it.
+var errHeldBack = errors.New("held back: the campaign stopped")
 
 // Ready waits until the journal holds the "sending" record.
 func (t *tracker) Ready() error {
@@ -195,6 +209,8 @@ func (t *tracker) Done(err error) {
 	defer d.finished()
 	var se *deliver.SendError
 	switch {
+	case errors.Is(err, errHeldBack):
+		return // pending, as the journal has it
 	case err == nil:
 		d.record(t.m, deliver.KindSent, nil)
 		d.sum.outcome(outcomeSent)

@@ -456,6 +456,7 @@ func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
 		Layout:         c.Layout,
 		Attachments:    c.Attachments,
 		Date:           opts.Now,
+		DKIM:           c.DKIM,
 	})
 }
 

@@ -44,7 +44,10 @@ func (r *recorder) Send(ctx context.Context, m *render.Message, t deliver.Tracke
 		}
 	}
 	r.msgs = append(r.msgs, m)
-	t.Start()
+	if err := t.Start(); err != nil {
+		t.Done(err)
+		return nil
+	}
 	if err := t.Ready(); err != nil {
 		t.Done(err)
 		return nil

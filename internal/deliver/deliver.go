@@ -25,8 +25,9 @@ type Sender interface {
 // Tracker follows one message through delivery.
 type Tracker interface {
 	// Start is called when a connection takes the message, before it
-	// says anything of it to the server.
-	Start()
+	// says anything of it to the server; an error leaves the message
+	// unsent (Done is told that error).
+	Start() error
 	// Ready is called just before the message's content is handed over
 	// (before DATA); an error stops the message there.
 	Ready() error
@@ -37,8 +38,8 @@ type Tracker interface {
 // DoneFunc is a Tracker that only wants the outcome.
 type DoneFunc func(error)
 
-// Start does nothing.
-func (DoneFunc) Start() {}
+// Start always starts.
+func (DoneFunc) Start() error { return nil }
 
 // Ready is always ready.
 func (DoneFunc) Ready() error { return nil }

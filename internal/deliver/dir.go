@@ -101,7 +101,10 @@ func (d *Dir) Send(ctx context.Context, m *render.Message, t Tracker) error {
 func (d *Dir) writer(jobs <-chan dirJob) {
 	defer d.wg.Done()
 	for j := range jobs {
-		j.t.Start()
+		if err := j.t.Start(); err != nil {
+			j.t.Done(err)
+			continue
+		}
 		err := d.write(j.m)
 		if err != nil {
 			d.mu.Lock()

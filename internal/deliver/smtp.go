@@ -189,7 +189,10 @@ func (w *worker) run() {
 			j.t.Done(err)
 			continue
 		}
-		j.t.Start()
+		if err := j.t.Start(); err != nil {
+			j.t.Done(err)
+			continue
+		}
 		err := w.send(j.ctx, j.m, j.t)
 		var ce *ConnError
 		if errors.As(err, &ce) {

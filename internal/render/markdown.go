@@ -10,8 +10,10 @@ import (
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/renderer"
 	"github.com/yuin/goldmark/renderer/html"
 	"github.com/yuin/goldmark/text"
+	"github.com/yuin/goldmark/util"
 
 	"github.com/batch-mailer/batch/internal/merge"
 )
@@ -31,7 +33,10 @@ func newMarkdown() goldmark.Markdown {
 		goldmark.WithExtensions(extension.GFM, extension.NewCJK(
 			extension.WithEastAsianLineBreaks(extension.EastAsianLineBreaksCSS3Draft),
 			extension.WithEscapedSpace())),
-		goldmark.WithRendererOptions(html.WithUnsafe()),
+		goldmark.WithRendererOptions(html.WithUnsafe(),
+			// goldmark writes <pre><code> with no attributes: this one
+			// adds the layout's inlined styles.
+			renderer.WithNodeRenderers(util.Prioritized(newCodeBlockRenderer(), 100))),
 	)
 }
 

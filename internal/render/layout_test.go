@@ -1,0 +1,75 @@
+package render
+
+import (
+	"html"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestLayoutPreheader: the built-in layout shows the preheader as hidden
+// preview text, first in the body, and links the unsubscribe URL in the
+// footer; without them, neither.
+func TestLayoutPreheader(t *testing.T) {
+	const unsubscribe = "https://news.example.org/unsubscribe?e=ada%40example.org&t=AbC-12_x~&list=may+june"
+	r := newFixture(t).renderer()
+	body := htmlBody(t, r, &Input{
+		Markdown:    []byte("First paragraph of the body."),
+		Preheader:   `Seats for "pro" members <b>now</b> & more`,
+		Unsubscribe: unsubscribe,
+	})
+	body = strings.ReplaceAll(body, "\r\n", "\n")
+
+	// The preview text: the first thing after <body>, hidden, escaped,
+	// then padding.
+	pre := regexp.MustCompile(`^<body[^>]*>\n<div style="([^"]*)">\n([^\n]*)\n((?:&#847;&zwnj;&nbsp;)+\n)+</div>\n`).FindStringSubmatch(body)
+	if pre == nil {
+		t.Fatalf("the body does not start with the hidden preheader:\n%.1200s", body)
+	}
+	for _, decl := range []string{"display:none;", "max-height:0;", "opacity:0;", "overflow:hidden;", "mso-hide:all;"} {
+		if !strings.Contains(pre[1], decl) {
+			t.Errorf("the preheader's style %q has no %s", pre[1], decl)
+		}
+	}
+	if want := "Seats for &#34;pro&#34; members &lt;b&gt;now&lt;/b&gt; &amp; more"; pre[2] != want {
+		t.Errorf("preheader %q, want %q", pre[2], want)
+	}
+	if n := strings.Count(pre[0], "&#847;&zwnj;&nbsp;"); n < 30 {
+		t.Errorf("%d padding entities, want a few dozen", n)
+	}
+	if i := strings.Index(body, "First paragraph"); i < len(pre[0]) {
+		t.Error("the body text comes before the preheader")
+	}
+
+	// The footer link, its URL intact: escaped only for HTML.
+	links := regexp.MustCompile(`<a href="([^"]*)" style="color:#6e7781;">Unsubscribe</a>`).FindAllStringSubmatch(body, -1)
+	if len(links) != 1 {
+		t.Fatalf("%d unsubscribe links in the footer, want 1:\n%s", len(links), body)
+	}
+	if got := html.UnescapeString(links[0][1]); got != unsubscribe {
+		t.Errorf("unsubscribe link %q, want %q", got, unsubscribe)
+	}
+	if footer := body[strings.Index(body, "This message was sent to"):]; !strings.Contains(footer, links[0][0]) {
+		t.Error("the unsubscribe link is not in the footer")
+	}
+
+	// Without them.
+	body = htmlBody(t, r, &Input{Markdown: []byte("First paragraph of the body.")})
+	for _, not := range []string{"display:none", "&#847;", "Unsubscribe", "<a "} {
+		if strings.Contains(body, not) {
+			t.Errorf("without a preheader or unsubscribe URL, the body has %q:\n%s", not, body)
+		}
+	}
+	if !regexp.MustCompile(`^<body[^>]*>\r?\n<table`).MatchString(body) {
+		t.Errorf("without a preheader, the body does not start with the layout's table:\n%.300s", body)
+	}
+}
+
+// TestLayoutUnsubscribeUnsafe: html/template keeps a URL that isn't http(s)
+// out of the href.
+func TestLayoutUnsubscribeUnsafe(t *testing.T) {
+	body := htmlBody(t, newFixture(t).renderer(), &Input{Markdown: []byte("x"), Unsubscribe: `javascript:alert("x")`})
+	if strings.Contains(body, "javascript:") || !strings.Contains(body, `<a href="#ZgotmplZ"`) {
+		t.Errorf("a javascript: URL in the footer:\n%s", body)
+	}
+}
