@@ -456,6 +456,7 @@ func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
 		Layout:         c.Layout,
 		Attachments:    c.Attachments,
 		Date:           opts.Now,
+		TextFooter:     c.LayoutPath == "", // the built-in layout's footer
 		DKIM:           c.DKIM,
 	})
 }

@@ -53,7 +53,8 @@ func TestUnsubscribe(t *testing.T) {
 		// {{unsubscribe}} in the template is the same URL, in both parts.
 		unfolded := bytes.ReplaceAll(data, []byte("=\r\n"), nil) // quoted-printable soft breaks
 		if !bytes.Contains(unfolded, []byte(`href=3D"`+strings.ReplaceAll(strings.ReplaceAll(m[1], "&", "&amp;"), "=", "=3D")+`"`)) ||
-			!bytes.Contains(unfolded, []byte("Leave the list ("+strings.ReplaceAll(m[1], "=", "=3D")+")")) {
+			!bytes.Contains(unfolded, []byte("Leave the list ("+strings.ReplaceAll(m[1], "=", "=3D")+")")) ||
+			!bytes.Contains(unfolded, []byte("Unsubscribe: "+strings.ReplaceAll(m[1], "=", "=3D"))) {
 			t.Errorf("the URL is not in the body of %s", want.email)
 		}
 	}

@@ -45,6 +45,10 @@ type Options struct {
 	Attachments    []string      // files attached to every message
 	Date           time.Time     // the Date of every message
 	DKIM           *DKIM         // signs every message; nil for none
+	// TextFooter ends the plain text as the built-in layout ends the
+	// HTML: who the message was sent to, and how to unsubscribe, so that
+	// the two alternatives say the same thing.
+	TextFooter bool
 }
 
 // Field is an extra header field.
@@ -197,6 +201,16 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 		}
 		htmlBytes = replaceUnsubscribe(htmlBytes, in.Unsubscribe, true)
 		text = replaceUnsubscribe(text, in.Unsubscribe, false)
+	}
+	if r.opts.TextFooter {
+		text = append(text, "\n-- \nThis message was sent to "...)
+		text = append(text, in.To.Address...)
+		text = append(text, ".\n"...)
+		if in.Unsubscribe != "" {
+			text = append(text, "Unsubscribe: "...)
+			text = append(text, in.Unsubscribe...)
+			text = append(text, '\n')
+		}
 	}
 	doc.text = text
 	id := MessageID(r.opts.Campaign, in.To.Address, r.domain)
