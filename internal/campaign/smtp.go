@@ -110,14 +110,19 @@ func loadSMTP(f *smtpFile, from string, rel func(string) string, bad func(key, f
 	if strings.ContainsAny(s.HELO, " \t\r\n") {
 		bad("smtp.helo", "%q: a host name has no spaces", s.HELO)
 	}
-	s.Timeout = 30 * time.Second
-	if f.Timeout != "" {
-		d, err := time.ParseDuration(f.Timeout)
-		if err != nil || d <= 0 {
-			bad("smtp.timeout", "%q: want a duration such as \"30s\" or \"2m\"", f.Timeout)
+	// duration reads a duration key, def when it is not given.
+	duration := func(key, text string, def time.Duration) time.Duration {
+		if text == "" {
+			return def
 		}
-		s.Timeout = d
+		d, err := time.ParseDuration(text)
+		if err != nil || d <= 0 {
+			bad(key, "%q: want a duration such as \"30s\" or \"2m\"", text)
+			return def
+		}
+		return d
 	}
+	s.Timeout = duration("smtp.timeout", f.Timeout, 30*time.Second)
 	switch {
 	case s.Connections == 0:
 		s.Connections = 1
@@ -148,14 +153,7 @@ func loadSMTP(f *smtpFile, from string, rel func(string) string, bad func(key, f
 			bad("smtp.retries", "%d: want 0 to 100", s.Retries)
 		}
 	}
-	s.RetryWait = 30 * time.Second
-	if f.RetryWait != "" {
-		d, err := time.ParseDuration(f.RetryWait)
-		if err != nil || d <= 0 {
-			bad("smtp.retry_wait", "%q: want a duration such as \"30s\" or \"5m\"", f.RetryWait)
-		}
-		s.RetryWait = d
-	}
+	s.RetryWait = duration("smtp.retry_wait", f.RetryWait, 30*time.Second)
 	s.MaxErrors = 50
 	if f.MaxErrors != nil {
 		if s.MaxErrors = *f.MaxErrors; s.MaxErrors < 0 {
