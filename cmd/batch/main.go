@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,6 +83,7 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func main() {
+	tuneGC(os.Args[1:], os.Getenv)
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -93,6 +96,28 @@ func main() {
 		os.Exit(exitInterrupted)
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// tuneGC sets the garbage collector for batch's work, unless GOGC or
+// GOMEMLIMIT say otherwise. Rendering makes short-lived garbage and keeps
+// little: the default GOGC=100 spent about half of a check's CPU time in
+// the collector (go run ./bench: 10,600 messages/s with it, 21,000 with
+// 400). The memory limit keeps a check or dry run of a very long list
+// within 64 MiB (the live heap is then mostly the set of addresses seen);
+// a send is left without one, since its journal's state grows with the
+// list and a limit below it would make the collector run without end.
+func tuneGC(args []string, getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if getenv("GOMEMLIMIT") != "" || len(args) == 0 {
+		return
+	}
+	if args[0] == "check" || args[0] == "status" || args[0] == "send" && slices.ContainsFunc(args, func(a string) bool {
+		return a == "--dry-run" || a == "-dry-run" || strings.HasPrefix(a, "--dry-run=") || strings.HasPrefix(a, "-dry-run=")
+	}) {
+		debug.SetMemoryLimit(56 << 20)
+	}
 }
 
 // cli is one invocation: its output streams and environment.
