@@ -116,7 +116,7 @@ func tuneGC(args []string, getenv func(string) string) {
 	if args[0] == "check" || args[0] == "status" || args[0] == "send" && slices.ContainsFunc(args, func(a string) bool {
 		return a == "--dry-run" || a == "-dry-run" || strings.HasPrefix(a, "--dry-run=") || strings.HasPrefix(a, "-dry-run=")
 	}) {
-		debug.SetMemoryLimit(56 << 20)
+		debug.SetMemoryLimit(48 << 20)
 	}
 }
 
