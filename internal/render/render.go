@@ -195,7 +195,7 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	}
 	htmlBytes, text := html.Bytes(), doc.text
 	if bytes.Contains(htmlBytes, []byte(merge.UnsubscribeMarker)) || bytes.Contains(text, []byte(merge.UnsubscribeMarker)) ||
-		bytes.Contains(htmlBytes, []byte(unsubscribePct)) || bytes.Contains(htmlBytes, []byte(strings.ToUpper(unsubscribePct))) {
+		bytes.Contains(htmlBytes, []byte(unsubscribePct)) || bytes.Contains(htmlBytes, []byte(unsubscribePCT)) {
 		if in.Unsubscribe == "" {
 			return nil, fmt.Errorf("{{unsubscribe}} is used, but the campaign has no [unsubscribe] url")
 		}
@@ -266,9 +266,12 @@ func (r *Renderer) partsSize(images []*part) int {
 	return n
 }
 
-// unsubscribePct is UnsubscribeMarker percent-encoded, as a URL escaper
-// (goldmark's, html/template's) writes it, in lower case.
-const unsubscribePct = "%ee%80%82"
+// unsubscribePct and unsubscribePCT are UnsubscribeMarker percent-encoded,
+// as URL escapers write it: html/template in lower case, goldmark in upper.
+const (
+	unsubscribePct = "%ee%80%82"
+	unsubscribePCT = "%EE%80%82"
+)
 
 // replaceUnsubscribe puts url where {{unsubscribe}} printed its marker:
 // HTML-escaped in HTML, as it is in text.
@@ -281,7 +284,7 @@ func replaceUnsubscribe(b []byte, url string, inHTML bool) []byte {
 	if !inHTML {
 		return b
 	}
-	for _, pct := range []string{unsubscribePct, strings.ToUpper(unsubscribePct)} {
+	for _, pct := range []string{unsubscribePct, unsubscribePCT} {
 		b = bytes.ReplaceAll(b, []byte(pct), with)
 	}
 	return b
