@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,14 @@ type SendError struct {
 }
 
 func (e *SendError) Error() string {
+	if r, ok := e.Reply(); ok {
+		// As the server said it: "550 5.1.1 no such user".
+		reply := strconv.Itoa(r.Code)
+		if r.EnhancedCode != (smtp.EnhancedCode{}) && r.EnhancedCode != smtp.NoEnhancedCode {
+			reply += fmt.Sprintf(" %d.%d.%d", r.EnhancedCode[0], r.EnhancedCode[1], r.EnhancedCode[2])
+		}
+		return fmt.Sprintf("%s: %s: %s %s", e.To, e.Stage, reply, r.Message)
+	}
 	return fmt.Sprintf("%s: %s: %v", e.To, e.Stage, e.Err)
 }
 
