@@ -509,12 +509,12 @@ func (r *rig) journal() *deliver.State {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	f, err := os.Open(camp.JournalPath())
+	f, err := os.Open(camp.JournalPath(campaign.Shard{}))
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	defer f.Close()
-	st, err := deliver.ReadJournal(camp.JournalPath(), f)
+	st, err := deliver.ReadJournal(camp.JournalPath(campaign.Shard{}), f)
 	if err != nil {
 		r.t.Fatalf("the journal can't be read: %v", err)
 	}

@@ -21,11 +21,11 @@ import (
 )
 
 const usage = `Usage:
-    batch send [--yes] [--limit N] [--to ADDR] [--debug]
+    batch send [--yes] [--limit N] [--to ADDR] [--debug] [--shard K/N]
                [--retry-failed] [--resend-unknown] CAMPAIGN.toml
-    batch send --dry-run DIR [--limit N] CAMPAIGN.toml
+    batch send --dry-run DIR [--limit N] [--shard K/N] CAMPAIGN.toml
     batch check CAMPAIGN.toml
-    batch status [--json | --failed] CAMPAIGN.toml
+    batch status [--json | --failed] [--shard K/N] CAMPAIGN.toml
     batch help [COMMAND]
 
 Commands:
@@ -53,6 +53,10 @@ Flags of send:
     --resend-unknown  also send to recipients whose outcome is unknown (the
                       run died between handing the message over and the
                       server's reply): they may get it twice
+    --shard K/N       send to part K of N of the list, split by a stable
+                      hash of the address, with a journal of its own: N
+                      machines or accounts, one shard each, cover the list
+                      exactly once
 
 Flags come before the campaign file. With SOURCE_DATE_EPOCH set (seconds
 since 1970), every message carries that Date, and two dry runs of the same

@@ -31,6 +31,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	debug := fs.Bool("debug", false, "")
 	retryFailed := fs.Bool("retry-failed", false, "")
 	resendUnknown := fs.Bool("resend-unknown", false, "")
+	shardFlag := fs.String("shard", "", "")
 	path, err := c.parse(fs, args)
 	if err != nil {
 		return err
@@ -54,6 +55,12 @@ func (c *cli) send(ctx context.Context, args []string) error {
 			return usageError{fmt.Sprintf("send: --to %q: %v", *to, err)}
 		}
 	}
+	var shard campaign.Shard
+	if *shardFlag != "" {
+		if shard, err = campaign.ParseShard(*shardFlag); err != nil {
+			return usageError{"send: --" + err.Error()}
+		}
+	}
 	camp, err := campaign.Load(path)
 	if err != nil {
 		return err
@@ -63,6 +70,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 		return err
 	}
 	opts.Limit = *limit
+	opts.Shard = shard
 	if *dryRun != "" {
 		return c.dryRun(ctx, camp, *dryRun, opts)
 	}
@@ -93,7 +101,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	opts.Retries, opts.RetryWait, opts.MaxErrors = camp.SMTP.Retries, camp.SMTP.RetryWait, camp.SMTP.MaxErrors
 	if *to == "" {
 		// A test send goes to the tester, not the list: no journal.
-		j, state, err := deliver.OpenJournal(camp.JournalPath(), camp.Name)
+		j, state, err := deliver.OpenJournal(camp.JournalPath(shard), camp.Name)
 		if err != nil {
 			return err
 		}
@@ -153,7 +161,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if cerr := opts.Journal.Close(); err == nil {
 		err = cerr
 	}
-	failed, unknown, serr := c.unfinished(camp)
+	failed, unknown, serr := c.unfinished(camp, shard)
 	if sum != nil && (errors.Is(err, context.Canceled) || err != nil && sum.Outcomes() != (campaign.Outcomes{})) {
 		fmt.Fprintf(c.stderr, "batch: stopped; run batch send %s again to resume where it stopped\n", camp.Path)
 	}
@@ -173,12 +181,12 @@ func (c *cli) send(ctx context.Context, args []string) error {
 
 // unfinished counts the list's recipients whose journal entry is failed or
 // unknown.
-func (c *cli) unfinished(camp *campaign.Campaign) (failed, unknown int, err error) {
-	state, err := camp.ReadState()
+func (c *cli) unfinished(camp *campaign.Campaign, shard campaign.Shard) (failed, unknown int, err error) {
+	state, err := camp.ReadState(shard)
 	if err != nil {
 		return 0, 0, err
 	}
-	_, err = camp.Status(state, func(_ *merge.Recipient, e deliver.Entry) {
+	_, err = camp.Status(state, shard, func(_ *merge.Recipient, e deliver.Entry) {
 		switch e.Status {
 		case deliver.Failed:
 			failed++
@@ -195,7 +203,7 @@ var errNothingToSend = errors.New("nothing to send")
 // nothingToSend says why a send had nothing to do.
 func (c *cli) nothingToSend(camp *campaign.Campaign, opts campaign.Options) error {
 	counts := map[deliver.Status]int{}
-	if _, err := camp.Status(opts.State, func(_ *merge.Recipient, e deliver.Entry) { counts[e.Status]++ }); err != nil {
+	if _, err := camp.Status(opts.State, opts.Shard, func(_ *merge.Recipient, e deliver.Entry) { counts[e.Status]++ }); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown\n",
@@ -239,6 +247,9 @@ func plan(camp *campaign.Campaign, planned *campaign.Summary, to string) string 
 		who = fmt.Sprintf("a test send of %s to %s (the headers as each recipient would see them)", who, to)
 	}
 	fmt.Fprintf(&b, "about to send %s%s", who, skipped(planned))
+	if planned.OtherShards > 0 {
+		fmt.Fprintf(&b, " (this shard's; %d recipients are the other shards')", planned.OtherShards)
+	}
 	if planned.AlreadySent+planned.Held > 0 {
 		fmt.Fprintf(&b, " (resuming: %d sent before, %d failed or unknown held back)", planned.AlreadySent, planned.Held)
 	}

@@ -14,9 +14,16 @@ func (c *cli) status(args []string) error {
 	fs := c.flags("status")
 	asJSON := fs.Bool("json", false, "")
 	failed := fs.Bool("failed", false, "")
+	shardFlag := fs.String("shard", "", "")
 	path, err := c.parse(fs, args)
 	if err != nil {
 		return err
+	}
+	var shard campaign.Shard
+	if *shardFlag != "" {
+		if shard, err = campaign.ParseShard(*shardFlag); err != nil {
+			return usageError{"status: --" + err.Error()}
+		}
 	}
 	if *asJSON && *failed {
 		return usageError{"status: --json can't be used with --failed: --failed prints CSV"}
@@ -25,15 +32,15 @@ func (c *cli) status(args []string) error {
 	if err != nil {
 		return err
 	}
-	state, err := camp.ReadState()
+	state, err := camp.ReadState(shard)
 	if err != nil {
 		return err
 	}
 	if *failed {
-		return c.failedRows(camp, state)
+		return c.failedRows(camp, state, shard)
 	}
 	counts := map[deliver.Status]int{}
-	if _, err := camp.Status(state, func(_ *merge.Recipient, e deliver.Entry) { counts[e.Status]++ }); err != nil {
+	if _, err := camp.Status(state, shard, func(_ *merge.Recipient, e deliver.Entry) { counts[e.Status]++ }); err != nil {
 		return err
 	}
 	order := []deliver.Status{deliver.Sent, deliver.Failed, deliver.Unknown, deliver.Pending}
@@ -53,13 +60,13 @@ func (c *cli) status(args []string) error {
 }
 
 // failedRows prints the failed rows as CSV: the list's columns, then error.
-func (c *cli) failedRows(camp *campaign.Campaign, state *deliver.State) error {
+func (c *cli) failedRows(camp *campaign.Campaign, state *deliver.State, shard campaign.Shard) error {
 	type row struct {
 		fields map[string]string
 		err    string
 	}
 	var rows []row
-	columns, err := camp.Status(state, func(rec *merge.Recipient, e deliver.Entry) {
+	columns, err := camp.Status(state, shard, func(rec *merge.Recipient, e deliver.Entry) {
 		if e.Status == deliver.Failed {
 			rows = append(rows, row{rec.Fields, e.Error})
 		}

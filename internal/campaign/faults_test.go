@@ -74,7 +74,7 @@ type sendRun struct {
 // it opens for the run and closes after, as batch send does.
 func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Duration, opts Options) sendRun {
 	t.Helper()
-	j, state, err := deliver.OpenJournal(c.JournalPath(), c.Name)
+	j, state, err := deliver.OpenJournal(c.JournalPath(Shard{}), c.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Durat
 // readState reads the journal's final word.
 func readState(t *testing.T, c *Campaign) *deliver.State {
 	t.Helper()
-	st, err := c.ReadState()
+	st, err := c.ReadState(Shard{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func readState(t *testing.T, c *Campaign) *deliver.State {
 // journalRecords reads the journal record by record.
 func journalRecords(t *testing.T, c *Campaign) []deliver.Record {
 	t.Helper()
-	data, err := os.ReadFile(c.JournalPath())
+	data, err := os.ReadFile(c.JournalPath(Shard{}))
 	if err != nil {
 		t.Fatal(err)
 	}

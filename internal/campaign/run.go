@@ -36,6 +36,8 @@ type Options struct {
 	// send). State is what it held before this run.
 	Journal *deliver.Journal
 	State   *deliver.State
+	// Shard limits the run to a part of the list.
+	Shard Shard
 	// SinglePass renders each message once, handing it over as it goes,
 	// instead of checking the whole list first: for a dry run, whose
 	// sender can take back what it was given (a Discarder).
@@ -58,6 +60,7 @@ type Summary struct {
 	Duplicates  int // rows skipped for a repeated address
 	AlreadySent int // recipients the journal says were sent
 	Held        int // failed or unknown before, not tried again this run
+	OtherShards int // recipients of the other shards
 
 	mu       sync.Mutex
 	outcomes Outcomes
@@ -298,7 +301,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, deliverF
 	if err := probs.err(); err != nil {
 		return err
 	}
-	if sum.Messages == 0 && ready && sum.AlreadySent+sum.Held == 0 {
+	if sum.Messages == 0 && ready && sum.AlreadySent+sum.Held+sum.OtherShards == 0 {
 		return fmt.Errorf("%s: no recipients to send to: the list has no valid rows", c.Recipients)
 	}
 	return nil
@@ -321,6 +324,7 @@ const (
 	skipDuplicate          // an address seen before in the list
 	skipSent               // the journal says sent
 	skipHeld               // failed or unknown before, not tried again
+	skipShard              // another shard's
 )
 
 func (s *Summary) count(k skipKind) {
@@ -333,6 +337,8 @@ func (s *Summary) count(k skipKind) {
 		s.AlreadySent++
 	case skipHeld:
 		s.Held++
+	case skipShard:
+		s.OtherShards++
 	}
 }
 
@@ -385,6 +391,8 @@ func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Rende
 				fatal = true
 			case !ready:
 				// a broken campaign: the list is read for its own problems
+			case !opts.Shard.Has(rec.Email):
+				it.skip = skipShard
 			case opts.State != nil && journalSkip(rec, opts) != skipNone:
 				it.skip = journalSkip(rec, opts)
 			default:

@@ -12,30 +12,31 @@ import (
 	"github.com/batch-mailer/batch/internal/merge"
 )
 
-// JournalPath is where the campaign's journal lives: in .batch/ beside the
-// campaign file.
-func (c *Campaign) JournalPath() string {
-	return deliver.JournalPath(filepath.Dir(c.Path), c.Name)
+// JournalPath is where the journal of the campaign's shard lives: in
+// .batch/ beside the campaign file, one for each shard.
+func (c *Campaign) JournalPath(shard Shard) string {
+	return deliver.JournalPath(filepath.Dir(c.Path), c.Name+shard.suffix())
 }
 
-// ReadState reads the campaign's journal without taking it over; a
-// campaign never sent has an empty one.
-func (c *Campaign) ReadState() (*deliver.State, error) {
-	f, err := os.Open(c.JournalPath())
+// ReadState reads the shard's journal without taking it over; a campaign
+// never sent has an empty one.
+func (c *Campaign) ReadState(shard Shard) (*deliver.State, error) {
+	path := c.JournalPath(shard)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return deliver.ReadJournal(c.JournalPath(), strings.NewReader(""))
+		return deliver.ReadJournal(path, strings.NewReader(""))
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return deliver.ReadJournal(c.JournalPath(), f)
+	return deliver.ReadJournal(path, f)
 }
 
-// Status calls each for every recipient of the list, in order, with the
-// journal's word on it, and returns the list's columns. Rows skipped for
+// Status calls each for every recipient of the list (of the shard), in
+// order, with the journal's word on it, and returns the list's columns. Rows skipped for
 // their address are left out.
-func (c *Campaign) Status(state *deliver.State, each func(rec *merge.Recipient, e deliver.Entry)) ([]string, error) {
+func (c *Campaign) Status(state *deliver.State, shard Shard, each func(rec *merge.Recipient, e deliver.Entry)) ([]string, error) {
 	f, err := os.Open(c.Recipients)
 	if err != nil {
 		return nil, err
@@ -55,6 +56,8 @@ func (c *Campaign) Status(state *deliver.State, each func(rec *merge.Recipient, 
 		case err != nil:
 			return nil, fmt.Errorf("%w: run batch check", err)
 		}
-		each(rec, state.Get(rec.Email))
+		if shard.Has(rec.Email) {
+			each(rec, state.Get(rec.Email))
+		}
 	}
 }
