@@ -150,6 +150,7 @@ type serverOpts struct {
 	mechs    []string         // AUTH mechanisms offered ("PLAIN", "LOGIN"); none: no AUTH
 	password string           // testPass by default
 	maxConns int              // more connections at once get 451 at EHLO; 0 for no limit
+	busy     int              // the first busy EHLOs get 421 "too busy"
 
 	// Hooks; a non-nil error is the server's reply. They run on the
 	// connection's goroutine, after the transaction so far is recorded.
@@ -315,6 +316,10 @@ func (ts *testServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	if ts.opts.busy > 0 {
+		ts.opts.busy--
+		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too busy, try later"}
+	}
 	if ts.opts.maxConns > 0 {
 		open := 0
 		for _, other := range ts.conns {

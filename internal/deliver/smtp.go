@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/textproto"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,9 @@ type SMTPConfig struct {
 	// remote makes tests treat a loopback server as a remote one, where
 	// AUTH needs TLS.
 	remote bool
+	// redialWait is the first pause before opening again a connection
+	// the server turned away for now; 1s unless a test says otherwise.
+	redialWait time.Duration
 }
 
 // SMTP delivers messages to a server over a set of reused connections at
@@ -111,8 +115,11 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.IdleCheck <= 0 {
 		cfg.IdleCheck = 5 * time.Second
 	}
+	if cfg.redialWait <= 0 {
+		cfg.redialWait = time.Second
+	}
 	s := &SMTP{cfg: cfg, jobs: make(chan job, cfg.Connections), broken: make(chan struct{}), alive: cfg.Connections}
-	first, err := s.dial(ctx, 1)
+	first, err := s.redial(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -247,6 +254,13 @@ func (s *SMTP) popRetry(leaving bool) (job, bool) {
 	return job{}, false
 }
 
+// lastStanding reports whether only one worker is left.
+func (s *SMTP) lastStanding() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.alive <= 1
+}
+
 // retire hands j to the other workers, unless none is left.
 func (s *SMTP) retire(j job) bool {
 	s.mu.Lock()
@@ -286,13 +300,57 @@ func (w *worker) ready(ctx context.Context) error {
 	if w.c != nil {
 		return nil
 	}
-	c, err := w.s.dial(ctx, w.id)
+	// With other connections at work, one that can't open retires at
+	// once and they take its message; the last one tries harder.
+	dial := w.s.dial
+	if w.s.lastStanding() {
+		dial = w.s.redial
+	}
+	c, err := dial(ctx, w.id)
 	if err != nil {
 		return err
 	}
 	w.s.dials.Add(1)
 	w.c = c
 	return nil
+}
+
+
+// redial opens a connection, trying again a few times when the server
+// turns it away for now (a 4xx greeting such as "421 too busy", or a
+// connection closed during the greeting): busy and greylisting servers do
+// that. A refused connection, a certificate or a password problem fails
+// at once.
+func (s *SMTP) redial(ctx context.Context, id int) (*conn, error) {
+	wait := s.cfg.redialWait // then 3 and 9 times as long
+	for attempt := 0; ; attempt++ {
+		c, err := s.dial(ctx, id)
+		if err == nil || attempt == 3 || !turnedAway(err) {
+			return c, err
+		}
+		if err := (RealClock{}).Sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		wait *= 3
+	}
+}
+
+// turnedAway reports whether a connection failed for now: a 4xx reply
+// before AUTH, or the server closing the connection at the greeting.
+func turnedAway(err error) bool {
+	var ce *ConnError
+	if !errors.As(err, &ce) || ce.Step == "auth" || ce.Step == "connect" {
+		return false
+	}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code >= 400 && se.Code < 500
+	}
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return te.Code >= 400 && te.Code < 500
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // send delivers m, on a new connection once more if the server closed the

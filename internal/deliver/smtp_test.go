@@ -608,6 +608,28 @@ func TestSMTPFewerConnections(t *testing.T) {
 	}
 }
 
+// TestSMTPBusyServer: a server that turns the first connections away for
+// now (421 at EHLO) is tried again, and the campaign goes on; a wrong
+// password is not tried again.
+func TestSMTPBusyServer(t *testing.T) {
+	ts := startServer(t, serverOpts{cert: &certs(t).good, mechs: []string{"PLAIN"}, busy: 2})
+	cfg := ts.config(t, StartTLS)
+	cfg.redialWait = time.Millisecond
+	msgs := testMessages(3)
+	_, o := sendAll(t, cfg, msgs)
+	for to, err := range o.check(t, msgs) {
+		if err != nil {
+			t.Errorf("%s: %v", to, err)
+		}
+	}
+	_, got := ts.snapshot()
+	deliveredOnce(t, got, msgs)
+
+	cfg.Password = "wrong"
+	cfg.redialWait = time.Hour // a retry would hang the test
+	dialFails(t, cfg, "auth")
+}
+
 // TestSMTPStartTLSRemote sends with TLS and AUTH as to any real server: the
 // loopback server is treated as a remote one, where AUTH needs TLS. (Tests
 // send only to loopback.)
