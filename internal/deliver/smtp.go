@@ -315,7 +315,6 @@ func (w *worker) ready(ctx context.Context) error {
 	return nil
 }
 
-
 // redial opens a connection, trying again a few times when the server
 // turns it away for now (a 4xx greeting such as "421 too busy", or a
 // connection closed during the greeting): busy and greylisting servers do
