@@ -41,6 +41,7 @@ type file struct {
 	Headers     map[string]string `toml:"headers"`
 	SMTP        *smtpFile         `toml:"smtp"`
 	Preheader   string            `toml:"preheader"`
+	Sender      string            `toml:"sender"` // the bounce address; also [smtp] sender
 	Unsubscribe *unsubscribeFile  `toml:"unsubscribe"`
 	DKIM        *dkimFile         `toml:"dkim"`
 }
@@ -212,6 +213,18 @@ func Load(path string) (*Campaign, error) {
 		p := rel(a)
 		if exists("attachments", p) {
 			c.Attachments = append(c.Attachments, p)
+		}
+	}
+	if f.Sender != "" {
+		// The envelope's sender (MAIL FROM) may be given beside from, as
+		// people write it, or in [smtp], where it belongs.
+		switch {
+		case f.SMTP != nil && f.SMTP.Sender != "" && f.SMTP.Sender != f.Sender:
+			bad("sender", "%q and [smtp] sender %q: give one", f.Sender, f.SMTP.Sender)
+		case f.SMTP != nil:
+			f.SMTP.Sender = f.Sender
+		case merge.CheckAddress(f.Sender) != nil:
+			bad("sender", "%q: %v", f.Sender, merge.CheckAddress(f.Sender))
 		}
 	}
 	if f.SMTP != nil {
