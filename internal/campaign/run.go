@@ -176,8 +176,8 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	return sum, err
 }
 
-// journalSkip tells whether the journal's word on rec means it is not
-// sent this run.
+// journalSkip tells whether the journal's word on rec (none, without a
+// journal) means it is not sent this run.
 func journalSkip(rec *merge.Recipient, opts *Options) skipKind {
 	switch opts.State.Get(rec.Email).Status {
 	case deliver.Sent:
@@ -250,7 +250,9 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, deliverF
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		<-it.done
+		if it.done != nil {
+			<-it.done
+		}
 		var rowErr *merge.RowError
 		switch {
 		case it.skip != skipNone:
@@ -313,7 +315,7 @@ type item struct {
 	skip skipKind
 	m    *render.Message
 	err  error
-	done chan struct{} // closed when m and err are set
+	done chan struct{} // closed when m and err are set; nil when not rendered
 }
 
 type skipKind int
@@ -341,9 +343,6 @@ func (s *Summary) count(k skipKind) {
 		s.OtherShards++
 	}
 }
-
-// closed is the done channel of an item that needs no rendering.
-var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // stream reads the list in one goroutine and renders the rows on every
 // core, and gives the items back in list order, so that what is written or
@@ -377,7 +376,7 @@ func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Rende
 			if errors.Is(err, io.EOF) {
 				return
 			}
-			it := &item{rec: rec, err: err, done: closed}
+			it := &item{rec: rec, err: err}
 			var rowErr *merge.RowError
 			fatal := false
 			switch {
@@ -393,9 +392,10 @@ func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Rende
 				// a broken campaign: the list is read for its own problems
 			case !opts.Shard.Has(rec.Email):
 				it.skip = skipShard
-			case opts.State != nil && journalSkip(rec, opts) != skipNone:
-				it.skip = journalSkip(rec, opts)
 			default:
+				if it.skip = journalSkip(rec, opts); it.skip != skipNone {
+					break
+				}
 				for _, name := range blank {
 					rec.Fields[name] = ""
 				}

@@ -118,9 +118,9 @@ func (f Fault) check() error {
 	case f.Delay < 0:
 		return errors.New("negative Delay")
 	case (f.Silent || f.MidData) && f.Stage != AtData:
-		return errors.New("Silent and MidData are for faults AtData only")
+		return errors.New("faults Silent and MidData are for the stage AtData only")
 	case f.Silent && (f.Code != 0 || f.HangUp || f.MidData || f.Delay != 0):
-		return errors.New("Silent can't be combined with Code, HangUp, MidData or Delay")
+		return errors.New("a Silent fault can't have a Code, HangUp, MidData or Delay")
 	case f.MidData && f.Code != 0:
 		return errors.New("MidData can't be combined with a Code: the server hangs up before it could reply")
 	}
