@@ -103,11 +103,15 @@ func (d *delivery) finish() error {
 		if len(d.later) > 0 {
 			timer = time.After(time.Until(d.later[0].due))
 		}
+		var done <-chan struct{} // once halted, only the messages in flight are waited for
+		if !halted {
+			done = d.ctx.Done()
+		}
 		d.mu.Unlock()
 		select {
 		case <-d.wake:
 		case <-timer:
-		case <-d.ctx.Done():
+		case <-done:
 		}
 		if !halted && d.ctx.Err() == nil {
 			if err := d.dispatchDue(); err != nil {
@@ -230,13 +234,15 @@ func (t *tracker) Done(err error) {
 		}
 		return
 	}
-	switch deliver.Classify(err) {
-	case deliver.Uncertain:
-		d.record(t.m, deliver.KindUnknown, err)
-		d.sum.outcome(outcomeUnknown)
-		d.tell(t.m, err)
-	case deliver.Temporary:
-		if t.attempt < d.opts.Retries && d.ctx.Err() == nil && d.stopped() == nil {
+	kind := deliver.Classify(err)
+	if kind == deliver.Temporary {
+		switch {
+		case t.attempt >= d.opts.Retries:
+			err = fmt.Errorf("gave up after %d tries: %w", t.attempt+1, err)
+		case d.ctx.Err() != nil || d.stopped() != nil:
+			d.record(t.m, deliver.KindReleased, err) // stopping: left for the next run
+			return
+		default:
 			d.record(t.m, deliver.KindDeferred, err)
 			d.sum.outcome(outcomeDeferred)
 			d.mu.Lock()
@@ -245,20 +251,15 @@ func (t *tracker) Done(err error) {
 			d.failure(err)
 			return
 		}
-		if t.attempt >= d.opts.Retries {
-			err = fmt.Errorf("gave up after %d tries: %w", t.attempt+1, err)
-			d.record(t.m, deliver.KindFailed, err)
-			d.sum.outcome(outcomeFailed)
-			d.tell(t.m, err)
-		} else {
-			d.record(t.m, deliver.KindReleased, err) // stopping: left for the next run
-			return
-		}
-	default:
+	}
+	if kind == deliver.Uncertain {
+		d.record(t.m, deliver.KindUnknown, err)
+		d.sum.outcome(outcomeUnknown)
+	} else {
 		d.record(t.m, deliver.KindFailed, err)
 		d.sum.outcome(outcomeFailed)
-		d.tell(t.m, err)
 	}
+	d.tell(t.m, err)
 	d.failure(err)
 }
 
