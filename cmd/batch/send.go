@@ -55,11 +55,9 @@ func (c *cli) send(ctx context.Context, args []string) error {
 			return usageError{fmt.Sprintf("send: --to %q: %v", *to, err)}
 		}
 	}
-	var shard campaign.Shard
-	if *shardFlag != "" {
-		if shard, err = campaign.ParseShard(*shardFlag); err != nil {
-			return usageError{"send: --" + err.Error()}
-		}
+	shard, err := parseShard("send", *shardFlag)
+	if err != nil {
+		return err
 	}
 	camp, err := campaign.Load(path)
 	if err != nil {
@@ -161,7 +159,12 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if cerr := opts.Journal.Close(); err == nil {
 		err = cerr
 	}
-	failed, unknown, serr := c.unfinished(camp, shard)
+	var n map[deliver.Status]int
+	state, serr := camp.ReadState(shard)
+	if serr == nil {
+		n, serr = counts(camp, state, shard)
+	}
+	failed, unknown := n[deliver.Failed], n[deliver.Unknown]
 	if sum != nil && (errors.Is(err, context.Canceled) || err != nil && sum.Outcomes() != (campaign.Outcomes{})) {
 		fmt.Fprintf(c.stderr, "batch: stopped; run batch send %s again to resume where it stopped\n", camp.Path)
 	}
@@ -179,22 +182,24 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	return nil
 }
 
-// unfinished counts the list's recipients whose journal entry is failed or
-// unknown.
-func (c *cli) unfinished(camp *campaign.Campaign, shard campaign.Shard) (failed, unknown int, err error) {
-	state, err := camp.ReadState(shard)
-	if err != nil {
-		return 0, 0, err
+// counts counts the list's recipients (the shard's) by the journal's word
+// on them.
+func counts(camp *campaign.Campaign, state *deliver.State, shard campaign.Shard) (map[deliver.Status]int, error) {
+	n := map[deliver.Status]int{}
+	_, err := camp.Status(state, shard, func(_ *merge.Recipient, e deliver.Entry) { n[e.Status]++ })
+	return n, err
+}
+
+// parseShard reads the --shard flag of cmd; "" is the whole list.
+func parseShard(cmd, s string) (campaign.Shard, error) {
+	if s == "" {
+		return campaign.Shard{}, nil
 	}
-	_, err = camp.Status(state, shard, func(_ *merge.Recipient, e deliver.Entry) {
-		switch e.Status {
-		case deliver.Failed:
-			failed++
-		case deliver.Unknown:
-			unknown++
-		}
-	})
-	return failed, unknown, err
+	shard, err := campaign.ParseShard(s)
+	if err != nil {
+		return shard, usageError{cmd + ": --" + err.Error()}
+	}
+	return shard, nil
 }
 
 // errNothingToSend ends a send whose every recipient was dealt with before.
@@ -202,14 +207,14 @@ var errNothingToSend = errors.New("nothing to send")
 
 // nothingToSend says why a send had nothing to do.
 func (c *cli) nothingToSend(camp *campaign.Campaign, opts campaign.Options) error {
-	counts := map[deliver.Status]int{}
-	if _, err := camp.Status(opts.State, opts.Shard, func(_ *merge.Recipient, e deliver.Entry) { counts[e.Status]++ }); err != nil {
+	n, err := counts(camp, opts.State, opts.Shard)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown\n",
-		counts[deliver.Sent], counts[deliver.Failed], counts[deliver.Unknown])
-	c.hints(camp.Path, counts[deliver.Failed], counts[deliver.Unknown])
-	if counts[deliver.Failed]+counts[deliver.Unknown] > 0 {
+		n[deliver.Sent], n[deliver.Failed], n[deliver.Unknown])
+	c.hints(camp.Path, n[deliver.Failed], n[deliver.Unknown])
+	if n[deliver.Failed]+n[deliver.Unknown] > 0 {
 		return errSomeFailed
 	}
 	return nil

@@ -19,11 +19,9 @@ func (c *cli) status(args []string) error {
 	if err != nil {
 		return err
 	}
-	var shard campaign.Shard
-	if *shardFlag != "" {
-		if shard, err = campaign.ParseShard(*shardFlag); err != nil {
-			return usageError{"status: --" + err.Error()}
-		}
+	shard, err := parseShard("status", *shardFlag)
+	if err != nil {
+		return err
 	}
 	if *asJSON && *failed {
 		return usageError{"status: --json can't be used with --failed: --failed prints CSV"}
@@ -39,22 +37,22 @@ func (c *cli) status(args []string) error {
 	if *failed {
 		return c.failedRows(camp, state, shard)
 	}
-	counts := map[deliver.Status]int{}
-	if _, err := camp.Status(state, shard, func(_ *merge.Recipient, e deliver.Entry) { counts[e.Status]++ }); err != nil {
+	n, err := counts(camp, state, shard)
+	if err != nil {
 		return err
 	}
 	order := []deliver.Status{deliver.Sent, deliver.Failed, deliver.Unknown, deliver.Pending}
 	if *asJSON {
 		out := map[string]int{}
 		for _, s := range order {
-			out[s.String()] = counts[s]
+			out[s.String()] = n[s]
 		}
 		b, _ := json.Marshal(out)
 		fmt.Fprintf(c.stdout, "%s\n", b)
 		return nil
 	}
 	for _, s := range order {
-		fmt.Fprintf(c.stdout, "%s %d\n", s, counts[s])
+		fmt.Fprintf(c.stdout, "%s %d\n", s, n[s])
 	}
 	return nil
 }
