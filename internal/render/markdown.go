@@ -66,19 +66,9 @@ func (r *Renderer) render(md []byte) (*document, error) {
 		case *ast.Image:
 			keep(r.image(n, d))
 		case *ast.HTMLBlock:
-			var raw []byte
-			for i := 0; i < n.Lines().Len(); i++ {
-				seg := n.Lines().At(i)
-				raw = append(raw, seg.Value(md)...)
-			}
-			keep(r.checkRaw(raw))
+			keep(r.checkRaw(segments(n.Lines(), md)))
 		case *ast.RawHTML:
-			var raw []byte
-			for i := 0; i < n.Segments.Len(); i++ {
-				seg := n.Segments.At(i)
-				raw = append(raw, seg.Value(md)...)
-			}
-			keep(r.checkRaw(raw))
+			keep(r.checkRaw(segments(n.Segments, md)))
 		}
 		return ast.WalkContinue, nil
 	})
@@ -168,3 +158,13 @@ func (r *Renderer) image(n *ast.Image, d *document) error {
 
 // elide stands for a value in a message about the template.
 func elide(dst []byte, _ string) []byte { return append(dst, "{{…}}"...) }
+
+// segments returns the source text of raw HTML, block or inline.
+func segments(segs *text.Segments, src []byte) []byte {
+	var raw []byte
+	for i := 0; i < segs.Len(); i++ {
+		seg := segs.At(i)
+		raw = append(raw, seg.Value(src)...)
+	}
+	return raw
+}

@@ -123,7 +123,7 @@ func New(opts Options) (*Renderer, error) {
 	r.layout = layout
 	r.styles = parseStyles(opts.Layout)
 	for _, path := range opts.Attachments {
-		p, err := loadPart(path, r.domain)
+		p, err := r.parts.get(path) // shared with the recipients' own attachments
 		if err != nil {
 			errs = append(errs, fmt.Errorf("attachment %w", err))
 			continue

@@ -73,13 +73,7 @@ func (t *textRenderer) block(n ast.Node) []byte {
 		}
 		return out
 	case *ast.HTMLBlock:
-		var raw []byte
-		lines := n.Lines()
-		for i := 0; i < lines.Len(); i++ {
-			seg := lines.At(i)
-			raw = append(raw, seg.Value(t.src)...)
-		}
-		return stripTags(raw)
+		return stripTags(segments(n.Lines(), t.src))
 	case *ast.Blockquote:
 		return prefixLines(t.blocks(n), "> ", "> ")
 	case *ast.List:
@@ -158,12 +152,7 @@ func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 		dest := merge.Expand(nil, n.URL(t.src), merge.EscapeURL, merge.EscapeURL)
 		out = appendLink(out, dest, dest)
 	case *ast.RawHTML:
-		var raw []byte
-		for i := 0; i < n.Segments.Len(); i++ {
-			seg := n.Segments.At(i)
-			raw = append(raw, seg.Value(t.src)...)
-		}
-		if bytes.HasPrefix(bytes.ToLower(raw), []byte("<br")) {
+		if raw := segments(n.Segments, t.src); bytes.HasPrefix(bytes.ToLower(raw), []byte("<br")) {
 			out = append(out, '\n')
 		}
 	case *east.TaskCheckBox:
