@@ -91,15 +91,17 @@ type LayoutData struct {
 
 // Renderer renders a campaign's messages. It is safe for concurrent use.
 type Renderer struct {
-	opts        Options
-	md          goldmark.Markdown
-	layout      *template.Template
-	styles      styles // the layout's CSS, by element, inlined into the body
-	domain      string
-	parts       *partCache
-	attachments []*part
-	fixed       []field // From, Reply-To: the same in every message
-	date        string
+	opts   Options
+	md     goldmark.Markdown
+	layout *template.Template
+	styles styles // the layout's CSS, by element, inlined into the body
+	// layoutUnsubscribe: the layout may print {{unsubscribe}}.
+	layoutUnsubscribe bool
+	domain            string
+	parts             *partCache
+	attachments       []*part
+	fixed             []field // From, Reply-To: the same in every message
+	date              string
 }
 
 // New checks and loads what every message shares: the layout and the
@@ -122,6 +124,7 @@ func New(opts Options) (*Renderer, error) {
 	}
 	r.layout = layout
 	r.styles = parseStyles(opts.Layout)
+	r.layoutUnsubscribe = strings.Contains(opts.Layout, "unsubscribe")
 	for _, path := range opts.Attachments {
 		p, err := r.parts.get(path) // shared with the recipients' own attachments
 		if err != nil {
@@ -194,8 +197,9 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
 	}
 	htmlBytes, text := html.Bytes(), doc.text
-	if bytes.Contains(htmlBytes, []byte(merge.UnsubscribeMarker)) || bytes.Contains(text, []byte(merge.UnsubscribeMarker)) ||
-		bytes.Contains(htmlBytes, []byte(unsubscribePct)) || bytes.Contains(htmlBytes, []byte(unsubscribePCT)) {
+	// The marker comes from the layout, known once, or from the body's
+	// Markdown, short: no need to search the whole message for it.
+	if r.layoutUnsubscribe || bytes.Contains(in.Markdown, []byte(merge.UnsubscribeMarker)) {
 		if in.Unsubscribe == "" {
 			return nil, fmt.Errorf("{{unsubscribe}} is used, but the campaign has no [unsubscribe] url")
 		}
