@@ -16,13 +16,16 @@ import (
 // named after the recipient's place in the list and address, so that ls
 // lists the files in list order: 0000001-ada@example.org.eml.
 //
-// A file is written under a temporary name and renamed into place, so that
-// a crash never leaves a half-written .eml; temporary files left by a
-// killed run are removed by the next. A few goroutines write at once: a
-// file costs a handful of system calls, and they overlap.
+// A file appears under its name only once complete, so that a crash never
+// leaves a half-written .eml: on Linux it is made nameless and linked into
+// place (see linker); elsewhere it is written under a temporary name and
+// renamed, and temporary files left by a killed run are removed by the
+// next. A few goroutines write at once: a file costs a handful of system
+// calls, and they overlap.
 type Dir struct {
 	path    string
 	opened  bool
+	link    *linker // nil: the portable way
 	jobs    chan dirJob
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -62,6 +65,7 @@ func (d *Dir) open() error {
 		}
 	}
 	d.opened = true
+	d.link = newLinker(d.path)
 	d.jobs = make(chan dirJob, dirWriters)
 	for range dirWriters {
 		d.wg.Add(1)
@@ -118,13 +122,27 @@ func (d *Dir) writer(jobs <-chan dirJob) {
 }
 
 func (d *Dir) write(m *render.Message) error {
-	name := filepath.Join(d.path, FileName(m))
-	tmp := filepath.Join(d.path, tmpPrefix+strconv.Itoa(m.Seq))
+	base, tmp := FileName(m), tmpPrefix+strconv.Itoa(m.Seq)
+	done, err := d.link.write(base, tmp, m.Data)
+	if !done {
+		err = writeRename(filepath.Join(d.path, base), filepath.Join(d.path, tmp), m.Data)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Join(d.path, base), err)
+	}
+	d.mu.Lock()
+	d.written = append(d.written, int32(m.Seq))
+	d.mu.Unlock()
+	return nil
+}
+
+// writeRename writes data under the name tmp and renames it to name.
+func writeRename(name, tmp string, data []byte) error {
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return err
 	}
-	_, err = f.Write(m.Data)
+	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -133,12 +151,8 @@ func (d *Dir) write(m *render.Message) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	d.mu.Lock()
-	d.written = append(d.written, int32(m.Seq))
-	d.mu.Unlock()
-	return nil
+	return err
 }
 
 func (d *Dir) failed() error {
@@ -157,6 +171,8 @@ func (d *Dir) Close() error {
 		close(d.jobs)
 		d.jobs = nil
 		d.wg.Wait()
+		d.link.close()
+		d.link = nil
 	}
 	if err := d.failed(); err != nil {
 		return err

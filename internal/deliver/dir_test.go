@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -11,6 +12,16 @@ import (
 )
 
 func TestDir(t *testing.T) {
+	for _, portable := range []bool{false, true} {
+		t.Run(map[bool]string{false: "linked", true: "renamed"}[portable], func(t *testing.T) {
+			testDir(t, portable)
+		})
+	}
+}
+
+// testDir writes two messages, one over an earlier run's file, either the
+// system's fast way or the portable way.
+func testDir(t *testing.T, portable bool) {
 	path := filepath.Join(t.TempDir(), "a", "out")
 	d := NewDir(path)
 	if err := d.Close(); err != nil {
@@ -18,6 +29,23 @@ func TestDir(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("the directory was made before a message was written (%v)", err)
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	earlier := filepath.Join(path, "0000002-a@example.org.eml")
+	if err := os.WriteFile(earlier, []byte("an earlier run's, longer than the new\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.open(); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case portable:
+		d.link.close()
+		d.link = nil
+	case runtime.GOOS == "linux" && d.link == nil:
+		t.Fatal("no linker on Linux")
 	}
 	msgs := []*render.Message{
 		{Seq: 10, To: "b/c@example.org", Data: []byte("second\r\n")},
@@ -28,8 +56,12 @@ func TestDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	link := d.link
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if link != nil && link.count() != 2 {
+		t.Errorf("%d files linked, want all 2", link.count())
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
@@ -38,14 +70,19 @@ func TestDir(t *testing.T) {
 	var names []string
 	for _, e := range entries {
 		names = append(names, e.Name())
+		if info, err := e.Info(); err != nil || info.Mode().Perm()&0o044 != 0o044 {
+			t.Errorf("%s: mode %v (%v), want readable by all as a created file is", e.Name(), info.Mode(), err)
+		}
 	}
 	want := []string{"0000002-a@example.org.eml", "0000010-b_c@example.org.eml"}
 	if !slices.Equal(names, want) {
-		t.Fatalf("files %v, want %v (sorted as the list is)", names, want)
+		t.Fatalf("files %v, want %v (sorted as the list is, no temporary file left)", names, want)
 	}
-	data, err := os.ReadFile(filepath.Join(path, want[1]))
-	if err != nil || string(data) != "second\r\n" {
-		t.Errorf("file content %q, %v", data, err)
+	for i, content := range []string{"first\r\n", "second\r\n"} {
+		data, err := os.ReadFile(filepath.Join(path, want[i]))
+		if err != nil || string(data) != content {
+			t.Errorf("%s: content %q, %v; want %q", want[i], data, err, content)
+		}
 	}
 }
 
