@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -54,6 +55,99 @@ type Escaper func(dst []byte, value string) []byte
 // through text, a percent-encoded token (the form a URL escaper gives) through
 // inURL. Bytes that only look like a token are copied as they are.
 func Expand(dst, src []byte, text, inURL Escaper) []byte {
+	return expand(dst, src, hexValue, text, inURL)
+}
+
+// hexValue decodes a token's hex digits.
+func hexValue(digits []byte) (string, bool) {
+	value := make([]byte, hex.DecodedLen(len(digits)))
+	if _, err := hex.Decode(value, digits); err != nil {
+		return "", false
+	}
+	return string(value), true
+}
+
+// Values are the values of one merged body, taken out by Extract.
+type Values []string
+
+// Extract appends src to dst with the values taken out: every token, in
+// either form, becomes a numbered one (U+E000 'v' index U+E001, or its
+// percent-encoded form), and its value goes into the Values at that index.
+// What is left is the body's shape, the same for every recipient whose
+// template took the same branches, so that it can be rendered once and
+// the values put back by Values.Expand: a numbered token is a word of
+// letters and digits to Markdown, as a token is.
+func Extract(dst, src []byte) ([]byte, Values) {
+	var values Values
+	number := func(open, closing string) Escaper {
+		return func(dst []byte, value string) []byte {
+			dst = append(dst, open...)
+			dst = append(dst, 'v')
+			dst = strconv.AppendInt(dst, int64(len(values)), 10)
+			values = append(values, value)
+			return append(dst, closing...)
+		}
+	}
+	dst = expand(dst, src, hexValue, number(tokenOpen, tokenClose), number(pctOpen, pctClose))
+	return dst, values
+}
+
+// Expand appends src, a shape made by Extract, to dst with the values put
+// back as Expand does.
+func (v Values) Expand(dst, src []byte, text, inURL Escaper) []byte {
+	return expand(dst, src, v.value, text, inURL)
+}
+
+// value looks up a numbered token's value.
+func (v Values) value(digits []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(digits, []byte("v"))
+	if !ok || len(rest) == 0 || len(rest) > 1 && rest[0] == '0' {
+		return "", false
+	}
+	i, err := strconv.Atoi(string(rest))
+	if err != nil || i < 0 || i >= len(v) {
+		return "", false
+	}
+	return v[i], true
+}
+
+// Elide returns s with each value, of either kind of token, shown as
+// {{…}}: to quote a template's text in a message without a recipient's
+// values.
+func Elide(s string) string {
+	if !HasValue([]byte(s)) {
+		return s
+	}
+	elide := func(dst []byte, _ string) []byte { return append(dst, "{{…}}"...) }
+	any := func(digits []byte) (string, bool) {
+		if _, ok := hexValue(digits); ok {
+			return "", true
+		}
+		_, err := strconv.Atoi(string(bytes.TrimPrefix(digits, []byte("v"))))
+		return "", err == nil && bytes.HasPrefix(digits, []byte("v"))
+	}
+	return string(expand(nil, []byte(s), any, elide, elide))
+}
+
+// tokenAt returns the delimiters of the token that src starts with, and
+// its length; 0 if src doesn't start with a whole token.
+func tokenAt(src []byte) (open, closing string, n int) {
+	open, closing = tokenOpen, tokenClose
+	if src[0] == '%' {
+		open, closing = pctOpen, pctClose
+	}
+	if !bytes.HasPrefix(src, []byte(open)) {
+		return "", "", 0
+	}
+	end := bytes.Index(src[len(open):], []byte(closing))
+	if end < 0 {
+		return "", "", 0
+	}
+	return open, closing, len(open) + end + len(closing)
+}
+
+// expand is Expand with value telling what a token's digits stand for.
+func expand(dst, src []byte, value func([]byte) (string, bool), text, inURL Escaper) []byte {
 	for {
 		i := indexTokenStart(src)
 		if i < 0 {
@@ -61,32 +155,28 @@ func Expand(dst, src []byte, text, inURL Escaper) []byte {
 		}
 		dst = append(dst, src[:i]...)
 		src = src[i:]
-		open, closing, esc := tokenOpen, tokenClose, text
-		if src[0] == '%' {
-			open, closing, esc = pctOpen, pctClose, inURL
-		}
-		if !bytes.HasPrefix(src, []byte(open)) {
-			n := 1
+		open, closing, n := tokenAt(src)
+		if n == 0 {
+			w := 1
 			if src[0] != '%' {
-				_, n = utf8.DecodeRune(src)
+				_, w = utf8.DecodeRune(src)
 			}
-			dst = append(dst, src[:n]...)
-			src = src[n:]
+			dst = append(dst, src[:w]...)
+			src = src[w:]
 			continue
 		}
-		end := bytes.Index(src[len(open):], []byte(closing))
-		if end < 0 {
-			return append(dst, src...)
-		}
-		digits := src[len(open) : len(open)+end]
-		value := make([]byte, hex.DecodedLen(len(digits)))
-		if _, err := hex.Decode(value, digits); err != nil {
+		v, ok := value(src[len(open) : n-len(closing)])
+		if !ok {
 			dst = append(dst, src[:len(open)]...)
 			src = src[len(open):]
 			continue
 		}
-		dst = esc(dst, string(value))
-		src = src[len(open)+end+len(closing):]
+		esc := text
+		if open == pctOpen {
+			esc = inURL
+		}
+		dst = esc(dst, v)
+		src = src[n:]
 	}
 }
 

@@ -237,3 +237,58 @@ func TestOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestExtract(t *testing.T) {
+	var shape string
+	for i, v := range hostile {
+		w := hostile[(i+1)%len(hostile)]
+		src := "<p>" + tok(v) + ` <a href="?a=` + pct(tok(w)) + `">` + tok(v) + "</a>"
+		got, values := merge.Extract([]byte("keep "), []byte(src))
+		if i == 0 {
+			shape = string(got)
+		}
+		// The same shape whatever the values: what makes it worth caching.
+		if string(got) != shape {
+			t.Errorf("values %q, %q: shape %q, want %q as for the first values", v, w, got, shape)
+		}
+		if len(values) != 3 || values[0] != v || values[1] != w || values[2] != v {
+			t.Errorf("values %q, %q: extracted %q", v, w, values)
+		}
+		// Put back, they give what Expand gives from the tokens.
+		want := string(merge.Expand([]byte("keep "), []byte(src), merge.EscapeHTML, merge.EscapeURL))
+		if back := string(values.Expand(nil, got, merge.EscapeHTML, merge.EscapeURL)); back != want {
+			t.Errorf("values %q, %q: put back %q, want %q", v, w, back, want)
+		}
+	}
+	if want := "keep <p>\uE000v0\uE001 <a href=\"?a=%EE%80%80v1%EE%80%81\">\uE000v2\uE001</a>"; shape != want {
+		t.Errorf("shape %q, want %q", shape, want)
+	}
+}
+
+func TestValuesLookalikes(t *testing.T) {
+	values := merge.Values{"<zero>", "one"}
+	for _, s := range []string{
+		"plain", "\uE000v\uE001", "\uE000v01\uE001", "\uE000v2\uE001", "\uE000v-1\uE001",
+		"\uE000V0\uE001", "\uE000v0", "%EE%80%80v9%EE%80%81", "\uE000616263\uE001", "\uE000 v0\uE001",
+	} {
+		if got := string(values.Expand(nil, []byte(s), merge.EscapeHTML, merge.EscapeURL)); got != s {
+			t.Errorf("Expand(%q) = %q, want it unchanged", s, got)
+		}
+	}
+	if got := string(values.Expand(nil, []byte("\uE000v0\uE001%EE%80%80v1%EE%80%81\uE000v1\uE001"), merge.EscapeHTML, merge.EscapeURL)); got != "&lt;zero&gt;oneone" {
+		t.Errorf("Expand gave %q", got)
+	}
+}
+
+func TestElide(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":                                  "plain",
+		"a " + tok("x") + " " + pct(tok("y")):    "a {{…}} {{…}}",
+		"b \uE000v0\uE001 %EE%80%80v12%EE%80%81": "b {{…}} {{…}}",
+		"c \uE000zz\uE001 \uE000v\uE001":         "c \uE000zz\uE001 \uE000v\uE001",
+	} {
+		if got := merge.Elide(in); got != want {
+			t.Errorf("Elide(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
@@ -47,41 +48,103 @@ type document struct {
 	images []*part // local images, each once, in order of first use
 }
 
-// render parses the merged Markdown md and renders both alternatives.
+// A shape is a body with its values taken out (merge.Extract): the same
+// for every recipient whose template took the same branches, and so
+// parsed and rendered once. It holds the parsed tree, read (never
+// changed) by every message's plain-text walk, and the HTML, with the
+// values still numbered tokens; or the problems found.
+type shape struct {
+	src    []byte // the Markdown, values numbered
+	tree   ast.Node
+	html   []byte
+	images []*part
+	err    error
+}
+
+// shapes caches a campaign's shapes by their Markdown. A template has a
+// shape per combination of branches its recipients take: usually one,
+// a few with conditions. Past maxShapes, a template whose shape follows
+// its values closely, the others are rendered for each message and not
+// kept, so that memory stays flat.
+type shapes struct {
+	mu sync.RWMutex
+	m  map[string]*shape
+}
+
+const maxShapes = 64
+
+// render renders the merged Markdown md: its shape once, then the values
+// put back, escaped for where they land, in each message.
 func (r *Renderer) render(md []byte) (*document, error) {
-	doc := r.md.Parser().Parse(text.NewReader(md))
-	d := &document{}
+	src, values := merge.Extract(make([]byte, 0, len(md)), md)
+	sh := r.shape(src)
+	if sh.err != nil {
+		return nil, sh.err
+	}
+	return &document{
+		html:   values.Expand(make([]byte, 0, len(sh.html)+len(sh.html)/8), sh.html, merge.EscapeHTML, merge.EscapeURL),
+		text:   plainText(sh.tree, sh.src, values),
+		images: sh.images,
+	}, nil
+}
+
+// shape returns src's shape, from the cache or rendered.
+func (r *Renderer) shape(src []byte) *shape {
+	r.shapes.mu.RLock()
+	sh := r.shapes.m[string(src)]
+	r.shapes.mu.RUnlock()
+	if sh != nil {
+		return sh
+	}
+	sh = r.newShape(src)
+	r.shapes.mu.Lock()
+	defer r.shapes.mu.Unlock()
+	if have := r.shapes.m[string(src)]; have != nil {
+		return have // rendered meanwhile by another goroutine
+	}
+	if len(r.shapes.m) < maxShapes {
+		r.shapes.m[string(src)] = sh
+	}
+	return sh
+}
+
+// newShape parses src, finds its problems, embeds its images and renders
+// its HTML.
+func (r *Renderer) newShape(src []byte) *shape {
+	tree := r.md.Parser().Parse(text.NewReader(src))
+	sh := &shape{src: src, tree: tree}
 	var errs []error
 	keep := func(err error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	_ = ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+	_ = ast.Walk(tree, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
 		if !entering {
 			return ast.WalkContinue, nil
 		}
 		r.styles.apply(n)
 		switch n := n.(type) {
 		case *ast.Image:
-			keep(r.image(n, d))
+			keep(r.image(n, sh))
 		case *ast.HTMLBlock:
-			keep(r.checkRaw(segments(n.Lines(), md)))
+			keep(r.checkRaw(segments(n.Lines(), src)))
 		case *ast.RawHTML:
-			keep(r.checkRaw(segments(n.Segments, md)))
+			keep(r.checkRaw(segments(n.Segments, src)))
 		}
 		return ast.WalkContinue, nil
 	})
 	if len(errs) > 0 {
-		return nil, joinErrs(errs)
+		sh.err = joinErrs(errs)
+		return sh
 	}
 	var buf bytes.Buffer
-	if err := r.md.Renderer().Render(&buf, md, doc); err != nil {
-		return nil, fmt.Errorf("rendering Markdown: %w", err)
+	if err := r.md.Renderer().Render(&buf, src, tree); err != nil {
+		sh.err = fmt.Errorf("rendering Markdown: %w", err)
+		return sh
 	}
-	d.html = merge.Expand(make([]byte, 0, buf.Len()+buf.Len()/8), buf.Bytes(), merge.EscapeHTML, merge.EscapeURL)
-	d.text = plainText(doc, md)
-	return d, nil
+	sh.html = buf.Bytes()
+	return sh
 }
 
 // checkRaw refuses a merge field inside raw HTML.
@@ -94,7 +157,7 @@ func (r *Renderer) checkRaw(raw []byte) error {
 	if i := strings.LastIndexByte(before, '\n'); i >= 0 {
 		before = before[i+1:]
 	}
-	snippet := []rune(merge.OneLine(merge.ExpandString(string(raw), elide)))
+	snippet := []rune(merge.OneLine(merge.Elide(string(raw))))
 	if len(snippet) > 60 {
 		snippet = append(snippet[:57], []rune("...")...)
 	}
@@ -116,7 +179,7 @@ func (r *Renderer) where(text string) string {
 // image embeds a local image as an inline part and points n at its cid.
 // Remote images (http, https, protocol-relative) and cid:/data: URLs are
 // left as they are.
-func (r *Renderer) image(n *ast.Image, d *document) error {
+func (r *Renderer) image(n *ast.Image, d *shape) error {
 	dest := string(n.Destination)
 	lower := strings.ToLower(dest)
 	remote := strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "//")
@@ -126,7 +189,7 @@ func (r *Renderer) image(n *ast.Image, d *document) error {
 		host := strings.Index(lower, "//") + 2
 		slash := strings.IndexByte(lower[host:], '/')
 		if !remote || slash < 0 || merge.HasValue(n.Destination[:host+slash]) {
-			shown := merge.ExpandString(dest, elide)
+			shown := merge.Elide(dest)
 			return fmt.Errorf("%s: image %q: a merge field may only be in the path or query of an http(s) image URL, never choose a local file or a host",
 				r.where(strings.SplitN(shown, "{{…}}", 2)[0]+"{{"), shown)
 		}
@@ -155,9 +218,6 @@ func (r *Renderer) image(n *ast.Image, d *document) error {
 	d.images = append(d.images, p)
 	return nil
 }
-
-// elide stands for a value in a message about the template.
-func elide(dst []byte, _ string) []byte { return append(dst, "{{…}}"...) }
 
 // segments returns the source text of raw HTML, block or inline.
 func segments(segs *text.Segments, src []byte) []byte {

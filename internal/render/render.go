@@ -99,6 +99,7 @@ type Renderer struct {
 	layoutUnsubscribe bool
 	domain            string
 	parts             *partCache
+	shapes            shapes
 	attachments       []*part
 	fixed             []field // From, Reply-To: the same in every message
 	date              string
@@ -115,6 +116,7 @@ func New(opts Options) (*Renderer, error) {
 		date:   opts.Date.Format("Mon, 02 Jan 2006 15:04:05 -0700"),
 	}
 	r.parts = &partCache{domain: r.domain, parts: map[string]*cacheEntry{}}
+	r.shapes.m = map[string]*shape{}
 	var errs []error
 	layout, err := template.New(opts.LayoutName).Option("missingkey=error").
 		Funcs(template.FuncMap{"unsubscribe": func() string { return merge.UnsubscribeMarker }}).

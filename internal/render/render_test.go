@@ -2,6 +2,8 @@ package render
 
 import (
 	"bytes"
+	"fmt"
+	htmlpkg "html"
 	"mime"
 	"net/mail"
 	"net/url"
@@ -357,5 +359,64 @@ func TestRenderConcurrent(t *testing.T) {
 		if !bytes.Equal(got[i], want[i]) {
 			t.Errorf("message %d differs when rendered concurrently", i)
 		}
+	}
+}
+
+// TestShapes renders many recipients with one Renderer, whose cache of
+// shapes (bodies with their values taken out) then serves most of them,
+// and checks every message against a fresh Renderer's.
+func TestShapes(t *testing.T) {
+	f := newFixture(t)
+	f.file("logo.png", testPNG)
+	var body strings.Builder
+	body.WriteString("![l](logo.png)\n\n# Hi {{.name}}\n\n{{if eq .plan \"pro\"}}Pro: [x](https://example.org/?n={{.name}}){{else}}Free{{end}}\n\n")
+	body.WriteString("| who | where |\n|---|---|\n| {{.name}} | {{.city}} |\n\n")
+	for k := range maxShapes + 6 {
+		fmt.Fprintf(&body, "{{if eq .k %q}}variant %d{{end}}", strconv.Itoa(k), k)
+	}
+	// Values that look like the tokens values become, numbered or not.
+	names := []string{"Ada", "\uE000v0\uE001", "%EE%80%80v1%EE%80%81", "\uE00061\uE001 %EE%80%8061%EE%80%81", "张伟"}
+	render := func(r *Renderer, i int) ([]byte, map[string]string) {
+		fields := map[string]string{"name": names[i%len(names)], "city": "Paris", "plan": []string{"pro", "free"}[i%2]}
+		if i >= 20 {
+			fields["k"] = strconv.Itoa(i - 20) // a shape each
+		} else {
+			fields["k"] = "-" // one of two shapes: pro, free
+		}
+		m, err := r.Render(&Input{Seq: i, To: mail.Address{Name: "N", Address: "r" + strconv.Itoa(i) + "@example.com"},
+			Subject: "s", Markdown: merged(t, body.String(), fields), Fields: fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Data, fields
+	}
+	shared := f.renderer()
+	for i := range 20 + maxShapes + 6 {
+		got, fields := render(shared, i)
+		want, _ := render(f.renderer(), i)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message %d (%v) differs from a fresh renderer's", i, fields)
+		}
+		_, root := parse(t, got)
+		text := strings.ReplaceAll(string(root.find("text/plain")[0].body), "\r\n", "\n") + "\n"
+		html := string(root.find("text/html")[0].body)
+		if !strings.Contains(text, "Hi "+fields["name"]+"\n") || !strings.Contains(text, "\n"+fields["name"]+"  Paris\n") {
+			t.Errorf("message %d: the text part does not show the name %q as written:\n%s", i, fields["name"], text)
+		}
+		if !strings.Contains(html, ">Hi "+htmlpkg.EscapeString(fields["name"])+"</h1>") {
+			t.Errorf("message %d: the HTML does not show the name %q as written", i, fields["name"])
+		}
+		if fields["plan"] == "pro" {
+			href := regexp.MustCompile(`href="([^"]*)"`).FindStringSubmatch(html)
+			if u, err := url.Parse(strings.ReplaceAll(href[1], "&amp;", "&")); err != nil || u.Query().Get("n") != fields["name"] {
+				t.Errorf("message %d: link %q does not decode to the name %q", i, href[1], fields["name"])
+			}
+		}
+		if k := fields["k"]; k != "-" && !strings.Contains(text, "variant "+k+"\n") {
+			t.Errorf("message %d: the text part lacks variant %s", i, k)
+		}
+	}
+	if n := len(shared.shapes.m); n != maxShapes {
+		t.Errorf("%d shapes kept, want the limit, %d", n, maxShapes)
 	}
 }

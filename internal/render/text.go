@@ -21,15 +21,23 @@ import (
 // spaces; links as "text (URL)"; images by their alt text; tables as aligned
 // columns. goldmark has no text renderer, so this walks its tree. Values are
 // put back as text, and inside link URLs percent-encoded.
-func plainText(doc ast.Node, src []byte) []byte {
-	t := &textRenderer{src: src}
-	out := t.blocks(doc)
-	out = merge.Expand(nil, out, merge.EscapeText, merge.EscapeURL)
-	out = bytes.TrimRight(out, "\n")
+func plainText(doc ast.Node, src []byte, values merge.Values) []byte {
+	t := &textRenderer{src: src, values: values}
+	out := bytes.TrimRight(t.blocks(doc), "\n")
 	return append(out, '\n')
 }
 
-type textRenderer struct{ src []byte }
+type textRenderer struct {
+	src    []byte
+	values merge.Values
+}
+
+// put appends text from the source to out, values put back: each where it
+// is read, so that no value is ever read twice (one that looks like a
+// token stays as it is).
+func (t *textRenderer) put(out, text []byte) []byte {
+	return t.values.Expand(out, text, merge.EscapeText, merge.EscapeURL)
+}
 
 // blocks renders the block children of n, separated by blank lines (or by
 // line ends in a tight list).
@@ -68,7 +76,7 @@ func (t *textRenderer) block(n ast.Node) []byte {
 		for i := 0; i < lines.Len(); i++ {
 			seg := lines.At(i)
 			out = append(out, "    "...)
-			out = append(out, bytes.TrimRight(seg.Value(t.src), "\r\n")...)
+			out = t.put(out, bytes.TrimRight(seg.Value(t.src), "\r\n"))
 			out = append(out, '\n')
 		}
 		return out
@@ -120,36 +128,36 @@ func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 	case *ast.Text:
 		v := n.Segment.Value(t.src)
 		if n.IsRaw() {
-			out = append(out, v...)
+			out = t.put(out, v)
 		} else {
-			out = append(out, unescape(v)...)
+			out = t.put(out, unescape(v))
 		}
 		if n.HardLineBreak() || n.SoftLineBreak() && !joinsWide(v, n.NextSibling(), t.src) {
 			out = append(out, '\n')
 		}
 	case *ast.String:
 		if n.IsCode() || n.IsRaw() {
-			out = append(out, n.Value...)
+			out = t.put(out, n.Value)
 		} else {
-			out = append(out, unescape(n.Value)...)
+			out = t.put(out, unescape(n.Value))
 		}
 	case *ast.CodeSpan:
 		for c := n.FirstChild(); c != nil; c = c.NextSibling() {
 			if s, ok := c.(*ast.Text); ok {
-				out = append(out, s.Segment.Value(t.src)...)
+				out = t.put(out, s.Segment.Value(t.src))
 			} else if s, ok := c.(*ast.String); ok {
-				out = append(out, s.Value...)
+				out = t.put(out, s.Value)
 			}
 		}
 	case *ast.Image:
 		out = append(out, t.inlines(n)...)
 	case *ast.Link:
 		label := t.inlines(n)
-		dest := merge.Expand(nil, n.Destination, merge.EscapeURL, merge.EscapeURL)
+		dest := t.values.Expand(nil, n.Destination, merge.EscapeURL, merge.EscapeURL)
 		out = appendLink(out, label, dest)
 	case *ast.AutoLink:
 		// The URL is what the reader needs; its label is the same URL.
-		dest := merge.Expand(nil, n.URL(t.src), merge.EscapeURL, merge.EscapeURL)
+		dest := t.values.Expand(nil, n.URL(t.src), merge.EscapeURL, merge.EscapeURL)
 		out = appendLink(out, dest, dest)
 	case *ast.RawHTML:
 		if raw := segments(n.Segments, t.src); bytes.HasPrefix(bytes.ToLower(raw), []byte("<br")) {
@@ -214,9 +222,7 @@ func (t *textRenderer) table(n *east.Table) []byte {
 	for r := n.FirstChild(); r != nil; r = r.NextSibling() {
 		var row []string
 		for c := r.FirstChild(); c != nil; c = c.NextSibling() {
-			// Measure the text as it will read, values put back.
-			cell := merge.Expand(nil, t.inlines(c), merge.EscapeText, merge.EscapeURL)
-			row = append(row, merge.OneLine(string(cell)))
+			row = append(row, merge.OneLine(string(t.inlines(c))))
 		}
 		rows = append(rows, row)
 	}
