@@ -25,6 +25,8 @@ type part struct {
 	charset  string // "utf-8" for a text file that is UTF-8, else ""
 	cid      string // Content-ID without brackets, for images
 	body     []byte // base64, CRLF lines
+
+	inlineHead, attachedHead []byte // its header, as an image or an attachment
 }
 
 // loadPart reads the file at path and encodes it. domain is the right-hand
@@ -57,6 +59,7 @@ func loadPart(path, domain string) (*part, error) {
 		p.body = append(p.body, "\r\n"...)
 		data = data[n:]
 	}
+	p.inlineHead, p.attachedHead = partHead(p, "inline"), partHead(p, "attachment")
 	return p, nil
 }
 
