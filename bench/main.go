@@ -2,13 +2,23 @@
 // campaign (1.5 KB of Markdown with four merge fields, a list, two links
 // and a 20 KB PNG; recipients with email,name,city,plan, every third name
 // Chinese) at several list sizes, and times the whole batch process on it:
-// a dry run writing .eml files, and check. It prints messages/second and
-// peak memory (maximum resident set) for each case, and, where python3 is
-// found, the same dry run done the classic way with Python's email package
-// (reference.py), side by side.
+// a dry run writing .eml files, and check. It prints messages/second, CPU
+// time and peak memory (maximum resident set) for each case, and, where
+// python3 is found, the same dry run done the classic way with Python's
+// email package (reference.py), side by side.
 //
 //	go run ./bench                      # 10,000 and 100,000 recipients
 //	go run ./bench -sizes 10000,1000000 # choose
+//	go run ./bench -dir /mnt/scratch    # write somewhere else than $TMPDIR
+//
+// The .eml files written are kept until the end (unless the disk is too
+// full for the next case): deleting tens of thousands of files and
+// creating as many at once measures the filesystem, not batch. ext4
+// without a journal, as on some VMs, skips inodes freed in the last one to
+// six minutes when it makes a file, and on a disk that has just had a
+// million files deleted that scan costs more than batch's own work. Give
+// the disk a few minutes between runs, or point -dir at a fresh
+// filesystem.
 package main
 
 import (
@@ -23,9 +33,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -33,15 +43,20 @@ func main() {
 	sizes := flag.String("sizes", "10000,100000", "list sizes, comma-separated")
 	python := flag.Bool("python", true, "also run the Python reference on the first size")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	dir := flag.String("dir", "", "where to make the work directory (default $TMPDIR)")
 	flag.Parse()
-	if err := run(*sizes, *python, *keep); err != nil {
+	if err := run(*sizes, *dir, *python, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizes string, python, keep bool) error {
-	work, err := os.MkdirTemp("", "batch-bench-")
+// messageSize is about the size of one of the standard campaign's .eml
+// files, to tell whether a dry run's output fits on the disk.
+const messageSize = 40 << 10
+
+func run(sizes, dir string, python, keep bool) error {
+	work, err := os.MkdirTemp(dir, "batch-bench-")
 	if err != nil {
 		return err
 	}
@@ -52,8 +67,24 @@ func run(sizes string, python, keep bool) error {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/batch").CombinedOutput(); err != nil {
 		return fmt.Errorf("building batch (run from the repository's root): %v\n%s", err, out)
 	}
-	fmt.Printf("%-28s %10s %10s %12s %12s\n", "case", "messages", "seconds", "messages/s", "peak MiB")
+	fmt.Println(machine())
+	fmt.Printf("%-28s %10s %10s %12s %10s %10s\n", "case", "messages", "seconds", "messages/s", "CPU s", "peak MiB")
 	var first string
+	var outputs []string // kept until the end, or until the disk is needed
+	room := func(n int) error {
+		need := uint64(n) * messageSize * 11 / 10
+		if free(work) >= need || len(outputs) == 0 {
+			return nil
+		}
+		fmt.Printf("(deleting the earlier cases' files to make room for %d more)\n", n)
+		for _, o := range outputs {
+			if err := os.RemoveAll(o); err != nil {
+				return err
+			}
+		}
+		outputs = nil
+		return nil
+	}
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -66,26 +97,31 @@ func run(sizes string, python, keep bool) error {
 		if first == "" {
 			first = dir
 		}
+		if err := room(n); err != nil {
+			return err
+		}
 		out := filepath.Join(work, "out-"+strconv.Itoa(n))
+		outputs = append(outputs, out)
 		if err := measure(fmt.Sprintf("batch dry run, %d", n), n, bin, "send", "--dry-run", out, filepath.Join(dir, "c.toml")); err != nil {
 			return err
 		}
-		os.RemoveAll(out)
 		if err := measure(fmt.Sprintf("batch check, %d", n), n, bin, "check", filepath.Join(dir, "c.toml")); err != nil {
 			return err
 		}
 	}
 	if py, err := exec.LookPath("python3"); err == nil && python {
 		n := countRows(first)
-		out := filepath.Join(work, "out-python")
-		if err := measure(fmt.Sprintf("Python email, %d", n), n, py, "bench/reference.py", first, out); err != nil {
+		if err := room(n); err != nil {
+			return err
+		}
+		if err := measure(fmt.Sprintf("Python email, %d", n), n, py, "bench/reference.py", first, filepath.Join(work, "out-python")); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// measure runs a command and prints its rate and peak memory.
+// measure runs a command and prints its rate, CPU time and peak memory.
 func measure(name string, n int, args ...string) error {
 	cmd := exec.Command(args[0], args[1:]...)
 	var stderr bytes.Buffer
@@ -95,11 +131,8 @@ func measure(name string, n int, args ...string) error {
 		return fmt.Errorf("%s: %v\n%s", name, err, stderr.String())
 	}
 	elapsed := time.Since(start)
-	peak := 0.0
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		peak = float64(ru.Maxrss) / 1024 // Linux gives KiB
-	}
-	fmt.Printf("%-28s %10d %10.2f %12.0f %12.1f\n", name, n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), peak)
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	fmt.Printf("%-28s %10d %10.2f %12.0f %10.2f %10.1f\n", name, n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), cpu.Seconds(), peakMiB(cmd.ProcessState))
 	return nil
 }
 
@@ -202,4 +235,18 @@ func logo() []byte {
 	var b bytes.Buffer
 	png.Encode(&b, img)
 	return b.Bytes()
+}
+
+// machine describes where the figures come from.
+func machine() string {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores, %s %s/%s", cpu, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
