@@ -44,8 +44,17 @@ func main() {
 	python := flag.Bool("python", true, "also run the Python reference on the first size")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	dir := flag.String("dir", "", "where to make the work directory (default $TMPDIR)")
+	send := flag.String("send", "1,2,4,8", "connection counts for the send benchmark on the first size; \"\" for none")
+	server := flag.Bool("serve", false, "run the benchmark's SMTP server (used by the send benchmark)")
 	flag.Parse()
-	if err := run(*sizes, *dir, *python, *keep); err != nil {
+	if *server {
+		if err := serve(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*sizes, *dir, *send, *python, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -55,7 +64,7 @@ func main() {
 // files, to tell whether a dry run's output fits on the disk.
 const messageSize = 40 << 10
 
-func run(sizes, dir string, python, keep bool) error {
+func run(sizes, dir, send string, python, keep bool) error {
 	work, err := os.MkdirTemp(dir, "batch-bench-")
 	if err != nil {
 		return err
@@ -69,7 +78,7 @@ func run(sizes, dir string, python, keep bool) error {
 	}
 	fmt.Println(machine())
 	fmt.Printf("%-28s %10s %10s %12s %10s %10s\n", "case", "messages", "seconds", "messages/s", "CPU s", "peak MiB")
-	var first string
+	var first, firstOut string
 	var outputs []string // kept until the end, or until the disk is needed
 	room := func(n int) error {
 		need := uint64(n) * messageSize * 11 / 10
@@ -102,6 +111,9 @@ func run(sizes, dir string, python, keep bool) error {
 		}
 		out := filepath.Join(work, "out-"+strconv.Itoa(n))
 		outputs = append(outputs, out)
+		if firstOut == "" {
+			firstOut = out
+		}
 		if err := measure(fmt.Sprintf("batch dry run, %d", n), n, bin, "send", "--dry-run", out, filepath.Join(dir, "c.toml")); err != nil {
 			return err
 		}
@@ -118,7 +130,25 @@ func run(sizes, dir string, python, keep bool) error {
 			return err
 		}
 	}
-	return nil
+	if send == "" {
+		return nil
+	}
+	var conns []int
+	for _, s := range strings.Split(send, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-send: connection count %q", s)
+		}
+		conns = append(conns, n)
+	}
+	if _, err := os.Stat(firstOut); err != nil {
+		// Deleted to make room: the same files again.
+		out, err := exec.Command(bin, "send", "--dry-run", firstOut, filepath.Join(first, "c.toml")).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("dry run for the send benchmark: %v\n%s", err, out)
+		}
+	}
+	return benchSend(bin, first, firstOut, conns)
 }
 
 // measure runs a command and prints its rate, CPU time and peak memory.

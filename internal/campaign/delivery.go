@@ -177,7 +177,8 @@ type tracker struct {
 // Start writes the "sending" record when a connection takes the message,
 // not before: a message still waiting for a connection when batch is
 // killed was never seen by the server, and is pending, not unknown. The
-// record goes to disk while the connection says MAIL FROM and RCPT TO.
+// record goes to disk while the connection says MAIL FROM, RCPT TO and
+// DATA and sends the content; Ready waits for it before the final dot.
 //
 // A campaign stopped meanwhile (too many failures, Ctrl-C) sends nothing
 // more: the message stays pending.

@@ -28,8 +28,9 @@ type Tracker interface {
 	// says anything of it to the server; an error leaves the message
 	// unsent (Done is told that error).
 	Start() error
-	// Ready is called just before the message's content is handed over
-	// (before DATA); an error stops the message there.
+	// Ready is called just before the message is handed over: its
+	// content sent, its final dot not; an error stops the message there,
+	// undelivered.
 	Ready() error
 	// Done is called once, with the outcome.
 	Done(err error)

@@ -3,11 +3,13 @@ package deliver
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openTestJournal(t *testing.T, path string) (*Journal, *State) {
@@ -230,4 +232,51 @@ func FuzzReadJournal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestJournalSyncsOnlyForWaits: outcome records reach the file at once, so
+// that a killed process keeps them, but cost no fsync of their own; they
+// go to disk with the next record a connection waits for.
+func TestJournalSyncsOnlyForWaits(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	syncs := func() int {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return j.syncs
+	}
+	for i := range 100 {
+		j.Append(Record{Kind: KindSent, To: fmt.Sprintf("r%d@example.org", i)})
+	}
+	last := `"to":"r99@example.org"`
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		data, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(data, []byte(last)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("outcome records not written to the file without a Wait")
+		}
+	}
+	if n := syncs(); n != 0 {
+		t.Errorf("%d fsyncs for records nobody waited for, want 0", n)
+	}
+	tk := j.Append(Record{Kind: KindSending, To: "w@example.org"})
+	if err := j.Wait(tk); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs(); n != 1 {
+		t.Errorf("%d fsyncs after one Wait, want 1", n)
+	}
+	j.Append(Record{Kind: KindSent, To: "w@example.org"})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if j.syncs != 2 {
+		t.Errorf("%d fsyncs after Close, want 2: Close syncs what is left", j.syncs)
+	}
+	data, _ := os.ReadFile(path)
+	if st, err := ReadJournal(path, bytes.NewReader(data)); err != nil || st.Get("w@example.org").Status != Sent || st.Len() != 101 {
+		t.Errorf("journal after Close: %v, %d recipients, w is %v", err, st.Len(), st.Get("w@example.org").Status)
+	}
 }

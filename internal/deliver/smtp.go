@@ -74,7 +74,7 @@ type job struct {
 // SendError is a message the server did not take, or whose transfer broke.
 type SendError struct {
 	To    string
-	Stage string // "RSET", "MAIL FROM", "RCPT TO", "before DATA", "DATA", "message" or "end of DATA"
+	Stage string // "RSET", "MAIL FROM", "RCPT TO", "DATA", "message", "before the final dot" or "end of DATA"
 	Err   error  // a *smtp.SMTPError when the server replied
 }
 
@@ -370,7 +370,10 @@ func (w *worker) send(ctx context.Context, m *render.Message, t Tracker) error {
 		var se *SendError
 		handedOver := errors.As(err, &se) && se.Stage == stageEndOfData
 		if errors.As(err, &se) && se.Stage == stageReady {
-			return err // the tracker said no: not the connection's fault
+			// The tracker said no, in the middle of DATA: the message
+			// must not end, and only closing the connection stops it.
+			w.close(false)
+			return err
 		}
 		if connectionLost(err) {
 			w.close(false)
@@ -383,8 +386,9 @@ func (w *worker) send(ctx context.Context, m *render.Message, t Tracker) error {
 }
 
 // StageReady is the stage of a SendError from the Tracker's Ready: the
-// message was stopped before DATA by the caller, not by the server.
-const StageReady = "before DATA"
+// message was stopped before its final dot by the caller, not by the
+// server, and the connection closed.
+const StageReady = "before the final dot"
 
 // Stages of a transaction, as SendError names them.
 const (
@@ -397,7 +401,13 @@ const (
 	stageEndOfData = "end of DATA"
 )
 
-// transfer runs one mail transaction; t.Ready is asked just before DATA.
+// transfer runs one mail transaction. t.Ready is asked as late as can be:
+// after the content, before the final dot, which alone makes the server
+// take the message (RFC 5321 §4.1.1.4). Until then a connection that drops
+// delivers nothing, so the journal's fsync of the "sending" record runs
+// while MAIL FROM, RCPT TO, DATA and the content go over the wire, instead
+// of between two messages: on a fast (loopback) server an fsync takes as
+// long as a message.
 func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 	fail := func(stage string, err error) error {
 		c.dirty = true
@@ -415,15 +425,16 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 	if err := c.c.Rcpt(m.To, nil); err != nil {
 		return fail(stageRcpt, err)
 	}
-	if err := t.Ready(); err != nil {
-		return fail(stageReady, err)
-	}
 	wc, err := c.c.Data()
 	if err != nil {
 		return fail(stageData, err)
 	}
+	// go-smtp's writer holds the dot back until Close.
 	if _, err := wc.Write(m.Data); err != nil {
 		return fail(stageMessage, err)
+	}
+	if err := t.Ready(); err != nil {
+		return fail(stageReady, err)
 	}
 	if err := wc.Close(); err != nil {
 		return fail(stageEndOfData, err)

@@ -537,6 +537,60 @@ func TestSMTPRecipientRejected(t *testing.T) {
 	}
 }
 
+// refusingTracker's Ready says no: the journal could not record the
+// message, so it must not be handed over.
+type refusingTracker struct {
+	DoneFunc
+	ready chan struct{} // closed when Ready is asked
+}
+
+func (r refusingTracker) Ready() error {
+	close(r.ready)
+	return errors.New("the journal is full")
+}
+
+func TestSMTPReadyRefused(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	msgs := testMessages(3)
+	s, err := DialSMTP(context.Background(), ts.config(t, NoTLS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOutcomes()
+	refuse := refusingTracker{DoneFunc: o.done(msgs[1]), ready: make(chan struct{})}
+	for i, m := range msgs {
+		var tr Tracker = o.done(m)
+		if i == 1 {
+			tr = refuse
+		}
+		if err := s.Send(context.Background(), m, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	outcome := o.check(t, msgs)
+	var se *SendError
+	if !errors.As(outcome[msgs[1].To], &se) || se.Stage != StageReady {
+		t.Fatalf("%s: %v, want a SendError at %q", msgs[1].To, outcome[msgs[1].To], StageReady)
+	}
+	conns, got := ts.snapshot()
+	deliveredOnce(t, got, []*render.Message{msgs[0], msgs[2]})
+	// Ready came after DATA, before the final dot, and the connection
+	// was dropped there: the server never saw the message end.
+	if len(conns) != 2 || !conns[0].closed {
+		t.Fatalf("%d connections (the first closed: %v), want the first dropped and a second for the last message", len(conns), len(conns) > 0 && conns[0].closed)
+	}
+	if v := verbs(conns[0].commands()); strings.Count(strings.Join(v, " "), "DATA") != 2 {
+		t.Errorf("first connection: %v, want DATA for the first message and the refused one", v)
+	}
+	in := conns[0].in.String()
+	if i := strings.Index(in, "Subject: Issue 2\r\n"); i >= 0 && strings.Contains(in[i:], "\r\n.\r\n") {
+		t.Errorf("the refused message was ended with a dot")
+	}
+}
+
 func TestSMTPSender(t *testing.T) {
 	for _, tc := range []struct{ sender, want string }{
 		{"", "news@example.org"},
