@@ -83,6 +83,9 @@ type conn struct {
 	last  time.Time // when it was last used
 	dirty bool      // a transaction failed: RSET before the next
 	log   *transcript
+
+	timeout time.Duration // for writing a message's content
+	buf     []byte        // the content, dot-stuffed
 }
 
 // dial opens, secures and logs in one connection.
@@ -157,7 +160,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 			return nil, fail("auth", authHint(err), err)
 		}
 	}
-	return &conn{c: c, raw: nc, last: time.Now(), log: log}, nil
+	return &conn{c: c, raw: nc, last: time.Now(), log: log, timeout: cfg.Timeout}, nil
 }
 
 // auth logs in with PLAIN or LOGIN, whichever the server offers; over a

@@ -430,7 +430,7 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 		return fail(stageData, err)
 	}
 	// go-smtp's writer holds the dot back until Close.
-	if _, err := wc.Write(m.Data); err != nil {
+	if err := c.writeContent(wc, m.Data); err != nil {
 		return fail(stageMessage, err)
 	}
 	if err := t.Ready(); err != nil {
