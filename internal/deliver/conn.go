@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,8 +85,12 @@ type conn struct {
 	dirty bool      // a transaction failed: RSET before the next
 	log   *transcript
 
-	timeout time.Duration // for writing a message's content
-	buf     []byte        // the content, dot-stuffed
+	// The session after login, which batch speaks itself (see txn.go).
+	r          *textproto.Reader
+	pipelining bool // RFC 2920
+	chunking   bool // RFC 3030: BDAT
+	timeout    time.Duration
+	buf        []byte // what goes out next
 }
 
 // dial opens, secures and logs in one connection.
@@ -160,7 +165,12 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 			return nil, fail("auth", authHint(err), err)
 		}
 	}
-	return &conn{c: c, raw: nc, last: time.Now(), log: log, timeout: cfg.Timeout}, nil
+	cn := &conn{c: c, raw: nc, last: time.Now(), log: log, timeout: cfg.Timeout}
+	cn.startSession(func(name string) bool {
+		ok, _ := c.Extension(name)
+		return ok && !slices.Contains(cfg.without, name)
+	})
+	return cn, nil
 }
 
 // auth logs in with PLAIN or LOGIN, whichever the server offers; over a

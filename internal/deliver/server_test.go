@@ -15,6 +15,8 @@ import (
 	"log"
 	"math/big"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -506,29 +508,52 @@ func (ts *testServer) dropAll() {
 
 // commands returns the client's commands on a connection, in order,
 // without the message content and, when TLS started, only those before
-// STARTTLS (the rest is ciphertext).
+// STARTTLS (the rest is ciphertext). A BDAT chunk is skipped by its size;
+// DATA content up to its dot, unless the next line is a command: the
+// server refused that DATA (pipelined after a refused RCPT), and test
+// messages start with a header field, never with a verb.
 func (c *connRecord) commands() []string {
 	var cmds []string
-	inData := false
-	for line := range strings.SplitSeq(c.in.String(), "\r\n") {
-		if inData {
-			if line == "." {
-				inData = false
-			}
-			continue
+	in := c.in.Bytes()
+	line := func() (string, bool) {
+		i := bytes.Index(in, []byte("\r\n"))
+		if i < 0 {
+			return "", false
 		}
-		if line == "" {
-			continue
-		}
-		cmds = append(cmds, line)
-		switch strings.ToUpper(line) {
-		case "DATA":
-			inData = true
-		case "STARTTLS":
+		l := string(in[:i])
+		in = in[i+2:]
+		return l, true
+	}
+	for {
+		l, ok := line()
+		if !ok {
 			return cmds
 		}
+		if l == "" {
+			continue
+		}
+		cmds = append(cmds, l)
+		verb, arg, _ := strings.Cut(strings.ToUpper(l), " ")
+		switch verb {
+		case "STARTTLS":
+			return cmds
+		case "BDAT":
+			size, _, _ := strings.Cut(arg, " ")
+			if n, err := strconv.Atoi(size); err == nil && n <= len(in) {
+				in = in[n:]
+			}
+		case "DATA":
+			next, _, _ := strings.Cut(strings.ToUpper(string(in[:min(len(in), 5)])), " ")
+			if slices.Contains([]string{"RSET", "MAIL", "RCPT", "DATA", "BDAT", "QUIT", "NOOP"}, strings.TrimSpace(next)) {
+				continue
+			}
+			for {
+				if l, ok := line(); !ok || l == "." {
+					break
+				}
+			}
+		}
 	}
-	return cmds
 }
 
 // verbs returns the first word of each command, upper-cased.
@@ -640,6 +665,18 @@ func testMessages(n int) []*render.Message {
 		msgs[i] = testMessage(i+1, 2000)
 	}
 	return msgs
+}
+
+// ways are the ways batch sends a message, after the server's offer: the
+// test server offers PIPELINING and CHUNKING; Mailpit, in the end-to-end
+// test, neither.
+var ways = []struct {
+	name    string
+	without []string
+}{
+	{"chunked", nil},
+	{"pipelined", []string{"CHUNKING"}},
+	{"classic", []string{"PIPELINING", "CHUNKING"}},
 }
 
 // config returns an SMTPConfig for ts, trusting the test CA, that logs in

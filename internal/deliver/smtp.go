@@ -41,6 +41,9 @@ type SMTPConfig struct {
 	// redialWait is the first pause before opening again a connection
 	// the server turned away for now; 1s unless a test says otherwise.
 	redialWait time.Duration
+	// without are extensions to take as not offered, for tests of each
+	// way of sending (PIPELINING, CHUNKING).
+	without []string
 }
 
 // SMTP delivers messages to a server over a set of reused connections at
@@ -279,9 +282,9 @@ func (w *worker) close(polite bool) {
 		return
 	}
 	if polite {
-		_ = w.c.c.Quit()
+		_ = w.c.cmd(221, "QUIT")
 	}
-	_ = w.c.c.Close()
+	_ = w.c.raw.Close()
 	w.c = nil
 }
 
@@ -293,7 +296,7 @@ func (w *worker) ready(ctx context.Context) error {
 		w.close(true)
 	}
 	if w.c != nil && time.Since(w.c.last) > cfg.IdleCheck {
-		if err := w.c.c.Noop(); err != nil {
+		if err := w.c.cmd(250, "NOOP"); err != nil {
 			w.close(false)
 		}
 	}
@@ -400,49 +403,6 @@ const (
 	stageMessage   = "message"
 	stageEndOfData = "end of DATA"
 )
-
-// transfer runs one mail transaction. t.Ready is asked as late as can be:
-// after the content, before the final dot, which alone makes the server
-// take the message (RFC 5321 §4.1.1.4). Until then a connection that drops
-// delivers nothing, so the journal's fsync of the "sending" record runs
-// while MAIL FROM, RCPT TO, DATA and the content go over the wire, instead
-// of between two messages: on a fast (loopback) server an fsync takes as
-// long as a message.
-func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
-	fail := func(stage string, err error) error {
-		c.dirty = true
-		return &SendError{To: m.To, Stage: stage, Err: err}
-	}
-	if c.dirty {
-		if err := c.c.Reset(); err != nil {
-			return fail(stageReset, err)
-		}
-		c.dirty = false
-	}
-	if err := c.c.Mail(from, nil); err != nil {
-		return fail(stageMail, err)
-	}
-	if err := c.c.Rcpt(m.To, nil); err != nil {
-		return fail(stageRcpt, err)
-	}
-	wc, err := c.c.Data()
-	if err != nil {
-		return fail(stageData, err)
-	}
-	// go-smtp's writer holds the dot back until Close.
-	if err := c.writeContent(wc, m.Data); err != nil {
-		return fail(stageMessage, err)
-	}
-	if err := t.Ready(); err != nil {
-		return fail(stageReady, err)
-	}
-	if err := wc.Close(); err != nil {
-		return fail(stageEndOfData, err)
-	}
-	c.sent++
-	c.last = time.Now()
-	return nil
-}
 
 // connectionLost reports whether err means the connection can't be used
 // again: a network error, or the server's 421 (closing).

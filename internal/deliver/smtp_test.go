@@ -291,6 +291,12 @@ func TestSMTPConnectionRefused(t *testing.T) {
 }
 
 func TestSMTPReuse(t *testing.T) {
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) { testSMTPReuse(t, w.without) })
+	}
+}
+
+func testSMTPReuse(t *testing.T, without []string) {
 	for _, tc := range []struct {
 		max  int
 		want []int // messages on each connection
@@ -300,7 +306,7 @@ func TestSMTPReuse(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("max=%d", tc.max), func(t *testing.T) {
 			ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}})
-			cfg := ts.config(t, NoTLS)
+			cfg := withoutExt(ts.config(t, NoTLS), without)
 			cfg.Connections, cfg.MaxPerConnection = 1, tc.max
 			msgs := testMessages(10)
 			s, o := sendAll(t, cfg, msgs)
@@ -332,6 +338,12 @@ func TestSMTPReuse(t *testing.T) {
 // messages: the message is sent again on a new connection, once, unless
 // the server had already been handed it.
 func TestSMTPServerCloses(t *testing.T) {
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) { testSMTPServerCloses(t, w.without) })
+	}
+}
+
+func testSMTPServerCloses(t *testing.T, without []string) {
 	const perConn = 2
 	closing := &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "closing, try again"}
 	for _, tc := range []struct {
@@ -362,7 +374,7 @@ func TestSMTPServerCloses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, mail: tc.mail, rcpt: tc.rcpt})
 			msgs := testMessages(7)
-			s, o := sendAll(t, ts.config(t, NoTLS), msgs)
+			s, o := sendAll(t, withoutExt(ts.config(t, NoTLS), without), msgs)
 			for to, err := range o.check(t, msgs) {
 				if err != nil {
 					t.Errorf("%s: %v", to, err)
@@ -383,7 +395,7 @@ func TestSMTPServerCloses(t *testing.T) {
 	t.Run("closed while idle", func(t *testing.T) {
 		ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}})
 		ctx := context.Background()
-		s, err := DialSMTP(ctx, ts.config(t, NoTLS))
+		s, err := DialSMTP(ctx, withoutExt(ts.config(t, NoTLS), without))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -423,7 +435,7 @@ func TestSMTPServerCloses(t *testing.T) {
 			return err
 		}})
 		msgs := testMessages(3)
-		s, o := sendAll(t, ts.config(t, NoTLS), msgs)
+		s, o := sendAll(t, withoutExt(ts.config(t, NoTLS), without), msgs)
 		outcome := o.check(t, msgs)
 		var se *SendError
 		if err := outcome[msgs[1].To]; !errors.As(err, &se) || se.Stage != "end of DATA" {
@@ -447,7 +459,7 @@ func TestSMTPServerCloses(t *testing.T) {
 	t.Run("server gone", func(t *testing.T) {
 		ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}})
 		ctx := context.Background()
-		s, err := DialSMTP(ctx, ts.config(t, NoTLS))
+		s, err := DialSMTP(ctx, withoutExt(ts.config(t, NoTLS), without))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -484,6 +496,12 @@ func TestSMTPServerCloses(t *testing.T) {
 }
 
 func TestSMTPRecipientRejected(t *testing.T) {
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) { testSMTPRecipientRejected(t, w.without) })
+	}
+}
+
+func testSMTPRecipientRejected(t *testing.T, without []string) {
 	const bad = "reader002@example.net"
 	ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, rcpt: func(_ *connRecord, to string) error {
 		if to == bad {
@@ -492,7 +510,7 @@ func TestSMTPRecipientRejected(t *testing.T) {
 		return nil
 	}})
 	msgs := testMessages(4)
-	s, o := sendAll(t, ts.config(t, NoTLS), msgs)
+	s, o := sendAll(t, withoutExt(ts.config(t, NoTLS), without), msgs)
 	outcome := o.check(t, msgs)
 	var se *SendError
 	if err := outcome[bad]; !errors.As(err, &se) {
@@ -537,6 +555,12 @@ func TestSMTPRecipientRejected(t *testing.T) {
 	}
 }
 
+// withoutExt makes cfg take the extensions as not offered.
+func withoutExt(cfg SMTPConfig, without []string) SMTPConfig {
+	cfg.without = without
+	return cfg
+}
+
 // refusingTracker's Ready says no: the journal could not record the
 // message, so it must not be handed over.
 type refusingTracker struct {
@@ -550,9 +574,15 @@ func (r refusingTracker) Ready() error {
 }
 
 func TestSMTPReadyRefused(t *testing.T) {
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) { testSMTPReadyRefused(t, w.without) })
+	}
+}
+
+func testSMTPReadyRefused(t *testing.T, without []string) {
 	ts := startServer(t, serverOpts{})
 	msgs := testMessages(3)
-	s, err := DialSMTP(context.Background(), ts.config(t, NoTLS))
+	s, err := DialSMTP(context.Background(), withoutExt(ts.config(t, NoTLS), without))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -582,12 +612,27 @@ func TestSMTPReadyRefused(t *testing.T) {
 	if len(conns) != 2 || !conns[0].closed {
 		t.Fatalf("%d connections (the first closed: %v), want the first dropped and a second for the last message", len(conns), len(conns) > 0 && conns[0].closed)
 	}
-	if v := verbs(conns[0].commands()); strings.Count(strings.Join(v, " "), "DATA") != 2 {
-		t.Errorf("first connection: %v, want DATA for the first message and the refused one", v)
-	}
-	in := conns[0].in.String()
-	if i := strings.Index(in, "Subject: Issue 2\r\n"); i >= 0 && strings.Contains(in[i:], "\r\n.\r\n") {
-		t.Errorf("the refused message was ended with a dot")
+	cmds := conns[0].commands()
+	if slices.Contains(without, "CHUNKING") {
+		if v := verbs(cmds); strings.Count(strings.Join(v, " "), "DATA") != 2 {
+			t.Errorf("first connection: %v, want DATA for the first message and the refused one", v)
+		}
+		in := conns[0].in.String()
+		if i := strings.Index(in, "Subject: Issue 2\r\n"); i >= 0 && strings.Contains(in[i:], "\r\n.\r\n") {
+			t.Errorf("the refused message was ended with a dot")
+		}
+	} else {
+		want := []string{"MAIL", "RCPT", "BDAT", "BDAT 0 LAST", "MAIL", "RCPT", "BDAT"} // the refused one's content, and no LAST
+		var got []string
+		for _, c := range cmds[1:] {
+			if c != "BDAT 0 LAST" {
+				c, _, _ = strings.Cut(c, " ")
+			}
+			got = append(got, c)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("first connection after EHLO: %q, want %q", got, want)
+		}
 	}
 }
 
@@ -817,10 +862,16 @@ func TestParseRateNaN(t *testing.T) {
 }
 
 func TestSMTPDebugTranscript(t *testing.T) {
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) { testSMTPDebugTranscript(t, w.without) })
+	}
+}
+
+func testSMTPDebugTranscript(t *testing.T, without []string) {
 	const password = "s3cret-pässword"
 	ts := startServer(t, serverOpts{cert: &certs(t).good, mechs: []string{"PLAIN"}, password: password})
 	var debug bytes.Buffer
-	cfg := ts.config(t, StartTLS)
+	cfg := withoutExt(ts.config(t, StartTLS), without)
 	cfg.Host = "localhost"
 	cfg.Debug = &debug
 	msgs := testMessages(2)
@@ -831,6 +882,10 @@ func TestSMTPDebugTranscript(t *testing.T) {
 	out := debug.String()
 	m := msgs[0]
 	lines := bytes.Count(m.Data, []byte("\r\n"))
+	stuffed := len(m.Data) + 1 // the dot doubled at the start of a line
+	if !slices.Contains(without, "CHUNKING") {
+		stuffed = len(m.Data) // BDAT: as it is
+	}
 	for _, want := range []string{
 		"[1] C: EHLO " + testHELO,
 		"[1] S: 250",
@@ -839,7 +894,7 @@ func TestSMTPDebugTranscript(t *testing.T) {
 		"[1] S: 235",
 		"[1] C: MAIL FROM:<news@example.org>",
 		"[1] C: RCPT TO:<" + m.To + ">",
-		fmt.Sprintf("[1] C: <message: %d lines, %d bytes>", lines, len(m.Data)+1), // + the stuffed dot
+		fmt.Sprintf("[1] C: <message: %d lines, %d bytes>", lines, stuffed),
 		"[1] C: QUIT",
 	} {
 		if !strings.Contains(out, want) {

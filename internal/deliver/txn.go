@@ -1,0 +1,262 @@
+package deliver
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/batch-mailer/batch/internal/render"
+)
+
+// After the greeting, TLS and AUTH, which go-smtp's Client does, batch
+// speaks the mail transactions itself, over the same connection, so that
+// a message costs as few round trips and system calls as the server
+// allows:
+//
+//   - PIPELINING (RFC 2920): MAIL FROM, RCPT TO and DATA go in one write,
+//     and their replies are read together: one round trip instead of three.
+//   - CHUNKING (RFC 3030): the content goes as a BDAT chunk in that same
+//     write, with no dot-stuffing for either side, and "BDAT 0 LAST" ends
+//     it: a message in two round trips.
+//   - Without them, the classic way, a command at a time; the content is
+//     dot-stuffed a line at a time rather than a byte at a time.
+//
+// Whatever the way, the journal is asked (the Tracker's Ready) as late as
+// can be: after the content, before what ends the message (the final dot,
+// or BDAT LAST), which alone makes the server take it (RFC 5321 §4.1.1.4).
+// Until then a connection that drops delivers nothing, so the fsync of the
+// "sending" record runs while the message goes over the wire, instead of
+// between two messages: on a fast server an fsync takes as long as a
+// message.
+//
+// A server's replies become *smtp.SMTPError values, as go-smtp's would.
+
+// startSession takes the connection over from go-smtp's Client, which has
+// read everything the server said so far.
+func (c *conn) startSession(ext func(string) bool) {
+	var r io.Reader = c.raw
+	if c.log != nil {
+		r = io.TeeReader(c.raw, c.log)
+	}
+	c.r = textproto.NewReader(bufio.NewReader(r))
+	c.pipelining, c.chunking = ext("PIPELINING"), ext("CHUNKING")
+}
+
+// send writes b, and copies it to the transcript.
+func (c *conn) send(b []byte) error {
+	c.raw.SetWriteDeadline(time.Now().Add(c.timeout))
+	_, err := c.raw.Write(b)
+	if c.log != nil {
+		c.log.Write(b)
+	}
+	return err
+}
+
+// reply reads a reply; a code other than expect is an *smtp.SMTPError.
+func (c *conn) reply(expect int) error {
+	c.raw.SetReadDeadline(time.Now().Add(c.timeout))
+	_, _, err := c.r.ReadResponse(expect)
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return replyError(te)
+	}
+	return err
+}
+
+// cmd sends one command and reads its reply.
+func (c *conn) cmd(expect int, line string) error {
+	if err := c.send([]byte(line + "\r\n")); err != nil {
+		return err
+	}
+	return c.reply(expect)
+}
+
+// replyError is a reply as an *smtp.SMTPError, its enhanced status code
+// (RFC 3463) taken out of the text, as go-smtp does.
+func replyError(te *textproto.Error) *smtp.SMTPError {
+	e := &smtp.SMTPError{Code: te.Code, Message: te.Msg, EnhancedCode: smtp.NoEnhancedCode}
+	code, text, ok := strings.Cut(te.Msg, " ")
+	if !ok {
+		return e
+	}
+	parts := strings.Split(code, ".")
+	if len(parts) != 3 {
+		return e
+	}
+	var ec smtp.EnhancedCode
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 999 {
+			return e
+		}
+		ec[i] = n
+	}
+	if ec[0] < 2 || ec[0] > 5 {
+		return e
+	}
+	// The code starts every line of a multi-line reply.
+	e.EnhancedCode, e.Message = ec, strings.ReplaceAll(text, "\n"+code+" ", "\n")
+	return e
+}
+
+// step is a command of a transaction, its expected reply, and the stage a
+// failure is named by.
+type step struct {
+	line   string
+	expect int
+	stage  string
+}
+
+// transfer runs one mail transaction (see above).
+func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
+	fail := func(stage string, err error) error {
+		c.dirty = true
+		return &SendError{To: m.To, Stage: stage, Err: err}
+	}
+	if c.dirty {
+		if err := c.cmd(250, "RSET"); err != nil {
+			return fail(stageReset, err)
+		}
+		c.dirty = false
+	}
+	steps := []step{
+		{"MAIL FROM:<" + from + ">", 250, stageMail},
+		{"RCPT TO:<" + m.To + ">", 250, stageRcpt},
+	}
+	if c.pipelining && c.chunking {
+		return c.chunked(steps, m, t, fail)
+	}
+	steps = append(steps, step{"DATA", 354, stageData})
+	if c.pipelining {
+		c.buf = c.buf[:0]
+		for _, s := range steps {
+			c.buf = append(append(c.buf, s.line...), "\r\n"...)
+		}
+		if err := c.send(c.buf); err != nil {
+			return fail(stageMail, err)
+		}
+		if stage, err := c.replies(steps); err != nil {
+			return fail(stage, err)
+		}
+	} else {
+		for _, s := range steps {
+			if err := c.cmd(s.expect, s.line); err != nil {
+				return fail(s.stage, err)
+			}
+		}
+	}
+	c.buf = dotStuff(c.buf[:0], m.Data)
+	if err := c.send(c.buf); err != nil {
+		return fail(stageMessage, err)
+	}
+	end := "\r\n.\r\n"
+	switch {
+	case len(c.buf) >= 2 && string(c.buf[len(c.buf)-2:]) == "\r\n":
+		end = ".\r\n"
+	case len(c.buf) >= 1 && c.buf[len(c.buf)-1] == '\r':
+		end = "\n.\r\n"
+	}
+	if err := t.Ready(); err != nil {
+		return fail(stageReady, err)
+	}
+	return c.end([]byte(end), fail)
+}
+
+// chunked sends the message with PIPELINING and CHUNKING: MAIL FROM,
+// RCPT TO and the content as one BDAT chunk in one write, and their
+// replies; then, the journal ready, BDAT 0 LAST and its reply. Two round
+// trips, and nothing ends the message before every earlier reply is in,
+// so that a connection the server closed (after idling, say) is found out
+// before the message could be taken.
+func (c *conn) chunked(steps []step, m *render.Message, t Tracker, fail func(string, error) error) error {
+	c.buf = c.buf[:0]
+	for _, s := range steps {
+		c.buf = append(append(c.buf, s.line...), "\r\n"...)
+	}
+	head := len(c.buf)
+	c.buf = append(c.buf, "BDAT "+strconv.Itoa(len(m.Data))+"\r\n"...)
+	c.buf = append(c.buf, m.Data...)
+	c.raw.SetWriteDeadline(time.Now().Add(c.timeout))
+	_, err := c.raw.Write(c.buf)
+	if c.log != nil {
+		// The commands, and the content summed up.
+		c.log.Write(c.buf[:head])
+		c.log.Write([]byte("BDAT " + strconv.Itoa(len(m.Data)) + "\r\n"))
+		c.log.emit("C", fmt.Sprintf("<message: %d lines, %d bytes>", bytes.Count(m.Data, []byte("\n")), len(m.Data)))
+	}
+	if err != nil {
+		return fail(stageMail, err)
+	}
+	steps = append(steps, step{"BDAT", 250, stageMessage})
+	if stage, err := c.replies(steps); err != nil {
+		return fail(stage, err)
+	}
+	if err := t.Ready(); err != nil {
+		return fail(stageReady, err)
+	}
+	return c.end([]byte("BDAT 0 LAST\r\n"), fail)
+}
+
+// end sends what ends the message, the final dot or BDAT LAST, and reads
+// the server's word on it. A write that fails sent nothing (a few bytes,
+// on a connection already broken); from then on the server may have the
+// message.
+func (c *conn) end(last []byte, fail func(string, error) error) error {
+	if err := c.send(last); err != nil {
+		return fail(stageMessage, err)
+	}
+	if err := c.reply(250); err != nil {
+		return fail(stageEndOfData, err)
+	}
+	c.sent++
+	c.last = time.Now()
+	return nil
+}
+
+// replies reads the replies to pipelined steps, every one even after a
+// refusal, so that the next transaction starts in step. It returns the
+// first refusal and its stage; a broken connection or a 421 (closing)
+// ends it at once.
+func (c *conn) replies(steps []step) (string, error) {
+	var stage string
+	var refused error
+	for i, s := range steps {
+		err := c.reply(s.expect)
+		switch {
+		case err == nil:
+			if s.expect == 354 && refused != nil {
+				// MAIL or RCPT refused and DATA accepted all the same,
+				// which a server must not do (RFC 2920 §3.1): end the
+				// empty message at once.
+				if err := c.cmd(0, "."); err != nil && !isServerReply(err) {
+					return steps[i].stage, err
+				}
+			}
+		case !isServerReply(err):
+			if refused != nil {
+				return stage, refused // what the server said before it went
+			}
+			return s.stage, err
+		case connectionLost(err):
+			return s.stage, err // 421: the server closes; no more replies
+		case refused == nil:
+			stage, refused = s.stage, err
+		}
+	}
+	return stage, refused
+}
+
+// isServerReply reports whether err is a reply of the server's rather
+// than a broken connection.
+func isServerReply(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se)
+}
