@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,7 +31,7 @@ type Dir struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	err     error
-	written []int32 // the rows written, for Discard: 4 bytes a message
+	written []uint64 // a bit per row written, for Discard: 125 KB a million
 }
 
 type dirJob struct {
@@ -131,7 +132,10 @@ func (d *Dir) write(m *render.Message) error {
 		return fmt.Errorf("writing %s: %w", filepath.Join(d.path, base), err)
 	}
 	d.mu.Lock()
-	d.written = append(d.written, int32(m.Seq))
+	if i := m.Seq / 64; i >= len(d.written) {
+		d.written = append(d.written, make([]uint64, i+1-len(d.written))...)
+	}
+	d.written[m.Seq/64] |= 1 << (m.Seq % 64)
 	d.mu.Unlock()
 	return nil
 }
@@ -191,14 +195,17 @@ func (d *Dir) Close() error {
 // Discard removes the files this run wrote, after Close: a dry run that
 // found a problem leaves nothing behind.
 func (d *Dir) Discard() error {
-	for _, seq := range d.written {
-		names, err := filepath.Glob(filepath.Join(d.path, fmt.Sprintf("%07d-*.eml", seq)))
-		if err != nil {
-			return err
-		}
-		for _, n := range names {
-			if err := os.Remove(n); err != nil {
+	for i, word := range d.written {
+		for ; word != 0; word &= word - 1 {
+			seq := i*64 + bits.TrailingZeros64(word)
+			names, err := filepath.Glob(filepath.Join(d.path, fmt.Sprintf("%07d-*.eml", seq)))
+			if err != nil {
 				return err
+			}
+			for _, n := range names {
+				if err := os.Remove(n); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -119,3 +119,30 @@ func TestDirCancelled(t *testing.T) {
 		t.Error("Send after cancel wrote a file")
 	}
 }
+
+func TestDirDiscard(t *testing.T) {
+	path := t.TempDir()
+	other := filepath.Join(path, "0000005-someone@example.org.eml") // not this run's
+	if err := os.WriteFile(other, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDir(path)
+	for _, seq := range []int{1, 63, 64, 130} {
+		if err := d.Send(context.Background(), &render.Message{Seq: seq, To: "a@example.org", Data: []byte("x")}, DoneFunc(func(error) {})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(path); len(entries) != 5 {
+		t.Fatalf("%d files before Discard, want 5", len(entries))
+	}
+	if err := d.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(path)
+	if len(entries) != 1 || entries[0].Name() != filepath.Base(other) {
+		t.Errorf("after Discard: %v, want only the file this run didn't write", entries)
+	}
+}
