@@ -46,9 +46,10 @@ func main() {
 	dir := flag.String("dir", "", "where to make the work directory (default $TMPDIR)")
 	send := flag.String("send", "1,2,4,8", "connection counts for the send benchmark on the first size; \"\" for none")
 	server := flag.Bool("serve", false, "run the benchmark's SMTP server (used by the send benchmark)")
+	classic := flag.Bool("classic", false, "with -serve: offer neither PIPELINING nor CHUNKING")
 	flag.Parse()
 	if *server {
-		if err := serve(); err != nil {
+		if err := serve(*classic); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
