@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
@@ -94,9 +95,31 @@ type Entry struct {
 	Error  string
 }
 
-// State is what a journal says of each recipient.
+// State is what a journal says of each recipient. It is kept small, as a
+// resumed campaign or batch status holds it for the whole list: a
+// recipient costs a 128-bit key and a status (about 30 bytes, a quarter of
+// a map by address), and only those with a server's reply to show keep
+// an Entry. Keys are maphash sums of the address under two random seeds,
+// so that no list can be made to collide.
 type State struct {
-	entries map[string]Entry
+	seeds  [2]maphash.Seed
+	status map[stateKey]Status
+	detail map[stateKey]Entry // a code or an error to show
+}
+
+type stateKey [2]uint64
+
+func newState() *State {
+	return &State{
+		seeds:  [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		status: map[stateKey]Status{},
+		detail: map[stateKey]Entry{},
+	}
+}
+
+// key is the key of an address in lower case.
+func (s *State) key(lower string) stateKey {
+	return stateKey{maphash.String(s.seeds[0], lower), maphash.String(s.seeds[1], lower)}
 }
 
 // Get returns the entry of address; Pending when the journal has none.
@@ -104,33 +127,45 @@ func (s *State) Get(address string) Entry {
 	if s == nil {
 		return Entry{}
 	}
-	return s.entries[strings.ToLower(address)]
+	k := s.key(strings.ToLower(address))
+	st, ok := s.status[k]
+	if !ok {
+		return Entry{}
+	}
+	e := s.detail[k]
+	e.Status = st
+	return e
 }
 
 // Len returns how many recipients the journal knows.
-func (s *State) Len() int { return len(s.entries) }
+func (s *State) Len() int { return len(s.status) }
 
 func (s *State) apply(r *Record) {
 	if r.To == "" {
 		return
 	}
-	e := s.entries[r.To]
-	e.Row, e.Code, e.Error = r.Row, r.Code, r.Error
+	var st Status
 	switch r.Kind {
 	case KindSending, KindUnknown:
 		// A "sending" with nothing after it is a run that died with the
 		// message in flight: the server may or may not have it.
-		e.Status = Unknown
+		st = Unknown
 	case KindSent:
-		e.Status, e.Code, e.Error = Sent, 0, ""
+		st = Sent
 	case KindFailed:
-		e.Status = Failed
+		st = Failed
 	case KindDeferred, KindReleased:
-		e.Status = Pending
+		st = Pending
 	default:
 		return
 	}
-	s.entries[r.To] = e
+	k := s.key(r.To)
+	s.status[k] = st
+	if st == Sent || r.Code == 0 && r.Error == "" {
+		delete(s.detail, k)
+		return
+	}
+	s.detail[k] = Entry{Row: r.Row, Code: r.Code, Error: r.Error}
 }
 
 // JournalError is a journal that can't be read: a damaged line that is not
@@ -160,7 +195,7 @@ func ReadJournal(path string, r io.Reader) (*State, error) {
 // readJournal also returns the length of the journal up to the end of its
 // last good line.
 func readJournal(path string, r io.Reader) (*State, int64, error) {
-	st := &State{entries: map[string]Entry{}}
+	st := newState()
 	br := bufio.NewReader(r)
 	var damaged *JournalError
 	var good, offset int64

@@ -225,10 +225,31 @@ func FuzzReadJournal(f *testing.F) {
 		if st == nil {
 			t.Fatal("no state and no error")
 		}
-		// What was read, written again, reads the same.
-		for addr, e := range st.entries {
-			if st.Get(addr) != e {
-				t.Fatalf("%s: Get disagrees", addr)
+		// Every recipient has the status of its last record, as a plain
+		// map by address has it.
+		want := map[string]Status{}
+		for line := range bytes.Lines(data) {
+			r, err := parseRecord(line)
+			if err != nil || line[len(line)-1] != '\n' || r.To == "" {
+				continue // the torn last line, or a record of no one
+			}
+			switch r.Kind {
+			case KindSending, KindUnknown:
+				want[r.To] = Unknown
+			case KindSent:
+				want[r.To] = Sent
+			case KindFailed:
+				want[r.To] = Failed
+			case KindDeferred, KindReleased:
+				want[r.To] = Pending
+			}
+		}
+		if st.Len() != len(want) {
+			t.Fatalf("%d recipients, want %d", st.Len(), len(want))
+		}
+		for addr, status := range want {
+			if got := st.Get(addr).Status; got != status {
+				t.Fatalf("%s: %v, want %v", addr, got, status)
 			}
 		}
 	})
