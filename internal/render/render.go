@@ -239,7 +239,7 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	for _, h := range in.Headers {
 		fields = append(fields, field{h.Name, unstructured(h.Name, h.Value)})
 	}
-	data := make([]byte, 0, 2048+3*len(doc.text)+3*html.Len()+r.partsSize(doc.images))
+	data := make([]byte, 0, 2048+qpSize(doc.text)+qpSize(htmlBytes)+r.partsSize(doc.images))
 	data = writeFields(data, fields)
 	attachments := r.attachments
 	if len(in.Attachments) > 0 {
@@ -259,6 +259,20 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 		}
 	}
 	return &Message{Seq: in.Seq, ID: id, From: r.opts.From.Address, To: in.To.Address, Data: data}, nil
+}
+
+// qpSize is about the length of text in quoted-printable: three bytes for
+// one that is encoded, and a soft break every 73 or so. Large messages are
+// allocated zeroed, so a buffer three times the text was a tenth of the
+// rendering time.
+func qpSize(text []byte) int {
+	n := len(text) + len(text)/24
+	for _, c := range text {
+		if !qpLiteral[c] {
+			n += 2
+		}
+	}
+	return n
 }
 
 func (r *Renderer) partsSize(images []*part) int {
