@@ -70,6 +70,49 @@ func hexValue(digits []byte) (string, bool) {
 // Values are the values of one merged body, taken out by Extract.
 type Values []string
 
+// Plain reports whether every value shows as a run of text on one line:
+// none holds a line end (CR or LF), and none is empty or only control
+// characters, which EscapeText drops. Lists, quotes and tables indent and
+// trim lines, which a value that ends one or is one can change.
+func (v Values) Plain() bool {
+	for _, s := range v {
+		if strings.ContainsAny(s, "\r\n") || dropControls(s) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// Literals returns what comes before the first token of b and after the
+// last, in either form; ok is false when b holds none.
+func Literals(b []byte) (before, after []byte, ok bool) {
+	i, j := bytes.Index(b, []byte(tokenOpen)), bytes.Index(b, []byte(pctOpen))
+	if i < 0 || j >= 0 && j < i {
+		i = j
+	}
+	if i < 0 {
+		return b, nil, false
+	}
+	end := len(b)
+	if k := bytes.LastIndex(b, []byte(tokenClose)); k >= 0 {
+		end = k + len(tokenClose)
+	}
+	if k := bytes.LastIndex(b, []byte(pctClose)); k >= 0 && k+len(pctClose) > end {
+		end = k + len(pctClose)
+	}
+	if end == len(b) && !bytes.HasSuffix(b, []byte(tokenClose)) && !bytes.HasSuffix(b, []byte(pctClose)) {
+		end = i // an opening with no closing: nothing after it is sure
+	}
+	return b[:i], b[max(end, i):], true
+}
+
+// URLTokens returns b with its tokens in the percent-encoded form, which
+// Expand gives to its URL escaper.
+func URLTokens(b []byte) []byte {
+	b = bytes.ReplaceAll(b, []byte(tokenOpen), []byte(pctOpen))
+	return bytes.ReplaceAll(b, []byte(tokenClose), []byte(pctClose))
+}
+
 // Extract appends src to dst with the values taken out: every token, in
 // either form, becomes a numbered one (U+E000 'v' index U+E001, or its
 // percent-encoded form), and its value goes into the Values at that index.

@@ -57,6 +57,8 @@ type shape struct {
 	src    []byte // the Markdown, values numbered
 	tree   ast.Node
 	html   []byte
+	text   []byte // the plain text, values numbered, when fixed
+	fixed  bool   // the text's form doesn't depend on the values
 	images []*part
 	err    error
 }
@@ -81,11 +83,16 @@ func (r *Renderer) render(md []byte) (*document, error) {
 	if sh.err != nil {
 		return nil, sh.err
 	}
-	return &document{
+	d := &document{
 		html:   values.Expand(make([]byte, 0, len(sh.html)+len(sh.html)/8), sh.html, merge.EscapeHTML, merge.EscapeURL),
-		text:   plainText(sh.tree, sh.src, values),
 		images: sh.images,
-	}, nil
+	}
+	if sh.fixed && values.Plain() {
+		d.text = values.Expand(make([]byte, 0, len(sh.text)+len(sh.text)/8), sh.text, merge.EscapeText, merge.EscapeURL)
+	} else {
+		d.text = plainText(sh.tree, sh.src, values)
+	}
+	return d, nil
 }
 
 // shape returns src's shape, from the cache or rendered.
@@ -144,6 +151,7 @@ func (r *Renderer) newShape(src []byte) *shape {
 		return sh
 	}
 	sh.html = buf.Bytes()
+	sh.text, sh.fixed = fixedText(tree, src)
 	return sh
 }
 

@@ -27,16 +27,44 @@ func plainText(doc ast.Node, src []byte, values merge.Values) []byte {
 	return append(out, '\n')
 }
 
+// fixedText renders a shape's text once, its values left as tokens, for
+// Values.Expand to put back in each message, escaped as plainText would
+// (a URL's tokens made percent-encoded, so that they are put back
+// percent-encoded). It reports false when the text's form depends on the
+// values: a table with a value in a cell (its widths), a link with a value
+// in its text, or one whose text might equal its URL once the value is in.
+// The values of a message must also be plain (merge.Values.Plain): one
+// that is empty or holds a line end can change how lines are indented or
+// trimmed.
+func fixedText(doc ast.Node, src []byte) ([]byte, bool) {
+	t := &textRenderer{src: src, keep: true, fixed: true}
+	out := bytes.TrimRight(t.blocks(doc), "\n")
+	return append(out, '\n'), t.fixed
+}
+
 type textRenderer struct {
 	src    []byte
 	values merge.Values
+	keep   bool // values left as tokens (fixedText)
+	fixed  bool // with keep: nothing depends on the values yet
 }
 
 // put appends text from the source to out, values put back: each where it
 // is read, so that no value is ever read twice (one that looks like a
 // token stays as it is).
 func (t *textRenderer) put(out, text []byte) []byte {
+	if t.keep {
+		return append(out, text...)
+	}
 	return t.values.Expand(out, text, merge.EscapeText, merge.EscapeURL)
+}
+
+// url gives a link's URL, its values percent-encoded.
+func (t *textRenderer) url(dest []byte) []byte {
+	if t.keep {
+		return merge.URLTokens(dest)
+	}
+	return t.values.Expand(nil, dest, merge.EscapeURL, merge.EscapeURL)
 }
 
 // blocks renders the block children of n, separated by blank lines (or by
@@ -153,11 +181,13 @@ func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 		out = append(out, t.inlines(n)...)
 	case *ast.Link:
 		label := t.inlines(n)
-		dest := t.values.Expand(nil, n.Destination, merge.EscapeURL, merge.EscapeURL)
-		out = appendLink(out, label, dest)
+		if t.keep && !fixedLink(label, n.Destination) {
+			t.fixed = false
+		}
+		out = appendLink(out, label, t.url(n.Destination))
 	case *ast.AutoLink:
 		// The URL is what the reader needs; its label is the same URL.
-		dest := t.values.Expand(nil, n.URL(t.src), merge.EscapeURL, merge.EscapeURL)
+		dest := t.url(n.URL(t.src))
 		out = appendLink(out, dest, dest)
 	case *ast.RawHTML:
 		if raw := segments(n.Segments, t.src); bytes.HasPrefix(bytes.ToLower(raw), []byte("<br")) {
@@ -196,6 +226,26 @@ func joinsWide(v []byte, next ast.Node, src []byte) bool {
 	return wide(a) && wide(b)
 }
 
+// fixedLink reports whether appendLink writes a link the same way whatever
+// its values: none in its text, and none in its URL, or a text that can't
+// equal the URL once the values are in, as it doesn't start with what
+// comes before the first of them or doesn't end with what comes after the
+// last.
+func fixedLink(label, dest []byte) bool {
+	if merge.HasValue(label) {
+		return false
+	}
+	before, after, ok := merge.Literals(dest)
+	if !ok {
+		return true
+	}
+	shown := before
+	if bytes.HasPrefix(bytes.ToLower(before), []byte("mailto:")) {
+		shown = before[len("mailto:"):]
+	}
+	return !bytes.HasSuffix(label, after) || !bytes.HasPrefix(label, before) && !bytes.HasPrefix(label, shown)
+}
+
 // appendLink writes a link as its text and, unless the text already says
 // it, its URL in brackets; mailto: links as the address.
 func appendLink(out, label, dest []byte) []byte {
@@ -222,7 +272,11 @@ func (t *textRenderer) table(n *east.Table) []byte {
 	for r := n.FirstChild(); r != nil; r = r.NextSibling() {
 		var row []string
 		for c := r.FirstChild(); c != nil; c = c.NextSibling() {
-			row = append(row, merge.OneLine(string(t.inlines(c))))
+			cell := t.inlines(c)
+			if t.keep && merge.HasValue(cell) {
+				t.fixed = false // the widths are the values'
+			}
+			row = append(row, merge.OneLine(string(cell)))
 		}
 		rows = append(rows, row)
 	}
