@@ -22,8 +22,8 @@ var textTemplates = []struct {
 	{"[mail me](mailto:{{.v}}@example.org) [x](https://x.example/{{.v}})\n", true},
 	{"Line one {{.v}}  \nline two {{.v}}\\\nline three\n\n---\n\n- [x] done {{.v}}\n- [ ] todo\n", true},
 	{"中文{{.v}}\n中文\n", true},
-	{"| a | b |\n|---|---|\n| {{.v}} | x |\n", false},              // widths
-	{"[{{.v}}](https://example.org/)\n", false},                   // the link's text
+	{"| a | b |\n|---|---|\n| {{.v}} | x |\n", false},            // widths
+	{"[{{.v}}](https://example.org/)\n", false},                  // the link's text
 	{"[https://x.example/a](https://x.example/{{.v}})\n", false}, // text may equal the URL
 	{"[x.example/a](mailto:x.example/{{.v}})\n", false},
 }
