@@ -192,8 +192,19 @@ func ReadJournal(path string, r io.Reader) (*State, error) {
 	return st, err
 }
 
+// allZero reports whether b is all NUL bytes.
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // readJournal also returns the length of the journal up to the end of its
-// last good line.
+// last good line. Zeros after the last line are the blocks a journal makes
+// ahead of its records (see Journal.write), not damage.
 func readJournal(path string, r io.Reader) (*State, int64, error) {
 	st := newState()
 	br := bufio.NewReader(r)
@@ -201,6 +212,9 @@ func readJournal(path string, r io.Reader) (*State, int64, error) {
 	var good, offset int64
 	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
+		if err == io.EOF && len(line) > 0 && line[0] == 0 && damaged == nil && allZero(line) {
+			break // the blocks a running (or killed) batch made ahead
+		}
 		if len(line) > 0 {
 			if damaged != nil {
 				return nil, 0, damaged // damage before the last line
@@ -270,6 +284,8 @@ type Journal struct {
 	written uint64     // records written to the file
 	synced  uint64     // records durable
 	want    uint64     // the highest record a Wait needs durable
+	off     int64      // where the next record goes in the file
+	end     int64      // how far the file is made ahead; -1 not yet, -2 can't
 	syncs   int        // fsyncs done, for tests
 	err     error
 	closing bool
@@ -309,7 +325,7 @@ func OpenJournal(path, campaign string) (*Journal, *State, error) {
 			return nil, nil, fmt.Errorf("run state: %w", err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, nil, fmt.Errorf("journal: %w", err)
 	}
@@ -322,14 +338,15 @@ func OpenJournal(path, campaign string) (*Journal, *State, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	// Cut off a torn last line, which would run into the next record.
+	// Cut off a torn last line, which would run into the next record, and
+	// the zeros a killed run left.
 	if info, err := f.Stat(); err == nil && info.Size() > good {
 		if err := f.Truncate(good); err != nil {
 			f.Close()
 			return nil, nil, fmt.Errorf("journal: %w", err)
 		}
 	}
-	j := &Journal{path: path, f: f, done: make(chan struct{})}
+	j := &Journal{path: path, f: f, done: make(chan struct{}), off: good, end: -1}
 	j.work, j.disk = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	go j.flush()
 	return j, st, nil
@@ -387,10 +404,10 @@ func (j *Journal) flush() {
 
 		var err error
 		if len(buf) > 0 {
-			_, err = j.f.Write(buf)
+			err = j.write(buf)
 		}
 		if err == nil && sync {
-			err = j.f.Sync()
+			err = datasync(j.f)
 		}
 
 		j.mu.Lock()
@@ -408,6 +425,27 @@ func (j *Journal) flush() {
 	}
 }
 
+// journalChunk is how far ahead the journal's file is made, zeros: some
+// 8,000 records.
+const journalChunk = 1 << 20
+
+// write writes buf at the end of the records, into blocks made ahead
+// (preallocate) where the filesystem can.
+func (j *Journal) write(buf []byte) error {
+	if next := j.off + int64(len(buf)); next > j.end && j.end != -2 {
+		if size := next + journalChunk; preallocate(j.f, size) {
+			j.end = size
+		} else {
+			j.end = -2 // not here: the file grows as it is written
+		}
+	}
+	if _, err := j.f.WriteAt(buf, j.off); err != nil {
+		return err
+	}
+	j.off += int64(len(buf))
+	return nil
+}
+
 // Close writes what is left, syncs it and closes the file. Closing again
 // does nothing.
 func (j *Journal) Close() error {
@@ -421,7 +459,16 @@ func (j *Journal) Close() error {
 	j.work.Signal()
 	j.mu.Unlock()
 	<-j.done
-	cerr := j.f.Close()
+	var cerr error
+	if j.end >= 0 && j.err == nil {
+		// The zeros made ahead go: a journal closed is its records.
+		if cerr = j.f.Truncate(j.off); cerr == nil {
+			cerr = j.f.Sync()
+		}
+	}
+	if err := j.f.Close(); cerr == nil {
+		cerr = err
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -93,8 +94,13 @@ func TestJournalTornLastLine(t *testing.T) {
 	lines := bytes.SplitAfter(data, []byte("\n"))
 	// Every cut of the last record, as a crash mid-write would leave it.
 	last := lines[2]
-	for cut := 1; cut < len(last); cut++ {
-		torn := append(append([]byte{}, bytes.Join(lines[:2], nil)...), last[:cut]...)
+	for cut := 1; cut < 2*len(last); cut++ {
+		torn := append(append([]byte{}, bytes.Join(lines[:2], nil)...), last[:cut%len(last)]...)
+		if cut >= len(last) {
+			// As a killed run leaves it: the record cut short, then the
+			// zeros made ahead of the records.
+			torn = append(torn, make([]byte, 3000)...)
+		}
 		if err := os.WriteFile(path, torn, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -213,6 +219,8 @@ func FuzzReadJournal(f *testing.F) {
 	f.Add([]byte("00000000 {}\n"))
 	f.Add([]byte("zzzzzzzz {\"t\":\"sent\"}\n"))
 	f.Add([]byte("\n\n"))
+	f.Add(append(append([]byte{}, good.Bytes()...), make([]byte, 100)...))
+	f.Add(append(append(append([]byte{}, good.Bytes()...), make([]byte, 5)...), good.Bytes()...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := ReadJournal("fuzz.journal", bytes.NewReader(data))
 		if err != nil {
@@ -299,5 +307,40 @@ func TestJournalSyncsOnlyForWaits(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	if st, err := ReadJournal(path, bytes.NewReader(data)); err != nil || st.Get("w@example.org").Status != Sent || st.Len() != 101 {
 		t.Errorf("journal after Close: %v, %d recipients, w is %v", err, st.Len(), st.Get("w@example.org").Status)
+	}
+}
+
+// TestJournalMadeAhead: a journal in use is made ahead of its records
+// (zeros), which a reader skips and Close takes away; zeros before a
+// record are damage.
+func TestJournalMadeAhead(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	tk := j.Append(Record{Kind: KindSending, To: "a@example.org"})
+	if err := j.Wait(tk); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	records := bytes.TrimRight(data, "\x00")
+	if runtime.GOOS == "linux" && len(data) < journalChunk {
+		t.Errorf("the journal in use is %d bytes, want it made ahead to %d", len(data), journalChunk)
+	}
+	st, err := ReadJournal(path, bytes.NewReader(data))
+	if err != nil || st.Get("a@example.org").Status != Unknown {
+		t.Fatalf("reading the journal in use: %v, a is %v", err, st.Get("a@example.org").Status)
+	}
+	j.Append(Record{Kind: KindSent, To: "a@example.org"})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(path)
+	if bytes.IndexByte(data, 0) >= 0 || !bytes.HasPrefix(data, records) || bytes.Count(data, []byte("\n")) != 2 {
+		t.Errorf("after Close: %q, want the two records and no zeros", data)
+	}
+	// Zeros before a record are damage, not blocks made ahead.
+	bad := append(append(append(append([]byte{}, records...), make([]byte, 10)...), records...), records...)
+	var je *JournalError
+	if _, err := ReadJournal(path, bytes.NewReader(bad)); !errors.As(err, &je) || je.Line != 2 {
+		t.Errorf("zeros before a record: %v, want a *JournalError at line 2", err)
 	}
 }
