@@ -1199,3 +1199,25 @@ func BenchmarkBareClient(b *testing.B) {
 		})
 	}
 }
+
+// TestSMTPLineEndInAddress: an address can't carry a command of its own,
+// whichever way batch sends.
+func TestSMTPLineEndInAddress(t *testing.T) {
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) {
+			ts := startServer(t, serverOpts{})
+			msgs := testMessages(2)
+			msgs[0].To = "a@example.org>\r\nRCPT TO:<victim@example.net"
+			_, o := sendAll(t, withoutExt(ts.config(t, NoTLS), w.without), msgs)
+			var se *SendError
+			if err := o.check(t, msgs)[msgs[0].To]; !errors.As(err, &se) || Classify(err) != Permanent {
+				t.Errorf("an address with CRLF: %v, want a permanent *SendError", err)
+			}
+			conns, got := ts.snapshot()
+			deliveredOnce(t, got, msgs[1:])
+			if cmds := strings.Join(conns[0].commands(), "\n"); strings.Contains(cmds, "victim") {
+				t.Errorf("the server saw %q", cmds)
+			}
+		})
+	}
+}

@@ -107,6 +107,9 @@ func replyError(te *textproto.Error) *smtp.SMTPError {
 	return e
 }
 
+// errLineEnd refuses an address with a line end in it.
+var errLineEnd = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "batch: a line end in an address"}
+
 // step is a command of a transaction, its expected reply, and the stage a
 // failure is named by.
 type step struct {
@@ -120,6 +123,11 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 	fail := func(stage string, err error) error {
 		c.dirty = true
 		return &SendError{To: m.To, Stage: stage, Err: err}
+	}
+	// Checked when the list was read; checked again where a line end
+	// would start a command of its own.
+	if strings.ContainsAny(from, "\r\n") || strings.ContainsAny(m.To, "\r\n") {
+		return &SendError{To: m.To, Stage: stageMail, Err: errLineEnd}
 	}
 	if c.dirty {
 		if err := c.cmd(250, "RSET"); err != nil {
