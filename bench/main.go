@@ -5,10 +5,13 @@
 // a dry run writing .eml files, and check. It prints messages/second, CPU
 // time and peak memory (maximum resident set) for each case, and, where
 // python3 is found, the same dry run done the classic way with Python's
-// email package (reference.py), side by side.
+// email package (reference.py), side by side. Then it sends the first
+// size's messages to a loopback SMTP server, beside a bare client (see
+// send.go).
 //
 //	go run ./bench                      # 10,000 and 100,000 recipients
 //	go run ./bench -sizes 10000,1000000 # choose
+//	go run ./bench -send 1,4            # connection counts; -send "" for none
 //	go run ./bench -dir /mnt/scratch    # write somewhere else than $TMPDIR
 //
 // The .eml files written are kept until the end (unless the disk is too
