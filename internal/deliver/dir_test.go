@@ -61,6 +61,9 @@ func testDir(t *testing.T, portable bool) {
 		t.Fatal(err)
 	}
 	if link != nil && link.count() != 2 {
+		if link.off.Load() {
+			t.Skip("this filesystem has no O_TMPFILE: the portable way was taken")
+		}
 		t.Errorf("%d files linked, want all 2", link.count())
 	}
 	entries, err := os.ReadDir(path)

@@ -322,8 +322,14 @@ func TestJournalMadeAhead(t *testing.T) {
 	}
 	data, _ := os.ReadFile(path)
 	records := bytes.TrimRight(data, "\x00")
-	if runtime.GOOS == "linux" && len(data) < journalChunk {
+	j.mu.Lock()
+	madeAhead := j.end >= 0 // -2 where the filesystem can't
+	j.mu.Unlock()
+	if runtime.GOOS == "linux" && madeAhead && len(data) < journalChunk {
 		t.Errorf("the journal in use is %d bytes, want it made ahead to %d", len(data), journalChunk)
+	}
+	if runtime.GOOS == "linux" && !madeAhead {
+		t.Log("this filesystem can't make a file ahead (fallocate): the journal grows as it is written")
 	}
 	st, err := ReadJournal(path, bytes.NewReader(data))
 	if err != nil || st.Get("a@example.org").Status != Unknown {
