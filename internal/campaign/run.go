@@ -147,6 +147,9 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		return nil, err
 	}
 	if opts.Journal != nil {
+		if c.SMTP != nil && c.SMTP.Connections > 2 {
+			opts.Journal.GroupSyncs()
+		}
 		opts.Journal.Append(deliver.Record{Kind: deliver.KindOpen, Campaign: c.Name, At: time.Now().Unix()})
 	}
 	if !opts.SinglePass {

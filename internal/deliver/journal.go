@@ -38,8 +38,9 @@ import (
 //
 //   - Every record is written to the file at once, by one goroutine (a
 //     killed process loses none: the kernel has them), but synced only
-//     for a "sending" record, which a connection will wait for, or at
-//     Close. The outcome of one message ("sent") goes to disk with the
+//     for a "sending" record, which a connection will wait for (as soon as
+//     it is appended, or, with many connections, when one waits: see
+//     GroupSyncs), or at Close. The outcome of one message ("sent") goes to disk with the
 //     intent of the next ("sending"), in the same fsync.
 //   - Fsyncs are grouped: what is appended while one runs goes to disk in
 //     the next, so N connections share them.
@@ -287,6 +288,7 @@ type Journal struct {
 	off     int64      // where the next record goes in the file
 	end     int64      // how far the file is made ahead; -1 not yet, -2 can't
 	syncs   int        // fsyncs done, for tests
+	grouped bool       // GroupSyncs
 	err     error
 	closing bool
 	closed  bool
@@ -361,12 +363,27 @@ func (j *Journal) Append(r Record) Ticket {
 	defer j.mu.Unlock()
 	j.buf = encodeRecord(j.buf, &r)
 	j.seq++
-	if r.Kind == KindSending {
+	if r.Kind == KindSending && !j.grouped {
 		// Its connection will wait for it: to disk as soon as can be.
 		j.want = j.seq
 	}
 	j.work.Signal()
 	return Ticket(j.seq)
+}
+
+// GroupSyncs makes the journal sync a "sending" record only when a
+// connection waits for it, not as soon as it is appended: each sync then
+// serves the records of every connection that got that far, fewer syncs
+// for as many messages, and a connection may wait for one. With one or two
+// connections the wait costs more than the syncs; with more, the CPU a
+// sync takes does. Measured with go run ./bench, on 2 cores, sending
+// with DATA to a loopback server: 82% of a bare client's rate against
+// 95% with one connection, 97% against 82% with four, 102% against 91%
+// with eight.
+func (j *Journal) GroupSyncs() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.grouped = true
 }
 
 // Wait returns when the record of t, and every one before it, is on disk.

@@ -350,3 +350,39 @@ func TestJournalMadeAhead(t *testing.T) {
 		t.Errorf("zeros before a record: %v, want a *JournalError at line 2", err)
 	}
 }
+
+// TestJournalGroupSyncs: grouped, "sending" records are synced when a
+// connection waits, all at once, not each as it comes.
+func TestJournalGroupSyncs(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	j.GroupSyncs()
+	var last Ticket
+	for i := range 3 {
+		last = j.Append(Record{Kind: KindSending, To: fmt.Sprintf("r%d@example.org", i)})
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		data, _ := os.ReadFile(path)
+		if bytes.Contains(data, []byte(`"to":"r2@example.org"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the records were not written")
+		}
+	}
+	j.mu.Lock()
+	before := j.syncs
+	j.mu.Unlock()
+	if err := j.Wait(last); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	after, synced := j.syncs, j.synced
+	j.mu.Unlock()
+	if before != 0 || after != 1 || synced != uint64(last) {
+		t.Errorf("fsyncs %d before the wait, %d after (synced up to %d of %d); want 0, then 1 for all", before, after, synced, last)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
