@@ -112,7 +112,8 @@ func (s *Summary) outcome(o outcome) {
 // problem that would stop the campaign, as Problems.
 func (c *Campaign) Check(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{}
-	return sum, c.run(ctx, opts, sum, nil)
+	r, rerr := c.newRenderer(opts)
+	return sum, c.run(ctx, opts, sum, r, rerr, nil)
 }
 
 // Discarder is a sender that can take back what it was given: the files
@@ -134,8 +135,11 @@ type Opener func(sum *Summary) (deliver.Sender, error)
 // when every outcome is in.
 func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summary, error) {
 	planned := &Summary{}
+	// One renderer for both passes: the layout, its styles, the images
+	// and the attachments are read and encoded once.
+	r, rerr := c.newRenderer(opts)
 	if !opts.SinglePass {
-		if err := c.run(ctx, opts, planned, nil); err != nil {
+		if err := c.run(ctx, opts, planned, r, rerr, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -157,7 +161,7 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	sum := &Summary{}
 	d := newDelivery(ctx, s, opts, sum)
-	err = c.run(ctx, opts, sum, d.deliver)
+	err = c.run(ctx, opts, sum, r, rerr, d.deliver)
 	if ferr := d.finish(); err == nil {
 		err = ferr
 	}
@@ -197,21 +201,26 @@ func journalSkip(rec *merge.Recipient, opts *Options) skipKind {
 	return skipNone
 }
 
-// run streams the list, renders each message and passes it to deliver
-// (when not nil). It stops at the first delivery error; other problems are
-// collected and returned together.
-func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, deliverFn func(*render.Message) error) error {
+// newRenderer returns the campaign's renderer, or why there is none; a
+// campaign file with problems has none, and says why itself.
+func (c *Campaign) newRenderer(opts Options) (*render.Renderer, error) {
+	if c.incomplete {
+		return nil, nil
+	}
+	return c.renderer(opts)
+}
+
+// run streams the list, renders each message with r and passes it to
+// deliver (when not nil). It stops at the first delivery error; other
+// problems, rerr (why there is no r) first, are collected and returned
+// together.
+func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *render.Renderer, rerr error, deliverFn func(*render.Message) error) error {
 	if c.incomplete && deliverFn != nil {
 		return errors.New("the campaign file has problems: run batch check")
 	}
 	probs := &problems{seen: map[string]*aggregate{}}
-	var r *render.Renderer
-	if !c.incomplete {
-		var err error
-		r, err = c.renderer(opts)
-		if err != nil {
-			probs.add(err)
-		}
+	if rerr != nil {
+		probs.add(rerr)
 	}
 	if c.Recipients == "" {
 		return probs.err()
