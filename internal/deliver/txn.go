@@ -51,13 +51,25 @@ func (c *conn) startSession(ext func(string) bool) {
 }
 
 // send writes b, and copies it to the transcript.
-func (c *conn) send(b []byte) error {
+func (c *conn) send(b []byte) error { return c.write(b, b) }
+
+// write writes b, and copies shown (what the transcript shows of it) to
+// the transcript.
+func (c *conn) write(b, shown []byte) error {
 	c.raw.SetWriteDeadline(time.Now().Add(c.timeout))
 	_, err := c.raw.Write(b)
 	if c.log != nil {
-		c.log.Write(b)
+		c.log.Write(shown)
 	}
 	return err
+}
+
+// commands appends the steps' command lines to c.buf, emptied first.
+func (c *conn) commands(steps []step) {
+	c.buf = c.buf[:0]
+	for _, s := range steps {
+		c.buf = append(append(c.buf, s.line...), "\r\n"...)
+	}
 }
 
 // reply reads a reply; a code other than expect is an *smtp.SMTPError.
@@ -144,10 +156,7 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 	}
 	steps = append(steps, step{"DATA", 354, stageData})
 	if c.pipelining {
-		c.buf = c.buf[:0]
-		for _, s := range steps {
-			c.buf = append(append(c.buf, s.line...), "\r\n"...)
-		}
+		c.commands(steps)
 		if err := c.send(c.buf); err != nil {
 			return fail(stageMail, err)
 		}
@@ -185,19 +194,11 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 // so that a connection the server closed (after idling, say) is found out
 // before the message could be taken.
 func (c *conn) chunked(steps []step, m *render.Message, t Tracker, fail func(string, error) error) error {
-	c.buf = c.buf[:0]
-	for _, s := range steps {
-		c.buf = append(append(c.buf, s.line...), "\r\n"...)
-	}
+	c.commands(append(steps, step{line: "BDAT " + strconv.Itoa(len(m.Data))}))
 	head := len(c.buf)
-	c.buf = append(c.buf, "BDAT "+strconv.Itoa(len(m.Data))+"\r\n"...)
 	c.buf = append(c.buf, m.Data...)
-	c.raw.SetWriteDeadline(time.Now().Add(c.timeout))
-	_, err := c.raw.Write(c.buf)
+	err := c.write(c.buf, c.buf[:head]) // the commands; the content summed up
 	if c.log != nil {
-		// The commands, and the content summed up.
-		c.log.Write(c.buf[:head])
-		c.log.Write([]byte("BDAT " + strconv.Itoa(len(m.Data)) + "\r\n"))
 		c.log.emit("C", fmt.Sprintf("<message: %d lines, %d bytes>", bytes.Count(m.Data, []byte("\n")), len(m.Data)))
 	}
 	if err != nil {

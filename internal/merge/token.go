@@ -86,24 +86,22 @@ func (v Values) Plain() bool {
 // Literals returns what comes before the first token of b and after the
 // last, in either form; ok is false when b holds none.
 func Literals(b []byte) (before, after []byte, ok bool) {
-	i, j := bytes.Index(b, []byte(tokenOpen)), bytes.Index(b, []byte(pctOpen))
-	if i < 0 || j >= 0 && j < i {
-		i = j
+	first := -1
+	for _, open := range []string{tokenOpen, pctOpen} {
+		if i := bytes.Index(b, []byte(open)); i >= 0 && (first < 0 || i < first) {
+			first = i
+		}
 	}
-	if i < 0 {
+	if first < 0 {
 		return b, nil, false
 	}
-	end := len(b)
-	if k := bytes.LastIndex(b, []byte(tokenClose)); k >= 0 {
-		end = k + len(tokenClose)
+	end := first // nothing after an opening with no closing is sure
+	for _, closing := range []string{tokenClose, pctClose} {
+		if i := bytes.LastIndex(b, []byte(closing)); i >= 0 {
+			end = max(end, i+len(closing))
+		}
 	}
-	if k := bytes.LastIndex(b, []byte(pctClose)); k >= 0 && k+len(pctClose) > end {
-		end = k + len(pctClose)
-	}
-	if end == len(b) && !bytes.HasSuffix(b, []byte(tokenClose)) && !bytes.HasSuffix(b, []byte(pctClose)) {
-		end = i // an opening with no closing: nothing after it is sure
-	}
-	return b[:i], b[max(end, i):], true
+	return b[:first], b[end:], true
 }
 
 // URLTokens returns b with its tokens in the percent-encoded form, which
