@@ -286,7 +286,8 @@ type Journal struct {
 	synced  uint64     // records durable
 	want    uint64     // the highest record a Wait needs durable
 	off     int64      // where the next record goes in the file
-	end     int64      // how far the file is made ahead; -1 not yet, -2 can't
+	ahead   int64      // how far the file is made ahead (preallocate); 0 not yet
+	noAhead bool       // the filesystem can't: the file grows as it is written
 	syncs   int        // fsyncs done, for tests
 	grouped bool       // GroupSyncs
 	err     error
@@ -348,7 +349,7 @@ func OpenJournal(path, campaign string) (*Journal, *State, error) {
 			return nil, nil, fmt.Errorf("journal: %w", err)
 		}
 	}
-	j := &Journal{path: path, f: f, done: make(chan struct{}), off: good, end: -1}
+	j := &Journal{path: path, f: f, done: make(chan struct{}), off: good}
 	j.work, j.disk = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	go j.flush()
 	return j, st, nil
@@ -449,11 +450,10 @@ const journalChunk = 1 << 20
 // write writes buf at the end of the records, into blocks made ahead
 // (preallocate) where the filesystem can.
 func (j *Journal) write(buf []byte) error {
-	if next := j.off + int64(len(buf)); next > j.end && j.end != -2 {
-		if size := next + journalChunk; preallocate(j.f, size) {
-			j.end = size
-		} else {
-			j.end = -2 // not here: the file grows as it is written
+	if next := j.off + int64(len(buf)); next > j.ahead && !j.noAhead {
+		size := next + journalChunk
+		if j.noAhead = !preallocate(j.f, size); !j.noAhead {
+			j.ahead = size
 		}
 	}
 	if _, err := j.f.WriteAt(buf, j.off); err != nil {
@@ -477,7 +477,7 @@ func (j *Journal) Close() error {
 	j.mu.Unlock()
 	<-j.done
 	var cerr error
-	if j.end >= 0 && j.err == nil {
+	if j.ahead > 0 && j.err == nil {
 		// The zeros made ahead go: a journal closed is its records.
 		if cerr = j.f.Truncate(j.off); cerr == nil {
 			cerr = j.f.Sync()
