@@ -153,6 +153,7 @@ type serverOpts struct {
 	password string           // testPass by default
 	maxConns int              // more connections at once get 451 at EHLO; 0 for no limit
 	busy     int              // the first busy EHLOs get 421 "too busy"
+	noBDAT   bool             // offers CHUNKING, and refuses BDAT (502)
 
 	// Hooks; a non-nil error is the server's reply. They run on the
 	// connection's goroutine, after the transaction so far is recorded.
@@ -413,6 +414,9 @@ func (s *testSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *testSession) Data(r io.Reader) error {
+	if _, chunked := r.(*io.PipeReader); chunked && s.ts.opts.noBDAT {
+		return &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "BDAT not implemented"}
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err

@@ -1226,3 +1226,21 @@ func TestSMTPLineEndInAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestSMTPBDATRefused: a server that offers CHUNKING and refuses BDAT gets
+// every message all the same, with DATA from then on.
+func TestSMTPBDATRefused(t *testing.T) {
+	ts := startServer(t, serverOpts{noBDAT: true})
+	msgs := testMessages(3)
+	_, o := sendAll(t, ts.config(t, NoTLS), msgs)
+	for to, err := range o.check(t, msgs) {
+		if err != nil {
+			t.Errorf("%s: %v", to, err)
+		}
+	}
+	conns, got := ts.snapshot()
+	deliveredOnce(t, got, msgs)
+	if v := strings.Join(verbs(conns[0].commands()), " "); v != "EHLO MAIL RCPT BDAT RSET MAIL RCPT DATA MAIL RCPT DATA MAIL RCPT DATA QUIT" {
+		t.Errorf("commands %s, want one BDAT refused, then DATA for every message", v)
+	}
+}

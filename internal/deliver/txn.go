@@ -119,6 +119,10 @@ func replyError(te *textproto.Error) *smtp.SMTPError {
 	return e
 }
 
+// errNoChunking is a BDAT the server said it doesn't know, though it
+// offered CHUNKING.
+var errNoChunking = errors.New("BDAT refused")
+
 // errLineEnd refuses an address with a line end in it.
 var errLineEnd = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "batch: a line end in an address"}
 
@@ -152,7 +156,16 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 		{"RCPT TO:<" + m.To + ">", 250, stageRcpt},
 	}
 	if c.pipelining && c.chunking {
-		return c.chunked(steps, m, t, fail)
+		err := c.chunked(steps, m, t, fail)
+		if !errors.Is(err, errNoChunking) {
+			return err
+		}
+		// A server that offers CHUNKING and won't take BDAT: DATA on
+		// this connection from now on, starting with this message.
+		c.chunking = false
+		if err := c.cmd(250, "RSET"); err != nil {
+			return fail(stageReset, err)
+		}
 	}
 	steps = append(steps, step{"DATA", 354, stageData})
 	if c.pipelining {
@@ -206,6 +219,10 @@ func (c *conn) chunked(steps []step, m *render.Message, t Tracker, fail func(str
 	}
 	steps = append(steps, step{"BDAT", 250, stageMessage})
 	if stage, err := c.replies(steps); err != nil {
+		var se *smtp.SMTPError
+		if stage == stageMessage && errors.As(err, &se) && (se.Code == 500 || se.Code == 502 || se.Code == 504) {
+			return errNoChunking // MAIL FROM and RCPT TO taken, BDAT not known
+		}
 		return fail(stage, err)
 	}
 	if err := t.Ready(); err != nil {
