@@ -78,32 +78,65 @@ func (t *Template) clean(err error) error {
 
 // markActions appends valueFunc to every action that prints, so that the
 // printed value becomes an inert token whatever the pipeline computed.
-func markActions(n parse.Node) {
-	switch n := n.(type) {
-	case *parse.ListNode:
-		if n == nil {
-			return
-		}
-		for _, c := range n.Nodes {
-			markActions(c)
-		}
-	case *parse.ActionNode:
-		if len(n.Pipe.Decl) == 0 && !isUnsubscribe(n.Pipe) {
+func markActions(root parse.Node) {
+	walk(root, true, func(n parse.Node, _ bool) {
+		if n, ok := n.(*parse.ActionNode); ok && len(n.Pipe.Decl) == 0 && !isUnsubscribe(n.Pipe) {
 			n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{
 				NodeType: parse.NodeCommand,
 				Pos:      n.Pipe.Position(),
 				Args:     []parse.Node{parse.NewIdentifier(valueFunc).SetPos(n.Pipe.Position())},
 			})
 		}
+	})
+}
+
+// walk calls visit for n and every node under it, parent first, with
+// whether dot is the row there (it is not in the body of a range or a
+// with).
+func walk(n parse.Node, top bool, visit func(n parse.Node, top bool)) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		visit(n, top)
+		for _, c := range n.Nodes {
+			walk(c, top, visit)
+		}
+		return
+	case *parse.PipeNode:
+		if n == nil {
+			return
+		}
+	}
+	visit(n, top)
+	switch n := n.(type) {
+	case *parse.ActionNode:
+		walk(n.Pipe, top, visit)
 	case *parse.IfNode:
-		markActions(n.List)
-		markActions(n.ElseList)
+		walk(n.Pipe, top, visit)
+		walk(n.List, top, visit)
+		walk(n.ElseList, top, visit)
 	case *parse.RangeNode:
-		markActions(n.List)
-		markActions(n.ElseList)
+		walk(n.Pipe, top, visit)
+		walk(n.List, false, visit)
+		walk(n.ElseList, top, visit)
 	case *parse.WithNode:
-		markActions(n.List)
-		markActions(n.ElseList)
+		walk(n.Pipe, top, visit)
+		walk(n.List, false, visit)
+		walk(n.ElseList, top, visit)
+	case *parse.TemplateNode:
+		if n.Pipe != nil {
+			walk(n.Pipe, top, visit)
+		}
+	case *parse.PipeNode:
+		for _, c := range n.Cmds {
+			walk(c, top, visit)
+		}
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			walk(a, top, visit)
+		}
 	}
 }
 
@@ -134,45 +167,13 @@ func (t *Template) UsesUnsubscribe() bool {
 
 // callsFunc reports whether the tree under n calls the function name.
 func callsFunc(n parse.Node, name string) bool {
-	switch n := n.(type) {
-	case *parse.ListNode:
-		if n == nil {
-			return false
+	found := false
+	walk(n, true, func(n parse.Node, _ bool) {
+		if id, ok := n.(*parse.IdentifierNode); ok && id.Ident == name {
+			found = true
 		}
-		for _, c := range n.Nodes {
-			if callsFunc(c, name) {
-				return true
-			}
-		}
-	case *parse.ActionNode:
-		return callsFunc(n.Pipe, name)
-	case *parse.IfNode:
-		return callsFunc(n.Pipe, name) || callsFunc(n.List, name) || callsFunc(n.ElseList, name)
-	case *parse.RangeNode:
-		return callsFunc(n.Pipe, name) || callsFunc(n.List, name) || callsFunc(n.ElseList, name)
-	case *parse.WithNode:
-		return callsFunc(n.Pipe, name) || callsFunc(n.List, name) || callsFunc(n.ElseList, name)
-	case *parse.TemplateNode:
-		return n.Pipe != nil && callsFunc(n.Pipe, name)
-	case *parse.PipeNode:
-		if n == nil {
-			return false
-		}
-		for _, c := range n.Cmds {
-			if callsFunc(c, name) {
-				return true
-			}
-		}
-	case *parse.CommandNode:
-		for _, a := range n.Args {
-			if callsFunc(a, name) {
-				return true
-			}
-		}
-	case *parse.IdentifierNode:
-		return n.Ident == name
-	}
-	return false
+	})
+	return found
 }
 
 // Execute writes the template merged with fields to w.
@@ -269,7 +270,7 @@ func (t *Template) CheckFields(columns []string) []*FieldError {
 			continue
 		}
 		tree := tt.Tree
-		visitFields(tree.Root, true, func(n parse.Node, field string) {
+		visitFields(tree.Root, func(n parse.Node, field string) {
 			if have[field] {
 				return
 			}
@@ -295,64 +296,31 @@ func position(tree *parse.Tree, n parse.Node) string {
 	return loc[:i+1] + strconv.Itoa(col+1)
 }
 
-// visitFields calls fn for every field of the row that n names; top says
-// whether dot is the row.
-func visitFields(n parse.Node, top bool, fn func(parse.Node, string)) {
-	switch n := n.(type) {
-	case *parse.ListNode:
-		if n == nil {
-			return
-		}
-		for _, c := range n.Nodes {
-			visitFields(c, top, fn)
-		}
-	case *parse.ActionNode:
-		visitFields(n.Pipe, top, fn)
-	case *parse.IfNode:
-		visitFields(n.Pipe, top, fn)
-		visitFields(n.List, top, fn)
-		visitFields(n.ElseList, top, fn)
-	case *parse.RangeNode:
-		visitFields(n.Pipe, top, fn)
-		visitFields(n.List, false, fn)
-		visitFields(n.ElseList, top, fn)
-	case *parse.WithNode:
-		visitFields(n.Pipe, top, fn)
-		visitFields(n.List, false, fn)
-		visitFields(n.ElseList, top, fn)
-	case *parse.TemplateNode:
-		if n.Pipe != nil {
-			visitFields(n.Pipe, top, fn)
-		}
-	case *parse.PipeNode:
-		if n == nil {
-			return
-		}
-		for _, c := range n.Cmds {
-			visitFields(c, top, fn)
-		}
-	case *parse.CommandNode:
-		if len(n.Args) == 3 && top {
-			if id, ok := n.Args[0].(*parse.IdentifierNode); ok && id.Ident == "index" {
-				if _, ok := n.Args[1].(*parse.DotNode); ok {
-					if s, ok := n.Args[2].(*parse.StringNode); ok {
-						fn(n, s.Text)
+// visitFields calls fn for every field of the row that the tree under
+// root names.
+func visitFields(root parse.Node, fn func(parse.Node, string)) {
+	walk(root, true, func(n parse.Node, top bool) {
+		switch n := n.(type) {
+		case *parse.CommandNode: // {{index . "x"}}
+			if len(n.Args) == 3 && top {
+				if id, ok := n.Args[0].(*parse.IdentifierNode); ok && id.Ident == "index" {
+					if _, ok := n.Args[1].(*parse.DotNode); ok {
+						if s, ok := n.Args[2].(*parse.StringNode); ok {
+							fn(n, s.Text)
+						}
 					}
 				}
 			}
+		case *parse.FieldNode:
+			if top {
+				fn(n, n.Ident[0])
+			}
+		case *parse.VariableNode: // {{$.x}}: the row anywhere
+			if len(n.Ident) > 1 && n.Ident[0] == "$" {
+				fn(n, n.Ident[1])
+			}
 		}
-		for _, a := range n.Args {
-			visitFields(a, top, fn)
-		}
-	case *parse.FieldNode:
-		if top {
-			fn(n, n.Ident[0])
-		}
-	case *parse.VariableNode:
-		if len(n.Ident) > 1 && n.Ident[0] == "$" {
-			fn(n, n.Ident[1])
-		}
-	}
+	})
 }
 
 // closest returns the column most like field, if one is close enough to be
