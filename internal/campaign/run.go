@@ -216,7 +216,7 @@ func (c *Campaign) newRenderer(opts Options) (*render.Renderer, error) {
 // together.
 func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *render.Renderer, rerr error, deliverFn func(*render.Message) error) error {
 	if c.incomplete && deliverFn != nil {
-		return errors.New("the campaign file has problems: run batch check")
+		return fmt.Errorf("%s has problems: batch check %s lists them", c.Path, c.Path)
 	}
 	probs := &problems{seen: map[string]*aggregate{}}
 	if rerr != nil {
