@@ -700,6 +700,31 @@ func (ts *testServer) config(t testing.TB, sec Security) SMTPConfig {
 	return cfg
 }
 
+// sendEach sends msgs one at a time through a new SMTP sender, each
+// waited for, then after(i), and closes it.
+func sendEach(t testing.TB, cfg SMTPConfig, msgs []*render.Message, after func(i int)) (*SMTP, *outcomes) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := DialSMTP(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOutcomes()
+	for i, m := range msgs {
+		if err := s.Send(ctx, m, o.done(m)); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.wait(t, m); err != nil {
+			t.Errorf("%s: %v", m.To, err)
+		}
+		after(i)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return s, o
+}
+
 // sendAll sends msgs through a new SMTP sender and closes it.
 func sendAll(t testing.TB, cfg SMTPConfig, msgs []*render.Message) (*SMTP, *outcomes) {
 	t.Helper()

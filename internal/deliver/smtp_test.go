@@ -394,27 +394,12 @@ func testSMTPServerCloses(t *testing.T, without []string) {
 
 	t.Run("closed while idle", func(t *testing.T) {
 		ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}})
-		ctx := context.Background()
-		s, err := DialSMTP(ctx, withoutExt(ts.config(t, NoTLS), without))
-		if err != nil {
-			t.Fatal(err)
-		}
 		msgs := testMessages(3)
-		o := newOutcomes()
-		for i, m := range msgs {
-			if err := s.Send(ctx, m, o.done(m)); err != nil {
-				t.Fatal(err)
-			}
-			if err := o.wait(t, m); err != nil {
-				t.Errorf("%s: %v", m.To, err)
-			}
+		s, o := sendEach(t, withoutExt(ts.config(t, NoTLS), without), msgs, func(i int) {
 			if i == 0 {
 				ts.dropAll()
 			}
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
+		})
 		o.check(t, msgs)
 		conns, got := ts.snapshot()
 		deliveredOnce(t, got, msgs)
@@ -982,25 +967,10 @@ func TestSMTPIdleCheck(t *testing.T) {
 		ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}})
 		cfg := ts.config(t, NoTLS)
 		cfg.IdleCheck = time.Millisecond
-		ctx := context.Background()
-		s, err := DialSMTP(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
 		msgs := testMessages(2)
-		o := newOutcomes()
-		for _, m := range msgs {
-			if err := s.Send(ctx, m, o.done(m)); err != nil {
-				t.Fatal(err)
-			}
-			if err := o.wait(t, m); err != nil {
-				t.Errorf("%s: %v", m.To, err)
-			}
+		s, _ := sendEach(t, cfg, msgs, func(int) {
 			time.Sleep(5 * time.Millisecond) // idle for longer than IdleCheck
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
+		})
 		conns, got := ts.snapshot()
 		deliveredOnce(t, got, msgs)
 		if len(conns) != 1 || s.Dials() != 1 {
