@@ -51,8 +51,9 @@ type document struct {
 // A shape is a body with its values taken out (merge.Extract): the same
 // for every recipient whose template took the same branches, and so
 // parsed and rendered once. It holds the parsed tree, read (never
-// changed) by every message's plain-text walk, and the HTML, with the
-// values still numbered tokens; or the problems found.
+// changed once made) by the plain-text walk of a message whose text
+// depends on its values, and the HTML and the text, with the values still
+// numbered tokens; or the problems found.
 type shape struct {
 	src    []byte // the Markdown, values numbered
 	tree   ast.Node
@@ -116,7 +117,7 @@ func (r *Renderer) shape(src []byte) *shape {
 }
 
 // newShape parses src, finds its problems, embeds its images and renders
-// its HTML.
+// its HTML, and its text when that can be done once (fixedText).
 func (r *Renderer) newShape(src []byte) *shape {
 	tree := r.md.Parser().Parse(text.NewReader(src))
 	sh := &shape{src: src, tree: tree}
