@@ -216,7 +216,7 @@ func exampleCampaign(t *testing.T, m *mailpit, security, more string) string {
 func batch(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, &stdout, &stderr, func(k string) string { return env[k] })
+	code := run(context.Background(), args, os.Stdin, &stdout, &stderr, func(k string) string { return env[k] })
 	return code, stdout.String(), stderr.String()
 }
 

@@ -99,7 +99,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "\nbatch: quit; messages that were in flight show as unknown in batch status")
 		os.Exit(exitInterrupted)
 	}()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
 // tuneGC sets the garbage collector for batch's work, unless GOGC or
@@ -126,13 +126,14 @@ func tuneGC(args []string, getenv func(string) string) {
 
 // cli is one invocation: its output streams and environment.
 type cli struct {
+	stdin          *os.File // a file: batch asks whether it is a terminal
 	stdout, stderr io.Writer
 	getenv         func(string) string
 }
 
 // run runs batch with args and returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
+func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	err := c.dispatch(ctx, args)
 	var ue usageError
 	var probs campaign.Problems

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -75,13 +74,13 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if camp.SMTP == nil {
 		return fmt.Errorf("%s has no [smtp] table: add one to send (see README.md), or write the messages with --dry-run DIR", path)
 	}
-	interactive := term.IsTerminal(int(os.Stdin.Fd()))
+	interactive := term.IsTerminal(int(c.stdin.Fd()))
 	if !*yes && !interactive {
 		return fmt.Errorf("standard input is not a terminal, so batch can't ask before sending: add --yes to send %s", path)
 	}
 	secrets := campaign.Secrets{Getenv: c.getenv, Run: runShell}
 	if interactive {
-		secrets.Prompt = promptPassword
+		secrets.Prompt = c.promptPassword
 	}
 	password, err := camp.SMTP.Password(secrets)
 	if err != nil {
@@ -119,7 +118,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(c.stderr, "batch: %s\n", plan(camp, planned, *to))
 		if !*yes {
-			ok, err := confirm(c.stderr, "Send? [y/N] ")
+			ok, err := c.confirm("Send? [y/N] ")
 			if err != nil || !ok {
 				s.Close()
 				if err == nil {
@@ -292,9 +291,9 @@ func (c *cli) report(sum *campaign.Summary, elapsed time.Duration, to string) {
 }
 
 // confirm asks a yes/no question on the terminal.
-func confirm(w io.Writer, question string) (bool, error) {
-	fmt.Fprint(w, question)
-	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+func (c *cli) confirm(question string) (bool, error) {
+	fmt.Fprint(c.stderr, question)
+	line, err := bufio.NewReader(c.stdin).ReadString('\n')
 	if err != nil && line == "" {
 		return false, err
 	}
@@ -303,10 +302,10 @@ func confirm(w io.Writer, question string) (bool, error) {
 }
 
 // promptPassword asks for the password on the terminal, without echo.
-func promptPassword(question string) (string, error) {
-	fmt.Fprint(os.Stderr, question)
-	pw, err := term.ReadPassword(int(os.Stdin.Fd()))
-	fmt.Fprintln(os.Stderr)
+func (c *cli) promptPassword(question string) (string, error) {
+	fmt.Fprint(c.stderr, question)
+	pw, err := term.ReadPassword(int(c.stdin.Fd()))
+	fmt.Fprintln(c.stderr)
 	if err != nil {
 		return "", fmt.Errorf("reading the password: %w", err)
 	}
