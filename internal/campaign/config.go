@@ -44,6 +44,7 @@ type file struct {
 	Sender      string            `toml:"sender"` // the bounce address; also [smtp] sender
 	Unsubscribe *unsubscribeFile  `toml:"unsubscribe"`
 	DKIM        *dkimFile         `toml:"dkim"`
+	Limits      *limitsFile       `toml:"limits"`
 }
 
 type columns struct {
@@ -71,6 +72,7 @@ type Campaign struct {
 	Preheader   *merge.Template // nil for none
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
 	DKIM        *render.DKIM    // signs every message; nil without a [dkim] table
+	Limits      Limits          // what a row and a message may hold
 
 	lines      map[string]int // key → line in the campaign file
 	incomplete bool           // Load found problems: check, never send
@@ -233,6 +235,7 @@ func Load(path string) (*Campaign, error) {
 	if f.DKIM != nil {
 		c.DKIM = loadDKIM(f.DKIM, c.From.Address, rel, bad)
 	}
+	c.Limits = loadLimits(f.Limits, bad)
 	if f.Preheader != "" {
 		if t, err := merge.ParseLine(at("preheader")+": preheader", f.Preheader); err != nil {
 			errs = append(errs, err)
