@@ -20,9 +20,9 @@ import (
 )
 
 // newMarkdown returns the Markdown dialect of templates: CommonMark with
-// GitHub's extensions (tables, strikethrough, autolinks, task lists) and CJK
-// line breaks: a line break between two East Asian wide characters (CSS Text
-// 3 segment break rules) is dropped rather than shown as a space.
+// GitHub's extensions (tables, strikethrough, autolinks, task lists) and
+// CJK line breaks: a line break between two Chinese or Japanese characters
+// joins the lines rather than showing as a space (softBreaks).
 //
 // Raw HTML written in the template itself is rendered as written: the
 // template is the campaign author's, kept in git beside the layout, and a
@@ -31,9 +31,7 @@ import (
 // checkRaw), since its context (an href, a style) can't be known.
 func newMarkdown() goldmark.Markdown {
 	return goldmark.New(
-		goldmark.WithExtensions(extension.GFM, extension.NewCJK(
-			extension.WithEastAsianLineBreaks(extension.EastAsianLineBreaksCSS3Draft),
-			extension.WithEscapedSpace())),
+		goldmark.WithExtensions(extension.GFM, softBreaks{}, extension.NewCJK(extension.WithEscapedSpace())),
 		goldmark.WithRendererOptions(html.WithUnsafe(),
 			// goldmark writes <pre><code> with no attributes: this one
 			// adds the layout's inlined styles.

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/yuin/goldmark/ast"
 	east "github.com/yuin/goldmark/extension/ast"
@@ -160,7 +159,7 @@ func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 		} else {
 			out = t.put(out, unescape(v))
 		}
-		if n.HardLineBreak() || n.SoftLineBreak() && !joinsWide(v, n.NextSibling(), t.src) {
+		if n.HardLineBreak() || n.SoftLineBreak() { // joined ones cleared (softBreaks)
 			out = append(out, '\n')
 		}
 	case *ast.String:
@@ -203,27 +202,6 @@ func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 		out = append(out, t.inlines(n)...)
 	}
 	return out
-}
-
-// joinsWide reports whether a soft line break after text v goes away, as the
-// HTML renderer drops it: between two East Asian wide characters, Hangul
-// aside (CSS Text 3, segment break transformation).
-func joinsWide(v []byte, next ast.Node, src []byte) bool {
-	nt, ok := next.(*ast.Text)
-	if !ok || len(v) == 0 {
-		return false
-	}
-	after := nt.Segment.Value(src)
-	if len(after) == 0 {
-		return false
-	}
-	a, _ := utf8.DecodeLastRune(v)
-	b, _ := utf8.DecodeRune(after)
-	wide := func(r rune) bool {
-		w := util.EastAsianWidth(r)
-		return (w == "F" || w == "W" || w == "H") && !unicode.Is(unicode.Hangul, r)
-	}
-	return wide(a) && wide(b)
 }
 
 // fixedLink reports whether appendLink writes a link the same way whatever
