@@ -11,6 +11,7 @@ import (
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/extension"
+	east "github.com/yuin/goldmark/extension/ast"
 	"github.com/yuin/goldmark/renderer"
 	"github.com/yuin/goldmark/renderer/html"
 	"github.com/yuin/goldmark/text"
@@ -22,7 +23,8 @@ import (
 // newMarkdown returns the Markdown dialect of templates: CommonMark with
 // GitHub's extensions (tables, strikethrough, autolinks, task lists) and
 // CJK line breaks: a line break between two Chinese or Japanese characters
-// joins the lines rather than showing as a space (softBreaks).
+// joins the lines rather than showing as a space (softBreaks); a task's
+// check box is a glyph, ☑ or ☐, since mail clients drop form controls.
 //
 // Raw HTML written in the template itself is rendered as written: the
 // template is the campaign author's, kept in git beside the layout, and a
@@ -35,8 +37,33 @@ func newMarkdown() goldmark.Markdown {
 		goldmark.WithRendererOptions(html.WithUnsafe(),
 			// goldmark writes <pre><code> with no attributes: this one
 			// adds the layout's inlined styles.
-			renderer.WithNodeRenderers(util.Prioritized(newCodeBlockRenderer(), 100))),
+			renderer.WithNodeRenderers(util.Prioritized(newCodeBlockRenderer(), 100),
+				util.Prioritized(taskBoxRenderer{}, 100))),
 	)
+}
+
+// taskBoxRenderer writes a task list item's check box as the glyph the
+// text part shows, ☑ or ☐, in place of goldmark's disabled <input
+// type=checkbox>: Gmail and Outlook remove form controls, and with them
+// whether the task is done.
+type taskBoxRenderer struct{}
+
+// RegisterFuncs implements renderer.NodeRenderer.
+func (taskBoxRenderer) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
+	reg.Register(east.KindTaskCheckBox, func(w util.BufWriter, _ []byte, n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if entering {
+			_, _ = w.WriteString(taskBox(n.(*east.TaskCheckBox).IsChecked))
+		}
+		return ast.WalkContinue, nil
+	})
+}
+
+// taskBox is a check box and the space after it, in either part.
+func taskBox(checked bool) string {
+	if checked {
+		return "☑ "
+	}
+	return "☐ "
 }
 
 // document is one recipient's body, rendered.

@@ -193,11 +193,7 @@ func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 			out = append(out, '\n')
 		}
 	case *east.TaskCheckBox:
-		if n.IsChecked {
-			out = append(out, "☑ "...)
-		} else {
-			out = append(out, "☐ "...)
-		}
+		out = append(out, taskBox(n.IsChecked)...)
 	default:
 		out = append(out, t.inlines(n)...)
 	}
