@@ -15,11 +15,13 @@ import (
 )
 
 // plainText renders the document as text that reads as text: no Markdown
-// syntax; paragraphs and headings separated by a blank line; "• " and "1. "
-// list items; quotes behind "> " (mail's own quoting); code indented by four
-// spaces; links as "text (URL)"; images by their alt text; tables as aligned
-// columns. goldmark has no text renderer, so this walks its tree. Values are
-// put back as text, and inside link URLs percent-encoded.
+// syntax but "~~" around struck text, which has no other plain form;
+// paragraphs and headings separated by a blank line; "• " and "1. " list
+// items; quotes behind "> " (mail's own quoting); code indented by four
+// spaces; links as "text (URL)"; images by their alt text, in brackets
+// inside a sentence; tables as aligned columns. goldmark has no text
+// renderer, so this walks its tree. Values are put back as text, and
+// inside link URLs percent-encoded.
 func plainText(doc ast.Node, src []byte, values merge.Values) []byte {
 	t := &textRenderer{src: src, values: values}
 	out := bytes.TrimRight(t.blocks(doc), "\n")
@@ -177,7 +179,21 @@ func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 			}
 		}
 	case *ast.Image:
+		// An image's alt text stands for it: as it is where the image
+		// stands alone, in brackets inside a sentence, so that it doesn't
+		// read as one of its words.
+		alt := t.inlines(n)
+		if len(alt) > 0 && !alone(n, t.src) {
+			out = append(out, '[')
+			out = append(out, alt...)
+			return append(out, ']')
+		}
+		out = append(out, alt...)
+	case *east.Strikethrough:
+		// Struck text is still read, and must read as struck.
+		out = append(out, "~~"...)
 		out = append(out, t.inlines(n)...)
+		out = append(out, "~~"...)
 	case *ast.Link:
 		label := t.inlines(n)
 		if t.keep && !fixedLink(label, n.Destination) {
@@ -198,6 +214,43 @@ func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 		out = append(out, t.inlines(n)...)
 	}
 	return out
+}
+
+// alone reports whether img is all its block (paragraph, heading, table
+// cell) shows: nothing else there but white space, or the link or
+// emphasis that holds it.
+func alone(img ast.Node, src []byte) bool {
+	block := img.Parent()
+	for block != nil && block.Type() == ast.TypeInline {
+		block = block.Parent()
+	}
+	if block == nil {
+		return true
+	}
+	only := true
+	_ = ast.Walk(block, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if !entering || n == block {
+			return ast.WalkContinue, nil
+		}
+		switch n := n.(type) {
+		case *ast.Image:
+			if n == img {
+				return ast.WalkSkipChildren, nil // its alt text is its own
+			}
+			only = false
+		case *ast.Text:
+			only = len(bytes.TrimSpace(n.Segment.Value(src))) == 0
+		case *ast.String:
+			only = len(bytes.TrimSpace(n.Value)) == 0
+		case *ast.AutoLink, *east.TaskCheckBox:
+			only = false
+		}
+		if !only {
+			return ast.WalkStop, nil
+		}
+		return ast.WalkContinue, nil
+	})
+	return only
 }
 
 // fixedLink reports whether appendLink writes a link the same way whatever

@@ -23,6 +23,7 @@ var textTemplates = []struct {
 	{"Line one {{.v}}  \nline two {{.v}}\\\nline three\n\n---\n\n- [x] done {{.v}}\n- [ ] todo\n", true},
 	{"中文{{.v}}\n中文\n", true},
 	{"Soft {{.v}}\n`code {{.v}}` and\n中文{{.v}}\n**粗体**\n[链接](https://x.example/)\n![i {{.v}}](https://x.example/i.png)\n{{.v}}\n{{.v}}\nend\n", true},
+	{"~~struck {{.v}}~~ and ![alt {{.v}}](https://x.example/i.png) inline, ![](https://x.example/i.png)\n\n[![logo](https://x.example/i.png)](https://x.example/{{.v}})\n", true},
 	{"| a | b |\n|---|---|\n| {{.v}} | x |\n", false},            // widths
 	{"[{{.v}}](https://example.org/)\n", false},                  // the link's text
 	{"[https://x.example/a](https://x.example/{{.v}})\n", false}, // text may equal the URL

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// parts renders body for one recipient and returns its HTML and text
-// parts, decoded, with LF line ends.
+// parts renders a message and returns its HTML and text parts, decoded,
+// with LF line ends, the text's last line ended.
 func parts(t *testing.T, r *Renderer, in *Input) (html, text string) {
 	t.Helper()
 	if in.To.Address == "" {
@@ -21,7 +21,7 @@ func parts(t *testing.T, r *Renderer, in *Input) (html, text string) {
 	_, root := parse(t, m.Data)
 	html = strings.ReplaceAll(string(root.find("text/html")[0].body), "\r\n", "\n")
 	text = strings.ReplaceAll(string(root.find("text/plain")[0].body), "\r\n", "\n")
-	return html, text
+	return html, strings.TrimRight(text, "\n") + "\n"
 }
 
 // TestTaskList: a task's check box is a glyph in both parts, not a form
@@ -37,7 +37,55 @@ func TestTaskList(t *testing.T) {
 	if len(got) < len(want) || strings.Join(got[:len(want)], "|") != strings.Join(want, "|") {
 		t.Errorf("the HTML's list items show %q, want %q", got, want)
 	}
-	if want := "• ☑ Venue booked\n• ☐ Pizza ordered\n• Schedule attached\n"; !strings.Contains(text+"\n", want) {
+	if want := "• ☑ Venue booked\n• ☐ Pizza ordered\n• Schedule attached\n"; !strings.Contains(text, want) {
 		t.Errorf("the text part has no\n%s\nin\n%s", want, text)
+	}
+}
+
+// TestTextStrikethrough: struck text reads as struck, in a sentence and in
+// a table, whose columns count the marks.
+func TestTextStrikethrough(t *testing.T) {
+	r := newFixture(t).renderer()
+	_, text := parts(t, r, &Input{Markdown: []byte("The ~~old~~ new plan.\n\n" +
+		"| Time  | Talk |\n|-------|------|\n| 19:00 | Typing |\n| 20:00 | ~~Lightning~~ Flash talks |\n")})
+	for _, want := range []string{
+		"The ~~old~~ new plan.\n",
+		"Time   Talk\n" +
+			"─────  ─────────────────────────\n" +
+			"19:00  Typing\n" +
+			"20:00  ~~Lightning~~ Flash talks",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the text part has no\n%s\nin\n%s", want, text)
+		}
+	}
+}
+
+// TestTextImageAlt: an image inside a sentence is its alt text in
+// brackets, not a word of the sentence; an image alone is its alt text,
+// on its own line; an image without alt text is nothing.
+func TestTextImageAlt(t *testing.T) {
+	f := newFixture(t)
+	f.file("star.png", testPNG)
+	f.file("banner.png", testPNG)
+	r := f.renderer()
+	_, text := parts(t, r, &Input{Markdown: []byte("![Python Meetup](banner.png)\n\n" +
+		"As a **pro** member ![star](star.png) you have a reserved seat.\n\n" +
+		"[![Our site](banner.png)](https://example.org/)\n\n" +
+		"*![emphasised](star.png)*\n\n" +
+		"![one](star.png) ![two](star.png)\n\n" +
+		"Text ![](star.png)then more.\n\n" +
+		"| a | b |\n|---|---|\n| ![cell](star.png) | x ![in a cell](star.png) |\n")})
+	want := "Python Meetup\n\n" +
+		"As a pro member [star] you have a reserved seat.\n\n" +
+		"Our site (https://example.org/)\n\n" +
+		"emphasised\n\n" +
+		"[one] [two]\n\n" +
+		"Text then more.\n\n" +
+		"a     b\n" +
+		"────  ─────────────\n" +
+		"cell  x [in a cell]\n"
+	if text != want {
+		t.Errorf("the text part reads\n%s\nwant\n%s", text, want)
 	}
 }
