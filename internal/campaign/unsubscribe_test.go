@@ -53,10 +53,30 @@ func TestUnsubscribe(t *testing.T) {
 		// {{unsubscribe}} in the template is the same URL, in both parts.
 		unfolded := bytes.ReplaceAll(data, []byte("=\r\n"), nil) // quoted-printable soft breaks
 		if !bytes.Contains(unfolded, []byte(`href=3D"`+strings.ReplaceAll(strings.ReplaceAll(m[1], "&", "&amp;"), "=", "=3D")+`"`)) ||
-			!bytes.Contains(unfolded, []byte("Leave the list ("+strings.ReplaceAll(m[1], "=", "=3D")+")")) ||
-			!bytes.Contains(unfolded, []byte("Unsubscribe: "+strings.ReplaceAll(m[1], "=", "=3D"))) {
+			!bytes.Contains(unfolded, []byte("Leave the list ("+strings.ReplaceAll(m[1], "=", "=3D")+")")) {
 			t.Errorf("the URL is not in the body of %s", want.email)
 		}
+		// The text links it already: the built-in layout's text footer
+		// doesn't say it again (TestUnsubscribeFooter).
+		if bytes.Contains(unfolded, []byte("\nUnsubscribe: ")) {
+			t.Errorf("the text footer of %s repeats the template's unsubscribe link", want.email)
+		}
+	}
+}
+
+// TestUnsubscribeFooter: with a template that doesn't link
+// {{unsubscribe}}, the built-in layout's text footer gives the URL, once.
+func TestUnsubscribeFooter(t *testing.T) {
+	c := newCampaign(t, goodList, goodBody, "[unsubscribe]\nurl = \"https://example.org/u?e={{.email}}\"\n", nil)
+	rec := &recorder{}
+	if _, err := c.Send(context.Background(), rec.open, Options{Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	data := rec.msgs[0].Data
+	u := strings.Trim(fieldOf(t, data, "List-Unsubscribe"), "<>")
+	unfolded := bytes.ReplaceAll(data, []byte("=\r\n"), nil)
+	if n := bytes.Count(unfolded, []byte("\nUnsubscribe: "+strings.ReplaceAll(u, "=", "=3D")+"\r\n")); n != 1 {
+		t.Errorf("%d lines \"Unsubscribe: %s\" in the message, want 1 in the text footer", n, u)
 	}
 }
 

@@ -48,7 +48,14 @@ func (f *fixture) file(name string, data []byte) string {
 // renderer returns a Renderer for the fixture with the given attachments.
 func (f *fixture) renderer(attachments ...string) *Renderer {
 	f.t.Helper()
-	r, err := New(Options{
+	return f.rendererWith(func(o *Options) { o.Attachments = attachments })
+}
+
+// rendererWith returns a Renderer for the fixture with its options changed
+// by set.
+func (f *fixture) rendererWith(set func(*Options)) *Renderer {
+	f.t.Helper()
+	opts := Options{
 		Campaign:     "test-campaign",
 		From:         mail.Address{Name: "Python爱好者", Address: "news@example.org"},
 		ReplyTo:      &mail.Address{Name: "Team, Support", Address: "team@example.org"},
@@ -56,9 +63,10 @@ func (f *fixture) renderer(attachments ...string) *Renderer {
 		ImageDir:     f.dir,
 		LayoutName:   "built-in layout",
 		Layout:       templates.DefaultLayout,
-		Attachments:  attachments,
 		Date:         time.Unix(1764000000, 0).UTC(),
-	})
+	}
+	set(&opts)
+	r, err := New(opts)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -46,8 +46,9 @@ type Options struct {
 	Date           time.Time     // the Date of every message
 	DKIM           *DKIM         // signs every message; nil for none
 	// TextFooter ends the plain text as the built-in layout ends the
-	// HTML: who the message was sent to, and how to unsubscribe, so that
-	// the two alternatives say the same thing.
+	// HTML: who the message was sent to, and how to unsubscribe unless
+	// the text already links {{unsubscribe}}, so that the two
+	// alternatives say the same thing.
 	TextFooter bool
 }
 
@@ -199,6 +200,8 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
 	}
 	htmlBytes, text := html.Bytes(), doc.text
+	// The text links {{unsubscribe}} itself: the footer needn't again.
+	textUnsubscribe := bytes.Contains(text, []byte(merge.UnsubscribeMarker))
 	// The marker comes from the layout, known once, or from the body's
 	// Markdown, short: no need to search the whole message for it.
 	if r.layoutUnsubscribe || bytes.Contains(in.Markdown, []byte(merge.UnsubscribeMarker)) {
@@ -212,7 +215,7 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 		text = append(text, "\n-- \nThis message was sent to "...)
 		text = append(text, in.To.Address...)
 		text = append(text, ".\n"...)
-		if in.Unsubscribe != "" {
+		if in.Unsubscribe != "" && !textUnsubscribe {
 			text = append(text, "Unsubscribe: "...)
 			text = append(text, in.Unsubscribe...)
 			text = append(text, '\n')

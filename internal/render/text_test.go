@@ -4,6 +4,8 @@ import (
 	"net/mail"
 	"strings"
 	"testing"
+
+	"github.com/batch-mailer/batch/internal/merge"
 )
 
 // parts renders a message and returns its HTML and text parts, decoded,
@@ -87,5 +89,31 @@ func TestTextImageAlt(t *testing.T) {
 		"cell  x [in a cell]\n"
 	if text != want {
 		t.Errorf("the text part reads\n%s\nwant\n%s", text, want)
+	}
+}
+
+// TestTextFooterUnsubscribe: the built-in layout's text footer says how to
+// unsubscribe, unless the template's text already links it: once either
+// way.
+func TestTextFooterUnsubscribe(t *testing.T) {
+	const url = "https://example.org/unsubscribe?e=ada%40example.org"
+	r := newFixture(t).rendererWith(func(o *Options) { o.TextFooter = true })
+	for _, tt := range []struct {
+		name, body, footer string
+	}{
+		{"in the template", "News.\n\n[Unsubscribe](" + merge.UnsubscribeMarker + ") at any time.\n",
+			"News.\n\nUnsubscribe (" + url + ") at any time.\n\n-- \nThis message was sent to ada@example.org.\n"},
+		{"not in the template", "News.\n",
+			"News.\n\n-- \nThis message was sent to ada@example.org.\nUnsubscribe: " + url + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, text := parts(t, r, &Input{To: mail.Address{Address: "ada@example.org"}, Markdown: []byte(tt.body), Unsubscribe: url})
+			if n := strings.Count(text, url); n != 1 {
+				t.Errorf("the unsubscribe URL is %d times in the text part, want once:\n%s", n, text)
+			}
+			if text != tt.footer {
+				t.Errorf("the text part reads\n%q\nwant\n%q", text, tt.footer)
+			}
+		})
 	}
 }
