@@ -6,9 +6,10 @@ import _ "embed"
 
 // DefaultLayout is the HTML layout used when a campaign names none. It is an
 // html/template: .Subject, .Body (the rendered Markdown), .Email, .Name,
-// .Fields (the recipient's columns), .Preheader and .Unsubscribe (the
-// recipient's unsubscribe URL) are available, escaped where used, and so is
-// the function unsubscribe.
+// .Fields (the recipient's columns), .Preheader, .Unsubscribe (the
+// recipient's unsubscribe URL) and .Lang (the campaign's language, a BCP 47
+// tag, or "") are available, escaped where used, and so is the function
+// unsubscribe.
 //
 //go:embed default.html
 var DefaultLayout string

@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+	"golang.org/x/text/language"
 
 	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/render"
@@ -41,6 +42,7 @@ type file struct {
 	Headers     map[string]string `toml:"headers"`
 	SMTP        *smtpFile         `toml:"smtp"`
 	Preheader   string            `toml:"preheader"`
+	Lang        string            `toml:"lang"`
 	Sender      string            `toml:"sender"` // the bounce address; also [smtp] sender
 	Unsubscribe *unsubscribeFile  `toml:"unsubscribe"`
 	DKIM        *dkimFile         `toml:"dkim"`
@@ -70,6 +72,7 @@ type Campaign struct {
 	Headers     []header        // in file order
 	SMTP        *SMTP           // nil without an [smtp] table
 	Preheader   *merge.Template // nil for none
+	Lang        string          // the text's language, a BCP 47 tag; "" for none
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
 	DKIM        *render.DKIM    // signs every message; nil without a [dkim] table
 	Limits      Limits          // what a row and a message may hold
@@ -243,6 +246,11 @@ func Load(path string) (*Campaign, error) {
 			c.Preheader = t
 		}
 	}
+	if f.Lang != "" {
+		if c.Lang, err = checkLang(f.Lang); err != nil {
+			errs = append(errs, fmt.Errorf("%s: lang: %w", at("lang"), err))
+		}
+	}
 	if f.Unsubscribe != nil {
 		c.Unsubscribe = loadUnsubscribe(f.Unsubscribe, at, bad, &errs)
 	}
@@ -280,6 +288,23 @@ func Load(path string) (*Campaign, error) {
 		return c, errs
 	}
 	return c, nil
+}
+
+// checkLang checks a lang key: a BCP 47 language tag (RFC 5646) of
+// registered subtags, written as it reads, and returns it in its
+// canonical form ("zh-cn" and "zh_CN" are "zh-CN"). A tag that reads as another one
+// ("iw" is "he", "zh-CHN" is Chinook jargon, "chn") is refused with the
+// one it reads as, so that the HTML's lang attribute is what the file says.
+func checkLang(s string) (string, error) {
+	const examples = `"en", "en-GB", "zh-CN" or "zh-Hant"`
+	tag, err := language.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a BCP 47 language tag (%w): write a language and, where it matters, a region or script, such as %s", s, err, examples)
+	}
+	if canon := tag.String(); !strings.EqualFold(canon, strings.ReplaceAll(s, "_", "-")) {
+		return "", fmt.Errorf("%q reads as %q in BCP 47: write %q if that is meant, or a tag such as %s", s, canon, canon, examples)
+	}
+	return tag.String(), nil
 }
 
 // parseMailbox parses "Name <addr>" or a bare address that batch can send from.

@@ -1,6 +1,8 @@
 package campaign
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -8,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/language"
 
 	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/templates"
@@ -596,6 +600,68 @@ last = 1`
 			if _, ok := want[k]; !ok {
 				t.Errorf("%q: unexpected key %s at line %d", nl, k, l)
 			}
+		}
+	}
+}
+
+// TestLoadLang: lang is a BCP 47 tag, given to the layout in its canonical
+// form; one that isn't, or that reads as another tag, is a problem naming
+// the file and line.
+func TestLoadLang(t *testing.T) {
+	c, _, err := load(t, minimal, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Lang != "" {
+		t.Errorf("Lang %q without the key, want none", c.Lang)
+	}
+	for in, want := range map[string]string{"zh-CN": "zh-CN", "zh-cn": "zh-CN", "zh_CN": "zh-CN", "en": "en", "zh-Hant-TW": "zh-Hant-TW", "ja": "ja"} {
+		c, _, err := load(t, minimal+fmt.Sprintf("lang = %q\n", in), nil)
+		if err != nil {
+			t.Errorf("lang = %q: %v", in, err)
+			continue
+		}
+		if c.Lang != want {
+			t.Errorf("lang = %q: Lang %q, want %q", in, c.Lang, want)
+		}
+	}
+	for _, tt := range []struct {
+		lang, says string
+		unknown    bool // a subtag of the right form that BCP 47 doesn't have
+	}{
+		{"cn", `"cn" is not a BCP 47 language tag`, true},
+		{"english", `"english" is not a BCP 47 language tag`, false},
+		{"en US", `"en US" is not a BCP 47 language tag`, false},
+		{"zh-", `"zh-" is not a BCP 47 language tag`, false},
+		{`en" onload="x`, `"en\" onload=\"x" is not a BCP 47 language tag`, false},
+		{"zh-CHN", `"zh-CHN" reads as "chn" in BCP 47: write "chn" if that is meant`, false},
+		{"iw", `"iw" reads as "he" in BCP 47`, false},
+	} {
+		_, path, err := load(t, minimal+"# the language of the text\n"+fmt.Sprintf("lang = %q\n", tt.lang), nil)
+		p := problemsOf(t, err)
+		prefix := fmt.Sprintf("%s:7: lang: %s", path, tt.says)
+		e := findProblem(p, prefix)
+		if len(p) != 1 || e == nil {
+			t.Errorf("lang = %q: problems\n%v\nwant one starting %q", tt.lang, err, prefix)
+			continue
+		}
+		var unknown language.ValueError
+		if errors.As(e, &unknown) != tt.unknown {
+			t.Errorf("lang = %q: errors.As(%v, language.ValueError) = %v, want %v", tt.lang, e, !tt.unknown, tt.unknown)
+		}
+	}
+}
+
+// TestLangInMessage: the campaign's lang reaches the layout.
+func TestLangInMessage(t *testing.T) {
+	for lang, want := range map[string]string{`lang = "zh-cn"` + "\n": `<html lang=3D"zh-CN">`, "": "<html>"} {
+		c := newCampaign(t, goodList, goodBody, lang, nil)
+		rec := &recorder{}
+		if _, err := c.Send(context.Background(), rec.open, Options{Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		if data := rec.msgs[0].Data; !bytes.Contains(data, []byte(want+"\r\n")) {
+			t.Errorf("with %q, the message has no %s", lang, want)
 		}
 	}
 }

@@ -474,6 +474,7 @@ func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
 		ImageDir:       filepath.Dir(c.BodyPath),
 		LayoutName:     c.layoutName(),
 		Layout:         c.Layout,
+		Lang:           c.Lang,
 		Attachments:    c.Attachments,
 		Date:           opts.Now,
 		TextFooter:     c.LayoutPath == "", // the built-in layout's footer

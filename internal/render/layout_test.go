@@ -73,3 +73,21 @@ func TestLayoutUnsubscribeUnsafe(t *testing.T) {
 		t.Errorf("a javascript: URL in the footer:\n%s", body)
 	}
 }
+
+// TestLayoutLang: the built-in layout's <html> has the campaign's lang,
+// and no lang attribute at all without one (not "und").
+func TestLayoutLang(t *testing.T) {
+	f := newFixture(t)
+	for _, tt := range []struct{ lang, html string }{{"zh-CN", `<html lang="zh-CN">`}, {"", "<html>"}} {
+		html, _ := parts(t, f.rendererWith(func(o *Options) { o.Lang = tt.lang }), &Input{Markdown: []byte("x")})
+		tag := regexp.MustCompile(`<html[^>]*>`).FindAllString(html, -1)
+		if len(tag) != 1 || tag[0] != tt.html {
+			t.Errorf("with lang %q, the HTML's <html> tags are %q, want one %s", tt.lang, tag, tt.html)
+		}
+	}
+	// A layout of one's own gets it as {{.Lang}}.
+	r := f.rendererWith(func(o *Options) { o.Lang, o.Layout = "ja", `<html lang="{{.Lang}}">{{.Body}}</html>` })
+	if html, _ := parts(t, r, &Input{Markdown: []byte("x")}); !strings.HasPrefix(html, `<html lang="ja">`) {
+		t.Errorf("a layout's {{.Lang}} is not the campaign's lang:\n%s", html)
+	}
+}

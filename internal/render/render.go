@@ -42,6 +42,7 @@ type Options struct {
 	ImageDir       string        // where the template's image paths start
 	LayoutName     string        // the layout, as named in messages
 	Layout         string        // html/template text
+	Lang           string        // the text's language (BCP 47) for the layout, or ""
 	Attachments    []string      // files attached to every message
 	Date           time.Time     // the Date of every message
 	DKIM           *DKIM         // signs every message; nil for none
@@ -88,6 +89,7 @@ type LayoutData struct {
 	Fields      map[string]string // the recipient's columns
 	Preheader   string            // the preview text, "" for none
 	Unsubscribe string            // the unsubscribe URL, "" for none
+	Lang        string            // the campaign's language (BCP 47), "" for none
 }
 
 // Renderer renders a campaign's messages. It is safe for concurrent use.
@@ -195,6 +197,7 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 		Fields:      in.Fields,
 		Preheader:   in.Preheader,
 		Unsubscribe: in.Unsubscribe,
+		Lang:        r.opts.Lang,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
