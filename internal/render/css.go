@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"sort"
 	"strings"
 
@@ -32,7 +33,10 @@ import (
 //     ("blockquote p", "li p"), a sibling combinator ("h1 + p"), a child
 //     combinator (".content > p") or a pseudo-class on an ancestor
 //     (".x:hover p") make the selector one that can't be written as a
-//     style per kind of element, and it is left to the <style> block.
+//     style per kind of element, and it is left to the <style> block;
+//   - and one class: "img.inline" styles an image in a line of text (an
+//     icon; the renderer gives it class="inline", see inText), which "img"
+//     rules style too.
 //
 // Declarations cascade as in a browser: by !important, then specificity,
 // then source order; each property appears once, in the order of the
@@ -82,6 +86,7 @@ const (
 	elStrong
 	elEm
 	elDel
+	elImgInline // an image in a line of text: "img" and "img.inline" rules
 	elThAligned // th and td without the final ';', for goldmark to
 	elTdAligned // append "text-align:..." to
 	numElements
@@ -128,8 +133,11 @@ func parseStyles(layout string) styles {
 					d.spec, d.order = spec, order
 					order++
 					decls[el] = append(decls[el], d)
-					if el == elCode {
+					switch el {
+					case elCode:
 						decls[elPreCode] = append(decls[elPreCode], d)
+					case elImg:
+						decls[elImgInline] = append(decls[elImgInline], d)
 					}
 				}
 			}
@@ -175,6 +183,11 @@ func (s styles) apply(n ast.Node) {
 		el = elA
 	case *ast.Image:
 		el = elImg
+		if class, ok := n.AttributeString("class"); ok {
+			if c, _ := class.([]byte); bytes.Equal(c, inlineClass.([]byte)) {
+				el = elImgInline
+			}
+		}
 	case *ast.List:
 		el = elUl
 		if n.IsOrdered() {
@@ -466,7 +479,11 @@ func target(sel string) (element, [3]int, bool) {
 	if len(compounds) == 0 {
 		return 0, spec, false
 	}
-	el, ok := elements[strings.ToLower(compounds[len(compounds)-1])]
+	tail := compounds[len(compounds)-1]
+	el, ok := elements[strings.ToLower(tail)]
+	if len(tail) == len("img.inline") && strings.EqualFold(tail[:3], "img") && tail[3:] == ".inline" {
+		el, ok = elImgInline, true // a class name is case-sensitive
+	}
 	if !ok {
 		return 0, spec, false
 	}

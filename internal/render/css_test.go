@@ -88,7 +88,7 @@ func TestInlineDefaultLayout(t *testing.T) {
 		"del":        {`<del>`},
 		"code":       {`<code style="font-family: Menlo, Consolas, monospace; font-size: 14px; background: #f3f4f6; padding: 1px 4px; border-radius: 3px;">`},
 		"a":          {`<a href="https://example.org/" style="color: #1a62c7;">`, `<a href="https://example.net/" style="color: #1a62c7;">`},
-		"img":        {`<img src="https://example.org/i.png" alt="an image" style="max-width: 100%; height: auto; border: 0;">`},
+		"img":        {`<img src="https://example.org/i.png" alt="an image" class="inline" style="max-width: 100%; height: auto; border: 0;">`},
 		"blockquote": {`<blockquote style="margin: 0 0 16px; border-left: 3px solid #d0d7de; padding: 0 0 0 12px; color: #57606a;">`},
 		"ul":         {`<ul style="margin: 0 0 16px;">`},
 		"ol":         {`<ol style="margin: 0 0 16px;">`},
@@ -106,6 +106,60 @@ func TestInlineDefaultLayout(t *testing.T) {
 	}
 	if got := startTags(content, "table"); len(got) != 1 || got[0] != `<table style="margin: 0 0 16px; border-collapse: collapse;">` {
 		t.Errorf("the Markdown's table: %q", got)
+	}
+}
+
+// TestInlineImages: an image in a line of text has class="inline" and the
+// style of "img.inline" rules, over the "img" ones; an image with only
+// images beside it, in its paragraph, heading, cell or list item, has
+// neither.
+func TestInlineImages(t *testing.T) {
+	afterAlt := regexp.MustCompile(` alt="[^"]*" (.*)$`)
+	const (
+		block  = `style="max-width: 100%; vertical-align: middle;">`
+		inline = `class="inline" style="max-width: 100%; vertical-align: middle; max-height: 1.5em;">`
+	)
+	r, err := New(Options{
+		Campaign: "c", From: mail.Address{Address: "news@example.org"}, TemplateName: "t.md", LayoutName: "layout.html",
+		Layout: "<style>.x img.inline { max-height: 1.5em } img { max-width: 100%; vertical-align: middle }</style>" +
+			`<body><div class="x">{{.Body}}</div></body>`,
+		Date: time.Unix(0, 0).UTC(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, md string
+		want     []string // the images' attributes after alt, in order
+	}{
+		{"alone", "![a long alt text](https://example.org/a.png)", []string{block}},
+		{"in a sentence", "A star ![star](https://example.org/a.png) for you.", []string{inline}},
+		{"after the text", "Starred ![star](https://example.org/a.png)", []string{inline}},
+		{"on the next line", "![star](https://example.org/a.png)\nwrapped text", []string{inline}},
+		{"only images", "![a](https://example.org/a.png) ![b](https://example.org/b.png)\n![c](https://example.org/c.png)", []string{block, block, block}},
+		{"linked, alone", "[![a](https://example.org/a.png)](https://example.org/)", []string{block}},
+		{"linked, in text", "See [the ![a](https://example.org/a.png) badge](https://example.org/).", []string{inline}},
+		{"emphasis", "**![a](https://example.org/a.png) new**", []string{inline}},
+		{"code beside it", "![a](https://example.org/a.png) `x`", []string{inline}},
+		{"autolink beside it", "![a](https://example.org/a.png) <https://example.org/>", []string{inline}},
+		{"heading", "# Title ![a](https://example.org/a.png)", []string{inline}},
+		{"cells", "| head |\n|---|\n| ![a](https://example.org/a.png) |\n| x ![b](https://example.org/b.png) |", []string{block, inline}},
+		{"list items", "- ![a](https://example.org/a.png)\n- item ![b](https://example.org/b.png)", []string{block, inline}},
+		{"task", "- [x] ![a](https://example.org/a.png)", []string{inline}},
+		{"a value beside it", "{{.v}} ![a](https://example.org/a.png)", []string{inline}},
+		{"its own paragraph", "Text above.\n\n![a](https://example.org/a.png)\n\nText below.", []string{block}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			md := merged(t, strings.ReplaceAll(tt.md, `\n`, "\n"), map[string]string{"v": "value"})
+			body := htmlBody(t, r, &Input{Markdown: md})
+			var got []string
+			for _, tag := range startTags(body, "img") {
+				got = append(got, afterAlt.FindStringSubmatch(tag)[1])
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("%q: images\n got %q\nwant %q", tt.md, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -225,7 +279,10 @@ func TestParseStyles(t *testing.T) {
 		{"not CSS this understands", `p\:x, p|q, 1p, { color: red } ol { color: blue }`, map[element]string{elOl: "color: blue;"}},
 		{"at-rules", `@charset "utf-8"; @import url(x.css); @media screen { p { color: red } } ` +
 			`@supports (display: grid) { p { color: red } } @font-face { font-family: X } @page { margin: 0 } img { border: 0 }`,
-			map[element]string{elImg: "border: 0;"}},
+			map[element]string{elImg: "border: 0;", elImgInline: "border: 0;"}},
+		{"inline images", ".c img.inline { height: 1em } img { border: 0 } IMG.inline { margin: 0 } " +
+			"img.INLINE, img.inline.x, img.inline:hover, img.other, p img.inline { color: red }",
+			map[element]string{elImg: "border: 0;", elImgInline: "border: 0; margin: 0; height: 1em;"}},
 		{"comments", "/* p { color: red } */ ul /* list */ { margin: 0 /* none */ } /* unterminated p { color: red }",
 			map[element]string{elUl: "margin: 0;"}},
 		{"template action", "p { color: {{.color}}; margin: 0 }", map[element]string{elP: "margin: 0;"}},

@@ -156,6 +156,9 @@ func (r *Renderer) newShape(src []byte) *shape {
 		if !entering {
 			return ast.WalkContinue, nil
 		}
+		if img, ok := n.(*ast.Image); ok && inText(img, src) {
+			img.SetAttributeString("class", inlineClass)
+		}
 		r.styles.apply(n)
 		switch n := n.(type) {
 		case *ast.Image:
@@ -179,6 +182,46 @@ func (r *Renderer) newShape(src []byte) *shape {
 	sh.html = buf.Bytes()
 	sh.text, sh.fixed = fixedText(tree, src)
 	return sh
+}
+
+// inlineClass is the class of an image in a line of text (see inText), a
+// []byte as an any, to be set without allocating.
+var inlineClass any = []byte("inline")
+
+// inText reports whether image n shares its line with text: whether its
+// paragraph, heading, table cell or list item's text has a character other
+// than white space outside images (a merge field's value counts as text).
+// Such an image is an icon or a badge, and a layout can size it to the
+// text (img.inline); an image with only images beside it is not.
+func inText(n *ast.Image, src []byte) bool {
+	block := n.Parent()
+	for block != nil && block.Type() != ast.TypeBlock {
+		block = block.Parent()
+	}
+	if block == nil {
+		return false
+	}
+	text := false
+	_ = ast.Walk(block, func(c ast.Node, entering bool) (ast.WalkStatus, error) {
+		if !entering {
+			return ast.WalkContinue, nil
+		}
+		switch c := c.(type) {
+		case *ast.Image:
+			return ast.WalkSkipChildren, nil // its alt text is not on the line
+		case *ast.Text:
+			text = len(bytes.TrimSpace(c.Segment.Value(src))) > 0
+		case *ast.String:
+			text = len(bytes.TrimSpace(c.Value)) > 0
+		case *ast.AutoLink, *east.TaskCheckBox:
+			text = true
+		}
+		if text {
+			return ast.WalkStop, nil
+		}
+		return ast.WalkContinue, nil
+	})
+	return text
 }
 
 // checkRaw refuses a merge field inside raw HTML.
