@@ -42,7 +42,7 @@ func TestLayoutPreheader(t *testing.T) {
 	}
 
 	// The footer link, its URL intact: escaped only for HTML.
-	links := regexp.MustCompile(`<a href="([^"]*)" style="color:#6e7781;">Unsubscribe</a>`).FindAllStringSubmatch(body, -1)
+	links := regexp.MustCompile(`<a href="([^"]*)" style="color:#57606a;">Unsubscribe</a>`).FindAllStringSubmatch(body, -1)
 	if len(links) != 1 {
 		t.Fatalf("%d unsubscribe links in the footer, want 1:\n%s", len(links), body)
 	}
