@@ -42,11 +42,12 @@ func (s Security) String() string {
 	return "starttls"
 }
 
-// ConnError is a failure to connect, secure the connection or log in:
-// nothing can be sent until what it names is fixed.
+// ConnError is a failure to connect, secure the connection or log in, or
+// a server that said more than batch takes (a *ReplyLimitError) at any
+// step: nothing can be sent until what it names is fixed.
 type ConnError struct {
 	Addr string
-	Step string // "connect", "tls", "starttls", "auth", "hello"
+	Step string // "connect", "tls", "starttls", "auth", "hello"; "send" after login
 	Hint string // what to check
 	Err  error
 }
@@ -76,13 +77,23 @@ func IsLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Stages before login, as a *ReplyLimitError names them.
+const (
+	stageGreeting = "greeting"
+	stageEHLO     = "EHLO"
+	stageStartTLS = "STARTTLS"
+	stageAuth     = "AUTH"
+)
+
 // conn is one open, authenticated connection.
 type conn struct {
 	c     *smtp.Client
-	raw   net.Conn
-	sent  int       // messages sent on it
-	last  time.Time // when it was last used
-	dirty bool      // a transaction failed: RSET before the next
+	addr  string       // host:port
+	raw   net.Conn     // bounded, under its greeting after STARTTLS
+	bc    *boundedConn // under raw
+	sent  int          // messages sent on it
+	last  time.Time    // when it was last used
+	dirty bool         // a transaction failed: RSET before the next
 	log   *transcript
 
 	// The session after login, which batch speaks itself (see txn.go).
@@ -98,6 +109,9 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	cfg := &s.cfg
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	fail := func(step, hint string, err error) error {
+		if isReplyLimit(err) {
+			hint = replyLimitHint
+		}
 		return &ConnError{Addr: addr, Step: step, Hint: hint, Err: err}
 	}
 	var log *transcript
@@ -111,7 +125,9 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 		return nil, fail("connect", "check [smtp] host and port, and that the server is up and reachable", err)
 	}
 	tlsConfig := &tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
-	var nc net.Conn = raw
+	// What the server says is bounded where it is read, above TLS.
+	bc := newBoundedConn(raw)
+	var nc net.Conn = bc
 	switch cfg.Security {
 	case ImplicitTLS:
 		tc := tls.Client(raw, tlsConfig)
@@ -122,7 +138,8 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 			raw.Close()
 			return nil, fail("tls", tlsHint(err, cfg), err)
 		}
-		nc = tc
+		bc = newBoundedConn(tc)
+		nc = bc
 		if log != nil {
 			log.note("%s established, certificate verified for %s", tls.VersionName(tc.ConnectionState().Version), cfg.Host)
 		}
@@ -138,7 +155,8 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 			return nil, fail("starttls", tlsHint(err, cfg), err)
 		}
 		// The greeting came before STARTTLS; go-smtp reads one first.
-		nc = &greeted{Conn: tc, pending: []byte(syntheticGreeting + "\r\n")}
+		bc = newBoundedConn(tc)
+		nc = &greeted{Conn: bc, pending: []byte(syntheticGreeting + "\r\n")}
 		if log != nil {
 			log.note("%s established, certificate verified for %s", tls.VersionName(tc.ConnectionState().Version), cfg.Host)
 		}
@@ -149,23 +167,22 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	if log != nil {
 		c.DebugWriter = log
 	}
+	bc.expect(stageEHLO) // after the greeting, unless already given
 	if err := c.Hello(cfg.HELO); err != nil {
 		c.Close()
-		return nil, fail("hello", "the server did not accept EHLO "+cfg.HELO+": set [smtp] helo to this host's name", err)
+		return nil, fail("hello", "the server did not accept EHLO "+cfg.HELO+": set [smtp] helo to this host's name", at(bc.reading(), err))
 	}
 	if cfg.Username != "" {
-		// Ask the connection, not go-smtp: its TLSConnectionState can't see
-		// through the wrapper a STARTTLS connection is in.
-		_, secured := nc.(*tls.Conn)
-		if g, ok := nc.(*greeted); ok {
-			_, secured = g.Conn.(*tls.Conn)
-		}
+		// Not go-smtp's TLSConnectionState, which can't see through the
+		// wrappers: TLS, implicit or by STARTTLS, is there or dial failed.
+		secured := cfg.Security != NoTLS
+		bc.expect(stageAuth)
 		if err := s.auth(c, secured); err != nil {
 			c.Close()
 			return nil, fail("auth", authHint(err), err)
 		}
 	}
-	cn := &conn{c: c, raw: nc, last: time.Now(), log: log, timeout: cfg.Timeout}
+	cn := &conn{c: c, addr: addr, raw: nc, bc: bc, last: time.Now(), log: log, timeout: cfg.Timeout}
 	cn.startSession(func(name string) bool {
 		ok, _ := c.Extension(name)
 		return ok && !slices.Contains(cfg.without, name)
@@ -200,11 +217,13 @@ func (s *SMTP) auth(c *smtp.Client, secured bool) error {
 func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls.Config, log *transcript) (*tls.Conn, error) {
 	raw.SetDeadline(time.Now().Add(cfg.Timeout))
 	defer raw.SetDeadline(time.Time{})
-	var r io.Reader = raw
-	var w io.Writer = raw
+	// Bounded in plain text; TLS, which reads raw, bounds its own records.
+	bc := newBoundedConn(raw)
+	var r io.Reader = bc
+	var w io.Writer = bc
 	if log != nil {
-		r = io.TeeReader(raw, log)
-		w = io.MultiWriter(raw, log)
+		r = io.TeeReader(bc, log)
+		w = io.MultiWriter(bc, log)
 	}
 	tp := textproto.NewConn(struct {
 		io.Reader
@@ -212,8 +231,9 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls
 		io.Closer
 	}{r, w, raw})
 	if _, _, err := tp.ReadResponse(220); err != nil {
-		return nil, fmt.Errorf("greeting: %w", err)
+		return nil, at(stageGreeting, err)
 	}
+	bc.expect(stageEHLO)
 	id, err := tp.Cmd("EHLO %s", cfg.HELO)
 	if err != nil {
 		return nil, err
@@ -222,7 +242,7 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls
 	_, msg, err := tp.ReadResponse(250)
 	tp.EndResponse(id)
 	if err != nil {
-		return nil, fmt.Errorf("EHLO: %w", err)
+		return nil, at(stageEHLO, err)
 	}
 	offered := false
 	for _, ext := range strings.Split(msg, "\n")[1:] {
@@ -234,6 +254,7 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls
 		return nil, &ConnError{Step: "starttls", Err: errors.New("the server does not offer STARTTLS"),
 			Hint: "batch never falls back to plain text; if the server speaks TLS from the start (port 465), set security = \"tls\""}
 	}
+	bc.expect(stageStartTLS)
 	id, err = tp.Cmd("STARTTLS")
 	if err != nil {
 		return nil, err
@@ -242,7 +263,7 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls
 	_, _, err = tp.ReadResponse(220)
 	tp.EndResponse(id)
 	if err != nil {
-		return nil, fmt.Errorf("STARTTLS: %w", err)
+		return nil, at(stageStartTLS, err)
 	}
 	tc := tls.Client(raw, tlsConfig)
 	hctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
@@ -251,6 +272,15 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls
 		return nil, err
 	}
 	return tc, nil
+}
+
+// at names the stage err happened at, unless err, a *ReplyLimitError,
+// names it itself.
+func at(stage string, err error) error {
+	if isReplyLimit(err) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", stage, err)
 }
 
 // syntheticGreeting is what greeted gives go-smtp's client; the transcript

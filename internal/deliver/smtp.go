@@ -215,14 +215,23 @@ func (w *worker) run() {
 		err := w.send(j.ctx, j.m, j.t)
 		var ce *ConnError
 		if errors.As(err, &ce) {
-			// This connection can't be opened again. While others work,
-			// they take its message and the campaign goes on with fewer
-			// connections (a server may allow fewer than asked for);
-			// the last one standing stops the campaign.
-			if w.s.retire(j) {
+			// This connection can't be opened again, or the server said
+			// more than batch takes. While others work, they take its
+			// message, unless the server may have it already, and the
+			// campaign goes on with fewer connections (a server may
+			// allow fewer than asked for); the last one standing stops
+			// the campaign.
+			handBack := &j
+			if handedOver(err) {
+				handBack = nil
+			}
+			if w.s.retire(handBack) {
+				if handBack == nil {
+					j.t.Done(err)
+				}
 				return
 			}
-			w.s.fail(err)
+			w.s.fail(ce)
 		}
 		j.t.Done(err)
 	}
@@ -264,15 +273,18 @@ func (s *SMTP) lastStanding() bool {
 	return s.alive <= 1
 }
 
-// retire hands j to the other workers, unless none is left.
-func (s *SMTP) retire(j job) bool {
+// retire counts a worker out and hands j, if not nil, to the others,
+// unless none is left.
+func (s *SMTP) retire(j *job) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.alive <= 1 {
 		return false
 	}
 	s.alive--
-	s.retry = append(s.retry, j)
+	if j != nil {
+		s.retry = append(s.retry, *j)
+	}
 	return true
 }
 
@@ -282,7 +294,7 @@ func (w *worker) close(polite bool) {
 		return
 	}
 	if polite {
-		_ = w.c.cmd(221, "QUIT")
+		_ = w.c.cmd(quit)
 	}
 	_ = w.c.raw.Close()
 	w.c = nil
@@ -296,7 +308,7 @@ func (w *worker) ready(ctx context.Context) error {
 		w.close(true)
 	}
 	if w.c != nil && time.Since(w.c.last) > cfg.IdleCheck {
-		if err := w.c.cmd(250, "NOOP"); err != nil {
+		if err := w.c.cmd(noop); err != nil {
 			w.close(false)
 		}
 	}
@@ -371,21 +383,32 @@ func (w *worker) send(ctx context.Context, m *render.Message, t Tracker) error {
 			return nil
 		}
 		var se *SendError
-		handedOver := errors.As(err, &se) && se.Stage == stageEndOfData
 		if errors.As(err, &se) && se.Stage == stageReady {
 			// The tracker said no, in the middle of DATA: the message
 			// must not end, and only closing the connection stops it.
 			w.close(false)
 			return err
 		}
+		if isReplyLimit(err) {
+			// Not tried again: the server would say as much once more.
+			w.close(false)
+			return err
+		}
 		if connectionLost(err) {
 			w.close(false)
-			if !handedOver && attempt == 0 {
+			if !handedOver(err) && attempt == 0 {
 				continue
 			}
 		}
 		return err
 	}
+}
+
+// handedOver reports whether err came after what ends the message, when
+// the server may have it.
+func handedOver(err error) bool {
+	var se *SendError
+	return errors.As(err, &se) && se.Stage == stageEndOfData
 }
 
 // StageReady is the stage of a SendError from the Tracker's Ready: the
@@ -402,6 +425,8 @@ const (
 	stageData      = "DATA"
 	stageMessage   = "message"
 	stageEndOfData = "end of DATA"
+	stageNoop      = "NOOP"
+	stageQuit      = "QUIT"
 )
 
 // connectionLost reports whether err means the connection can't be used

@@ -38,6 +38,13 @@ import (
 // message.
 //
 // A server's replies become *smtp.SMTPError values, as go-smtp's would.
+// What it says is bounded (see boundedConn): a reply past the bounds
+// drops the connection with a *ConnError, which is the connection's
+// problem and not the recipient's, but for the reply to what ends the
+// message, after which the server may have it: that is still the
+// message's *SendError at "end of DATA", wrapping the *ConnError.
+// Each reply is read within the timeout from when it is asked for, one
+// deadline for the whole of it, so a server that trickles can't draw it out.
 
 // startSession takes the connection over from go-smtp's Client, which has
 // read everything the server said so far.
@@ -72,8 +79,10 @@ func (c *conn) commands(steps []step) {
 	}
 }
 
-// reply reads a reply; a code other than expect is an *smtp.SMTPError.
-func (c *conn) reply(expect int) error {
+// reply reads the reply to stage; a code other than expect is an
+// *smtp.SMTPError.
+func (c *conn) reply(expect int, stage string) error {
+	c.bc.expect(stage)
 	c.raw.SetReadDeadline(time.Now().Add(c.timeout))
 	_, _, err := c.r.ReadResponse(expect)
 	var te *textproto.Error
@@ -84,11 +93,11 @@ func (c *conn) reply(expect int) error {
 }
 
 // cmd sends one command and reads its reply.
-func (c *conn) cmd(expect int, line string) error {
-	if err := c.send([]byte(line + "\r\n")); err != nil {
+func (c *conn) cmd(s step) error {
+	if err := c.send([]byte(s.line + "\r\n")); err != nil {
 		return err
 	}
-	return c.reply(expect)
+	return c.reply(s.expect, s.stage)
 }
 
 // replyError is a reply as an *smtp.SMTPError, its enhanced status code
@@ -126,18 +135,30 @@ var errNoChunking = errors.New("BDAT refused")
 // errLineEnd refuses an address with a line end in it.
 var errLineEnd = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "batch: a line end in an address"}
 
-// step is a command of a transaction, its expected reply, and the stage a
-// failure is named by.
+// step is a command, its expected reply, and the stage a failure is
+// named by.
 type step struct {
 	line   string
 	expect int
 	stage  string
 }
 
+var (
+	rset = step{"RSET", 250, stageReset}
+	noop = step{"NOOP", 250, stageNoop}
+	quit = step{"QUIT", 221, stageQuit}
+)
+
 // transfer runs one mail transaction (see above).
 func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 	fail := func(stage string, err error) error {
 		c.dirty = true
+		if isReplyLimit(err) {
+			err = &ConnError{Addr: c.addr, Step: "send", Hint: replyLimitHint, Err: err}
+			if stage != stageEndOfData {
+				return err // the message not taken
+			}
+		}
 		return &SendError{To: m.To, Stage: stage, Err: err}
 	}
 	// Checked when the list was read; checked again where a line end
@@ -146,7 +167,7 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 		return &SendError{To: m.To, Stage: stageMail, Err: errLineEnd}
 	}
 	if c.dirty {
-		if err := c.cmd(250, "RSET"); err != nil {
+		if err := c.cmd(rset); err != nil {
 			return fail(stageReset, err)
 		}
 		c.dirty = false
@@ -163,7 +184,7 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 		// A server that offers CHUNKING and won't take BDAT: DATA on
 		// this connection from now on, starting with this message.
 		c.chunking = false
-		if err := c.cmd(250, "RSET"); err != nil {
+		if err := c.cmd(rset); err != nil {
 			return fail(stageReset, err)
 		}
 	}
@@ -178,7 +199,7 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 		}
 	} else {
 		for _, s := range steps {
-			if err := c.cmd(s.expect, s.line); err != nil {
+			if err := c.cmd(s); err != nil {
 				return fail(s.stage, err)
 			}
 		}
@@ -239,7 +260,7 @@ func (c *conn) end(last []byte, fail func(string, error) error) error {
 	if err := c.send(last); err != nil {
 		return fail(stageMessage, err)
 	}
-	if err := c.reply(250); err != nil {
+	if err := c.reply(250, stageEndOfData); err != nil {
 		return fail(stageEndOfData, err)
 	}
 	c.sent++
@@ -250,24 +271,24 @@ func (c *conn) end(last []byte, fail func(string, error) error) error {
 // replies reads the replies to pipelined steps, every one even after a
 // refusal, so that the next transaction starts in step. It returns the
 // first refusal and its stage; a broken connection or a 421 (closing)
-// ends it at once.
+// ends it at once, and a reply past the bounds is what it returns.
 func (c *conn) replies(steps []step) (string, error) {
 	var stage string
 	var refused error
 	for i, s := range steps {
-		err := c.reply(s.expect)
+		err := c.reply(s.expect, s.stage)
 		switch {
 		case err == nil:
 			if s.expect == 354 && refused != nil {
 				// MAIL or RCPT refused and DATA accepted all the same,
 				// which a server must not do (RFC 2920 §3.1): end the
 				// empty message at once.
-				if err := c.cmd(0, "."); err != nil && !isServerReply(err) {
+				if err := c.cmd(step{".", 0, s.stage}); err != nil && !isServerReply(err) {
 					return steps[i].stage, err
 				}
 			}
 		case !isServerReply(err):
-			if refused != nil {
+			if refused != nil && !isReplyLimit(err) {
 				return stage, refused // what the server said before it went
 			}
 			return s.stage, err
