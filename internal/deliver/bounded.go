@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 )
 
 // What batch takes from a server between two of its own writes: one
@@ -64,13 +65,18 @@ func isReplyLimit(err error) bool {
 // end comes: bufio's ReadLine, under textproto, takes what it has of a
 // line for the whole line when the read after fails, so a line cut at a
 // bound would pass for a reply.
+//
+// It also holds every deadline set on it to a stage's own, when one is
+// set (see within): go-smtp's client sets one for each command, and a
+// stage of several commands (an AUTH exchange) must not go on for ever.
 type boundedConn struct {
 	net.Conn
-	stage string // what the reply being read answers, once batch wrote
-	wrote bool   // until batch writes, the server's greeting
-	read  int    // bytes read since batch last wrote
-	line  int    // bytes of the line so far, without its LF
-	past  bound  // the bound reached, if one was: the next read fails
+	stage string    // what the reply being read answers, once batch wrote
+	wrote bool      // until batch writes, the server's greeting
+	read  int       // bytes read since batch last wrote
+	line  int       // bytes of the line so far, without its LF
+	past  bound     // the bound reached, if one was: the next read fails
+	until time.Time // the stage's deadline; zero for none
 	err   error
 
 	// What was read and not yet given: buf[given:lines] whole lines,
@@ -160,4 +166,31 @@ func (c *boundedConn) reading() string {
 func (c *boundedConn) Write(b []byte) (int, error) {
 	c.wrote, c.read = true, 0
 	return c.Conn.Write(b)
+}
+
+// within gives the stage that starts now d in all: a deadline set on c
+// meanwhile can't go past it. d == 0 ends the stage, and its deadline.
+func (c *boundedConn) within(d time.Duration) {
+	c.until = time.Time{}
+	if d > 0 {
+		c.until = time.Now().Add(d)
+	}
+	c.Conn.SetDeadline(c.until)
+}
+
+func (c *boundedConn) capped(t time.Time) time.Time {
+	if !c.until.IsZero() && (t.IsZero() || t.After(c.until)) {
+		return c.until
+	}
+	return t
+}
+
+func (c *boundedConn) SetDeadline(t time.Time) error { return c.Conn.SetDeadline(c.capped(t)) }
+
+func (c *boundedConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.capped(t))
+}
+
+func (c *boundedConn) SetWriteDeadline(t time.Time) error {
+	return c.Conn.SetWriteDeadline(c.capped(t))
 }

@@ -176,8 +176,13 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 		// Not go-smtp's TLSConnectionState, which can't see through the
 		// wrappers: TLS, implicit or by STARTTLS, is there or dial failed.
 		secured := cfg.Security != NoTLS
+		// The whole exchange within the timeout, however many challenges
+		// the server makes: go-smtp gives each its own.
 		bc.expect(stageAuth)
-		if err := s.auth(c, secured); err != nil {
+		bc.within(cfg.Timeout)
+		err := s.auth(c, secured)
+		bc.within(0)
+		if err != nil {
 			c.Close()
 			return nil, fail("auth", authHint(err), err)
 		}

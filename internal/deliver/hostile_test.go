@@ -478,6 +478,33 @@ func sendStage(stage string) func(t *testing.T, dialErr, outcome error) {
 	}
 }
 
+// TestSMTPEndlessChallenges: a server that asks for the password again and
+// again, each time at once, can't keep AUTH going past the timeout.
+func TestSMTPEndlessChallenges(t *testing.T) {
+	start := time.Now()
+	h := startHostile(t, &hostile{at: "AUTH", mechs: "LOGIN", misbehave: func(w io.Writer, r *bufio.Reader) error {
+		for time.Since(start) < 5*time.Second { // then gone, rather than a timeout
+			if _, err := io.WriteString(w, "334 UGFzc3dvcmQ6\r\n"); err != nil { // "Password:"
+				return err
+			}
+			if _, err := r.ReadString('\n'); err != nil {
+				return err
+			}
+		}
+		return nil
+	}})
+	cfg := h.config(NoTLS)
+	cfg.Timeout = 300 * time.Millisecond
+	dialErr, _, _ := sendOne(t, cfg, testMessage(1, 500))
+	var ce *ConnError
+	if !errors.As(dialErr, &ce) || ce.Step != "auth" || !errors.Is(dialErr, os.ErrDeadlineExceeded) {
+		t.Fatalf("%v, want a timeout at auth", dialErr)
+	}
+	if rounds := h.wrote.Load() / int64(len("334 UGFzc3dvcmQ6\r\n")); rounds < 3 {
+		t.Errorf("%d challenges: the test did not keep AUTH going", rounds)
+	}
+}
+
 // TestSMTPLongReplies: a server within the bounds, with a long EHLO (60
 // extensions) and every reply of a pipelined group 20 lines of 900 bytes
 // (54 KiB in all), is a server batch sends to, in every way.
@@ -602,5 +629,17 @@ func TestBoundedConn(t *testing.T) {
 			t.Errorf("read %q, %v; want the whole lines, then EOF", got, err)
 		}
 	})
-
+	t.Run("stage deadline", func(t *testing.T) {
+		c := pipe(t) // a server that says nothing
+		c.within(50 * time.Millisecond)
+		c.SetReadDeadline(time.Now().Add(time.Hour)) // as go-smtp does
+		if err := readAll(c, 1); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%v, want the stage's deadline", err)
+		}
+		c.within(0)
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if err := readAll(c, 1); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%v, want the deadline set", err)
+		}
+	})
 }
