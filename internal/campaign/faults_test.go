@@ -677,3 +677,63 @@ func TestFaultMaxErrors(t *testing.T) {
 	wantOutcomes(t, r.sum, Outcomes{Sent: len(pending)})
 	wantOthersSent(t, c, srv, list, failed...)
 }
+
+// TestFaultFlood: a reply that never ends, once. batch drops the
+// connection and stops the run with the connection's error, naming the
+// server and the stage: nobody's failure. Before the message is handed
+// over its recipient stays pending, and the next run sends it; after its
+// final dot the recipient is unknown, and not sent again.
+func TestFaultFlood(t *testing.T) {
+	t.Parallel()
+	const target = "bob@example.net"
+	for _, tc := range []struct {
+		stage     smtptest.Stage
+		named     string // the stage, as the error names it
+		status    deliver.Status
+		delivered int // to target, after the second run
+	}{
+		{smtptest.AtRcpt, "RCPT TO", deliver.Pending, 1},
+		{smtptest.AtData, "end of DATA", deliver.Unknown, 0},
+	} {
+		t.Run(stageNames[tc.stage], func(t *testing.T) {
+			t.Parallel()
+			srv := smtptest.Start(t, smtptest.Fault{Rcpt: target, Stage: tc.stage, Flood: true, Times: 1})
+			c := faultCampaign(t, faultList)
+			r := sendVia(t, c, srv, quick, faultOptions())
+			var ce *deliver.ConnError
+			var rl *deliver.ReplyLimitError
+			if !errors.As(r.err, &ce) || !errors.As(r.err, &rl) {
+				t.Fatalf("Send: %v, want a *deliver.ConnError for a *deliver.ReplyLimitError", r.err)
+			}
+			if addr := fmt.Sprintf("%s:%d", srv.Host(), srv.Port()); ce.Addr != addr || rl.Stage != tc.named {
+				t.Errorf("Send: %v: want the server %s and the stage %s named", r.err, addr, tc.named)
+			}
+			st := readState(t, c)
+			if e := st.Get(target); e.Status != tc.status {
+				t.Errorf("%s: journal says %v (%q), want %v", target, e.Status, e.Error, tc.status)
+			}
+			if e := st.Get(faultList[0]); e.Status != deliver.Sent {
+				t.Errorf("%s: journal says %v (%q), want sent", faultList[0], e.Status, e.Error)
+			}
+			for _, a := range faultList[2:] {
+				if e := st.Get(a); e.Status != deliver.Pending {
+					t.Errorf("%s: journal says %v (%q), want pending: the run stopped", a, e.Status, e.Error)
+				}
+			}
+			if n := total(srv.Attempts()); n != 2 {
+				t.Errorf("the server saw %d RCPT TO, want 2: the first two, and no more", n)
+			}
+
+			// The next run sends the rest, each once, and not the
+			// message the server may have.
+			r = sendVia(t, c, srv, quick, faultOptions())
+			if r.err != nil {
+				t.Fatalf("second Send: %v", r.err)
+			}
+			if d := srv.Delivered()[target]; d != tc.delivered {
+				t.Errorf("%s delivered %d times, want %d", target, d, tc.delivered)
+			}
+			wantOthersSent(t, c, srv, faultList, target)
+		})
+	}
+}

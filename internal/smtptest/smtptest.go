@@ -4,8 +4,9 @@
 // The server listens on 127.0.0.1 without TLS or AUTH, speaks SMTP (RFC 5321)
 // as github.com/emersion/go-smtp does, records every transaction, and fails
 // on demand: a Fault rejects a command with a reply code (and an RFC 3463
-// enhanced code), hangs up, stalls, or swallows a message without a word, for
-// one recipient or all, a number of times or always.
+// enhanced code), hangs up, stalls, swallows a message without a word, or
+// answers with a reply that never ends, for one recipient or all, a number
+// of times or always.
 //
 // Messages are sent with DATA, where the faults are: the server hides
 // go-smtp's CHUNKING from its EHLO reply, and refuses a BDAT transaction
@@ -91,6 +92,11 @@ type Fault struct {
 	// MidData, AtData only: hang up in the middle of the message, after
 	// reading its first bytes and before the final dot.
 	MidData bool
+	// Flood answers with a reply that never ends: "250-" lines, written
+	// until the client hangs up or the server stops, then the server
+	// hangs up. AtData the whole message is read first (it is Received,
+	// not Delivered).
+	Flood bool
 	// Notify, if not nil, receives the recipient (lower-cased; "" AtMail)
 	// when the fault acts: when the command arrives AtMail and AtRcpt, once
 	// the whole message is in AtData, once its first bytes are with
@@ -124,6 +130,8 @@ func (f Fault) check() error {
 		return errors.New("a Silent fault can't have a Code, HangUp, MidData or Delay")
 	case f.MidData && f.Code != 0:
 		return errors.New("MidData can't be combined with a Code: the server hangs up before it could reply")
+	case f.Flood && (f.Code != 0 || f.HangUp || f.Silent || f.MidData):
+		return errors.New("a Flood fault can't have a Code, HangUp, Silent or MidData: its reply never ends")
 	}
 	return nil
 }
@@ -506,6 +514,9 @@ func (ss *session) act(f Fault) error {
 		return errStopping
 	}
 	switch {
+	case f.Flood:
+		ss.flood()
+		return errHungUp
 	case f.HangUp && f.Code == 0:
 		ss.c.Close()
 		return errHungUp
@@ -516,6 +527,23 @@ func (ss *session) act(f Fault) error {
 		return nil
 	}
 	return f.reply()
+}
+
+// flood writes "250-" lines until the client hangs up or the server stops
+// (which closes the connection), then hangs up. go-smtp has flushed its
+// replies so far: the lines go straight to the connection.
+func (ss *session) flood() {
+	var b strings.Builder
+	for b.Len() < 4<<10 {
+		b.WriteString("250-smtptest: and there is more\r\n")
+	}
+	lines := []byte(b.String())
+	for {
+		if _, err := ss.c.Conn.Write(lines); err != nil {
+			break
+		}
+	}
+	ss.c.Close()
 }
 
 // hold keeps the connection open without a word until the client closes it

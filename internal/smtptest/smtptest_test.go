@@ -1,6 +1,7 @@
 package smtptest
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -583,6 +584,7 @@ func TestFaultCheck(t *testing.T) {
 		{Stage: AtData, Silent: true},
 		{Stage: AtData, MidData: true, HangUp: true},
 		{Stage: AtData, Notify: make(chan string)},
+		{Stage: AtRcpt, Flood: true, Delay: time.Second},
 	} {
 		if err := f.check(); err != nil {
 			t.Errorf("%+v: %v", f, err)
@@ -605,6 +607,10 @@ func TestFaultCheck(t *testing.T) {
 		{Stage: AtData, Silent: true, MidData: true},
 		{Stage: AtData, Silent: true, Delay: time.Second},
 		{Stage: AtData, MidData: true, Code: 451},
+		{Stage: AtRcpt, Flood: true, Code: 451},
+		{Stage: AtRcpt, Flood: true, HangUp: true},
+		{Stage: AtData, Flood: true, Silent: true},
+		{Stage: AtData, Flood: true, MidData: true},
 	} {
 		if err := f.check(); err == nil {
 			t.Errorf("%+v: no error", f)
@@ -641,6 +647,71 @@ func TestInvalidFaultIsFatal(t *testing.T) {
 	c := dial(t, s)
 	_, err := send(c, message("a@example.net"), "a@example.net")
 	wantReply(t, err, 550, smtp.EnhancedCode{5, 0, 0})
+}
+
+// TestFlood reads a megabyte of a reply that never ends (a client with no
+// bound would read on for ever), and hangs up: the server stops flooding.
+func TestFlood(t *testing.T) {
+	const rcpt = "reader@example.net"
+	for _, stage := range []Stage{AtMail, AtRcpt, AtData} {
+		t.Run(stageName(stage), func(t *testing.T) {
+			f := Fault{Stage: stage, Flood: true, Times: 1}
+			if stage != AtMail {
+				f.Rcpt = rcpt
+			}
+			s := Start(t, f)
+			conn, err := net.Dial("tcp", net.JoinHostPort(s.Host(), strconv.Itoa(s.Port())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			r := bufio.NewReader(conn)
+			// reply reads a reply, and returns its last line.
+			reply := func() string {
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil {
+						t.Fatalf("reading a reply: %v", err)
+					}
+					if len(l) < 4 || l[3] != '-' {
+						return l
+					}
+				}
+			}
+			reply() // the greeting
+			io.WriteString(conn, "EHLO client.test\r\n")
+			reply()
+			steps := []string{"MAIL FROM:<" + sender + ">", "RCPT TO:<" + rcpt + ">", "DATA"}
+			steps = steps[:1+int(stage)]
+			for _, cmd := range steps {
+				io.WriteString(conn, cmd+"\r\n")
+				if cmd != steps[len(steps)-1] {
+					reply()
+				}
+			}
+			if stage == AtData {
+				if l := reply(); !strings.HasPrefix(l, "354 ") {
+					t.Fatalf("DATA: %q", l)
+				}
+				io.WriteString(conn, message(rcpt)+".\r\n")
+			}
+			read := 0
+			for read < 1<<20 {
+				l, err := r.ReadString('\n')
+				if err != nil || !strings.HasPrefix(l, "250-") {
+					t.Fatalf("after %d bytes: %q, %v; want more 250- lines", read, l, err)
+				}
+				read += len(l)
+			}
+			conn.Close()
+			wantCounts(t, "Delivered", s.Delivered(), nil)
+			received := map[string]int{}
+			if stage == AtData {
+				received[rcpt] = 1
+			}
+			wantCounts(t, "Received", s.Received(), received)
+		})
+	}
 }
 
 // TestBDAT checks that a transaction in chunks is refused rather than
