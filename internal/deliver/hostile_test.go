@@ -41,7 +41,7 @@ type hostile struct {
 	tls       *tls.Config // nil: no STARTTLS
 	implicit  bool        // TLS from the first byte
 
-	wrote    atomic.Int64 // bytes misbehave got written
+	wrote    atomic.Int64 // bytes misbehave wrote, or was writing
 	mu       sync.Mutex
 	accepted []string // recipients of the messages taken
 }
@@ -94,16 +94,16 @@ func (h *hostile) config(sec Security) SMTPConfig {
 	}
 }
 
-// counting counts what misbehave writes.
+// counting counts what misbehave writes, as it starts to write it: the
+// client may have read it, and hung up, before Write returns.
 type counting struct {
 	w io.Writer
 	n *atomic.Int64
 }
 
 func (c counting) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n.Add(int64(n))
-	return n, err
+	c.n.Add(int64(len(b)))
+	return c.w.Write(b)
 }
 
 func (h *hostile) serve(c net.Conn) {
