@@ -170,7 +170,11 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	bc.expect(stageEHLO) // after the greeting, unless already given
 	if err := c.Hello(cfg.HELO); err != nil {
 		c.Close()
-		return nil, fail("hello", "the server did not accept EHLO "+cfg.HELO+": set [smtp] helo to this host's name", at(bc.reading(), err))
+		hint := "the server did not accept EHLO " + cfg.HELO + ": set [smtp] helo to this host's name"
+		if bc.reading() == stageGreeting {
+			hint = greetingHint(err)
+		}
+		return nil, fail("hello", hint, at(bc.reading(), err))
 	}
 	if cfg.Username != "" {
 		// Not go-smtp's TLSConnectionState, which can't see through the
@@ -236,7 +240,10 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls
 		io.Closer
 	}{r, w, raw})
 	if _, _, err := tp.ReadResponse(220); err != nil {
-		return nil, at(stageGreeting, err)
+		if isReplyLimit(err) {
+			return nil, err
+		}
+		return nil, &ConnError{Step: "starttls", Hint: greetingHint(err), Err: at(stageGreeting, err)}
 	}
 	bc.expect(stageEHLO)
 	id, err := tp.Cmd("EHLO %s", cfg.HELO)
@@ -331,6 +338,16 @@ func tlsHint(err error, cfg *SMTPConfig) string {
 		return "the server's reply says why"
 	}
 	return "check [smtp] security, port and ca_file"
+}
+
+// greetingHint is what to check when the server's greeting failed.
+func greetingHint(err error) string {
+	var te *textproto.Error
+	var se *smtp.SMTPError
+	if errors.As(err, &te) || errors.As(err, &se) {
+		return "the server turned batch away: its reply says why"
+	}
+	return "the server did not greet batch as an SMTP server does: check [smtp] host, port and security"
 }
 
 func authHint(err error) string {

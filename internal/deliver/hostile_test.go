@@ -465,6 +465,9 @@ func dialStep(step, stage string) func(t *testing.T, dialErr, outcome error) {
 		if !strings.Contains(dialErr.Error(), ": "+step+": "+stage) {
 			t.Errorf("%q does not name %s: %s", dialErr, step, stage)
 		}
+		if stage == stageGreeting && !strings.Contains(ce.Hint, "host, port and security") {
+			t.Errorf("hint %q: want the settings to check for a server that does not greet", ce.Hint)
+		}
 	}
 }
 
