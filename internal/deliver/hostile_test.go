@@ -646,3 +646,73 @@ func TestBoundedConn(t *testing.T) {
 		}
 	})
 }
+
+// chunked is a connection whose reads give data in pieces of the sizes
+// given, in turn.
+type chunked struct {
+	net.Conn
+	data  []byte
+	sizes []byte
+	i     int
+}
+
+func (c *chunked) Read(b []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := len(c.data)
+	if len(c.sizes) > 0 {
+		n = min(n, 1+int(c.sizes[c.i%len(c.sizes)])*8)
+		c.i++
+	}
+	n = copy(b, c.data[:n])
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// FuzzBoundedConn holds the bounded connection, whatever the server's
+// bytes and however they come, to this: what it gives is the server's
+// whole lines, in order, no more than the bounds allow; it ends with
+// io.EOF when the server's bytes are within them, and with a
+// *ReplyLimitError when they aren't.
+func FuzzBoundedConn(f *testing.F) {
+	f.Add([]byte("220 mx.test\r\n"), uint16(1), []byte{0})
+	f.Add([]byte("250-a\r\n250 b"), uint16(1), []byte{1, 200})
+	f.Add([]byte("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), uint16(16), []byte{3})
+	f.Add([]byte("250-0123456789\r\n"), uint16(5000), []byte{255, 7})
+	f.Fuzz(func(t *testing.T, piece []byte, repeat uint16, sizes []byte) {
+		// The server says piece repeat times: small inputs reach the
+		// bound in all.
+		data := bytes.Repeat(piece, int(repeat)%(2*maxReplies/max(1, len(piece))+2))
+		c := newBoundedConn(&chunked{data: data, sizes: sizes})
+		got, err := io.ReadAll(c)
+		// The whole lines the server's bytes have within the bounds.
+		want, over := data, false
+		if i := bytes.LastIndexByte(want, '\n'); i >= 0 {
+			want = want[:i+1]
+		} else {
+			want = nil
+		}
+		long := data
+		if len(long) > maxReplies {
+			long, over = long[:maxReplies], true
+		}
+		for l := range bytes.Lines(long) {
+			if len(l) > maxReplyLine || !bytes.HasSuffix(l, []byte("\n")) && len(l) >= maxReplyLine {
+				over = true
+			}
+		}
+		if !over {
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("gave %d bytes, %v; want the %d of the whole lines, and EOF", len(got), err, len(want))
+			}
+			return
+		}
+		if !isReplyLimit(err) {
+			t.Fatalf("%v, want a *ReplyLimitError", err)
+		}
+		if !bytes.HasPrefix(data, got) || len(got) > maxReplies || len(got) > 0 && got[len(got)-1] != '\n' {
+			t.Fatalf("gave %d bytes that are not whole lines the server sent, within the bounds", len(got))
+		}
+	})
+}
