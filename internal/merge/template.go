@@ -276,7 +276,7 @@ func (t *Template) CheckFields(columns []string) []*FieldError {
 			}
 			pos := t.name
 			if !t.keyed {
-				pos = position(tree, n)
+				pos = Position(tree, n)
 			}
 			errs = append(errs, &FieldError{Pos: pos, Field: field, Columns: columns})
 		})
@@ -284,9 +284,10 @@ func (t *Template) CheckFields(columns []string) []*FieldError {
 	return errs
 }
 
-// position gives "file:line:column" of n, its column counted from 1 as
-// editors do (text/template counts from 0).
-func position(tree *parse.Tree, n parse.Node) string {
+// Position gives "file:line:column" of n in tree, its column counted from 1
+// as editors do (text/template counts from 0), in bytes as text/template
+// does.
+func Position(tree *parse.Tree, n parse.Node) string {
 	loc, _ := tree.ErrorContext(n)
 	i := strings.LastIndexByte(loc, ':')
 	col, err := strconv.Atoi(loc[i+1:])
