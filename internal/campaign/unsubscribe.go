@@ -30,11 +30,11 @@ func loadUnsubscribe(f *unsubscribeFile, at func(string) string, bad func(key, f
 	}
 	if f.URL != "" {
 		text := strings.TrimSpace(f.URL)
-		lit, _, _ := strings.Cut(text, "{{")
+		lit, _, field := strings.Cut(text, "{{")
 		switch {
 		case !strings.HasPrefix(strings.ToLower(text), "https://"):
 			bad("unsubscribe.url", "%q: one-click unsubscribe (RFC 8058) needs an https URL: mail clients POST to it without asking, so it must be encrypted", f.URL)
-		case !strings.Contains(strings.TrimPrefix(lit, "https://"), "/"):
+		case field && merge.PlaceInURL(lit) != merge.InPath:
 			bad("unsubscribe.url", "%q: a merge field can't be part of the host: put it in the path or the query", f.URL)
 		default:
 			t, err := merge.ParseURL(at("unsubscribe.url")+": unsubscribe.url", text)

@@ -99,6 +99,9 @@ func TestUnsubscribeProblems(t *testing.T) {
 	tests := []struct{ name, more, body, want string }{
 		{"http", "[unsubscribe]\nurl = \"http://example.org/u?e={{.email}}\"\n", goodBody, "unsubscribe.url: \"http://example.org/u?e={{.email}}\": one-click unsubscribe (RFC 8058) needs an https URL"},
 		{"host from a value", "[unsubscribe]\nurl = \"https://{{.name}}.example.org/u\"\n", goodBody, "a merge field can't be part of the host"},
+		{"host ended by a value", "[unsubscribe]\nurl = \"https://example.org{{.name}}/u\"\n", goodBody, "a merge field can't be part of the host"},
+		{"port from a value", "[unsubscribe]\nurl = \"https://example.org:{{.plan}}/u\"\n", goodBody, "a merge field can't be part of the host"},
+		{"user from a value", "[unsubscribe]\nurl = \"https://{{.name}}@example.org/u\"\n", goodBody, "a merge field can't be part of the host"},
 		{"bad mailto", "[unsubscribe]\nmailto = \"nobody\"\n", goodBody, "unsubscribe.mailto: \"nobody\": no @"},
 		{"empty", "[unsubscribe]\n", goodBody, "give url"},
 		{"template without url", "", goodBody + "[x]({{unsubscribe}})\n", "the template uses {{unsubscribe}}, but the campaign has no [unsubscribe] url"},
@@ -185,5 +188,25 @@ func TestRecipientAttachmentProblems(t *testing.T) {
 	_, err = c2.Check(context.Background(), Options{Now: now})
 	if p := problemsOf(t, err); !strings.Contains(p[0].Error(), `no "files" column for [columns] attachments`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestUnsubscribeQueryAfterHost: a field may follow the host in the query
+// or the fragment as well as in the path, and a URL without a field needs
+// no path.
+func TestUnsubscribeQueryAfterHost(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"https://example.org?e={{.email}}", "https://example.org?e=ada%40example.org"},
+		{"https://example.org/u#{{.email}}", "https://example.org/u#ada%40example.org"},
+		{"https://example.org", "https://example.org"},
+	} {
+		c := newCampaign(t, "email,name\nada@example.org,Ada\n", "Hi {{.name}}\n", "[unsubscribe]\nurl = \""+tt.url+"\"\n", nil)
+		rec := &recorder{}
+		if _, err := c.Send(context.Background(), rec.open, Options{Now: now}); err != nil {
+			t.Fatalf("%s: %v", tt.url, err)
+		}
+		if lu := fieldOf(t, rec.msgs[0].Data, "List-Unsubscribe"); lu != "<"+tt.want+">" {
+			t.Errorf("%s: List-Unsubscribe %q, want <%s>", tt.url, lu, tt.want)
+		}
 	}
 }
