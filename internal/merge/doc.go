@@ -14,5 +14,7 @@
 // text and is swapped for the value, escaped for the context it landed in
 // (HTML text, URL, plain text), only after the Markdown has been rendered. In
 // a header template every value is folded to one line with control
-// characters removed, so no value can add a header or a recipient.
+// characters removed, so no value can add a header or a recipient. In a URL
+// a value may only be in the path, query or fragment: [PlaceInURL] tells,
+// from the URL's text before it, where it lands.
 package merge

@@ -163,6 +163,12 @@ func (r *Renderer) newShape(src []byte) *shape {
 		switch n := n.(type) {
 		case *ast.Image:
 			keep(r.image(n, sh))
+		case *ast.Link:
+			keep(r.checkLink("link", n.Destination, src, false))
+		case *ast.AutoLink:
+			keep(r.checkAutoLink(n, src))
+		case *ast.Text:
+			r.checkText(n, src, keep)
 		case *ast.HTMLBlock:
 			keep(r.checkRaw(segments(n.Lines(), src)))
 		case *ast.RawHTML:
@@ -263,14 +269,7 @@ func (r *Renderer) image(n *ast.Image, d *shape) error {
 	if merge.HasValue(n.Destination) {
 		// A value may be part of a remote image's path or query (a
 		// tracking pixel), never choose the host or a local file.
-		host := strings.Index(lower, "//") + 2
-		slash := strings.IndexByte(lower[host:], '/')
-		if !remote || slash < 0 || merge.HasValue(n.Destination[:host+slash]) {
-			shown := merge.Elide(dest)
-			return fmt.Errorf("%s: image %q: a merge field may only be in the path or query of an http(s) image URL, never choose a local file or a host",
-				r.where(strings.SplitN(shown, "{{…}}", 2)[0]+"{{"), shown)
-		}
-		return nil
+		return r.checkLink("image", n.Destination, d.src, !remote)
 	}
 	if remote || strings.HasPrefix(lower, "cid:") || strings.HasPrefix(lower, "data:") {
 		return nil

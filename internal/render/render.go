@@ -9,6 +9,11 @@
 // encoded-words for non-ASCII text and RFC 2231 for file names; bodies are
 // quoted-printable or base64 (RFC 2045).
 //
+// No value may choose where a URL goes: a merge field in a link, an image,
+// an autolink or a URL shown as text, in the Markdown or in the layout, may
+// only be in the URL's path, query or fragment (merge.PlaceInURL). The
+// Markdown's URLs are checked once per shape, the layout's once, by New.
+//
 // The bytes are written with the standard library rather than by
 // github.com/jordan-wright/email, whose Bytes() picks random boundaries and
 // orders headers by map iteration: messages here must be byte-for-byte
@@ -128,6 +133,9 @@ func New(opts Options) (*Renderer, error) {
 		errs = append(errs, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: ")))
 	}
 	r.layout = layout
+	if layout != nil {
+		errs = append(errs, layoutURLs(layout)...)
+	}
 	r.styles = parseStyles(opts.Layout)
 	r.layoutUnsubscribe = strings.Contains(opts.Layout, "unsubscribe")
 	for _, path := range opts.Attachments {
