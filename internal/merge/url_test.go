@@ -118,9 +118,62 @@ func TestPlaceInURLHosts(t *testing.T) {
 func encode(s string) string { return string(merge.EscapeURL(nil, s)) }
 func asIs(s string) string   { return s }
 
-// browser gives an http(s) URL as a browser reads it, for net/url: line
-// ends dropped, backslashes made slashes.
-func browser(s string) string { return strings.NewReplacer("\r", "", "\n", "", `\`, "/").Replace(s) }
+// browser gives a URL as a browser reads it (the WHATWG URL standard), for
+// net/url: leading spaces and controls trimmed, tabs and line ends dropped,
+// and in http(s) URLs backslashes made slashes and any run of them after
+// the scheme "//".
+func browser(s string) string {
+	s = strings.TrimLeftFunc(s, func(r rune) bool { return r <= ' ' })
+	s = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(s)
+	scheme, rest, ok := strings.Cut(s, ":")
+	if lower := strings.ToLower(scheme); ok && (lower == "http" || lower == "https") {
+		return scheme + "://" + strings.ReplaceAll(strings.TrimLeft(rest, `/\`), `\`, "/")
+	}
+	return s
+}
+
+// FuzzPlaceInURL: where PlaceInURL allows a value, the value, percent-encoded
+// as the Markdown's are (or as it is, in a path, as html/template's
+// normalizer leaves most of it), doesn't change the URL's scheme, user,
+// host or port, nor a mailto: URL's addresses and the headers it names.
+func FuzzPlaceInURL(f *testing.F) {
+	for _, before := range []string{"https://example.org/", "https://example.org?q=", "//example.org/a", "/u/",
+		"mailto:team@example.org?subject=", "https:example.org/", `https:\\example.org\`, "./", "#", "HTTP://a@b:1/"} {
+		for _, v := range []string{".evil.com", "@evil.com", "//evil.com", `\evil.com`, ":8080", "javascript:alert(1)", "?a=b&bcc=x#y"} {
+			f.Add(before, v)
+		}
+	}
+	f.Fuzz(func(t *testing.T, before, value string) {
+		if merge.PlaceInURL(before) != merge.InPath {
+			return
+		}
+		u0, err := url.Parse(browser(before + "x"))
+		if err != nil {
+			return
+		}
+		escapes := []func(string) string{encode}
+		if !strings.ContainsAny(before, "?#") {
+			escapes = append(escapes, func(s string) string { return strings.NewReplacer(`\`, "", "%", "").Replace(s) })
+		}
+		for _, esc := range escapes {
+			u, err := url.Parse(browser(before + esc(value)))
+			if err != nil {
+				continue
+			}
+			if u.Scheme != u0.Scheme || u.User.String() != u0.User.String() || u.Host != u0.Host || u.Opaque != u0.Opaque {
+				t.Fatalf("%q + %q: %s://%s@%s%s, was %s://%s@%s%s", before, value,
+					u.Scheme, u.User, u.Host, u.Opaque, u0.Scheme, u0.User, u0.Host, u0.Opaque)
+			}
+			if strings.EqualFold(u.Scheme, "mailto") {
+				for k := range u.Query() {
+					if _, ok := u0.Query()[k]; !ok {
+						t.Fatalf("%q + %q: the value adds header %q", before, value, k)
+					}
+				}
+			}
+		}
+	})
+}
 
 func TestURLError(t *testing.T) {
 	var err error = &merge.URLError{Pos: "t.md:3:24", What: "link", URL: "https://example.org{{…}}/", Place: merge.InAuthority}
