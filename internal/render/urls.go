@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"html"
 	"html/template"
 	"io"
@@ -152,17 +153,51 @@ func layoutURLs(t *template.Template) []error {
 	if t.Tree == nil {
 		return nil
 	}
-	w := &layoutWalk{t: t, tree: t.Tree, seen: map[tparse.Node]bool{}}
+	w := &layoutWalk{t: t, tree: t.Tree, seen: map[tparse.Node]bool{}, walked: map[walkKey][]string{}}
 	w.node(t.Tree.Root, []string{""}, dotRow, dotRow)
+	if w.gaveUp {
+		return []error{fmt.Errorf("%s: its templates call each other too deeply (or themselves) for batch to check the URLs they write: call fewer of them inside each other", t.Name())}
+	}
 	return w.errs
 }
 
 type layoutWalk struct {
-	t     *template.Template
-	tree  *tparse.Tree // the template being walked
-	depth int          // of {{template}} calls
-	seen  map[tparse.Node]bool
-	errs  []error
+	t      *template.Template
+	tree   *tparse.Tree // the template being walked
+	depth  int          // of {{template}} calls
+	gaveUp bool         // past maxDepth or maxSteps
+	seen   map[tparse.Node]bool
+	errs   []error
+	walked map[walkKey][]string // the ways out of a range's body or a template
+	steps  int                  // nodes walked, up to maxSteps
+}
+
+// walkKey is a range's body or a template, walked with these dots and
+// ways in: the same walk gives the same ways out and the same problems.
+type walkKey struct {
+	list      *tparse.ListNode
+	dot, root dotKind
+	in        string
+}
+
+// The walk's bounds: a layout's templates, each walked once for each way
+// into it, are a few thousand nodes; a template that calls itself is
+// refused when it is maxDepth deep.
+const (
+	maxDepth = 32
+	maxSteps = 1 << 20
+)
+
+// list walks a range's body or a template's, once for each set of ways
+// into it.
+func (w *layoutWalk) list(n *tparse.ListNode, in []string, dot, root dotKind) []string {
+	key := walkKey{n, dot, root, strings.Join(in, "\x02")}
+	if out, ok := w.walked[key]; ok {
+		return out
+	}
+	out := w.node(n, in, dot, root)
+	w.walked[key] = out
+	return out
 }
 
 // What the layout has written so far is kept as text since the last '<',
@@ -186,6 +221,10 @@ const (
 // node walks n, given the text written on each way to it, and returns
 // the same after it.
 func (w *layoutWalk) node(n tparse.Node, in []string, dot, root dotKind) []string {
+	if w.steps++; w.steps > maxSteps {
+		w.gaveUp = true
+		return []string{wroteUnknown}
+	}
 	switch n := n.(type) {
 	case *tparse.ListNode:
 		if n == nil {
@@ -223,8 +262,8 @@ func (w *layoutWalk) node(n tparse.Node, in []string, dot, root dotKind) []strin
 	case *tparse.WithNode:
 		return w.branch(&n.BranchNode, in, withDot(n.Pipe, dot, root), dot, root)
 	case *tparse.RangeNode:
-		once := w.node(n.List, in, dotOther, root)
-		twice := w.node(n.List, once, dotOther, root)
+		once := w.list(n.List, in, dotOther, root)
+		twice := w.list(n.List, once, dotOther, root)
 		out := append(append(append([]string(nil), in...), once...), twice...)
 		if n.ElseList != nil {
 			out = append(out, w.node(n.ElseList, in, dot, root)...)
@@ -233,7 +272,11 @@ func (w *layoutWalk) node(n tparse.Node, in []string, dot, root dotKind) []strin
 	case *tparse.TemplateNode:
 		name, _, _ := strings.Cut(n.Name, "$htmltemplate_") // escaped for another context
 		callee := w.t.Lookup(name)
-		if callee == nil || callee.Tree == nil || w.depth >= 8 {
+		if callee == nil || callee.Tree == nil {
+			return in // an empty template: escaping would have failed for a missing one
+		}
+		if w.depth >= maxDepth {
+			w.gaveUp = true
 			return []string{wroteUnknown}
 		}
 		arg := dotOther
@@ -242,7 +285,7 @@ func (w *layoutWalk) node(n tparse.Node, in []string, dot, root dotKind) []strin
 		}
 		tree := w.tree
 		w.tree, w.depth = callee.Tree, w.depth+1
-		out := w.node(callee.Tree.Root, in, arg, arg)
+		out := w.list(callee.Tree.Root, in, arg, arg)
 		w.tree, w.depth = tree, w.depth-1
 		return out
 	}

@@ -2,6 +2,7 @@ package render
 
 import (
 	"errors"
+	"fmt"
 	htmlpkg "html"
 	"net/mail"
 	"net/url"
@@ -369,5 +370,30 @@ func TestLayoutURLProblems(t *testing.T) {
 				t.Errorf("%d problems, want 1: %v", len(errs), err)
 			}
 		})
+	}
+}
+
+// TestLayoutURLsBounded: a template called many times inside others is
+// walked once for each way into it, and one that calls itself is a
+// problem, not a long wait.
+func TestLayoutURLsBounded(t *testing.T) {
+	var b strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&b, "{{define \"t%d\"}}<p>%s</p>{{end}}", i, strings.Repeat(fmt.Sprintf("{{template \"t%d\" .}}", i+1), 10))
+	}
+	b.WriteString(`{{define "t10"}}<a href="https://{{.Fields.v}}/">x</a>{{end}}{{template "t0" .}}{{.Body}}`)
+	_, err := newFixture(t).urlRenderer("x", b.String())
+	var ue *merge.URLError
+	if !errors.As(err, &ue) || ue.Place != merge.InAuthority || ue.Pos != "layout.html:1:"+strconv.Itoa(strings.Index(b.String(), "{{.Fields.v}}")+3) {
+		t.Errorf("10¹⁰ calls of the template: %v, want its problem", err)
+	}
+	if errs, ok := err.(Errors); ok {
+		t.Errorf("%d problems, want the one: %v", len(errs), err)
+	}
+
+	layout := `{{define "a"}}<p>{{range .}}{{template "a" .}}{{end}}</p>{{end}}{{template "a" .Fields}}{{.Body}}`
+	_, err = newFixture(t).urlRenderer("x", layout)
+	if err == nil || !strings.Contains(err.Error(), "layout.html: its templates call each other too deeply (or themselves) for batch to check the URLs they write") {
+		t.Errorf("a template that calls itself: %v", err)
 	}
 }
