@@ -397,3 +397,62 @@ func TestLayoutURLsBounded(t *testing.T) {
 		t.Errorf("a template that calls itself: %v", err)
 	}
 }
+
+// FuzzLinkHosts puts a value into arbitrary Markdown: where the check lets
+// the template be, no hostile value sends any of the HTML's URLs to
+// another scheme or host than a harmless value does.
+func FuzzLinkHosts(f *testing.F) {
+	for _, s := range [][2]string{
+		{"[a](https://example.org/", ")"}, {"[a](https://example.org", "/)"}, {"<https://example.org/", ">"},
+		{"See https://example.org/", " now"}, {"![i](https://example.org/i.png?u=", ")"}, {"[r]\n\n[r]: https://example.org/", ""},
+		{"[a](mailto:team@example.org?subject=", ")"}, {"[a](", ")"}, {"[a](/", ")"}, {"www.example.org", ""},
+	} {
+		f.Add(s[0], s[1])
+	}
+	fx := &fixture{t: &testing.T{}, dir: f.TempDir()}
+	f.Fuzz(func(t *testing.T, before, after string) {
+		if strings.Contains(before+after, "{{") || strings.Contains(before+after, "}}") || strings.ContainsAny(before+after, "\uE000\uE001\uE002") {
+			return // template actions and token characters are the template checker's business
+		}
+		body := before + "{{.v}}" + after
+		if _, err := merge.ParseBody("t.md", body); err != nil {
+			return
+		}
+		r, err := fx.urlRenderer(body, "<html><body>{{.Body}}</body></html>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts := func(v string) ([]string, error) {
+			md := merged(t, body, map[string]string{"v": v})
+			m, err := r.Render(&Input{Seq: 1, To: mail.Address{Address: "a@example.com"}, Subject: "s", Markdown: md})
+			if err != nil {
+				return nil, err
+			}
+			_, root := parse(t, m.Data)
+			var out []string
+			for _, u := range urlsIn(string(root.find("text/html")[0].body)) {
+				s := strings.NewReplacer("\t", "", "\r", "", "\n", "", `\`, "/").Replace(strings.TrimSpace(u))
+				p, err := url.Parse(s)
+				if err != nil {
+					out = append(out, "unparsed")
+					continue
+				}
+				out = append(out, strings.ToLower(p.Scheme)+"://"+p.User.String()+"@"+p.Host+" "+p.Opaque)
+			}
+			return out, nil
+		}
+		want, err := hosts("x")
+		if err != nil {
+			return // refused: a problem check reports
+		}
+		for _, v := range hostileURLValues {
+			got, err := hosts(v)
+			if err != nil {
+				t.Fatalf("%q: value %q: %v, but x was fine", body, v, err)
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("%q: value %q sends the URLs to\n%q\nwhere x sends them to\n%q", body, v, got, want)
+			}
+		}
+	})
+}
