@@ -332,7 +332,7 @@ func (w *layoutWalk) check(n *tparse.ActionNode, in []string) {
 			place = merge.InSrcset
 		case inURL:
 			place = placeAfter(spot.before)
-		case inText:
+		case inTextSpot:
 			if u, ok := textURL(spot.before); ok {
 				spot.what, spot.before, place = "URL", u, placeAfter(u)
 			}
@@ -445,7 +445,7 @@ const (
 	notURL spotKind = iota
 	inURL
 	inSrcset
-	inText // before: the text since the tag or the comment before it
+	inTextSpot // before: the text since the tag or the comment before it
 )
 
 // urlSpot reads the tag that s (the text since the last '<', or all of
@@ -459,15 +459,15 @@ func urlSpot(s string) spot {
 	case strings.Contains(s, wroteUnknown):
 		return spot{}
 	case !ok:
-		return spot{kind: inText, before: html.UnescapeString(s)} // before the first tag
+		return spot{kind: inTextSpot, before: html.UnescapeString(s)} // before the first tag
 	case strings.HasPrefix(rest, "!--"):
 		if _, text, ok := strings.Cut(rest[3:], "-->"); ok {
-			return spot{kind: inText, before: html.UnescapeString(text)}
+			return spot{kind: inTextSpot, before: html.UnescapeString(text)}
 		}
 		return spot{}
 	case rest == "" || !isLetter(rest[0]): // an end tag, <!DOCTYPE…>
 		if _, text, ok := strings.Cut(rest, ">"); ok {
-			return spot{kind: inText, before: html.UnescapeString(text)}
+			return spot{kind: inTextSpot, before: html.UnescapeString(text)}
 		}
 		return spot{}
 	}
@@ -487,7 +487,7 @@ func urlSpot(s string) spot {
 		case rest[0] == '>' && tag == "script":
 			return spot{}
 		case rest[0] == '>':
-			return spot{kind: inText, before: html.UnescapeString(rest[1:])}
+			return spot{kind: inTextSpot, before: html.UnescapeString(rest[1:])}
 		}
 		end := strings.IndexAny(rest[1:], space+"/>=")
 		if end < 0 {
