@@ -50,6 +50,12 @@ import (
 //
 // Only a machine crash can lose an unsynced outcome record; the recipient
 // then shows as unknown, never as pending, so nobody gets two copies.
+//
+// A journal whose file can't be written (a full disk) fails for good: it
+// writes nothing more, and every Wait returns the error. What it holds is
+// then exactly the records written whole before it failed (Holds), which is
+// what a reader finds; AppendThen tells each record's fate, so that the
+// caller reports what the journal says and not what it meant to write.
 
 // Record kinds.
 const (
@@ -282,7 +288,8 @@ type Journal struct {
 	disk    *sync.Cond // the waiters': synced moved on
 	buf     []byte     // appended, not yet written
 	seq     uint64     // records appended
-	written uint64     // records written to the file
+	written uint64     // records written to the file, whole
+	thens   []then     // AppendThen's, in order, for records not yet written
 	synced  uint64     // records durable
 	want    uint64     // the highest record a Wait needs durable
 	off     int64      // where the next record goes in the file
@@ -298,6 +305,14 @@ type Journal struct {
 
 // Ticket identifies an appended record, to wait for its durability.
 type Ticket uint64
+
+// then is what AppendThen is to call once the record seq is written, or
+// will never be.
+type then struct {
+	seq uint64
+	f   func(error)
+	err error // when called: nil, or why the record is not in the file
+}
 
 // JournalPath returns the journal's path for the campaign called name whose
 // file is in dir: dir/.batch/NAME.journal, the name made safe for a file.
@@ -349,6 +364,12 @@ func OpenJournal(path, campaign string) (*Journal, *State, error) {
 			return nil, nil, fmt.Errorf("journal: %w", err)
 		}
 	}
+	// Records go on from the end of the last good one: the file's offset
+	// follows them (see write).
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("journal: %w", err)
+	}
 	j := &Journal{path: path, f: f, done: make(chan struct{}), off: good}
 	j.work, j.disk = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	go j.flush()
@@ -359,10 +380,15 @@ func OpenJournal(path, campaign string) (*Journal, *State, error) {
 // on disk. A "sending" record is synced as soon as can be; others are
 // written at once and synced with the next.
 func (j *Journal) Append(r Record) Ticket {
-	r.To = strings.ToLower(r.To)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.buf = encodeRecord(j.buf, &r)
+	return j.append(&r)
+}
+
+// append adds r; j.mu is held.
+func (j *Journal) append(r *Record) Ticket {
+	r.To = strings.ToLower(r.To)
+	j.buf = encodeRecord(j.buf, r)
 	j.seq++
 	if r.Kind == KindSending && !j.grouped {
 		// Its connection will wait for it: to disk as soon as can be.
@@ -370,6 +396,43 @@ func (j *Journal) Append(r Record) Ticket {
 	}
 	j.work.Signal()
 	return Ticket(j.seq)
+}
+
+// AppendThen appends r, as Append does, and calls f once r's fate is
+// known: with nil once r is in the journal's file, whole (where a reader
+// finds it, synced or not), or with the journal's error if it never will
+// be. f runs on the journal's goroutine, in the order of the records, or at
+// once on a journal that has failed or is closed; it must not wait for the
+// journal.
+func (j *Journal) AppendThen(r Record, f func(error)) {
+	j.mu.Lock()
+	if err := j.unusable(); err != nil {
+		j.mu.Unlock()
+		f(err)
+		return
+	}
+	defer j.mu.Unlock()
+	j.thens = append(j.thens, then{seq: uint64(j.append(&r)), f: f})
+}
+
+// unusable is why nothing more can be appended, if so.
+func (j *Journal) unusable() error {
+	switch {
+	case j.err != nil:
+		return j.err
+	case j.closed:
+		return fmt.Errorf("journal %s: %w", j.path, os.ErrClosed)
+	}
+	return nil
+}
+
+// Holds reports whether the record of t is in the journal's file, whole.
+// Once the journal has failed (a Wait or an AppendThen said so), the answer
+// is final: the record is there for a reader, or will never be.
+func (j *Journal) Holds(t Ticket) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return uint64(t) <= j.written
 }
 
 // GroupSyncs makes the journal sync a "sending" record only when a
@@ -406,6 +469,7 @@ func (j *Journal) Wait(t Ticket) error {
 func (j *Journal) flush() {
 	defer close(j.done)
 	var buf []byte
+	var due []then
 	for {
 		j.mu.Lock()
 		for len(j.buf) == 0 && j.want <= j.synced && !j.closing && j.err == nil {
@@ -420,17 +484,25 @@ func (j *Journal) flush() {
 		sync := j.want > j.synced || j.closing
 		j.mu.Unlock()
 
+		var n int
 		var err error
 		if len(buf) > 0 {
-			err = j.write(buf)
+			n, err = j.write(buf)
 		}
+		wrote := err == nil
 		if err == nil && sync {
 			err = datasync(j.f)
 		}
 
 		j.mu.Lock()
 		switch {
+		case !wrote:
+			// A write cut short (a full disk) may have left records
+			// whole before the one it cut: a reader finds those.
+			j.written += uint64(bytes.Count(buf[:n], []byte{'\n'}))
+			j.err = fmt.Errorf("journal %s: %w", j.path, err)
 		case err != nil:
+			j.written = upTo // in the file, if not on disk
 			j.err = fmt.Errorf("journal %s: %w", j.path, err)
 		case sync:
 			j.written, j.synced = upTo, upTo
@@ -438,9 +510,31 @@ func (j *Journal) flush() {
 		default:
 			j.written = upTo
 		}
+		due = j.due(due[:0])
 		j.disk.Broadcast()
 		j.mu.Unlock()
+		for _, t := range due {
+			t.f(t.err)
+		}
+		clear(due)
 	}
+}
+
+// due takes from j.thens, into dst, those whose record is written, and
+// every one once the journal has failed; j.mu is held.
+func (j *Journal) due(dst []then) []then {
+	i := 0
+	for ; i < len(j.thens) && (j.thens[i].seq <= j.written || j.err != nil); i++ {
+		t := j.thens[i]
+		if t.seq > j.written {
+			t.err = j.err
+		}
+		dst = append(dst, t)
+	}
+	n := copy(j.thens, j.thens[i:]) // few: those appended meanwhile
+	clear(j.thens[n:])
+	j.thens = j.thens[:n]
+	return dst
 }
 
 // journalChunk is how far ahead the journal's file is made, zeros: some
@@ -448,19 +542,20 @@ func (j *Journal) flush() {
 const journalChunk = 1 << 20
 
 // write writes buf at the end of the records, into blocks made ahead
-// (preallocate) where the filesystem can.
-func (j *Journal) write(buf []byte) error {
+// (preallocate) where the filesystem can, and returns how much of it went
+// into the file, a write cut short included. It writes at the file's
+// offset, which follows the records: os.File.WriteAt would not count the
+// bytes of a write cut short.
+func (j *Journal) write(buf []byte) (int, error) {
 	if next := j.off + int64(len(buf)); next > j.ahead && !j.noAhead {
 		size := next + journalChunk
 		if j.noAhead = !preallocate(j.f, size); !j.noAhead {
 			j.ahead = size
 		}
 	}
-	if _, err := j.f.WriteAt(buf, j.off); err != nil {
-		return err
-	}
-	j.off += int64(len(buf))
-	return nil
+	n, err := j.f.Write(buf)
+	j.off += int64(n)
+	return n, err
 }
 
 // Close writes what is left, syncs it and closes the file. Closing again

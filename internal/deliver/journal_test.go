@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -384,5 +385,101 @@ func TestJournalGroupSyncs(t *testing.T) {
 	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestJournalAppendThen: AppendThen tells each record's fate once it is in
+// the file, in order, and whether it is there agrees with Holds and with
+// what a reader finds; on a closed journal it says so at once.
+func TestJournalAppendThen(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	type fate struct {
+		i   int
+		err error
+	}
+	fates := make(chan fate, 10)
+	sending := j.Append(Record{Kind: KindSending, To: "a@example.org"})
+	for i := range 5 {
+		j.AppendThen(Record{Kind: KindSent, To: fmt.Sprintf("r%d@example.org", i)}, func(err error) { fates <- fate{i, err} })
+	}
+	for want := range 5 {
+		select {
+		case f := <-fates:
+			if f.i != want || f.err != nil {
+				t.Fatalf("fate %d: record %d, %v; want record %d written", want, f.i, f.err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no word on record %d", want)
+		}
+	}
+	if !j.Holds(sending) {
+		t.Error("Holds: the record before them is not in the file")
+	}
+	data, _ := os.ReadFile(path)
+	if st, err := ReadJournal(path, bytes.NewReader(data)); err != nil || st.Get("r4@example.org").Status != Sent {
+		t.Errorf("a reader finds %v: %v", st.Get("r4@example.org").Status, err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j.AppendThen(Record{Kind: KindSent, To: "late@example.org"}, func(err error) { fates <- fate{-1, err} })
+	if f := <-fates; !errors.Is(f.err, os.ErrClosed) {
+		t.Errorf("AppendThen on a closed journal: %v, want os.ErrClosed", f.err)
+	}
+}
+
+// TestJournalWriteFails: a journal whose file refuses writes fails for
+// good: the records it could not write are not held, their AppendThen
+// says why, Wait returns the error, and what it wrote before stays.
+func TestJournalWriteFails(t *testing.T) {
+	path := JournalPath(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	before := j.Append(Record{Kind: KindSending, To: "a@example.org"})
+	if err := j.Wait(before); err != nil {
+		t.Fatal(err)
+	}
+	// The same file, read-only: every write to it fails (EBADF).
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	rw := j.f
+	j.f = ro
+	j.mu.Unlock()
+	defer rw.Close()
+
+	fate := make(chan error, 2)
+	j.AppendThen(Record{Kind: KindSent, To: "a@example.org"}, func(err error) { fate <- err })
+	select {
+	case err := <-fate:
+		if !errors.Is(err, syscall.EBADF) || !strings.Contains(err.Error(), path) {
+			t.Errorf("the record's fate: %v, want the write's error, naming the journal", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no word on a record the journal could not write")
+	}
+	next := j.Append(Record{Kind: KindSending, To: "b@example.org"})
+	if err := j.Wait(next); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Wait after the failure: %v, want the write's error", err)
+	}
+	if !j.Holds(before) || j.Holds(next) || j.Holds(next-1) {
+		t.Errorf("Holds: %v %v %v, want the record written before the failure only", j.Holds(before), j.Holds(next-1), j.Holds(next))
+	}
+	j.AppendThen(Record{Kind: KindSent, To: "b@example.org"}, func(err error) { fate <- err })
+	if err := <-fate; !errors.Is(err, syscall.EBADF) {
+		t.Errorf("AppendThen on a failed journal: %v, want the error at once", err)
+	}
+	if err := j.Close(); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Close: %v, want the write's error", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ReadJournal(path, bytes.NewReader(data))
+	if err != nil || st.Get("a@example.org").Status != Unknown || st.Get("b@example.org").Status != Pending {
+		t.Errorf("a reader finds a %v, b %v (%v); want unknown (the sending record), pending", st.Get("a@example.org").Status, st.Get("b@example.org").Status, err)
 	}
 }
