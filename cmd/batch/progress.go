@@ -7,23 +7,26 @@ import (
 	"sync"
 	"time"
 
+	"github.com/batch-mailer/batch/internal/deliver"
 	"github.com/batch-mailer/batch/internal/render"
 )
 
 // progress reports a send as it goes: on a terminal a bar redrawn in place
 // a few times a second; elsewhere a log line every few seconds, so that a
-// log file stays readable. Failures are printed as they happen.
+// log file stays readable. Every outcome but sent is printed as it comes,
+// with why.
 type progress struct {
 	w        io.Writer
 	tty      bool
 	total    int
 	interval time.Duration
 
-	mu     sync.Mutex
-	start  time.Time
-	sent   int
-	failed int
-	drawn  bool // a bar is on the screen
+	mu      sync.Mutex
+	start   time.Time
+	sent    int
+	failed  int
+	unknown int
+	drawn   bool // a bar is on the screen
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -58,17 +61,23 @@ func (p *progress) begin() {
 	}()
 }
 
-// outcome counts one message, and prints it if it failed.
-func (p *progress) outcome(m *render.Message, err error) {
+// outcome counts one message's outcome, the one the summary counts, and
+// prints it with why unless it was sent: "batch: failed: …" or
+// "batch: unknown: …".
+func (p *progress) outcome(m *render.Message, st deliver.Status, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err == nil {
+	switch st {
+	case deliver.Sent:
 		p.sent++
 		return
+	case deliver.Unknown:
+		p.unknown++
+	default:
+		p.failed++
 	}
-	p.failed++
 	p.clear()
-	fmt.Fprintf(p.w, "batch: failed: %s (row %d): %v\n", m.To, m.Seq, err)
+	fmt.Fprintf(p.w, "batch: %s: %s (row %d): %v\n", st, m.To, m.Seq, err)
 }
 
 // end stops the ticker and clears the bar.
@@ -91,7 +100,7 @@ func (p *progress) clear() {
 }
 
 func (p *progress) draw() {
-	done := p.sent + p.failed
+	done := p.sent + p.failed + p.unknown
 	elapsed := time.Since(p.start)
 	rate := 0.0
 	if elapsed > 0 {
@@ -101,7 +110,7 @@ func (p *progress) draw() {
 	if rate > 0 && p.total >= done {
 		left = time.Duration(float64(p.total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
-	status := fmt.Sprintf("%d/%d sent, %d failed, %.1f/s, %s left", p.sent, p.total, p.failed, rate, left)
+	status := fmt.Sprintf("%d/%d sent, %d failed, %d unknown, %.1f/s, %s left", p.sent, p.total, p.failed, p.unknown, rate, left)
 	if !p.tty {
 		fmt.Fprintf(p.w, "batch: %s\n", status)
 		return

@@ -106,7 +106,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 		opts.Journal, opts.State = j, state
 	}
 	var prog *progress
-	opts.Outcome = func(m *render.Message, err error) { prog.outcome(m, err) }
+	opts.Outcome = func(m *render.Message, st deliver.Status, err error) { prog.outcome(m, st, err) }
 	start := time.Now()
 	open := func(planned *campaign.Summary) (deliver.Sender, error) {
 		if planned.Messages == 0 {
@@ -224,9 +224,11 @@ func (c *cli) hints(path string, failed, unknown int) {
 		fmt.Fprintf(c.stderr, "batch: %s failed: batch status --failed %s lists them with the server's reply; fix the list, then batch send --retry-failed %s\n",
 			plural(failed, "recipient"), path, path)
 	}
-	if unknown > 0 {
-		fmt.Fprintf(c.stderr, "batch: %s: the connection broke after the message was handed over, so the server may have it; batch send --resend-unknown %s sends it again (the same Message-ID lets receivers spot a copy)\n",
-			plural(unknown, "outcome")+" unknown", path)
+	switch {
+	case unknown == 1:
+		fmt.Fprintf(c.stderr, "batch: 1 outcome unknown: the message was handed over and the server's reply never came or was not recorded, so the server may have it; batch send --resend-unknown %s sends it again (the same Message-ID lets receivers spot a copy)\n", path)
+	case unknown > 1:
+		fmt.Fprintf(c.stderr, "batch: %d outcomes unknown: the messages were handed over and the server's replies never came or were not recorded, so the server may have them; batch send --resend-unknown %s sends them again (the same Message-IDs let receivers spot a copy)\n", unknown, path)
 	}
 }
 

@@ -131,12 +131,16 @@ func (d *delivery) finished() {
 	}
 }
 
-// record writes m's outcome to the journal.
-func (d *delivery) record(m *render.Message, kind string, err error) {
+// record writes kind, m's outcome (err, the reason, if it failed), to the
+// journal, then settles it once the journal has its word on it; without a
+// journal, at once.
+func (d *delivery) record(t *tracker, kind string, err error) {
 	j := d.opts.Journal
 	if j == nil {
+		t.settle(kind, err, nil)
 		return
 	}
+	m := t.m
 	r := deliver.Record{Kind: kind, To: m.To, Row: m.Seq, ID: m.ID, At: time.Now().Unix()}
 	if err != nil {
 		r.Error = err.Error()
@@ -147,7 +151,7 @@ func (d *delivery) record(m *render.Message, kind string, err error) {
 			}
 		}
 	}
-	j.Append(r)
+	j.AppendThen(r, func(jerr error) { t.settle(kind, err, jerr) })
 }
 
 // backoff is how long to wait before try attempt+1: retry_wait, doubling
@@ -208,30 +212,32 @@ func (t *tracker) Ready() error {
 	return nil
 }
 
-// Done records the outcome and decides what comes next.
+// Done decides what the outcome is, and what comes next: it is recorded,
+// and settled (counted, told) once the journal has its word on it.
 func (t *tracker) Done(err error) {
 	d := t.d
-	defer d.finished()
 	var se *deliver.SendError
 	switch {
 	case errors.Is(err, errHeldBack):
-		return // pending, as the journal has it
+		d.finished() // pending, as the journal has it
+		return
 	case err == nil:
-		d.record(t.m, deliver.KindSent, nil)
-		d.sum.outcome(outcomeSent)
 		d.mu.Lock()
 		d.consecutive = 0
 		d.mu.Unlock()
-		d.tell(t.m, nil)
+		d.record(t, deliver.KindSent, nil)
 		return
 	case errors.As(err, &se) && se.Stage == deliver.StageReady:
 		// The journal failed: nothing can be recorded, so nothing more
-		// may be sent.
-		d.halt(fmt.Errorf("stopped: %w", se.Err))
+		// may be sent. The message stopped before its final dot.
+		d.halt(fmt.Errorf("%w: %w", errStopped, se.Err))
+		t.settle("", err, se.Err)
 		return
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		if t.started {
-			d.record(t.m, deliver.KindReleased, err)
+			d.record(t, deliver.KindReleased, err)
+		} else {
+			d.finished()
 		}
 		return
 	}
@@ -241,34 +247,81 @@ func (t *tracker) Done(err error) {
 		case t.attempt >= d.opts.Retries:
 			err = fmt.Errorf("gave up after %d tries: %w", t.attempt+1, err)
 		case d.ctx.Err() != nil || d.stopped() != nil:
-			d.record(t.m, deliver.KindReleased, err) // stopping: left for the next run
+			d.record(t, deliver.KindReleased, err) // stopping: left for the next run
 			return
 		default:
-			d.record(t.m, deliver.KindDeferred, err)
-			d.sum.outcome(outcomeDeferred)
-			d.mu.Lock()
-			heap.Push(&d.later, &retry{m: t.m, attempt: t.attempt + 1, due: time.Now().Add(d.backoff(t.attempt))})
-			d.mu.Unlock()
 			d.failure(err)
+			d.record(t, deliver.KindDeferred, err)
 			return
 		}
 	}
-	if kind == deliver.Uncertain {
-		d.record(t.m, deliver.KindUnknown, err)
-		d.sum.outcome(outcomeUnknown)
-	} else {
-		d.record(t.m, deliver.KindFailed, err)
-		d.sum.outcome(outcomeFailed)
-	}
-	d.tell(t.m, err)
 	d.failure(err)
+	if kind == deliver.Uncertain {
+		d.record(t, deliver.KindUnknown, err)
+	} else {
+		d.record(t, deliver.KindFailed, err)
+	}
 }
 
-// tell passes a final outcome on to the caller.
-func (d *delivery) tell(m *render.Message, err error) {
-	if d.opts.Outcome != nil {
-		d.opts.Outcome(m, err)
+// settle counts the outcome the journal holds for the message, tells it,
+// and puts a deferred message back in line. kind is the record written
+// for it (none: ""), err why it failed, and jerr why the journal could not
+// write that record. A recipient whose record the journal lost stands as
+// the journal's last word on it says: unknown, if its "sending" record is
+// there (the server may have the message), or pending. This is the one
+// place where outcomes are counted, so that the summary, the lines printed
+// as the send goes, status and the exit status agree.
+func (t *tracker) settle(kind string, err, jerr error) {
+	d := t.d
+	defer d.finished()
+	st, _ := deliver.KindStatus(kind) // none: pending
+	if jerr != nil {
+		st = deliver.Pending
+		if t.started && d.opts.Journal.Holds(t.ticket) {
+			st, err = deliver.Unknown, &unrecordedError{kind: kind, err: err, journal: jerr}
+		}
+	} else if kind == deliver.KindDeferred {
+		d.sum.deferred()
+		d.mu.Lock()
+		heap.Push(&d.later, &retry{m: t.m, attempt: t.attempt + 1, due: time.Now().Add(d.backoff(t.attempt))})
+		d.mu.Unlock()
 	}
+	if st == deliver.Pending {
+		return
+	}
+	d.sum.outcome(st)
+	if d.opts.Outcome != nil {
+		d.opts.Outcome(t.m, st, err)
+	}
+}
+
+// errStopped is a campaign stopped by its journal's failure.
+var errStopped = errors.New("stopped")
+
+// unrecordedError is the outcome of a message whose record the journal
+// could not write after the message was given to the server: it holds the
+// "sending" record, so the recipient is unknown.
+type unrecordedError struct {
+	kind    string // the record that was lost; "" for none
+	err     error  // the message's failure, if it failed
+	journal error
+}
+
+func (e *unrecordedError) Error() string {
+	switch e.kind {
+	case deliver.KindSent:
+		return fmt.Sprintf("the server took the message, but the journal could not record it: %v", e.journal)
+	case "":
+		return fmt.Sprintf("stopped before the final dot, so the server doesn't have the message, but the journal could not record that: %v", e.journal)
+	}
+	return fmt.Sprintf("%v; the journal could not record that: %v", e.err, e.journal)
+}
+
+func (e *unrecordedError) Unwrap() []error {
+	if e.err == nil {
+		return []error{e.journal}
+	}
+	return []error{e.err, e.journal}
 }
 
 // failure counts a failure in a row and stops the campaign at max_errors.

@@ -97,9 +97,42 @@ func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Durat
 		}
 		return s, nil
 	}
+	// Every outcome told is the one the Summary counts and the journal
+	// holds: one truth.
+	var mu sync.Mutex
+	told := map[string]deliver.Status{}
+	tell := opts.Outcome
+	opts.Outcome = func(m *render.Message, st deliver.Status, err error) {
+		mu.Lock()
+		told[m.To] = st
+		mu.Unlock()
+		if tell != nil {
+			tell(m, st, err)
+		}
+	}
 	r.sum, r.err = c.Send(ctx, open, opts)
 	if err := j.Close(); err != nil {
 		t.Fatalf("closing the journal: %v", err)
+	}
+	if r.sum != nil {
+		st := readState(t, c)
+		var n Outcomes
+		for to, s := range told {
+			switch s {
+			case deliver.Sent:
+				n.Sent++
+			case deliver.Failed:
+				n.Failed++
+			case deliver.Unknown:
+				n.Unknown++
+			}
+			if got := st.Get(to).Status; got != s {
+				t.Errorf("%s was told %v, and the journal holds %v", to, s, got)
+			}
+		}
+		if got := r.sum.Outcomes(); n.Sent != got.Sent || n.Failed != got.Failed || n.Unknown != got.Unknown {
+			t.Errorf("the outcomes told count %+v, the Summary %+v", n, got)
+		}
 	}
 	return r
 }
@@ -360,7 +393,7 @@ func TestFaultMidData(t *testing.T) {
 			map[string]string{"short.html": "<!DOCTYPE html>\n<html><body>{{.Body}}</body></html>\n"})
 		opts := faultOptions()
 		var size atomic.Int64
-		opts.Outcome = func(m *render.Message, _ error) {
+		opts.Outcome = func(m *render.Message, _ deliver.Status, _ error) {
 			if m.To == target {
 				size.Store(int64(len(m.Data)))
 			}

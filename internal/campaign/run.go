@@ -28,9 +28,10 @@ type Options struct {
 	// To, for a test send, takes every message's envelope instead of its
 	// recipient; the headers stay as the recipient would see them.
 	To string
-	// Outcome is told of each message's final outcome, from any
-	// goroutine; may be nil.
-	Outcome func(m *render.Message, err error)
+	// Outcome is told of each message's final outcome, as the journal
+	// holds it (sent, failed or unknown), and why it failed, from any
+	// goroutine; may be nil. The Summary counts the same outcomes.
+	Outcome func(m *render.Message, st deliver.Status, err error)
 
 	// Journal records every outcome; nil for none (a dry run, a test
 	// send). State is what it held before this run.
@@ -66,22 +67,14 @@ type Summary struct {
 	outcomes Outcomes
 }
 
-// Outcomes counts what became of the messages handed over.
+// Outcomes counts what became of the messages handed over: each as the
+// journal holds it.
 type Outcomes struct {
 	Sent     int
 	Failed   int // refused for good, or out of retries
-	Unknown  int // the connection broke after the message was handed over
+	Unknown  int // handed over, and the server's word on it never came or was not recorded
 	Deferred int // temporary failures, each tried again later
 }
-
-type outcome int
-
-const (
-	outcomeSent outcome = iota
-	outcomeFailed
-	outcomeUnknown
-	outcomeDeferred
-)
 
 // Skipped is the number of rows left out for their address.
 func (s *Summary) Skipped() int { return s.Invalid + s.Duplicates }
@@ -93,19 +86,25 @@ func (s *Summary) Outcomes() Outcomes {
 	return s.outcomes
 }
 
-func (s *Summary) outcome(o outcome) {
+// outcome counts a message's final outcome.
+func (s *Summary) outcome(st deliver.Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch o {
-	case outcomeSent:
+	switch st {
+	case deliver.Sent:
 		s.outcomes.Sent++
-	case outcomeFailed:
+	case deliver.Failed:
 		s.outcomes.Failed++
-	case outcomeUnknown:
+	case deliver.Unknown:
 		s.outcomes.Unknown++
-	case outcomeDeferred:
-		s.outcomes.Deferred++
 	}
+}
+
+// deferred counts a temporary failure.
+func (s *Summary) deferred() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outcomes.Deferred++
 }
 
 // Check renders every recipient's message in memory and reports every
@@ -297,7 +296,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 				}
 				if err := deliverFn(it.m); err != nil {
 					var ce *deliver.ConnError
-					if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, context.Canceled) {
+					if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, errStopped) || errors.Is(err, context.Canceled) {
 						return err // the campaign's, not the recipient's
 					}
 					return fmt.Errorf("%s (row %d): %w", it.rec.Email, it.rec.Row, err)

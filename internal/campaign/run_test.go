@@ -447,9 +447,12 @@ func TestSendFailuresGoOn(t *testing.T) {
 		return nil
 	}}
 	var failed []string
-	sum, err := c.Send(context.Background(), rec.open, Options{Now: now, Outcome: func(m *render.Message, err error) {
-		if err != nil {
+	sum, err := c.Send(context.Background(), rec.open, Options{Now: now, Outcome: func(m *render.Message, st deliver.Status, err error) {
+		if st != deliver.Sent {
 			failed = append(failed, m.To)
+			if st != deliver.Failed || !errors.Is(err, errUnknown) {
+				t.Errorf("%s: told %v, %v; want failed, with the server's reply", m.To, st, err)
+			}
 		}
 	}})
 	if err != nil {

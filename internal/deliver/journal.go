@@ -147,23 +147,27 @@ func (s *State) Get(address string) Entry {
 // Len returns how many recipients the journal knows.
 func (s *State) Len() int { return len(s.status) }
 
-func (s *State) apply(r *Record) {
-	if r.To == "" {
-		return
-	}
-	var st Status
-	switch r.Kind {
+// KindStatus is where a record of kind leaves its recipient; false for a
+// kind that is not about a recipient.
+func KindStatus(kind string) (Status, bool) {
+	switch kind {
 	case KindSending, KindUnknown:
 		// A "sending" with nothing after it is a run that died with the
 		// message in flight: the server may or may not have it.
-		st = Unknown
+		return Unknown, true
 	case KindSent:
-		st = Sent
+		return Sent, true
 	case KindFailed:
-		st = Failed
+		return Failed, true
 	case KindDeferred, KindReleased:
-		st = Pending
-	default:
+		return Pending, true
+	}
+	return Pending, false
+}
+
+func (s *State) apply(r *Record) {
+	st, ok := KindStatus(r.Kind)
+	if r.To == "" || !ok {
 		return
 	}
 	k := s.key(r.To)
