@@ -27,8 +27,8 @@ type progress struct {
 	failed  int
 	unknown int
 	drawn   bool // a bar is on the screen
-	stop   chan struct{}
-	done   chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 func newProgress(w io.Writer, tty bool, total int) *progress {
