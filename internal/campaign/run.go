@@ -460,16 +460,18 @@ func (c *Campaign) checkFields(columns []string, probs *problems) []string {
 }
 
 func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
-	template := ""
+	var template render.Lines
+	source := ""
 	if c.Body != nil {
-		template = c.Body.Source()
+		template, source = c.Body, c.Body.Source()
 	}
 	return render.New(render.Options{
 		Campaign:       c.Name,
 		From:           c.From,
 		ReplyTo:        c.ReplyTo,
 		TemplateName:   c.BodyPath,
-		TemplateSource: template,
+		TemplateSource: source,
+		Template:       template,
 		ImageDir:       filepath.Dir(c.BodyPath),
 		LayoutName:     c.layoutName(),
 		Layout:         c.Layout,

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"text/template/parse"
 	"unicode"
@@ -24,6 +25,9 @@ type Template struct {
 	body   bool // values are inert tokens
 	keyed  bool // named by a campaign file key, not a file of its own
 	source string
+
+	marked     *template.Template // t, its text marked with where it is, for SourceLine
+	markedOnce sync.Once
 }
 
 // Source returns the template's text.
@@ -44,10 +48,7 @@ func parse1(name, text string, body, keyed bool) (*Template, error) {
 		return nil, fmt.Errorf("%s:%d: the characters U+E000 to U+E002 are reserved by batch: remove them",
 			name, 1+strings.Count(text[:i], "\n"))
 	}
-	t := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{
-		valueFunc:     inert,
-		"unsubscribe": func() string { return UnsubscribeMarker },
-	})
+	t := template.New(name).Option("missingkey=error").Funcs(funcs())
 	tt := &Template{name: name, body: body, keyed: keyed, source: text}
 	t, err := t.Parse(text)
 	if err != nil {
@@ -62,6 +63,14 @@ func parse1(name, text string, body, keyed bool) (*Template, error) {
 		}
 	}
 	return tt, nil
+}
+
+// funcs are the functions of every template.
+func funcs() template.FuncMap {
+	return template.FuncMap{
+		valueFunc:     inert,
+		"unsubscribe": func() string { return UnsubscribeMarker },
+	}
 }
 
 // clean makes an error of text/template read as one of batch's: without
@@ -182,6 +191,90 @@ func (t *Template) Execute(w io.Writer, fields map[string]string) error {
 		return t.clean(err)
 	}
 	return nil
+}
+
+// SourceLine returns the line of the template, from 1, that wrote the byte
+// at offset in what Execute writes for fields: the line of the text it is
+// part of, or of the action that printed it. The merged text's lines are
+// not the template's once a condition leaves some out or a range repeats
+// them, and a problem found in the merged text is to be reported at the
+// template's line. SourceLine runs the template again, its text marked, so
+// it is for problems, not for every message; false when it can't tell.
+func (t *Template) SourceLine(fields map[string]string, offset int) (int, bool) {
+	t.markedOnce.Do(t.mark)
+	if t.marked == nil {
+		return 0, false
+	}
+	var b strings.Builder
+	if err := t.marked.Execute(&b, fields); err != nil {
+		return 0, false
+	}
+	out := b.String()
+	pos, start, size := -1, 0, 0 // the text being written: its place in the template, in the output, its size
+	at := 0                      // the output's offset at out, markers left out
+	for {
+		i := strings.Index(out, markOpen)
+		if i < 0 {
+			i = len(out)
+		}
+		if offset < at+i || i == len(out) {
+			if pos < 0 || offset > at+i {
+				return 0, false
+			}
+			p := min(pos+min(offset-start, size), len(t.source))
+			return 1 + strings.Count(t.source[:p], "\n"), true
+		}
+		at += i
+		mark, rest, ok := strings.Cut(out[i+len(markOpen):], tokenClose)
+		p, n, ok2 := strings.Cut(mark, ",")
+		var err1, err2 error
+		pos, err1 = strconv.Atoi(p)
+		size, err2 = strconv.Atoi(n)
+		if !ok || !ok2 || err1 != nil || err2 != nil {
+			return 0, false
+		}
+		start, out = at, rest
+	}
+}
+
+// markOpen starts a mark of the marked template: markOpen, the place of
+// what follows in the template and its size ("120,14"), tokenClose. No
+// token starts so: a value's digits are hex.
+const markOpen = tokenOpen + "@"
+
+// mark makes t.marked: t with a mark before every text, giving its place
+// in the template and its size, and before every action, its place (size
+// 0), so that SourceLine can tell where each byte of the output comes from.
+func (t *Template) mark() {
+	m := template.New(t.t.Name()).Option("missingkey=error").Funcs(funcs())
+	for _, tt := range t.t.Templates() {
+		if tt.Tree == nil {
+			continue
+		}
+		tree := tt.Tree.Copy()
+		walk(tree.Root, true, func(n parse.Node, _ bool) {
+			list, ok := n.(*parse.ListNode)
+			if !ok {
+				return
+			}
+			nodes := make([]parse.Node, 0, 2*len(list.Nodes))
+			for _, c := range list.Nodes {
+				switch c := c.(type) {
+				case *parse.TextNode:
+					c.Text = append(fmt.Appendf(nil, "%s%d,%d%s", markOpen, c.Pos, len(c.Text), tokenClose), c.Text...)
+				case *parse.ActionNode:
+					nodes = append(nodes, &parse.TextNode{NodeType: parse.NodeText, Pos: c.Pos,
+						Text: fmt.Appendf(nil, "%s%d,0%s", markOpen, c.Pos, tokenClose)})
+				}
+				nodes = append(nodes, c)
+			}
+			list.Nodes = nodes
+		})
+		if _, err := m.AddParseTree(tt.Name(), tree); err != nil {
+			return
+		}
+	}
+	t.marked = m
 }
 
 // ParseURL parses a URL template, such as an unsubscribe link: every

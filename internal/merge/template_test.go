@@ -290,3 +290,58 @@ func TestCheckFieldsThenExecute(t *testing.T) {
 		t.Errorf("a value is in clear in %q", b.String())
 	}
 }
+
+// TestSourceLine: a place in the merged text is traced back to the line of
+// the template that wrote it, however the actions moved the lines: a
+// condition that leaves lines out, a trim marker that joins two, a
+// template defined further down.
+func TestSourceLine(t *testing.T) {
+	const src = "Hello {{.name}}!\n" + // 1
+		"\n" + // 2
+		"{{if eq .plan \"pro\"}}\n" + // 3
+		"Pro text\n" + // 4
+		"{{else}}\n" + // 5
+		"Basic text\n" + // 6
+		"{{end}}\n" + // 7
+		"![chart](chart.png)\n" + // 8
+		"{{- if .city}} ![city](city.png){{end}}\n" + // 9
+		"{{template \"sig\" .}}\n" + // 10
+		"{{define \"sig\"}}-- \n" + // 11
+		"![sig](sig.png) {{.email}}{{end}}" // 12
+	tp, err := merge.ParseBody("t.md", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	basic := map[string]string{"name": "Bob", "plan": "basic", "city": "", "email": "bob@example.org"}
+	for _, tt := range []struct {
+		fields map[string]string
+		at     string // the first place of this in the merged text
+		want   int
+	}{
+		{row, "Hello", 1},
+		{row, tok("Ada"), 1},
+		{row, "!", 1},
+		{row, "Pro text", 4},
+		{row, "![chart]", 8},
+		{row, "![city]", 9}, // on the merged text's line of the chart
+		{row, "-- ", 11},
+		{row, "![sig]", 12},
+		{row, tok("ada@example.org"), 12},
+		{basic, "Basic text", 6},
+		{basic, "![chart]", 8},
+		{basic, "![sig]", 12},
+	} {
+		out := execute(t, tp, tt.fields)
+		i := strings.Index(out, tt.at)
+		if i < 0 {
+			t.Fatalf("%q is not in the merged text %q", tt.at, out)
+		}
+		if got, ok := tp.SourceLine(tt.fields, i); !ok || got != tt.want {
+			t.Errorf("%q (merged line %d): template line %d, %v; want %d", tt.at, 1+strings.Count(out[:i], "\n"), got, ok, tt.want)
+		}
+	}
+	out := execute(t, tp, row)
+	if _, ok := tp.SourceLine(row, len(out)+1); ok {
+		t.Error("a place past the merged text has a line")
+	}
+}

@@ -133,6 +133,55 @@ func Extract(dst, src []byte) ([]byte, Values) {
 	return dst, values
 }
 
+// MergedOffset returns the offset in md of what is at offset off of the
+// shape Extract makes of md: the same byte, or the token that a numbered
+// token stands for. It is how a problem found in a shape is traced back
+// to the merged text, and from there to the template (SourceLine).
+func MergedOffset(md []byte, off int) int {
+	at, n := 0, 0 // the shape's offset at md[i], the values numbered so far
+	i := 0
+	for i < len(md) {
+		j := indexTokenStart(md[i:])
+		if j < 0 {
+			j = len(md) - i
+		}
+		if off < at+j {
+			return i + off - at
+		}
+		at, i = at+j, i+j
+		if i == len(md) {
+			break
+		}
+		// As expand does: what only looks like a token is copied.
+		open, closing, size := tokenAt(md[i:])
+		same := 0
+		switch {
+		case size == 0 && md[i] == '%':
+			same = 1
+		case size == 0:
+			_, same = utf8.DecodeRune(md[i:])
+		default:
+			if _, ok := hexValue(md[i+len(open) : i+size-len(closing)]); !ok {
+				same = len(open)
+			}
+		}
+		if same > 0 {
+			if off < at+same {
+				return i + off - at
+			}
+			at, i = at+same, i+same
+			continue
+		}
+		numbered := len(open) + 1 + len(strconv.Itoa(n)) + len(closing)
+		n++
+		if off < at+numbered {
+			return i
+		}
+		at, i = at+numbered, i+size
+	}
+	return i
+}
+
 // Expand appends src, a shape made by Extract, to dst with the values put
 // back as Expand does.
 func (v Values) Expand(dst, src []byte, text, inURL Escaper) []byte {

@@ -292,3 +292,55 @@ func TestElide(t *testing.T) {
 		}
 	}
 }
+
+// TestMergedOffset: a place in a shape is traced back to the same byte of
+// the merged text, or to the token a numbered token stands for.
+func TestMergedOffset(t *testing.T) {
+	md := "a " + tok("x") + " b " + pct(tok("long value")) + " \uE000zz\uE001 " + tok("") + " c"
+	shape, _ := merge.Extract(nil, []byte(md))
+	for _, tt := range []struct{ inShape, inMerged string }{
+		{"a ", "a "},
+		{" b", " b"},
+		{"\uE000v0", tok("x")},
+		{"v0\uE001", tok("x")},
+		{"%EE%80%80v1", pct(tok("long value"))},
+		{" \uE000zz\uE001", " \uE000zz\uE001"}, // not a token: copied
+		{"\uE000v2", tok("")},
+		{" c", " c"},
+	} {
+		o := strings.Index(string(shape), tt.inShape)
+		want := strings.Index(md, tt.inMerged)
+		if strings.HasPrefix(tt.inShape, "v") {
+			o++ // inside the numbered token
+		}
+		if got := merge.MergedOffset([]byte(md), o); got != want {
+			t.Errorf("%q at %d in the shape: %d in the merged text, want %d", tt.inShape, o, got, want)
+		}
+	}
+	if got := merge.MergedOffset([]byte(md), len(shape)); got != len(md) {
+		t.Errorf("the shape's end: %d, want the merged text's, %d", got, len(md))
+	}
+}
+
+// FuzzMergedOffset: every place of a shape is traced back to the same byte
+// of the merged text or to a token's start, in order.
+func FuzzMergedOffset(f *testing.F) {
+	for _, v := range hostile {
+		f.Add("<p>"+tok(v)+" [x](?a="+pct(tok(v))+")", v)
+	}
+	f.Fuzz(func(t *testing.T, text, value string) {
+		md := []byte(strings.ReplaceAll(text, "VALUE", tok(value)))
+		shape, _ := merge.Extract(nil, md)
+		last := 0
+		for o := range shape {
+			m := merge.MergedOffset(md, o)
+			if m < last || m >= len(md) {
+				t.Fatalf("shape %q at %d: %d in %q, after %d", shape, o, m, md, last)
+			}
+			if md[m] != shape[o] && !strings.HasPrefix(string(md[m:]), "\uE000") && !strings.HasPrefix(string(md[m:]), "%EE%80%80") {
+				t.Fatalf("shape %q at %d (%q): %d in %q, neither the same byte nor a token", shape, o, shape[o], m, md)
+			}
+			last = m
+		}
+	})
+}

@@ -101,11 +101,12 @@ type shapes struct {
 
 const maxShapes = 64
 
-// render renders the merged Markdown md: its shape once, then the values
-// put back, escaped for where they land, in each message.
-func (r *Renderer) render(md []byte) (*document, error) {
+// render renders the merged Markdown of in: its shape once, then the
+// values put back, escaped for where they land, in each message.
+func (r *Renderer) render(in *Input) (*document, error) {
+	md := in.Markdown
 	src, values := merge.Extract(make([]byte, 0, len(md)), md)
-	sh := r.shape(src)
+	sh := r.shape(src, in)
 	if sh.err != nil {
 		return nil, sh.err
 	}
@@ -121,15 +122,16 @@ func (r *Renderer) render(md []byte) (*document, error) {
 	return d, nil
 }
 
-// shape returns src's shape, from the cache or rendered.
-func (r *Renderer) shape(src []byte) *shape {
+// shape returns src's shape, from the cache or rendered; in is the
+// message it was made of, which its problems name the lines of.
+func (r *Renderer) shape(src []byte, in *Input) *shape {
 	r.shapes.mu.RLock()
 	sh := r.shapes.m[string(src)]
 	r.shapes.mu.RUnlock()
 	if sh != nil {
 		return sh
 	}
-	sh = r.newShape(src)
+	sh = r.newShape(src, in)
 	r.shapes.mu.Lock()
 	defer r.shapes.mu.Unlock()
 	if have := r.shapes.m[string(src)]; have != nil {
@@ -142,8 +144,9 @@ func (r *Renderer) shape(src []byte) *shape {
 }
 
 // newShape parses src, finds its problems, embeds its images and renders
-// its HTML, and its text when that can be done once (fixedText).
-func (r *Renderer) newShape(src []byte) *shape {
+// its HTML, and its text when that can be done once (fixedText). A problem
+// is named at the template's line; in is the message src is the shape of.
+func (r *Renderer) newShape(src []byte, in *Input) *shape {
 	tree := r.md.Parser().Parse(text.NewReader(src))
 	sh := &shape{src: src, tree: tree}
 	var errs []error
@@ -160,19 +163,20 @@ func (r *Renderer) newShape(src []byte) *shape {
 			img.SetAttributeString("class", inlineClass)
 		}
 		r.styles.apply(n)
+		where := func(off int) string { return r.where(in, src, off) }
 		switch n := n.(type) {
 		case *ast.Image:
-			keep(r.image(n, sh))
+			keep(r.image(n, sh, where))
 		case *ast.Link:
-			keep(r.checkLink("link", n.Destination, src, false))
+			keep(r.checkLink("link", n.Destination, src, false, func() string { return where(n.Pos()) }))
 		case *ast.AutoLink:
-			keep(r.checkAutoLink(n, src))
+			keep(r.checkAutoLink(n, src, func() string { return where(n.Pos()) }))
 		case *ast.Text:
-			r.checkText(n, src, keep)
+			r.checkText(n, src, keep, where)
 		case *ast.HTMLBlock:
-			keep(r.checkRaw(segments(n.Lines(), src)))
+			keep(checkRaw(n.Lines(), src, where))
 		case *ast.RawHTML:
-			keep(r.checkRaw(segments(n.Segments, src)))
+			keep(checkRaw(n.Segments, src, where))
 		}
 		return ast.WalkContinue, nil
 	})
@@ -230,46 +234,57 @@ func inText(n *ast.Image, src []byte) bool {
 	return text
 }
 
-// checkRaw refuses a merge field inside raw HTML.
-func (r *Renderer) checkRaw(raw []byte) error {
+// checkRaw refuses a merge field inside raw HTML, the segs of src, named
+// by where at the field's place.
+func checkRaw(segs *text.Segments, src []byte, where func(off int) string) error {
+	raw := segments(segs, src)
 	if !merge.HasValue(raw) {
 		return nil
 	}
-	// Where in the template: the line that holds the HTML up to the field.
-	before := string(raw[:bytes.Index(raw, []byte("\uE000"))])
-	if i := strings.LastIndexByte(before, '\n'); i >= 0 {
-		before = before[i+1:]
+	at := -1 // the first field's place in src
+	for i := 0; i < segs.Len() && at < 0; i++ {
+		seg := segs.At(i)
+		if j := bytes.Index(seg.Value(src), []byte("\uE000")); j >= 0 {
+			at = seg.Start + j
+		}
 	}
 	snippet := []rune(merge.OneLine(merge.Elide(string(raw))))
 	if len(snippet) > 60 {
 		snippet = append(snippet[:57], []rune("...")...)
 	}
 	return fmt.Errorf("%s: a merge field inside raw HTML (%s): its value can't be escaped safely there; write that part in Markdown instead",
-		r.where(before+"{{"), string(snippet))
+		where(at), string(snippet))
 }
 
-// where gives "template:line" for the first line of the template that
-// holds text (after the merge), or the template's name.
-func (r *Renderer) where(text string) string {
-	if text != "" {
-		if i := strings.Index(r.opts.TemplateSource, text); i >= 0 {
-			return fmt.Sprintf("%s:%d", r.opts.TemplateName, 1+strings.Count(r.opts.TemplateSource[:i], "\n"))
-		}
+// where gives "template:line" for the place off of src, the shape of in's
+// Markdown: the line of the template that wrote it, or the template's
+// name alone (off < 0, or a place the template can't tell). Without a
+// template to ask, the line is the merged Markdown's.
+func (r *Renderer) where(in *Input, src []byte, off int) string {
+	if off < 0 || off > len(src) {
+		return r.opts.TemplateName
+	}
+	at := merge.MergedOffset(in.Markdown, off)
+	if r.opts.Template == nil {
+		return fmt.Sprintf("%s:%d", r.opts.TemplateName, 1+bytes.Count(in.Markdown[:at], []byte("\n")))
+	}
+	if line, ok := r.opts.Template.SourceLine(in.Fields, at); ok {
+		return fmt.Sprintf("%s:%d", r.opts.TemplateName, line)
 	}
 	return r.opts.TemplateName
 }
 
 // image embeds a local image as an inline part and points n at its cid.
 // Remote images (http, https, protocol-relative) and cid:/data: URLs are
-// left as they are.
-func (r *Renderer) image(n *ast.Image, d *shape) error {
+// left as they are. A problem is named by where at the image's place.
+func (r *Renderer) image(n *ast.Image, d *shape, where func(off int) string) error {
 	dest := string(n.Destination)
 	lower := strings.ToLower(dest)
 	remote := strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "//")
 	if merge.HasValue(n.Destination) {
 		// A value may be part of a remote image's path or query (a
 		// tracking pixel), never choose the host or a local file.
-		return r.checkLink("image", n.Destination, d.src, !remote)
+		return r.checkLink("image", n.Destination, d.src, !remote, func() string { return where(n.Pos()) })
 	}
 	if remote || strings.HasPrefix(lower, "cid:") || strings.HasPrefix(lower, "data:") {
 		return nil
@@ -283,7 +298,7 @@ func (r *Renderer) image(n *ast.Image, d *shape) error {
 	}
 	p, err := r.parts.get(path)
 	if err != nil {
-		return fmt.Errorf("%s: image %q: %w", r.where("]("+dest), dest, err)
+		return fmt.Errorf("%s: image %q: %w", where(n.Pos()), dest, err)
 	}
 	n.Destination = []byte("cid:" + p.cid)
 	for _, have := range d.images {

@@ -43,7 +43,8 @@ type Options struct {
 	From           mail.Address  // ASCII address; the name may be any text
 	ReplyTo        *mail.Address // optional
 	TemplateName   string        // the Markdown template, as named in messages
-	TemplateSource string        // its text, to find the lines of problems
+	TemplateSource string        // its text, to find the line and column of a merge field in a URL
+	Template       Lines         // finds a problem's line in it; nil: the merged Markdown's line
 	ImageDir       string        // where the template's image paths start
 	LayoutName     string        // the layout, as named in messages
 	Layout         string        // html/template text
@@ -56,6 +57,12 @@ type Options struct {
 	// the text already links {{unsubscribe}}, so that the two
 	// alternatives say the same thing.
 	TextFooter bool
+}
+
+// Lines tells the line of the template that wrote a place in the merged
+// Markdown of a recipient's fields, when it can: *merge.Template does.
+type Lines interface {
+	SourceLine(fields map[string]string, offset int) (int, bool)
 }
 
 // Field is an extra header field.
@@ -191,7 +198,7 @@ func MessageID(campaign, address, domain string) string {
 
 // Render renders one message.
 func (r *Renderer) Render(in *Input) (*Message, error) {
-	doc, err := r.render(in.Markdown)
+	doc, err := r.render(in)
 	if err != nil {
 		return nil, err
 	}

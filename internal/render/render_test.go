@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	htmlpkg "html"
 	"mime"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/batch-mailer/batch/internal/merge"
 )
 
 func TestStructure(t *testing.T) {
@@ -418,5 +422,42 @@ func TestShapes(t *testing.T) {
 	}
 	if n := len(shared.shapes.m); n != maxShapes {
 		t.Errorf("%d shapes kept, want the limit, %d", n, maxShapes)
+	}
+}
+
+// TestProblemLines: a problem is named at the template's line of the
+// construct at fault, asked of the template, though a condition left lines
+// out of the merged Markdown and a value came before it; without a
+// template to ask, at the merged Markdown's line.
+func TestProblemLines(t *testing.T) {
+	f := newFixture(t)
+	body := "Hi {{.v}}\n\n{{if not .v}}\none\n\ntwo\n{{end}}\n\n![x]({{.v}})\n\n![y](gone.png)\n"
+	tmpl, err := merge.ParseBody("t.md", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{"v": "a.png"}
+	md := merged(t, body, fields)
+	for _, tt := range []struct {
+		template Lines
+		want     []string
+	}{
+		{tmpl, []string{"t.md:9: image", "t.md:11: image"}},
+		{nil, []string{"t.md:5: image", "t.md:7: image"}}, // the merged Markdown's lines
+	} {
+		r, err := New(Options{Campaign: "c", From: mail.Address{Address: "news@example.org"}, TemplateName: "t.md", Template: tt.template, ImageDir: f.dir, Date: time.Unix(0, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Render(&Input{Seq: 1, To: mail.Address{Address: "a@example.com"}, Subject: "s", Markdown: md, Fields: fields})
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 2 {
+			t.Fatalf("Render: %v, want two problems", err)
+		}
+		for i, want := range tt.want {
+			if !strings.HasPrefix(errs[i].Error(), want) {
+				t.Errorf("problem %q, want it at %q", errs[i], want)
+			}
+		}
 	}
 }

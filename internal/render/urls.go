@@ -25,7 +25,7 @@ import (
 // checkLink refuses a value in a Markdown link's or image's URL dest
 // where it would choose where the URL goes, or a file when local (a
 // relative URL is one); src is the shape.
-func (r *Renderer) checkLink(what string, dest, src []byte, local bool) error {
+func (r *Renderer) checkLink(what string, dest, src []byte, local bool, at func() string) error {
 	before, _, ok := merge.Literals(dest)
 	if !ok {
 		return nil
@@ -37,24 +37,24 @@ func (r *Renderer) checkLink(what string, dest, src []byte, local bool) error {
 	if place == merge.InPath {
 		return nil
 	}
-	return &merge.URLError{Pos: r.tokenPos(src, dest[len(before):]), What: what, URL: merge.Elide(string(dest)), Place: place}
+	return &merge.URLError{Pos: r.tokenPos(src, dest[len(before):], at), What: what, URL: merge.Elide(string(dest)), Place: place}
 }
 
 // checkAutoLink refuses a value in an autolink's URL (<https://…>) where
 // it would choose where it goes.
-func (r *Renderer) checkAutoLink(n *ast.AutoLink, src []byte) error {
+func (r *Renderer) checkAutoLink(n *ast.AutoLink, src []byte, at func() string) error {
 	u := n.URL(src)
 	if n.AutoLinkType == ast.AutoLinkEmail && !bytes.HasPrefix(bytes.ToLower(u), []byte("mailto:")) {
 		u = append([]byte("mailto:"), u...)
 	}
-	return r.checkLink("link", u, src, false)
+	return r.checkLink("link", u, src, false, at)
 }
 
 // checkText refuses a value that text shows as part of a URL's host:
 // "https://{{.x}}", or "https://example.org{{.x}}", which GFM links up to
 // the value. A reader, and a mail client that makes links of the URLs in
 // plain text, would take the value for part of the URL.
-func (r *Renderer) checkText(n *ast.Text, src []byte, keep func(error)) {
+func (r *Renderer) checkText(n *ast.Text, src []byte, keep func(error), where func(off int) string) {
 	for at := n.Segment.Start; at < n.Segment.Stop; at++ {
 		i := bytes.Index(src[at:n.Segment.Stop], []byte("\uE000"))
 		if i < 0 {
@@ -63,7 +63,7 @@ func (r *Renderer) checkText(n *ast.Text, src []byte, keep func(error)) {
 		at += i
 		if u, ok := textURL(string(src[textStart(src, at):at])); ok {
 			if place := merge.PlaceInURL(u); place != merge.InPath {
-				keep(&merge.URLError{Pos: r.tokenPos(src, src[at:]), What: "URL", URL: u + "{{…}}", Place: place})
+				keep(&merge.URLError{Pos: r.tokenPos(src, src[at:], func() string { return where(at) }), What: "URL", URL: u + "{{…}}", Place: place})
 			}
 		}
 	}
@@ -102,19 +102,19 @@ func textStart(src []byte, at int) int {
 
 // tokenPos gives "file:line:column" in the template of the action that
 // printed the value whose token tok starts with, found by the template's
-// text before it on its line (its first use in the template), or the
-// template's name.
-func (r *Renderer) tokenPos(src, tok []byte) string {
+// text before it on its line (its first use in the template), or else
+// what at says (the template's line of the construct).
+func (r *Renderer) tokenPos(src, tok []byte, at func() string) string {
 	if end := bytes.Index(tok, []byte("\uE001")); end >= 0 {
 		tok = tok[:end+len("\uE001")]
 	}
 	i := bytes.Index(src, tok)
 	if i < 0 || len(tok) == 0 {
-		return r.opts.TemplateName
+		return at()
 	}
 	text := string(src[textStart(src, i):i])
 	if text == "" {
-		return r.opts.TemplateName
+		return at()
 	}
 	source := r.opts.TemplateSource
 	for _, s := range []string{text + "{{", text} {
@@ -128,13 +128,13 @@ func (r *Renderer) tokenPos(src, tok []byte) string {
 				}
 				k = len(source) - len(strings.TrimLeft(rest, " \t\r\n"))
 			}
-			at := source[:k]
-			line := 1 + strings.Count(at, "\n")
-			col := len(at) - strings.LastIndexByte(at, '\n')
+			upTo := source[:k]
+			line := 1 + strings.Count(upTo, "\n")
+			col := len(upTo) - strings.LastIndexByte(upTo, '\n')
 			return r.opts.TemplateName + ":" + strconv.Itoa(line) + ":" + strconv.Itoa(col)
 		}
 	}
-	return r.opts.TemplateName
+	return at()
 }
 
 // layoutURLs returns a problem for every value the layout writes into a
