@@ -47,7 +47,8 @@ Flags of send:
     --yes             send without asking (needed when not on a terminal)
     --limit N         send to the first N recipients not yet sent
     --to ADDR         test send: every message goes to ADDR instead of its
-                      recipient, its headers unchanged; not recorded
+                      recipient, its headers unchanged but for a Message-ID
+                      of its own; not recorded
     --debug           print the SMTP dialogue on stderr, passwords hidden
     --retry-failed    also send to recipients that failed for good before
     --resend-unknown  also send to recipients whose outcome is unknown (the
@@ -278,7 +279,12 @@ func skipped(s *campaign.Summary) string {
 	if s.Skipped() == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%s skipped: %d invalid, %s)", plural(s.Skipped(), "row"), s.Invalid, plural(s.Duplicates, "repeated address"))
+	return fmt.Sprintf(" (%s skipped: %s)", plural(s.Skipped(), "row"), skipKinds(s))
+}
+
+// skipKinds says why rows were skipped: "1 invalid, 2 repeated addresses".
+func skipKinds(s *campaign.Summary) string {
+	return fmt.Sprintf("%d invalid, %s", s.Invalid, plural(s.Duplicates, "repeated address"))
 }
 
 // plural gives "1 message", "2 messages".

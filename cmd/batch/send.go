@@ -248,11 +248,11 @@ func (c *cli) dryRun(ctx context.Context, camp *campaign.Campaign, dir string, o
 func plan(camp *campaign.Campaign, planned *campaign.Summary, to string) string {
 	s := camp.SMTP
 	var b strings.Builder
-	who := fmt.Sprintf("%s of campaign %q", plural(planned.Messages, "message"), camp.Name)
+	what := fmt.Sprintf("send %s of campaign %q", plural(planned.Messages, "message"), camp.Name)
 	if to != "" {
-		who = fmt.Sprintf("a test send of %s to %s (the headers as each recipient would see them)", who, to)
+		what = fmt.Sprintf("test-%s to %s, each as its recipient would see it but for a Message-ID of its own", what, to)
 	}
-	fmt.Fprintf(&b, "about to send %s%s", who, skipped(planned))
+	fmt.Fprintf(&b, "about to %s%s", what, skipped(planned))
 	if planned.OtherShards > 0 {
 		fmt.Fprintf(&b, " (this shard's; %d recipients are the other shards')", planned.OtherShards)
 	}
@@ -278,18 +278,25 @@ func (c *cli) report(sum *campaign.Summary, elapsed time.Duration, to string) {
 	if elapsed > 0 {
 		perSecond = float64(o.Sent+o.Failed+o.Unknown) / elapsed.Seconds()
 	}
-	what := "sent"
+	sent := fmt.Sprintf("sent %d", o.Sent)
 	if to != "" {
-		what = "test-sent to " + to + ":"
+		sent = fmt.Sprintf("test-sent %d to %s", o.Sent, to)
 	}
-	fmt.Fprintf(c.stdout, "%s %d, failed %d, unknown %d, skipped %d", what, o.Sent, o.Failed, o.Unknown, sum.Skipped())
+	fmt.Fprintf(c.stdout, "%s, failed %d, unknown %d, skipped %d", sent, o.Failed, o.Unknown, sum.Skipped())
+	if sum.Skipped() > 0 {
+		fmt.Fprintf(c.stdout, " (%s)", skipKinds(sum)) // as the plan says it
+	}
 	if sum.AlreadySent+sum.Held > 0 {
 		fmt.Fprintf(c.stdout, ", sent before %d, held %d", sum.AlreadySent, sum.Held)
 	}
 	if o.Deferred > 0 {
 		fmt.Fprintf(c.stdout, ", retried %d", o.Deferred)
 	}
-	fmt.Fprintf(c.stdout, " in %s (%.1f messages/s)\n", elapsed.Round(time.Millisecond), perSecond)
+	fmt.Fprintf(c.stdout, " in %s (%.1f messages/s)", elapsed.Round(time.Millisecond), perSecond)
+	if to != "" {
+		fmt.Fprint(c.stdout, ", each with a Message-ID of its own, not its recipient's")
+	}
+	fmt.Fprintln(c.stdout)
 }
 
 // confirm asks a yes/no question on the terminal.

@@ -24,6 +24,8 @@ type Options struct {
 	Now  time.Time   // the Date of every message
 	Warn func(error) // told of each skipped row; may be nil
 	// Limit sends to the first Limit recipients not yet sent; 0 for all.
+	// A check with a Limit checks the whole list, and counts (Summary) and
+	// warns of the rows that a send with it goes through.
 	Limit int
 	// To, for a test send, takes every message's envelope instead of its
 	// recipient; the headers stay as the recipient would see them.
@@ -141,9 +143,6 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		if err := c.run(ctx, opts, planned, r, rerr, nil); err != nil {
 			return nil, err
 		}
-	}
-	if opts.Limit > 0 {
-		planned.Messages = min(planned.Messages, opts.Limit)
 	}
 	s, err := open(planned)
 	if err != nil {
@@ -264,8 +263,13 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 		if it.done != nil {
 			<-it.done
 		}
+		// Past the limit, the list is still checked (a send takes none of
+		// it if a row has a problem), but nothing more counted: a check
+		// counts what its send will go through, so that the two agree.
+		past := opts.Limit > 0 && sum.Messages >= opts.Limit
 		var rowErr *merge.RowError
 		switch {
+		case it.skip != skipNone && past:
 		case it.skip != skipNone:
 			sum.count(it.skip)
 			if it.err != nil && opts.Warn != nil {
@@ -289,6 +293,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 			for _, err := range list {
 				probs.addMessage(&messageError{rec: it.rec, list: c.Recipients, err: err})
 			}
+		case past:
 		default:
 			if deliverFn != nil && len(probs.list) == 0 {
 				if opts.To != "" {
@@ -480,6 +485,7 @@ func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
 		Date:           opts.Now,
 		TextFooter:     c.LayoutPath == "", // the built-in layout's footer
 		DKIM:           c.DKIM,
+		TestTo:         opts.To,
 	})
 }
 

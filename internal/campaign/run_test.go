@@ -482,9 +482,40 @@ func TestSendLimitAndTestAddress(t *testing.T) {
 		if m.To != "me@example.com" {
 			t.Errorf("message %d goes to %s, want the test address", i, m.To)
 		}
-		// The headers stay as the recipient would see them.
+		// The headers stay as the recipient would see them, but for the
+		// Message-ID, the test's own.
 		if !bytes.Contains(m.Data, []byte("<"+want+">\r\n")) {
 			t.Errorf("message %d is not the one for %s", i, want)
+		}
+		id := render.TestSendMessageID(c.Name, want, "me@example.com", "example.org")
+		if m.ID != id || !bytes.Contains(m.Data, []byte("\r\nMessage-ID: <"+id+">\r\n")) {
+			t.Errorf("message %d has Message-ID %s, want the test's own, %s", i, m.ID, id)
+		}
+	}
+}
+
+// TestSendLimitCounts: with a limit, the check before a send counts the
+// rows that the send goes through, no further, so that the plan and the
+// summary say the same.
+func TestSendLimitCounts(t *testing.T) {
+	list := "email,name,plan\nada@example.org,Ada,pro\nbad,Bad,pro\nbob@example.net,Bob,pro\nada@example.org,Again,pro\ncarol@example.com,Carol,pro\nworse,W,pro\n"
+	c := newCampaign(t, list, goodBody, "", nil)
+	var warned []string
+	for _, limit := range []int{2, 3} {
+		rec := &recorder{}
+		warned = nil
+		sum, err := c.Send(context.Background(), rec.open, Options{Now: now, Limit: limit, Warn: func(err error) { warned = append(warned, err.Error()) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two rows: one skipped for its address before the second message;
+		// three: one more, a repeat, before the third.
+		wantSkipped := limit - 1
+		p := rec.planned
+		if p.Messages != limit || p.Skipped() != wantSkipped || sum.Messages != limit || sum.Skipped() != wantSkipped ||
+			p.Invalid != sum.Invalid || p.Duplicates != sum.Duplicates || len(warned) != wantSkipped {
+			t.Errorf("limit %d: planned %d messages, %d skipped (%d, %d); sent %d, %d skipped (%d, %d); %d warnings; want %d, %d, the same, %d warnings",
+				limit, p.Messages, p.Skipped(), p.Invalid, p.Duplicates, sum.Messages, sum.Skipped(), sum.Invalid, sum.Duplicates, len(warned), limit, wantSkipped, wantSkipped)
 		}
 	}
 }

@@ -57,6 +57,10 @@ type Options struct {
 	// the text already links {{unsubscribe}}, so that the two
 	// alternatives say the same thing.
 	TextFooter bool
+	// TestTo, for a test send, is the address that gets every message in
+	// its recipient's stead: each message then has a Message-ID of its
+	// own (TestSendMessageID), not its recipient's.
+	TestTo string
 }
 
 // Lines tells the line of the template that wrote a place in the merged
@@ -196,6 +200,18 @@ func MessageID(campaign, address, domain string) string {
 	return strings.ToLower(enc.EncodeToString(sum[:15])) + "@" + domain
 }
 
+// TestSendMessageID returns the Message-ID of a test send of a campaign's
+// message to address, sent to test instead. It is never the message's own
+// (MessageID): a receiver that drops a Message-ID it has seen (Gmail does,
+// per mailbox) would otherwise drop the real message to a recipient who
+// was the test address too. It is stable, so that a repeated test send is
+// recognisable, and says "test" before its hash.
+func TestSendMessageID(campaign, address, test, domain string) string {
+	sum := sha256.Sum256([]byte(campaign + "\x00" + strings.ToLower(address) + "\x00test\x00" + strings.ToLower(test)))
+	enc := base32.StdEncoding.WithPadding(base32.NoPadding)
+	return "test-" + strings.ToLower(enc.EncodeToString(sum[:15])) + "@" + domain
+}
+
 // Render renders one message.
 func (r *Renderer) Render(in *Input) (*Message, error) {
 	doc, err := r.render(in)
@@ -241,6 +257,9 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	}
 	doc.text = text
 	id := MessageID(r.opts.Campaign, in.To.Address, r.domain)
+	if r.opts.TestTo != "" {
+		id = TestSendMessageID(r.opts.Campaign, in.To.Address, r.opts.TestTo, r.domain)
+	}
 	fields := make([]field, 0, 8+len(in.Headers))
 	fields = append(fields, r.fixed[0], field{"To", address("To", in.To)})
 	fields = append(fields, r.fixed[1:]...)

@@ -258,6 +258,31 @@ func TestMessageID(t *testing.T) {
 	}
 }
 
+// TestMessageIDOfTestSend: a test send's Message-ID is never the message's own,
+// and stable: the same for the same campaign, recipient and test address.
+func TestMessageIDOfTestSend(t *testing.T) {
+	id := TestSendMessageID("c", "Ada@Example.org", "Me@Example.com", "example.net")
+	if id != TestSendMessageID("c", "ada@example.org", "me@example.com", "example.net") {
+		t.Error("the test Message-ID depends on the addresses' case")
+	}
+	if id == MessageID("c", "ada@example.org", "example.net") {
+		t.Error("a test send has the recipient's own Message-ID")
+	}
+	for _, other := range []string{
+		TestSendMessageID("d", "ada@example.org", "me@example.com", "example.net"),
+		TestSendMessageID("c", "bob@example.org", "me@example.com", "example.net"),
+		TestSendMessageID("c", "ada@example.org", "you@example.com", "example.net"),
+		MessageID("c", "me@example.com", "example.net"),
+	} {
+		if other == id {
+			t.Errorf("two messages share the Message-ID %s", id)
+		}
+	}
+	if !regexp.MustCompile(`^test-[a-z2-7]{24}@example\.net$`).MatchString(id) {
+		t.Errorf("test Message-ID %q", id)
+	}
+}
+
 func TestReproducible(t *testing.T) {
 	f := newFixture(t)
 	f.file("logo.png", testPNG)
