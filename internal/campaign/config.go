@@ -50,9 +50,10 @@ type file struct {
 }
 
 type columns struct {
-	Email       string `toml:"email"`
-	Name        string `toml:"name"`
-	Attachments string `toml:"attachments"`
+	Email          string `toml:"email"`
+	Name           string `toml:"name"`
+	Attachments    string `toml:"attachments"`
+	AttachmentsDir string `toml:"attachments_dir"`
 }
 
 // Campaign is a loaded, checked campaign, its paths resolved.
@@ -69,6 +70,10 @@ type Campaign struct {
 	Recipients  string
 	Attachments []string
 	Columns     merge.Columns
+	// AttachmentsDir is the one directory whose files the attachments
+	// column may name: its values are paths relative to the campaign
+	// file, inside it.
+	AttachmentsDir string
 	Headers     []header        // in file order
 	SMTP        *SMTP           // nil without an [smtp] table
 	Preheader   *merge.Template // nil for none
@@ -79,6 +84,10 @@ type Campaign struct {
 
 	lines      map[string]int // key → line in the campaign file
 	incomplete bool           // Load found problems: check, never send
+	keyFile    string         // the DKIM key, never attached; "" for none
+	// absDir and absFiles are the campaign file's directory and
+	// AttachmentsDir, absolute, to find where a row's path leads.
+	absDir, absFiles string
 }
 
 // loc returns "file:line" of a key of the campaign file, or the file.
@@ -132,7 +141,9 @@ func Load(path string) (*Campaign, error) {
 	}
 
 	dir := filepath.Dir(path)
-	c := &Campaign{Path: path, Name: f.Name, Columns: merge.Columns(f.Columns), lines: lines}
+	c := &Campaign{Path: path, Name: f.Name, lines: lines, Columns: merge.Columns{
+		Email: f.Columns.Email, Name: f.Columns.Name, Attachments: f.Columns.Attachments,
+	}}
 	rel := func(p string) string {
 		if filepath.IsAbs(p) {
 			return p
@@ -220,6 +231,7 @@ func Load(path string) (*Campaign, error) {
 			c.Attachments = append(c.Attachments, p)
 		}
 	}
+	c.loadAttachmentsDir(f.Columns, rel, bad)
 	if f.Sender != "" {
 		// The envelope's sender (MAIL FROM) may be given beside from, as
 		// people write it, or in [smtp], where it belongs.
@@ -237,6 +249,9 @@ func Load(path string) (*Campaign, error) {
 	}
 	if f.DKIM != nil {
 		c.DKIM = loadDKIM(f.DKIM, c.From.Address, rel, bad)
+		if strings.TrimSpace(f.DKIM.KeyFile) != "" {
+			c.keyFile = rel(f.DKIM.KeyFile)
+		}
 	}
 	c.Limits = loadLimits(f.Limits, bad)
 	if f.Preheader != "" {

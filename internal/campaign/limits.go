@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/batch-mailer/batch/internal/render"
 )
 
 // limitsFile is the [limits] table as written: sizes such as "64KiB" or
@@ -62,6 +64,8 @@ func loadLimits(f *limitsFile, bad func(key, format string, args ...any)) Limits
 	return l
 }
 
+// sizeUnits are the units a size in the campaign file may have, longest
+// suffix first.
 var sizeUnits = []struct {
 	suffix string
 	n      int64
@@ -88,18 +92,6 @@ func parseSize(text string) (int64, error) {
 	return n * mult, nil
 }
 
-// FormatSize writes n bytes the way a person reads them: "64 KiB", "25 MB".
-func FormatSize(n int64) string {
-	for _, u := range sizeUnits[:6] {
-		if n >= u.n && n%u.n == 0 && (n/u.n < 1024 || u.n >= 1<<30 || u.n >= 1000_000_000) {
-			return fmt.Sprintf("%d %s", n/u.n, u.suffix)
-		}
-	}
-	switch {
-	case n >= 1000_000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1000:
-		return fmt.Sprintf("%.1f KB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
+// FormatSize writes n bytes the way a person reads them: "64 KiB", "25 MB"
+// (render's, which names sizes in its problems too).
+func FormatSize(n int64) string { return render.FormatSize(n) }

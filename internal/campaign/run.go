@@ -470,7 +470,7 @@ func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
 	if c.Body != nil {
 		template, source = c.Body, c.Body.Source()
 	}
-	return render.New(render.Options{
+	r, err := render.New(render.Options{
 		Campaign:       c.Name,
 		From:           c.From,
 		ReplyTo:        c.ReplyTo,
@@ -482,11 +482,33 @@ func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
 		Layout:         c.Layout,
 		Lang:           c.Lang,
 		Attachments:    c.Attachments,
+		Files:          c.files(),
+		FileLimit:      c.Limits.Attachment,
+		MessageLimit:   c.Limits.Message,
 		Date:           opts.Now,
 		TextFooter:     c.LayoutPath == "", // the built-in layout's footer
 		DKIM:           c.DKIM,
 		TestTo:         opts.To,
 	})
+	if err != nil {
+		// The files New reads are the campaign-wide attachments: their
+		// problems point at that key.
+		list, ok := err.(render.Errors)
+		if !ok {
+			list = render.Errors{err}
+		}
+		out := make(render.Errors, len(list))
+		for i, e := range list {
+			var size *render.SizeError
+			var file *render.FileError
+			if errors.As(e, &size) || errors.As(e, &file) {
+				e = fmt.Errorf("%s: %w", c.loc("attachments"), c.explain(e))
+			}
+			out[i] = e
+		}
+		return nil, out
+	}
+	return r, nil
 }
 
 // messageError is a problem met rendering one recipient's message: most
@@ -545,7 +567,11 @@ func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes
 	if in.Attachments, err = c.recipientFiles(rec); err != nil {
 		return nil, err
 	}
-	return r.Render(in)
+	m, err := r.Render(in)
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	return m, nil
 }
 
 func (c *Campaign) layoutName() string {

@@ -3,7 +3,6 @@ package campaign
 import (
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 
 	"github.com/batch-mailer/batch/internal/merge"
@@ -67,25 +66,4 @@ func (u *Unsubscribe) link(fields map[string]string) (string, error) {
 		return "", fmt.Errorf("unsubscribe.url: %q is not a valid https URL", s)
 	}
 	return s, nil
-}
-
-// recipientFiles returns the files named in the recipient's attachments
-// column: ;-separated paths relative to the campaign file, which must stay
-// inside its directory (a value can't reach any other file of the machine).
-func (c *Campaign) recipientFiles(rec *merge.Recipient) ([]string, error) {
-	if c.Columns.Attachments == "" {
-		return nil, nil
-	}
-	var out []string
-	for _, p := range strings.Split(rec.Fields[c.Columns.Attachments], ";") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		if filepath.IsAbs(p) || !filepath.IsLocal(p) {
-			return nil, fmt.Errorf("column %q: %q: an attachment must be a path inside the campaign's directory", c.Columns.Attachments, p)
-		}
-		out = append(out, filepath.Join(filepath.Dir(c.Path), p))
-	}
-	return out, nil
 }

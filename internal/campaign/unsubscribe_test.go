@@ -3,11 +3,16 @@ package campaign
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"net/mail"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/batch-mailer/batch/internal/render"
 )
 
 // fieldOf returns a message's header field, unfolded.
@@ -143,7 +148,7 @@ func TestRecipientAttachments(t *testing.T) {
 		"bob@example.net,Bob,\n" +
 		"carol@example.com,Carol, docs/common.txt \n"
 	files := map[string]string{"docs/ada.pdf": "%PDF ada", "docs/common.txt": "common"}
-	c := newCampaign(t, list, "Hi {{.name}}\n", "[columns]\nattachments = \"files\"\n", files)
+	c := newCampaign(t, list, "Hi {{.name}}\n", "[columns]\nattachments = \"files\"\nattachments_dir = \"docs\"\n", files)
 	rec := &recorder{}
 	if _, err := c.Send(context.Background(), rec.open, Options{Now: now}); err != nil {
 		t.Fatal(err)
@@ -167,24 +172,32 @@ func TestRecipientAttachmentProblems(t *testing.T) {
 		"ada@example.org,Ada,docs/missing.pdf\n" +
 		"bob@example.net,Bob,../outside.txt\n" +
 		"carol@example.com,Carol,/etc/passwd\n"
-	c := newCampaign(t, list, "Hi {{.name}}\n", "[columns]\nattachments = \"files\"\n", nil)
+	c := newCampaign(t, list, "Hi {{.name}}\n", "[columns]\nattachments = \"files\"\nattachments_dir = \"docs\"\n", map[string]string{"docs/ok.txt": "ok"})
 	rec := &recorder{}
 	_, err := c.Send(context.Background(), rec.open, Options{Now: now})
 	p := problemsOf(t, err)
 	if len(p) != 3 || len(rec.msgs) != 0 {
 		t.Fatalf("%d problems, %d sent; want 3, 0:\n%v", len(p), len(rec.msgs), err)
 	}
-	for i, want := range []string{"missing.pdf: no such file (in the message to row 1", `"../outside.txt": an attachment must be a path inside the campaign's directory (in the message to row 2`, `"/etc/passwd": an attachment must be a path inside`} {
+	for i, want := range []string{
+		filepath.Join("docs", "missing.pdf") + ": no such file (in the message to row 1",
+		`"../outside.txt": not in the directory of the recipients' files (` + filepath.Join(filepath.Dir(c.Path), "docs") + `): a row attaches only the files in it ([columns] attachments_dir), so move it into `,
+		`"/etc/passwd": not in the directory of the recipients' files`,
+	} {
 		if !strings.Contains(p[i].Error(), want) {
 			t.Errorf("problem %d: %v\nwant it to say %q", i, p[i], want)
 		}
 	}
+	if !errors.Is(p[0], fs.ErrNotExist) || !errors.Is(p[1], render.ErrOutside) || !errors.Is(p[2], render.ErrOutside) {
+		t.Errorf("problems %v: want a missing file, then two outside the directory", p)
+	}
 	// A column that isn't there.
-	_, _, err = load(t, minimal+"[columns]\nattachments = \"files\"\n", map[string]string{"list.csv": goodList, "news.md": goodBody})
+	files := map[string]string{"list.csv": goodList, "news.md": goodBody, "files/x.txt": "x"}
+	_, _, err = load(t, minimal+"[columns]\nattachments = \"files\"\n", files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2 := newCampaign(t, goodList, goodBody, "[columns]\nattachments = \"files\"\n", nil)
+	c2 := newCampaign(t, goodList, goodBody, "[columns]\nattachments = \"files\"\n", map[string]string{"files/x.txt": "x"})
 	_, err = c2.Check(context.Background(), Options{Now: now})
 	if p := problemsOf(t, err); !strings.Contains(p[0].Error(), `no "files" column for [columns] attachments`) {
 		t.Errorf("got %v", err)

@@ -71,6 +71,7 @@ func dkimOptions(dir string, key crypto.Signer, attachments ...string) Options {
 		LayoutName:   "built-in layout",
 		Layout:       templates.DefaultLayout,
 		Attachments:  attachments,
+		Files:        Files{Dir: dir},
 		Date:         time.Unix(1764000000, 0).UTC(),
 		DKIM:         &DKIM{Domain: "example.org", Selector: "sel2026", Signer: key},
 	}
@@ -117,14 +118,14 @@ func dkimMessages(t *testing.T, key crypto.Signer) [][]byte {
 	f := newFixture(t)
 	f.file("img/logo.png", testPNG)
 	pdf := f.file("活动日程 (final).pdf", []byte("%PDF-1.4 schedule\r\n  \t\r\n"))
-	own := f.file("own.txt", []byte("trailing spaces   \n\n\n"))
+	f.file("own.txt", []byte("trailing spaces   \n\n\n"))
 	r := f.dkimRenderer(key, pdf)
 	inputs := []*Input{
 		{To: mail.Address{Name: "Zoë Ångström", Address: "zoe@example.com"}, Subject: "Grüße aus Köln — " + strings.Repeat("Neuigkeiten ", 8),
 			Markdown:    []byte("![logo](img/logo.png)\n\n# Hallo Zoë\n\nLines  with\tspaces   \n\n\n"),
 			Unsubscribe: "https://example.org/u?e=zoe%40example.com", UnsubMailto: "leave@example.org"},
 		{To: mail.Address{Name: "张三, 市场部", Address: "zhang@example.net"}, Subject: "来自SMTP的问候",
-			Markdown: []byte("你好 **张三**\n\n" + strings.Repeat("长长的一行", 40) + "\n"), Attachments: []string{own},
+			Markdown: []byte("你好 **张三**\n\n" + strings.Repeat("长长的一行", 40) + "\n"), Attachments: []string{"own.txt"},
 			Headers: []Field{{"X-Campaign", "nov"}, {"List-Id", "News <news.example.org>"}}},
 		{To: mail.Address{Address: "plain@example.org"}, Subject: "plain", Markdown: []byte("x")},
 	}

@@ -1,14 +1,11 @@
 package render
 
 import (
+	"container/list"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,26 +22,21 @@ type part struct {
 	charset  string // "utf-8" for a text file that is UTF-8, else ""
 	cid      string // Content-ID without brackets, for images
 	body     []byte // base64, CRLF lines
+	size     int64  // the file's size
 
 	inlineHead, attachedHead []byte // its header, as an image or an attachment
 }
 
-// loadPart reads the file at path and encodes it. domain is the right-hand
-// side of its Content-ID.
-func loadPart(path, domain string) (*part, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: no such file", path)
-		}
-		return nil, err
-	}
+// newPart encodes data, the file at path. domain is the right-hand side
+// of its Content-ID.
+func newPart(path string, data []byte, domain string) *part {
 	sum := sha256.Sum256(data)
 	p := &part{
 		path:     path,
 		filename: filepath.Base(path),
 		ctype:    contentType(path, data),
 		cid:      hex.EncodeToString(sum[:10]) + "@" + domain,
+		size:     int64(len(data)),
 	}
 	if strings.HasPrefix(p.ctype, "text/") && utf8.Valid(data) {
 		p.charset = "utf-8"
@@ -60,7 +52,7 @@ func loadPart(path, domain string) (*part, error) {
 		data = data[n:]
 	}
 	p.inlineHead, p.attachedHead = partHead(p, "inline"), partHead(p, "attachment")
-	return p, nil
+	return p
 }
 
 // types maps the extensions a newsletter carries to media types, so that a
@@ -91,19 +83,50 @@ func contentType(path string, data []byte) string {
 	return t
 }
 
-// partCache holds every file a campaign uses, loaded and encoded once.
+// partCache holds the files a campaign embeds and attaches, each read
+// and encoded once. The campaign's own (the template's images, the
+// campaign-wide attachments: a few, named in the campaign's files) stay
+// for the whole campaign. Those that recipients name, which may be a
+// different file in every row, are kept while recently used: at most
+// maxNamedBytes of them (and maxNamedEntries), the least recently used
+// dropped first, so that a long list of distinct files keeps memory flat.
 type partCache struct {
 	domain string
+	// The campaign's files are held to trusted's rules (regular, the
+	// limit), the recipients' to named's (and never a private file).
+	trusted, named fileRules
+	files          *recipientFiles
+
 	mu     sync.Mutex
-	parts  map[string]*cacheEntry
+	parts  map[string]*cacheEntry // the campaign's, by path
+	byName map[string]*cacheEntry // recipients', by name in files
+	recent list.List              // of the entries in byName, most recent first
+	bytes  int64                  // what the entries in recent hold
 }
+
+// What recipients' files the cache keeps, at most: past it, the least
+// recently used are dropped (the one just read always stays).
+const (
+	maxNamedBytes   = 64 << 20
+	maxNamedEntries = 1024
+)
 
 type cacheEntry struct {
 	once sync.Once
 	p    *part
 	err  error
+
+	name string        // in partCache.byName
+	elem *list.Element // in partCache.recent; nil once dropped
+	cost int64         // counted in partCache.bytes
 }
 
+func newPartCache(domain string, trusted, named fileRules, files *recipientFiles) *partCache {
+	return &partCache{domain: domain, trusted: trusted, named: named, files: files,
+		parts: map[string]*cacheEntry{}, byName: map[string]*cacheEntry{}}
+}
+
+// get returns the campaign's file at path.
 func (c *partCache) get(path string) (*part, error) {
 	c.mu.Lock()
 	e, ok := c.parts[path]
@@ -112,6 +135,78 @@ func (c *partCache) get(path string) (*part, error) {
 		c.parts[path] = e
 	}
 	c.mu.Unlock()
-	e.once.Do(func() { e.p, e.err = loadPart(path, c.domain) })
+	e.once.Do(func() {
+		data, err := c.trusted.read(anywhere{}, path, path)
+		if err != nil {
+			e.err = err
+			return
+		}
+		e.p = newPart(path, data, c.domain)
+	})
 	return e.p, e.err
+}
+
+// size returns the size of the recipient's file name without reading it:
+// the size it had when read, if it is kept, else by stat.
+func (c *partCache) size(name string) (int64, error) {
+	c.mu.Lock()
+	e := c.byName[name]
+	var p *part
+	var err error
+	if e != nil {
+		p, err = e.p, e.err
+	}
+	c.mu.Unlock()
+	switch {
+	case p != nil:
+		return p.size, nil
+	case err != nil:
+		return 0, err
+	}
+	return c.files.stat(&c.named, name)
+}
+
+// getNamed returns the recipient's file name.
+func (c *partCache) getNamed(name string) (*part, error) {
+	c.mu.Lock()
+	e := c.byName[name]
+	if e == nil {
+		e = &cacheEntry{name: name}
+		c.byName[name] = e
+		e.elem = c.recent.PushFront(e)
+	} else {
+		c.recent.MoveToFront(e.elem)
+	}
+	c.mu.Unlock()
+	e.once.Do(func() {
+		var p *part
+		data, err := c.files.read(&c.named, name)
+		if err == nil {
+			p = newPart(c.files.path(name), data, c.domain)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		e.p, e.err = p, err
+		if e.elem == nil {
+			return // dropped while it was read
+		}
+		e.cost = int64(len(name)) + 256
+		if p != nil {
+			e.cost += int64(len(p.body) + len(p.inlineHead) + len(p.attachedHead))
+		}
+		c.bytes += e.cost
+		for c.recent.Len() > 1 && (c.bytes > maxNamedBytes || c.recent.Len() > maxNamedEntries) {
+			c.drop(c.recent.Back().Value.(*cacheEntry))
+		}
+	})
+	return e.p, e.err
+}
+
+// drop forgets a recipient's file; c.mu is held. Messages that have it
+// keep it.
+func (c *partCache) drop(e *cacheEntry) {
+	c.recent.Remove(e.elem)
+	e.elem = nil
+	delete(c.byName, e.name)
+	c.bytes -= e.cost
 }

@@ -29,6 +29,7 @@ import (
 	htmlpkg "html"
 	"html/template"
 	"net/mail"
+	"os"
 	"strings"
 	"time"
 
@@ -50,8 +51,13 @@ type Options struct {
 	Layout         string        // html/template text
 	Lang           string        // the text's language (BCP 47) for the layout, or ""
 	Attachments    []string      // files attached to every message
+	Files          Files         // where a recipient's own attachments come from
 	Date           time.Time     // the Date of every message
 	DKIM           *DKIM         // signs every message; nil for none
+	// FileLimit bounds each image and attached file, in bytes;
+	// MessageLimit a message's images and attachments together. 0 for
+	// no limit. A file over it is found by its size, never read.
+	FileLimit, MessageLimit int64
 	// TextFooter ends the plain text as the built-in layout ends the
 	// HTML: who the message was sent to, and how to unsubscribe unless
 	// the text already links {{unsubscribe}}, so that the two
@@ -84,7 +90,7 @@ type Input struct {
 	Preheader   string   // merged, one line: the preview text after the subject
 	Unsubscribe string   // the recipient's one-click unsubscribe URL (https), or ""
 	UnsubMailto string   // an address for mail-based unsubscribe, or ""
-	Attachments []string // files attached to this message only
+	Attachments []string // files attached to this message only: names in Options.Files
 }
 
 // Message is a rendered message and its envelope.
@@ -120,6 +126,7 @@ type Renderer struct {
 	parts             *partCache
 	shapes            shapes
 	attachments       []*part
+	attachmentsSize   int64   // the files of attachments, together
 	fixed             []field // From, Reply-To: the same in every message
 	date              string
 }
@@ -134,9 +141,15 @@ func New(opts Options) (*Renderer, error) {
 		domain: strings.ToLower(domain),
 		date:   opts.Date.Format("Mon, 02 Jan 2006 15:04:05 -0700"),
 	}
-	r.parts = &partCache{domain: r.domain, parts: map[string]*cacheEntry{}}
-	r.shapes.m = map[string]*shape{}
 	var errs []error
+	named := fileRules{limit: opts.FileLimit}
+	for _, path := range opts.Files.Private {
+		if st, err := os.Stat(path); err == nil {
+			named.private = append(named.private, privateFile{path: path, info: st})
+		}
+	}
+	r.parts = newPartCache(r.domain, fileRules{limit: opts.FileLimit}, named, newRecipientFiles(opts.Files.Dir))
+	r.shapes.m = map[string]*shape{}
 	layout, err := template.New(opts.LayoutName).Option("missingkey=error").
 		Funcs(template.FuncMap{"unsubscribe": func() string { return merge.UnsubscribeMarker }}).
 		Parse(opts.Layout)
@@ -150,12 +163,16 @@ func New(opts Options) (*Renderer, error) {
 	r.styles = parseStyles(opts.Layout)
 	r.layoutUnsubscribe = strings.Contains(opts.Layout, "unsubscribe")
 	for _, path := range opts.Attachments {
-		p, err := r.parts.get(path) // shared with the recipients' own attachments
+		p, err := r.parts.get(path)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("attachment %w", err))
 			continue
 		}
 		r.attachments = append(r.attachments, p)
+		r.attachmentsSize += p.size
+	}
+	if opts.MessageLimit > 0 && r.attachmentsSize > opts.MessageLimit {
+		errs = append(errs, fmt.Errorf("the attachments of every message: %w", &SizeError{Size: r.attachmentsSize, Limit: opts.MessageLimit}))
 	}
 	if len(errs) > 0 {
 		return nil, joinErrs(errs)
@@ -279,19 +296,12 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	for _, h := range in.Headers {
 		fields = append(fields, field{h.Name, unstructured(h.Name, h.Value)})
 	}
-	data := make([]byte, 0, 2048+qpSize(doc.text)+qpSize(htmlBytes)+r.partsSize(doc.images))
-	data = writeFields(data, fields)
-	attachments := r.attachments
-	if len(in.Attachments) > 0 {
-		attachments = append([]*part(nil), r.attachments...)
-		for _, path := range in.Attachments {
-			p, err := r.parts.get(path)
-			if err != nil {
-				return nil, fmt.Errorf("attachment %w", err)
-			}
-			attachments = append(attachments, p)
-		}
+	attachments, err := r.recipientParts(doc.images, in.Attachments)
+	if err != nil {
+		return nil, err
 	}
+	data := make([]byte, 0, 2048+qpSize(doc.text)+qpSize(htmlBytes)+partsSize(doc.images)+partsSize(attachments))
+	data = writeFields(data, fields)
 	data = r.writeBody(data, id, doc, htmlBytes, attachments)
 	if r.opts.DKIM != nil {
 		if data, err = r.opts.DKIM.sign(data); err != nil {
@@ -307,15 +317,55 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 // encoded bytes (CJK) grows the buffer once instead.
 func qpSize(text []byte) int { return len(text) + len(text)/8 }
 
-func (r *Renderer) partsSize(images []*part) int {
+func partsSize(parts []*part) int {
 	n := 0
-	for _, p := range images {
-		n += len(p.body) + 256
-	}
-	for _, p := range r.attachments {
+	for _, p := range parts {
 		n += len(p.body) + 256
 	}
 	return n
+}
+
+// recipientParts returns a message's attachments: the campaign's, then
+// the recipient's own files (names). The message's files together, images
+// too, are held to the message limit by their sizes before the
+// recipient's are read, and again once read, should one have grown.
+func (r *Renderer) recipientParts(images []*part, names []string) ([]*part, error) {
+	limit := r.opts.MessageLimit
+	total := r.attachmentsSize
+	for _, p := range images {
+		total += p.size
+	}
+	if len(names) == 0 {
+		if limit > 0 && total > limit {
+			return nil, &SizeError{Size: total, Limit: limit}
+		}
+		return r.attachments, nil
+	}
+	fixed := total
+	for _, name := range names {
+		n, err := r.parts.size(name)
+		if err != nil {
+			return nil, fmt.Errorf("attachment %w", err)
+		}
+		total += n
+	}
+	if limit > 0 && total > limit {
+		return nil, &SizeError{Size: total, Limit: limit}
+	}
+	attachments := append(make([]*part, 0, len(r.attachments)+len(names)), r.attachments...)
+	total = fixed
+	for _, name := range names {
+		p, err := r.parts.getNamed(name)
+		if err != nil {
+			return nil, fmt.Errorf("attachment %w", err)
+		}
+		attachments = append(attachments, p)
+		total += p.size
+	}
+	if limit > 0 && total > limit {
+		return nil, &SizeError{Size: total, Limit: limit}
+	}
+	return attachments, nil
 }
 
 // unsubscribePct and unsubscribePCT are UnsubscribeMarker percent-encoded,
