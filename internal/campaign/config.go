@@ -70,10 +70,6 @@ type Campaign struct {
 	Recipients  string
 	Attachments []string
 	Columns     merge.Columns
-	// AttachmentsDir is the one directory whose files the attachments
-	// column may name: its values are paths relative to the campaign
-	// file, inside it.
-	AttachmentsDir string
 	Headers     []header        // in file order
 	SMTP        *SMTP           // nil without an [smtp] table
 	Preheader   *merge.Template // nil for none
@@ -81,6 +77,11 @@ type Campaign struct {
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
 	DKIM        *render.DKIM    // signs every message; nil without a [dkim] table
 	Limits      Limits          // what a row and a message may hold
+
+	// AttachmentsDir is the one directory whose files the attachments
+	// column may name: its values are paths relative to the campaign
+	// file, inside it.
+	AttachmentsDir string
 
 	lines      map[string]int // key → line in the campaign file
 	incomplete bool           // Load found problems: check, never send
