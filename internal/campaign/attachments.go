@@ -73,12 +73,17 @@ func (c *Campaign) recipientFiles(rec *merge.Recipient) ([]string, error) {
 		}
 		name, err := filepath.Rel(c.absFiles, filepath.Join(c.absDir, p))
 		if filepath.IsAbs(p) || err != nil || !filepath.IsLocal(name) {
-			return nil, fmt.Errorf("column %q: %q: %w (%s): a row attaches only the files in it ([columns] attachments_dir), so move it into %s%c",
-				c.Columns.Attachments, p, render.ErrOutside, c.AttachmentsDir, c.AttachmentsDir, filepath.Separator)
+			return nil, fmt.Errorf("column %q: %q: %w (%s): a row attaches only the files in it ([columns] attachments_dir), so move it there",
+				c.Columns.Attachments, p, render.ErrOutside, c.shownFiles())
 		}
 		out = append(out, name)
 	}
 	return out, nil
+}
+
+// shownFiles is AttachmentsDir as messages show it: "files/".
+func (c *Campaign) shownFiles() string {
+	return strings.TrimSuffix(c.AttachmentsDir, string(filepath.Separator)) + string(filepath.Separator)
 }
 
 // files says to render where the rows' own attachments come from, and
@@ -114,11 +119,11 @@ func (c *Campaign) explain(err error) error {
 	case !errors.As(err, &file):
 		return err
 	case errors.Is(file, render.ErrOutside):
-		return fmt.Errorf("%w: a row attaches only the files in %s ([columns] attachments_dir): move it there", err, c.AttachmentsDir)
+		return fmt.Errorf("%w: a row attaches only the files in %s ([columns] attachments_dir): move it there", err, c.shownFiles())
 	case errors.Is(file, render.ErrHidden):
 		return fmt.Errorf("%w: batch never attaches one: rename it without the leading dot", err)
 	case errors.Is(file, render.ErrPrivate):
-		return fmt.Errorf("%w: a row never attaches the list, the campaign file or the DKIM key: put the file it should attach in %s", err, c.AttachmentsDir)
+		return fmt.Errorf("%w: a row never attaches the list, the campaign file or the DKIM key: put the file it should attach in %s", err, c.shownFiles())
 	case errors.Is(file, render.ErrNotRegular):
 		return fmt.Errorf("%w: name a regular file", err)
 	}

@@ -181,7 +181,7 @@ func TestRecipientAttachmentProblems(t *testing.T) {
 	}
 	for i, want := range []string{
 		filepath.Join("docs", "missing.pdf") + ": no such file (in the message to row 1",
-		`"../outside.txt": not in the directory of the recipients' files (` + filepath.Join(filepath.Dir(c.Path), "docs") + `): a row attaches only the files in it ([columns] attachments_dir), so move it into `,
+		`"../outside.txt": not in the directory of the recipients' files (` + filepath.Join(filepath.Dir(c.Path), "docs") + string(filepath.Separator) + `): a row attaches only the files in it ([columns] attachments_dir), so move it there (in the message to row 2`,
 		`"/etc/passwd": not in the directory of the recipients' files`,
 	} {
 		if !strings.Contains(p[i].Error(), want) {

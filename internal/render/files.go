@@ -25,7 +25,7 @@ type Files struct {
 var (
 	ErrOutside    = errors.New("not in the directory of the recipients' files")
 	ErrHidden     = errors.New("a hidden file (a name that starts with a dot)")
-	ErrPrivate    = errors.New("one of the campaign's own files, never attached")
+	ErrPrivate    = errors.New("one of the campaign's own files")
 	ErrNotRegular = errors.New("not a regular file")
 )
 

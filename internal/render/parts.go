@@ -102,6 +102,9 @@ type partCache struct {
 	byName map[string]*cacheEntry // recipients', by name in files
 	recent list.List              // of the entries in byName, most recent first
 	bytes  int64                  // what the entries in recent hold
+
+	maxBytes   int64 // maxNamedBytes, but in tests
+	maxEntries int   // maxNamedEntries, but in tests
 }
 
 // What recipients' files the cache keeps, at most: past it, the least
@@ -123,7 +126,8 @@ type cacheEntry struct {
 
 func newPartCache(domain string, trusted, named fileRules, files *recipientFiles) *partCache {
 	return &partCache{domain: domain, trusted: trusted, named: named, files: files,
-		parts: map[string]*cacheEntry{}, byName: map[string]*cacheEntry{}}
+		parts: map[string]*cacheEntry{}, byName: map[string]*cacheEntry{},
+		maxBytes: maxNamedBytes, maxEntries: maxNamedEntries}
 }
 
 // get returns the campaign's file at path.
@@ -195,7 +199,7 @@ func (c *partCache) getNamed(name string) (*part, error) {
 			e.cost += int64(len(p.body) + len(p.inlineHead) + len(p.attachedHead))
 		}
 		c.bytes += e.cost
-		for c.recent.Len() > 1 && (c.bytes > maxNamedBytes || c.recent.Len() > maxNamedEntries) {
+		for c.recent.Len() > 1 && (c.bytes > c.maxBytes || c.recent.Len() > c.maxEntries) {
 			c.drop(c.recent.Back().Value.(*cacheEntry))
 		}
 	})

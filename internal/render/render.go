@@ -172,7 +172,7 @@ func New(opts Options) (*Renderer, error) {
 		r.attachmentsSize += p.size
 	}
 	if opts.MessageLimit > 0 && r.attachmentsSize > opts.MessageLimit {
-		errs = append(errs, fmt.Errorf("the attachments of every message: %w", &SizeError{Size: r.attachmentsSize, Limit: opts.MessageLimit}))
+		errs = append(errs, &SizeError{Size: r.attachmentsSize, Limit: opts.MessageLimit})
 	}
 	if len(errs) > 0 {
 		return nil, joinErrs(errs)
