@@ -178,3 +178,87 @@ func TestRecipientFilesRoot(t *testing.T) {
 		t.Errorf("where: %v, want outside", err)
 	}
 }
+
+// opens counts the files a directory opens.
+type opens struct {
+	anywhere
+	n int
+}
+
+func (o *opens) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
+	o.n++
+	return o.anywhere.OpenFile(name, flag, perm)
+}
+
+// TestNeverOpened: a pipe, a device, a directory or a file over the limit
+// is refused by its stat, before it is opened (a pipe's open waits for a
+// writer, a device's may do anything) or read.
+func TestNeverOpened(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.bin")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 300<<20); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path string
+		kind error
+	}{{fifo, ErrNotRegular}, {"/dev/zero", ErrNotRegular}, {dir, ErrNotRegular}, {big, nil}} {
+		d := &opens{}
+		err := finishes(t, func() error {
+			_, err := (&fileRules{limit: 25_000_000}).read(d, tt.path, tt.path)
+			return err
+		})
+		var se *SizeError
+		switch {
+		case d.n != 0:
+			t.Errorf("%s: opened", tt.path)
+		case tt.kind != nil && !errors.Is(err, tt.kind):
+			t.Errorf("%s: %v, want %v", tt.path, err, tt.kind)
+		case tt.kind == nil && (!errors.As(err, &se) || se.Size != 300<<20 || se.Grew):
+			t.Errorf("%s: %v, want 300 MiB over the limit, by its size", tt.path, err)
+		}
+	}
+}
+
+// TestMessageLimitBeforeRead: a message whose files come to more than
+// the message limit is refused by their sizes: the recipient's files are
+// not read (none is in the cache).
+func TestMessageLimitBeforeRead(t *testing.T) {
+	f := newFixture(t)
+	f.file("files/a.bin", bytes.Repeat([]byte("a"), 6000))
+	f.file("files/b.bin", bytes.Repeat([]byte("b"), 6000))
+	f.file("logo.png", testPNG)
+	opts := dkimOptions(f.dir, nil)
+	opts.DKIM = nil
+	opts.Files = Files{Dir: filepath.Join(f.dir, "files")}
+	opts.MessageLimit = 12_000
+	r, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Input{To: opts.From, Subject: "s", Markdown: []byte("![logo](logo.png)\n"), Attachments: []string{"a.bin", "b.bin"}}
+	_, err = r.Render(in)
+	var se *SizeError
+	if !errors.As(err, &se) || se.Path != "" || se.Size != 12_000+int64(len(testPNG)) || se.Limit != 12_000 {
+		t.Fatalf("got %v, want the message's files, 12000 bytes and the image's, over 12000", err)
+	}
+	if n := len(r.parts.byName); n != 0 {
+		t.Errorf("%d of the recipient's files read", n)
+	}
+	// One of them is within the limit, and attached.
+	in.Attachments = in.Attachments[:1]
+	m, err := r.Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(m.Data, []byte(`filename="a.bin"`)) {
+		t.Error("a.bin is not attached")
+	}
+}
