@@ -87,7 +87,9 @@ func (c *Campaign) shownFiles() string {
 }
 
 // files says to render where the rows' own attachments come from, and
-// which files they may never be.
+// which files they may never be: the list, the campaign file, the DKIM
+// key and the run state's files (a link to them is refused by its path,
+// a hard link by this).
 func (c *Campaign) files() render.Files {
 	if c.Columns.Attachments == "" {
 		return render.Files{}
@@ -95,6 +97,12 @@ func (c *Campaign) files() render.Files {
 	private := []string{c.Path, c.Recipients}
 	if c.keyFile != "" {
 		private = append(private, c.keyFile)
+	}
+	// The run state, should a hard link lead to it: its journals.
+	state := filepath.Join(filepath.Dir(c.Path), ".batch")
+	entries, _ := os.ReadDir(state) // none yet: nothing to keep out
+	for _, e := range entries {
+		private = append(private, filepath.Join(state, e.Name()))
 	}
 	return render.Files{Dir: c.AttachmentsDir, Private: private}
 }

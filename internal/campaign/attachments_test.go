@@ -146,6 +146,11 @@ func TestRecipientAttachmentRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		}}, render.ErrPrivate, []string{"copy.csv: one of the campaign's own files"}},
+		{"a hard link into .batch", attachmentCase{row: "files/j", files: map[string]string{".batch/x.journal": "state"}, setup: func(t *testing.T, dir string) {
+			if err := os.Link(filepath.Join(dir, ".batch", "x.journal"), filepath.Join(dir, "files", "j")); err != nil {
+				t.Fatal(err)
+			}
+		}}, render.ErrPrivate, []string{"files/j: one of the campaign's own files: it is ", ".batch/x.journal"}},
 		{".batch", attachmentCase{row: ".batch/x", files: map[string]string{".batch/x": "state"}}, render.ErrOutside, []string{`".batch/x": not in the directory`}},
 		{".batch, attachments_dir the campaign's", attachmentCase{row: ".batch/x", cols: "attachments_dir = \".\"\n", files: map[string]string{".batch/x": "state"}},
 			render.ErrHidden, []string{".batch/x: a hidden file (a name that starts with a dot): batch never attaches one"}},
