@@ -14,6 +14,12 @@
 // only be in the URL's path, query or fragment (merge.PlaceInURL). The
 // Markdown's URLs are checked once per shape, the layout's once, by New.
 //
+// Every file a message carries is a regular file, looked at by stat before
+// it is opened (a pipe or a device never is) and held to Options.FileLimit
+// and MessageLimit, by its size before it is read and by a limited read.
+// A recipient's own attachments come only from Options.Files, through an
+// os.Root of its directory (see Files).
+//
 // The bytes are written with the standard library rather than by
 // github.com/jordan-wright/email, whose Bytes() picks random boundaries and
 // orders headers by map iteration: messages here must be byte-for-byte
