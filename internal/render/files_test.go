@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,6 +147,50 @@ func TestRecipientCacheBounded(t *testing.T) {
 	}
 	if _, err := c.size("f00.txt"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the first file, removed: %v, want no such file", err)
+	}
+}
+
+// TestRecipientCacheConcurrent: renderers on every core share the cache
+// (run with -race); every file comes back whole, and the bounds hold.
+func TestRecipientCacheConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	const n = 40
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.txt", i)), bytes.Repeat([]byte("x"), 2000+i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newPartCache("example.org", fileRules{}, fileRules{}, newRecipientFiles(dir))
+	c.maxBytes, c.maxEntries = 10_000, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for k := range 200 {
+				i := (g*7 + k*3) % n
+				name := fmt.Sprintf("f%02d.txt", i)
+				if _, err := c.size(name); err != nil {
+					errs <- err
+					return
+				}
+				p, err := c.getNamed(name)
+				if err == nil && p.size != int64(2000+i) {
+					err = fmt.Errorf("%s: %d bytes, want %d", name, p.size, 2000+i)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if c.recent.Len() > c.maxEntries || len(c.byName) != c.recent.Len() {
+		t.Errorf("%d entries (%d by name), bound %d", c.recent.Len(), len(c.byName), c.maxEntries)
 	}
 }
 
