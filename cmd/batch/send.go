@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -78,11 +77,11 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if !*yes && !interactive {
 		return fmt.Errorf("standard input is not a terminal, so batch can't ask before sending: add --yes to send %s", path)
 	}
-	secrets := campaign.Secrets{Getenv: c.getenv, Run: runShell}
+	secrets := campaign.Secrets{Getenv: c.getenv}
 	if interactive {
 		secrets.Prompt = c.promptPassword
 	}
-	password, err := camp.SMTP.Password(secrets)
+	password, err := camp.SMTP.Password(ctx, secrets)
 	if err != nil {
 		return err
 	}
@@ -319,15 +318,4 @@ func (c *cli) promptPassword(question string) (string, error) {
 		return "", fmt.Errorf("reading the password: %w", err)
 	}
 	return string(pw), nil
-}
-
-// runShell runs password_cmd with sh and returns what it printed.
-func runShell(command string) (string, error) {
-	cmd := exec.Command("sh", "-c", command)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%q: %w", command, err)
-	}
-	return string(out), nil
 }

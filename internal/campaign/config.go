@@ -246,7 +246,7 @@ func Load(path string) (*Campaign, error) {
 		}
 	}
 	if f.SMTP != nil {
-		c.SMTP = loadSMTP(f.SMTP, c.From.Address, rel, bad)
+		c.SMTP = loadSMTP(f.SMTP, c.From.Address, rel, at, bad)
 	}
 	if f.DKIM != nil {
 		c.DKIM = loadDKIM(f.DKIM, c.From.Address, rel, bad)

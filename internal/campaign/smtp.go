@@ -1,8 +1,8 @@
 package campaign
 
 import (
+	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -52,14 +52,18 @@ type SMTP struct {
 	Retries          int           // tries again after a temporary failure
 	RetryWait        time.Duration // before the first retry; then doubling
 	MaxErrors        int           // failures in a row that stop the campaign; 0 for no limit
+
+	at func(key string) string // "file:line" of a key; nil for unknown
 }
 
 // DefaultPasswordEnv is the variable the password is read from by default.
 const DefaultPasswordEnv = "BATCH_SMTP_PASSWORD"
 
-// loadSMTP checks the [smtp] table; bad reports a problem with a key.
-func loadSMTP(f *smtpFile, from string, rel func(string) string, bad func(key, format string, args ...any)) *SMTP {
+// loadSMTP checks the [smtp] table; at says where a key is, bad reports a
+// problem with one.
+func loadSMTP(f *smtpFile, from string, rel, at func(string) string, bad func(key, format string, args ...any)) *SMTP {
 	s := &SMTP{
+		at:               at,
 		Host:             strings.TrimSpace(f.Host),
 		Port:             f.Port,
 		Username:         f.Username,
@@ -166,29 +170,22 @@ func loadSMTP(f *smtpFile, from string, rel func(string) string, bad func(key, f
 // Secrets are the ways to get the password, given by the command line.
 type Secrets struct {
 	Getenv func(string) string
-	// Run runs a shell command and returns what it printed.
-	Run func(command string) (string, error)
+	// Commands runs password_cmd.
+	Commands Commands
 	// Prompt asks on the terminal; nil when there is none.
 	Prompt func(question string) (string, error)
 }
 
 // Password returns the SMTP password: the output of password_cmd, or the
 // variable password_env names, or an answer at the terminal. Without a
-// username there is none.
-func (s *SMTP) Password(sec Secrets) (string, error) {
+// username there is none. A password_cmd that fails gives a *CommandError.
+func (s *SMTP) Password(ctx context.Context, sec Secrets) (string, error) {
 	if s.Username == "" {
 		return "", nil
 	}
 	if s.PasswordCmd != "" {
-		out, err := sec.Run(s.PasswordCmd)
-		if err != nil {
-			return "", fmt.Errorf("smtp.password_cmd: %w", err)
-		}
-		pw := strings.TrimRight(out, "\r\n")
-		if pw == "" {
-			return "", errors.New("smtp.password_cmd printed nothing: it should print the password")
-		}
-		return pw, nil
+		const key = "smtp.password_cmd"
+		return sec.Commands.Output(ctx, Command{Key: key, At: s.loc(key), Line: s.PasswordCmd, What: "the password"})
 	}
 	if pw := sec.Getenv(s.PasswordEnv); pw != "" {
 		return pw, nil
@@ -197,6 +194,14 @@ func (s *SMTP) Password(sec Secrets) (string, error) {
 		return sec.Prompt(fmt.Sprintf("Password for %s at %s: ", s.Username, s.Host))
 	}
 	return "", fmt.Errorf("no password for %s at %s: set the environment variable %s, or password_cmd in [smtp], or run batch on a terminal to be asked", s.Username, s.Host, s.PasswordEnv)
+}
+
+// loc returns "file:line" of a key of the table, or "".
+func (s *SMTP) loc(key string) string {
+	if s.at == nil {
+		return ""
+	}
+	return s.at(key)
 }
 
 // Config returns what deliver needs to send, the password given.
