@@ -17,4 +17,8 @@
 // characters removed, so no value can add a header or a recipient. In a URL
 // a value may only be in the path, query or fragment: [PlaceInURL] tells,
 // from the URL's text before it, where it lands.
+//
+// CSV that batch writes for people (batch status --failed, and any export)
+// goes through [CSVWriter], which makes a cell a spreadsheet would run as a
+// formula into text.
 package merge
