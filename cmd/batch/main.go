@@ -25,7 +25,7 @@ const usage = `Usage:
                [--retry-failed] [--resend-unknown] CAMPAIGN.toml
     batch send --dry-run DIR [--limit N] [--shard K/N] CAMPAIGN.toml
     batch check CAMPAIGN.toml
-    batch status [--json | --failed] [--shard K/N] CAMPAIGN.toml
+    batch status [--json | --failed [--raw]] [--shard K/N] CAMPAIGN.toml
     batch help [COMMAND]
 
 Commands:
@@ -39,7 +39,9 @@ Commands:
              campaign file, templates, missing files, invalid rows.
     status   Count the recipients in each state: sent, failed, unknown,
              pending. With --failed, print the failed rows as CSV (the list's
-             columns and the server's reply in "error"), ready to fix.
+             columns and the server's reply in "error"), ready to fix; a
+             cell a spreadsheet would run (=, +, -, @ first) gets a ' in
+             front, unless --raw.
 
 Flags of send:
     --dry-run DIR     write one .eml file per recipient into DIR (created if

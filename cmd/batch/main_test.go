@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -33,6 +37,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitcode,
 			"ls":       cmdLs,
+			"csvcells": cmdCSVCells,
 		},
 	})
 }
@@ -52,6 +57,42 @@ func cmdLs(ts *testscript.TestScript, neg bool, args []string) {
 	for _, e := range entries {
 		fmt.Fprintln(ts.Stdout(), e.Name())
 	}
+}
+
+// cmdCSVCells reads a CSV file with encoding/csv and compares every cell
+// with a JSON file that holds the records, a list of lists of strings:
+// "csvcells out.csv want.json".
+func cmdCSVCells(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! csvcells")
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: csvcells file.csv want.json")
+	}
+	rd := csv.NewReader(strings.NewReader(ts.ReadFile(args[0])))
+	rd.FieldsPerRecord = -1
+	got, err := rd.ReadAll()
+	if err != nil {
+		ts.Fatalf("%s: %v", args[0], err)
+	}
+	var want [][]string
+	if err := json.Unmarshal([]byte(ts.ReadFile(args[1])), &want); err != nil {
+		ts.Fatalf("%s: %v", args[1], err)
+	}
+	for i := range max(len(got), len(want)) {
+		var g, w []string
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if !slices.Equal(g, w) {
+			ts.Logf("record %d: got %q, want %q", i+1, g, w)
+			err = errors.New("cells differ")
+		}
+	}
+	ts.Check(err)
 }
 
 // cmdExitcode runs a command, like exec, and checks its exit status:

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 
@@ -14,6 +13,7 @@ func (c *cli) status(args []string) error {
 	fs := c.flags("status")
 	asJSON := fs.Bool("json", false, "")
 	failed := fs.Bool("failed", false, "")
+	raw := fs.Bool("raw", false, "")
 	shardFlag := fs.String("shard", "", "")
 	path, err := c.parse(fs, args)
 	if err != nil {
@@ -26,6 +26,9 @@ func (c *cli) status(args []string) error {
 	if *asJSON && *failed {
 		return usageError{"status: --json can't be used with --failed: --failed prints CSV"}
 	}
+	if *raw && !*failed {
+		return usageError{"status: --raw goes with --failed: it writes the failed rows' cells as they are"}
+	}
 	camp, err := campaign.Load(path)
 	if err != nil {
 		return err
@@ -35,7 +38,7 @@ func (c *cli) status(args []string) error {
 		return err
 	}
 	if *failed {
-		return c.failedRows(camp, state, shard)
+		return c.failedRows(camp, state, shard, *raw)
 	}
 	n, err := counts(camp, state, shard)
 	if err != nil {
@@ -57,8 +60,9 @@ func (c *cli) status(args []string) error {
 	return nil
 }
 
-// failedRows prints the failed rows as CSV: the list's columns, then error.
-func (c *cli) failedRows(camp *campaign.Campaign, state *deliver.State, shard campaign.Shard) error {
+// failedRows prints the failed rows as CSV: the list's columns, then error;
+// a cell a spreadsheet would run is made text, unless raw.
+func (c *cli) failedRows(camp *campaign.Campaign, state *deliver.State, shard campaign.Shard, raw bool) error {
 	type row struct {
 		fields map[string]string
 		err    string
@@ -72,7 +76,8 @@ func (c *cli) failedRows(camp *campaign.Campaign, state *deliver.State, shard ca
 	if err != nil {
 		return err
 	}
-	w := csv.NewWriter(c.stdout)
+	w := merge.NewCSVWriter(c.stdout)
+	w.Raw = raw
 	w.Write(append(append([]string(nil), columns...), "error"))
 	for _, r := range rows {
 		values := make([]string, 0, len(columns)+1)
@@ -81,6 +86,5 @@ func (c *cli) failedRows(camp *campaign.Campaign, state *deliver.State, shard ca
 		}
 		w.Write(append(values, r.err))
 	}
-	w.Flush()
-	return w.Error()
+	return w.Flush()
 }
