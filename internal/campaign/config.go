@@ -5,6 +5,9 @@
 // A campaign file is TOML (https://toml.io/en/v1.0.0), decoded strictly: an
 // unknown key is an error that names the key and its line. Paths in it are
 // relative to the file. Every problem found is reported, not just the first.
+//
+// The commands the file gives for secrets (smtp.password_cmd) are run by
+// [Commands], all the same way, each bounded in time and in output.
 package campaign
 
 import (
