@@ -150,7 +150,7 @@ func (c Commands) run(ctx context.Context, line string) (*capture, *tail, error)
 	case err != nil && errors.Is(tctx.Err(), context.DeadlineExceeded):
 		return out, stderr, ErrCommandTimeout
 	case errors.Is(err, exec.ErrWaitDelay):
-		return out, stderr, nil // it exited 0, and its output is whole
+		return out, stderr, nil // it exited 0: what it printed is there
 	}
 	return out, stderr, err
 }
