@@ -101,6 +101,15 @@ type shapes struct {
 
 const maxShapes = 64
 
+// ShapeOf returns the shape of a merged body md: the Markdown with its
+// values taken out, by which Render renders a body once for every
+// recipient whose template took the same branches. Two recipients' bodies
+// of the same shape differ only in their values.
+func ShapeOf(md []byte) []byte {
+	src, _ := merge.Extract(make([]byte, 0, len(md)), md)
+	return src
+}
+
 // render renders the merged Markdown of in: its shape once, then the
 // values put back, escaped for where they land, in each message.
 func (r *Renderer) render(in *Input) (*document, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -213,4 +214,23 @@ func (c *partCache) drop(e *cacheEntry) {
 	e.elem = nil
 	delete(c.byName, e.name)
 	c.bytes -= e.cost
+}
+
+// Files returns the paths of the files the renderer has read so far, the
+// campaign's attachments and the images and attachments of the messages
+// rendered, sorted: what a message depends on besides the templates and
+// the list.
+func (r *Renderer) Files() []string {
+	c := r.parts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	paths := make([]string, 0, len(c.parts)+len(c.byName))
+	for p := range c.parts {
+		paths = append(paths, p)
+	}
+	for name := range c.byName {
+		paths = append(paths, c.files.path(name))
+	}
+	slices.Sort(paths)
+	return slices.Compact(paths)
 }

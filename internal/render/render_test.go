@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -484,5 +485,59 @@ func TestProblemLines(t *testing.T) {
 				t.Errorf("problem %q, want it at %q", errs[i], want)
 			}
 		}
+	}
+}
+
+// TestShapeOf checks that ShapeOf is the key of the renderer's cache of
+// shapes: the same for recipients who took the same branches, whatever
+// their values, and another for another branch.
+func TestShapeOf(t *testing.T) {
+	f := newFixture(t)
+	body := "# Hi {{.name}}\n\n{{if eq .plan \"pro\"}}A **reserved** seat.{{else}}[Upgrade](https://example.org/?who={{.name}}){{end}}\n"
+	ada := merged(t, body, map[string]string{"name": "Ada *x*", "plan": "pro"})
+	bob := merged(t, body, map[string]string{"name": "Bob\n# h", "plan": "pro"})
+	cy := merged(t, body, map[string]string{"name": "Ada *x*", "plan": "free"})
+	if !bytes.Equal(ShapeOf(ada), ShapeOf(bob)) {
+		t.Errorf("two pro bodies have different shapes:\n%q\n%q", ShapeOf(ada), ShapeOf(bob))
+	}
+	if bytes.Equal(ShapeOf(ada), ShapeOf(cy)) {
+		t.Errorf("a pro and a free body have the same shape %q", ShapeOf(ada))
+	}
+	if bytes.Contains(ShapeOf(ada), []byte("Ada")) {
+		t.Errorf("the shape %q holds the value", ShapeOf(ada))
+	}
+	r := f.renderer()
+	for i, md := range [][]byte{ada, bob, cy} {
+		if _, err := r.Render(&Input{Seq: i + 1, To: mail.Address{Address: "r@example.org"}, Subject: "s", Markdown: md}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, md := range [][]byte{ada, cy} {
+		if r.shapes.m[string(ShapeOf(md))] == nil {
+			t.Errorf("the renderer has no shape under ShapeOf(%q)", md)
+		}
+	}
+	if len(r.shapes.m) != 2 {
+		t.Errorf("the renderer has %d shapes, want 2", len(r.shapes.m))
+	}
+}
+
+// TestFiles checks that a renderer names the files it read: the
+// campaign's attachments at once, an image once a message uses it.
+func TestFiles(t *testing.T) {
+	f := newFixture(t)
+	logo := f.file("logo.png", testPNG)
+	notes := f.file("notes.txt", []byte("notes\n"))
+	r := f.renderer(notes)
+	if got := r.Files(); !slices.Equal(got, []string{notes}) {
+		t.Errorf("before any message: Files() = %q, want %q", got, []string{notes})
+	}
+	if _, err := r.Render(&Input{Seq: 1, To: mail.Address{Address: "r@example.org"}, Subject: "s", Markdown: []byte("![l](logo.png)\n")}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{logo, notes}
+	slices.Sort(want)
+	if got := r.Files(); !slices.Equal(got, want) {
+		t.Errorf("after a message with an image: Files() = %q, want %q", got, want)
 	}
 }
