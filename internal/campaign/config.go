@@ -1,6 +1,7 @@
 // Package campaign loads a campaign file and runs the campaign: it reads the
 // recipient list, merges each row into the templates, renders the messages
-// and hands them to a sender.
+// and hands them to a sender. A Preview shows the same messages, kept in
+// step with the files as they are edited, and sends nothing.
 //
 // A campaign file is TOML (https://toml.io/en/v1.0.0), decoded strictly: an
 // unknown key is an error that names the key and its line. Paths in it are
