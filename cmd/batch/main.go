@@ -26,6 +26,7 @@ const usage = `Usage:
     batch send --dry-run DIR [--limit N] [--shard K/N] CAMPAIGN.toml
     batch check CAMPAIGN.toml
     batch status [--json | --failed [--raw]] [--shard K/N] CAMPAIGN.toml
+    batch preview [--listen ADDR] [--open] CAMPAIGN.toml
     batch help [COMMAND]
 
 Commands:
@@ -42,6 +43,12 @@ Commands:
              columns and the server's reply in "error"), ready to fix; a
              cell a spreadsheet would run (=, +, -, @ first) gets a ' in
              front, unless --raw.
+    preview  Serve the campaign as its readers will see it, on this
+             machine only: every row's message (headers, HTML at desktop
+             and phone width, text, attachments), the body's shapes, one
+             for each combination of {{if}} branches, and check's
+             problems. Pages reload when a file of the campaign changes.
+             Nothing is sent.
 
 Flags of send:
     --dry-run DIR     write one .eml file per recipient into DIR (created if
@@ -61,12 +68,19 @@ Flags of send:
                       machines or accounts, one shard each, cover the list
                       exactly once
 
+Flags of preview:
+    --listen ADDR     listen on ADDR (default 127.0.0.1:0, a free port on
+                      this machine's loopback); another address warns that
+                      whoever can reach it can read the list
+    --open            open the preview in the default browser
+
 Flags come before the campaign file. With SOURCE_DATE_EPOCH set (seconds
 since 1970), every message carries that Date, and two dry runs of the same
 campaign write identical files.
 
 Ctrl-C (or SIGTERM) stops taking new messages, lets the ones in flight
-finish, and records everything; a second Ctrl-C quits at once.
+finish, and records everything; a second Ctrl-C quits at once. It is also
+how a preview ends, with exit status 0.
 
 Exit status: 0 on success (every recipient sent); 1 when the campaign has
 problems or a run fails; 2 for a usage error; 3 when some recipients failed
@@ -89,20 +103,29 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-func main() {
-	tuneGC(os.Args[1:], os.Getenv)
+func main() { os.Exit(command(os.Args[1:])) }
+
+// command runs batch as a process: with the process's streams and
+// environment, and Ctrl-C (or SIGTERM) cancelling the run, a second one
+// quitting at once. It returns the exit status.
+func command(args []string) int {
+	tuneGC(args, os.Getenv)
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	stopping := "stopping: the messages in flight finish and are recorded (Ctrl-C again to quit at once)"
+	if len(args) > 0 && args[0] == "preview" {
+		stopping = "preview stopped"
+	}
 	go func() {
 		<-sigs
-		fmt.Fprintln(os.Stderr, "\nbatch: stopping: the messages in flight finish and are recorded (Ctrl-C again to quit at once)")
+		fmt.Fprintf(os.Stderr, "\nbatch: %s\n", stopping)
 		cancel()
 		<-sigs
 		fmt.Fprintln(os.Stderr, "\nbatch: quit; messages that were in flight show as unknown in batch status")
 		os.Exit(exitInterrupted)
 	}()
-	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+	return run(ctx, args, os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 }
 
 // tuneGC sets the garbage collector for batch's work, unless GOGC or
@@ -182,6 +205,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.check(ctx, rest)
 	case "status":
 		return c.status(rest)
+	case "preview":
+		return c.preview(ctx, rest)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -18,13 +17,11 @@ import (
 
 // TestMain lets the test binary act as the batch command, the way age's
 // tests do: testscript puts it in the scripts' PATH under that name, so a
-// script's "batch ..." runs run with its own arguments, environment and
-// working directory, with no separate build.
+// script's "batch ..." runs command, as main does, with its own arguments,
+// environment and working directory, with no separate build.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"batch": func() {
-			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
-		},
+		"batch": func() { os.Exit(command(os.Args[1:])) },
 	})
 }
 
