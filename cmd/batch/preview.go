@@ -414,7 +414,7 @@ func (s *previewServer) row(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pg := &rowPage{
-		page:  page{Title: fmt.Sprintf("row %d", row.Row), Version: row.Version, Path: s.p.Path()},
+		page:  page{Title: fmt.Sprintf("row %d", row.Row), Version: row.Version, Campaign: row.Campaign, Path: s.p.Path()},
 		R:     row,
 		Width: desktopWidth,
 	}

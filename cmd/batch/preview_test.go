@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -25,8 +27,22 @@ import (
 	"github.com/batch-mailer/batch/internal/campaign"
 )
 
-// previewPNG is a real 1x1 PNG.
-var previewPNG, _ = base64.StdEncoding.DecodeString("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+// previewPNG is a banner to see in screenshots: blue, a yellow band.
+var previewPNG = func() []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 480, 80))
+	for y := range 80 {
+		for x := range 480 {
+			c := color.RGBA{0x37, 0x76, 0xab, 0xff}
+			if y >= 30 && y < 50 {
+				c = color.RGBA{0xff, 0xd3, 0x43, 0xff}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	return b.Bytes()
+}()
 
 // previewFixture is a campaign with two {{if}} branches, non-ASCII names,
 // an image, an attachment, a preheader, an invalid row and a hostile name.
@@ -74,16 +90,22 @@ func previewEnv(name string) string {
 	return ""
 }
 
-// startPreview serves a preview of the campaign file at path, as batch
-// preview does, on a loopback test server.
-func startPreview(t *testing.T, path string) *httptest.Server {
+// previewHandler is batch preview's server of the campaign file at path.
+func previewHandler(t *testing.T, path string) http.Handler {
 	t.Helper()
 	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: previewEnv}
 	now, err := c.previewNow()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newPreviewServer(campaign.NewPreview(path, now), "127.0.0.1"))
+	return newPreviewServer(campaign.NewPreview(path, now), "127.0.0.1")
+}
+
+// startPreview serves a preview of the campaign file at path, as batch
+// preview does, on a loopback test server.
+func startPreview(t *testing.T, path string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(previewHandler(t, path))
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -107,6 +107,7 @@ type Overview struct {
 // Row is one row of the list and its message.
 type Row struct {
 	Version     string
+	Campaign    string // the campaign's name; "" when the file can't be read
 	Row         int
 	Email, Name string
 	Preheader   string // the merged preview text, "" for none
@@ -545,7 +546,7 @@ func (p *Preview) Row(ctx context.Context, n int) (*Row, error) {
 		if row < n {
 			return true
 		}
-		r := &Row{Version: s.version, Row: row}
+		r := &Row{Version: s.version, Campaign: s.camp.Name, Row: row}
 		if row > 1 {
 			r.Prev = row - 1
 		}
@@ -577,7 +578,7 @@ func (p *Preview) Row(ctx context.Context, n int) (*Row, error) {
 	case err != nil:
 		return nil, err
 	case unread != nil:
-		return &Row{Version: s.version, Row: n, Problem: unread}, nil
+		return &Row{Version: s.version, Campaign: s.camp.Name, Row: n, Problem: unread}, nil
 	case found == nil:
 		return nil, &NoRowError{List: s.camp.Recipients, Row: n, Rows: last}
 	}
