@@ -152,6 +152,7 @@ type previewState struct {
 
 	filesMu sync.Mutex
 	files   map[string]fileStamp // what each file was when it was read
+	early   map[string]fileStamp // the files of the state before, stamped before this one read them
 
 	checkMu sync.Mutex
 	check   *checkResult // made once, on first use
@@ -184,15 +185,23 @@ func (p *Preview) state() *previewState {
 		return p.cur
 	}
 	p.gen++
-	s := &previewState{version: fmt.Sprintf("%s-%d", p.epoch, p.gen), path: p.path, files: map[string]fileStamp{}}
-	// Each file's stamp is taken before it is read, so that an edit
-	// made while it is read shows as a change next time.
-	s.files[p.path] = stamp(p.path)
+	s := &previewState{version: fmt.Sprintf("%s-%d", p.epoch, p.gen), path: p.path,
+		files: map[string]fileStamp{}, early: map[string]fileStamp{}}
+	// The stamps of the files known so far are taken before they are
+	// read, so that an edit made while they are read shows as a change
+	// next time; a file named for the first time is stamped once read.
+	s.early[p.path] = stamp(p.path)
+	if p.cur != nil {
+		for f := range p.cur.files {
+			s.early[f] = stamp(f)
+		}
+	}
 	s.camp, s.loadErr = Load(p.path)
+	s.note(p.path)
 	if c := s.camp; c != nil {
 		for _, f := range append([]string{c.BodyPath, c.LayoutPath, c.Recipients}, c.Attachments...) {
 			if f != "" {
-				s.files[f] = stamp(f)
+				s.note(f)
 			}
 		}
 		s.r, s.rerr = c.newRenderer(Options{Now: p.now()})
@@ -200,6 +209,19 @@ func (p *Preview) state() *previewState {
 	}
 	p.cur = s
 	return s
+}
+
+// note watches the file at path, read by now; filesMu is held, or the
+// state is not shared yet.
+func (s *previewState) note(path string) {
+	if _, ok := s.files[path]; ok {
+		return
+	}
+	if st, ok := s.early[path]; ok {
+		s.files[path] = st
+		return
+	}
+	s.files[path] = stamp(path)
 }
 
 // noteFiles adds the files the renderer has read since last time to those
@@ -211,9 +233,7 @@ func (s *previewState) noteFiles() {
 	s.filesMu.Lock()
 	defer s.filesMu.Unlock()
 	for _, f := range s.r.Files() {
-		if _, ok := s.files[f]; !ok {
-			s.files[f] = stamp(f)
-		}
+		s.note(f)
 	}
 }
 
