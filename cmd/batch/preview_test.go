@@ -503,11 +503,8 @@ func TestPreviewOpen(t *testing.T) {
 
 	t.Setenv("PATH", t.TempDir()) // no xdg-open
 	p = startBatch(t, "preview", "--open", path)
+	p.await(t, "batch: warning: --open: exec: \"xdg-open\": executable file not found in $PATH: open "+p.url+" in a browser yourself\n")
 	p.stop(t)
-	want := "batch: warning: --open: exec: \"xdg-open\": executable file not found in $PATH: open " + p.url + " in a browser yourself\n"
-	if !strings.Contains(p.stderr.String(), want) {
-		t.Errorf("without xdg-open, stderr is\n%s\nwant it to hold\n%s", p.stderr.String(), want)
-	}
 }
 
 // batchProc is batch preview running as a process.
@@ -515,7 +512,22 @@ type batchProc struct {
 	cmd    *exec.Cmd
 	url    string
 	stderr *syncBuffer
+	line   chan struct{} // a token for each line of stderr
 	done   chan error
+}
+
+// await waits until batch has written want on stderr; a guard ends a hung
+// test.
+func (p *batchProc) await(t *testing.T, want string) {
+	t.Helper()
+	guard := time.After(20 * time.Second) // a guard against a hung test, not a measure
+	for !strings.Contains(p.stderr.String(), want) {
+		select {
+		case <-p.line:
+		case <-guard:
+			t.Fatalf("batch did not write %q on stderr:\n%s", want, p.stderr.String())
+		}
+	}
 }
 
 // batchBinary is the test binary, which testscript put in PATH as batch
@@ -529,7 +541,7 @@ func startBatch(t *testing.T, args ...string) *batchProc {
 	if err != nil {
 		t.Fatalf("batch, which TestMain puts in PATH: %v", err)
 	}
-	p := &batchProc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &batchProc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, line: make(chan struct{}, 1), done: make(chan error, 1)}
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -543,6 +555,10 @@ func startBatch(t *testing.T, args ...string) *batchProc {
 		for sc.Scan() {
 			line := sc.Text()
 			p.stderr.Write([]byte(line + "\n"))
+			select {
+			case p.line <- struct{}{}:
+			default:
+			}
 			if m := regexp.MustCompile(`^batch: preview at (\S+) — Ctrl-C to stop$`).FindStringSubmatch(line); m != nil {
 				urls <- m[1]
 			}
