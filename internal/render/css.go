@@ -7,9 +7,6 @@ import (
 
 	"github.com/yuin/goldmark/ast"
 	east "github.com/yuin/goldmark/extension/ast"
-	"github.com/yuin/goldmark/renderer"
-	"github.com/yuin/goldmark/renderer/html"
-	"github.com/yuin/goldmark/util"
 )
 
 // CSS inlining. Many mail clients (the Gmail apps, much webmail) drop a
@@ -597,76 +594,4 @@ func compound(c string) (name string, spec [3]int, pseudo, ok bool) {
 
 func isNameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c >= 0x80
-}
-
-// codeBlockRenderer renders indented and fenced code blocks as goldmark's
-// HTML renderer does, but with the style apply gave them on the <pre>
-// (goldmark writes no attributes for code blocks) and the one for "pre
-// code" on the <code>. It takes the place of goldmark's with
-//
-//	renderer.WithNodeRenderers(util.Prioritized(newCodeBlockRenderer(), 100))
-type codeBlockRenderer struct{ html.Config }
-
-var _ renderer.NodeRenderer = (*codeBlockRenderer)(nil)
-
-func newCodeBlockRenderer() *codeBlockRenderer {
-	return &codeBlockRenderer{Config: html.NewConfig()}
-}
-
-// SetOption implements renderer.SetOptioner.
-func (r *codeBlockRenderer) SetOption(name renderer.OptionName, value any) {
-	r.Config.SetOption(name, value)
-}
-
-// RegisterFuncs implements renderer.NodeRenderer.
-func (r *codeBlockRenderer) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
-	reg.Register(ast.KindCodeBlock, r.render)
-	reg.Register(ast.KindFencedCodeBlock, r.render)
-}
-
-func (r *codeBlockRenderer) render(w util.BufWriter, source []byte, n ast.Node, entering bool) (ast.WalkStatus, error) {
-	if !entering {
-		_, _ = w.WriteString("</code></pre>\n")
-		return ast.WalkContinue, nil
-	}
-	_, _ = w.WriteString("<pre")
-	if v, ok := n.AttributeString("style"); ok {
-		writeAttr(w, "style", v)
-	}
-	_, _ = w.WriteString("><code")
-	if fenced, ok := n.(*ast.FencedCodeBlock); ok {
-		if language := fenced.Language(source); language != nil {
-			_, _ = w.WriteString(` class="language-`)
-			r.Writer.Write(w, language)
-			_ = w.WriteByte('"')
-		}
-	}
-	if v, ok := n.AttributeString(codeStyleAttr); ok {
-		writeAttr(w, "style", v)
-	}
-	_ = w.WriteByte('>')
-	lines := n.Lines()
-	for i := range lines.Len() {
-		line := lines.At(i)
-		r.Writer.RawWrite(w, line.Value(source))
-	}
-	return ast.WalkContinue, nil
-}
-
-// writeAttr writes ` name="value"`, the value HTML-escaped.
-func writeAttr(w util.BufWriter, name string, value any) {
-	var v []byte
-	switch value := value.(type) {
-	case []byte:
-		v = value
-	case string:
-		v = []byte(value)
-	default:
-		return
-	}
-	_ = w.WriteByte(' ')
-	_, _ = w.WriteString(name)
-	_, _ = w.WriteString(`="`)
-	_, _ = w.Write(util.EscapeHTML(v))
-	_ = w.WriteByte('"')
 }
