@@ -2,8 +2,12 @@ package render
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"strings"
+
+	tdparse "github.com/tdewolff/parse/v2"
+	"github.com/tdewolff/parse/v2/css"
 
 	"github.com/yuin/goldmark/ast"
 	east "github.com/yuin/goldmark/extension/ast"
@@ -42,7 +46,21 @@ import (
 // !important still overrides the inline style where it applies. Skipped:
 // comments, at-rules (@media, @font-face, @import, @supports ...), <style>
 // blocks inside HTML comments (Outlook's conditional comments) or with a
-// media attribute, and declarations that hold a template action ("{{").
+// media attribute, and declarations that hold a template action ("{{"),
+// a nested rule, or a string or url() that the lexer found broken (a line
+// end inside quotes).
+//
+// The CSS is split into tokens by tdewolff/parse's lexer (CSS Syntax Level
+// 3: strings, escapes, url(), comments, brackets that pair by kind); the
+// rules, declarations and selectors are read from the tokens here. Its
+// parser (css.NewParser) is not used, as it writes values for a minifier:
+// it drops the white space around ",", "/", ":", "!" and "=", so that the
+// built-in layout's "font-family: Menlo, Consolas, monospace" would be
+// inlined as "Menlo,Consolas,monospace", and reads the declarations after
+// a nested rule ("p { color: red; & a { color: blue } margin: 0 }") as the
+// outer rule's, where batch drops the text up to the next ';'. A value is
+// inlined as written, each run of white space and comments outside its
+// strings one space.
 //
 // What goldmark's HTML renderer does with a style attribute (v1.8.7): it
 // writes it, HTML-escaped, for paragraphs, headings, links, autolinks,
@@ -115,13 +133,13 @@ type styles []any
 func parseStyles(layout string) styles {
 	var decls [numElements][]declaration
 	order := 0
-	for _, css := range styleBlocks(layout) {
-		forEachRule(stripComments(css), func(prelude, block string) {
+	for _, sheet := range styleBlocks(layout) {
+		forEachRule(tokenize(sheet), func(prelude, block []token) {
 			ds := parseDeclarations(block)
 			if len(ds) == 0 {
 				return
 			}
-			for _, sel := range split(prelude, ',') {
+			for _, sel := range split(prelude, css.CommaToken) {
 				el, spec, ok := target(sel)
 				if !ok {
 					continue
@@ -321,133 +339,178 @@ func styleBlocks(layout string) []string {
 	return out
 }
 
-// stripComments removes CSS comments and the HTML comment delimiters CSS
-// ignores.
-func stripComments(css string) string {
-	var b strings.Builder
-	for i := 0; i < len(css); {
-		switch c := css[i]; {
-		case c == '"' || c == '\'':
-			end := skipString(css, i)
-			b.WriteString(css[i:end])
-			i = end
-		case strings.HasPrefix(css[i:], "/*"):
-			end := strings.Index(css[i+2:], "*/")
-			if end < 0 {
-				return b.String()
-			}
-			b.WriteByte(' ')
-			i += 2 + end + 2
-		case strings.HasPrefix(css[i:], "<!--"):
-			b.WriteByte(' ')
-			i += 4
-		case strings.HasPrefix(css[i:], "-->"):
-			b.WriteByte(' ')
-			i += 3
-		default:
-			b.WriteByte(c)
-			i++
+// token is a CSS token of a <style> block: its type and its text, a part
+// of the block. Comments and the HTML comment delimiters CSS ignores
+// ("<!--", "-->") are white space, and a run of white space is one token
+// whose text is " ".
+type token struct {
+	tt   css.TokenType
+	text string
+}
+
+// tokenize splits a <style> block's CSS into tokens, by tdewolff/parse's
+// lexer (CSS Syntax Level 3: strings, escapes, url(), comments).
+func tokenize(sheet string) []token {
+	l := css.NewLexer(tdparse.NewInputString(sheet))
+	// A layout's CSS has a token for every 2.5 to 3 bytes.
+	out := make([]token, 0, len(sheet)/2)
+	at := 0 // where the token starts in sheet: tokens follow each other
+	for {
+		tt, data := l.Next()
+		if tt == css.ErrorToken {
+			return out // the end of sheet: the lexer reads memory, and has no other error
 		}
+		text := sheet[at : at+len(data)]
+		at += len(data)
+		switch tt {
+		case css.CommentToken, css.CDOToken, css.CDCToken, css.WhitespaceToken:
+			if len(out) > 0 && out[len(out)-1].tt == css.WhitespaceToken {
+				continue
+			}
+			tt, text = css.WhitespaceToken, " "
+		}
+		out = append(out, token{tt, text})
+	}
+}
+
+// closing returns the token that ends the block tt opens, or
+// css.ErrorToken where tt opens none.
+func closing(tt css.TokenType) css.TokenType {
+	switch tt {
+	case css.LeftBraceToken:
+		return css.RightBraceToken
+	case css.LeftBracketToken:
+		return css.RightBracketToken
+	case css.LeftParenthesisToken, css.FunctionToken:
+		return css.RightParenthesisToken
+	}
+	return css.ErrorToken
+}
+
+// ruleEnds are the tokens that end a rule's selectors, for scan.
+const ruleEnds = 1<<css.SemicolonToken | 1<<css.LeftBraceToken | 1<<css.RightBraceToken
+
+// scan returns the index of the first token of toks from i that is in
+// stops (a set of 1<<type) and outside the blocks that start from i
+// ((), [], {}, a function's arguments), or len(toks). A closing bracket
+// that closes no block is an ordinary token.
+func scan(toks []token, i int, stops uint64) int {
+	var in [8]css.TokenType
+	ends := in[:0] // the closing tokens of the blocks toks[i] is in
+	for ; i < len(toks); i++ {
+		tt := toks[i].tt
+		switch {
+		case len(ends) == 0 && stops&(1<<tt) != 0:
+			return i
+		case len(ends) > 0 && tt == ends[len(ends)-1]:
+			ends = ends[:len(ends)-1]
+		case closing(tt) != css.ErrorToken:
+			ends = append(ends, closing(tt))
+		}
+	}
+	return len(toks)
+}
+
+// blockEnd returns the index of the token that ends the block toks[i]
+// opens, or len(toks) where it is not closed.
+func blockEnd(toks []token, i int) int {
+	return scan(toks, i+1, 1<<closing(toks[i].tt))
+}
+
+// after returns the index after the block toks[i] opens.
+func after(toks []token, i int) int {
+	return min(blockEnd(toks, i)+1, len(toks))
+}
+
+// split splits toks at the tokens of type sep outside blocks.
+func split(toks []token, sep css.TokenType) [][]token {
+	var out [][]token
+	for {
+		i := scan(toks, 0, 1<<sep)
+		out = append(out, toks[:i])
+		if i == len(toks) {
+			return out
+		}
+		toks = toks[i+1:]
+	}
+}
+
+// trim returns toks without the white space at either end.
+func trim(toks []token) []token {
+	for len(toks) > 0 && toks[0].tt == css.WhitespaceToken {
+		toks = toks[1:]
+	}
+	for len(toks) > 0 && toks[len(toks)-1].tt == css.WhitespaceToken {
+		toks = toks[:len(toks)-1]
+	}
+	return toks
+}
+
+// join returns the text of toks.
+func join(toks []token) string {
+	if len(toks) == 1 {
+		return toks[0].text
+	}
+	var b strings.Builder
+	for _, t := range toks {
+		b.WriteString(t.text)
 	}
 	return b.String()
 }
 
-// skipString returns the index after the string that starts at s[i].
-func skipString(s string, i int) int {
-	q := s[i]
-	for i++; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case q, '\n':
-			return i + 1
-		}
-	}
-	return len(s)
-}
-
-// scan returns the index of the first byte of s from i that is in stops
-// and outside strings, parentheses, brackets and braces, or len(s).
-func scan(s string, i int, stops string) int {
-	depth := 0
-	for i < len(s) {
-		c := s[i]
-		switch {
-		case depth == 0 && strings.IndexByte(stops, c) >= 0:
-			return i
-		case c == '"' || c == '\'':
-			i = skipString(s, i)
-			continue
-		case c == '\\':
-			i++
-		case c == '(' || c == '[' || c == '{':
-			depth++
-		case c == ')' || c == ']' || c == '}':
-			if depth > 0 {
-				depth--
-			}
-		}
-		i++
-	}
-	return len(s)
-}
-
-// split splits s at sep where it is outside strings and brackets.
-func split(s string, sep byte) []string {
-	var out []string
-	for {
-		i := scan(s, 0, string(sep))
-		out = append(out, s[:i])
-		if i == len(s) {
-			return out
-		}
-		s = s[i+1:]
-	}
-}
-
 // forEachRule calls f with the selectors and the declaration block of each
-// style rule of css, skipping at-rules.
-func forEachRule(css string, f func(prelude, block string)) {
-	for i := 0; i < len(css); {
-		j := scan(css, i, "{;}")
-		prelude := strings.TrimSpace(css[i:j])
-		if j == len(css) {
+// style rule of toks, skipping at-rules. A ';' or a '}' before a rule's
+// '{' ends what comes before it (the end of an @import, a stray brace).
+func forEachRule(toks []token, f func(prelude, block []token)) {
+	for i := 0; i < len(toks); {
+		j := scan(toks, i, ruleEnds)
+		if j == len(toks) {
 			return
 		}
-		if css[j] != '{' { // the end of an @import, or a stray brace
+		if toks[j].tt != css.LeftBraceToken {
 			i = j + 1
 			continue
 		}
-		end := scan(css, j+1, "}") // nested blocks are skipped whole
-		if !strings.HasPrefix(prelude, "@") && prelude != "" {
-			f(prelude, css[j+1:end])
+		end := blockEnd(toks, j) // nested blocks are skipped whole
+		prelude := trim(toks[i:j])
+		if len(prelude) > 0 && prelude[0].tt != css.AtKeywordToken {
+			f(prelude, toks[j+1:end])
 		}
 		i = end + 1
 	}
 }
 
 // parseDeclarations parses a declaration block.
-func parseDeclarations(block string) []declaration {
+func parseDeclarations(block []token) []declaration {
 	var out []declaration
-	for _, d := range split(block, ';') {
-		colon := scan(d, 0, ":{")
-		if colon == len(d) || d[colon] != ':' || strings.ContainsRune(d[colon:], '{') {
-			continue // not a declaration, or a nested rule
+	for _, d := range split(block, css.SemicolonToken) {
+		d = trim(d)
+		if len(d) == 0 || d[0].tt != css.IdentToken && d[0].tt != css.CustomPropertyNameToken {
+			continue
 		}
-		property := strings.ToLower(strings.TrimSpace(d[:colon]))
-		value := strings.Join(strings.Fields(d[colon+1:]), " ")
-		if !isIdent(property) || value == "" || strings.Contains(value, "{{") ||
+		property := strings.ToLower(d[0].text)
+		d = trim(d[1:])
+		if len(d) == 0 || d[0].tt != css.ColonToken || !isIdent(property) {
+			continue
+		}
+		d = trim(d[1:])
+		important := false
+		if n := len(d); n >= 2 && d[n-1].tt == css.IdentToken && strings.EqualFold(d[n-1].text, "important") {
+			if bang := trim(d[:n-1]); len(bang) > 0 && bang[len(bang)-1].tt == css.DelimToken && bang[len(bang)-1].text == "!" {
+				important = true
+				d = trim(bang[:len(bang)-1])
+			}
+		}
+		if len(d) == 0 || slices.ContainsFunc(d, func(t token) bool {
+			// a nested rule, or a value the lexer gave up on
+			return t.tt == css.LeftBraceToken || t.tt == css.BadStringToken || t.tt == css.BadURLToken
+		}) {
+			continue
+		}
+		value := join(d)
+		if strings.Contains(value, "{{") ||
 			strings.ContainsFunc(value, func(r rune) bool { return r >= 0xE000 && r <= 0xF8FF }) {
 			continue // the last: private use, as merge's markers are
-		}
-		important := false
-		if i := strings.LastIndexByte(value, '!'); i >= 0 &&
-			strings.EqualFold(strings.TrimSpace(value[i+1:]), "important") {
-			important = true
-			value = strings.TrimSpace(value[:i])
-			if value == "" {
-				continue
-			}
 		}
 		out = append(out, declaration{property: property, value: value, important: important})
 	}
@@ -470,36 +533,33 @@ func isIdent(s string) bool {
 
 // target returns the element a selector's declarations are inlined into
 // and its specificity, or false for a selector that can't be inlined.
-func target(sel string) (element, [3]int, bool) {
+func target(sel []token) (element, [3]int, bool) {
 	var spec [3]int
-	compounds, combinators := parseSelector(strings.TrimSpace(sel))
-	if len(compounds) == 0 {
+	compounds, combinators, ok := parseSelector(trim(sel))
+	if !ok || len(compounds) == 0 {
 		return 0, spec, false
 	}
 	tail := compounds[len(compounds)-1]
-	el, ok := elements[strings.ToLower(tail)]
-	if len(tail) == len("img.inline") && strings.EqualFold(tail[:3], "img") && tail[3:] == ".inline" {
-		el, ok = elImgInline, true // a class name is case-sensitive
-	}
-	if !ok {
+	el, ok := elements[tail.name]
+	switch {
+	case tail.inline:
+		el = elImgInline
+	case !ok || !tail.bare:
 		return 0, spec, false
 	}
-	names := make([]string, len(compounds))
 	for i, c := range compounds {
-		name, s, pseudo, ok := compound(c)
-		if !ok || pseudo && i < len(compounds)-1 {
+		if c.pseudo && i < len(compounds)-1 {
 			return 0, spec, false // a state such as :hover can't be inlined
 		}
-		names[i] = name
-		spec[0], spec[1], spec[2] = spec[0]+s[0], spec[1]+s[1], spec[2]+s[2]
+		spec[0], spec[1], spec[2] = spec[0]+c.spec[0], spec[1]+c.spec[1], spec[2]+c.spec[2]
 	}
 	last := len(compounds) - 1
-	content := func(i int) bool { _, ok := elements[names[i]]; return ok && !wrappers[names[i]] }
+	content := func(i int) bool { _, ok := elements[compounds[i].name]; return ok && !wrappers[compounds[i].name] }
 	for i := range last {
 		switch {
 		case combinators[i] != ' ' && combinators[i] != '>':
 			return 0, spec, false // "h1 + p": not every p
-		case el == elCode && strings.EqualFold(compounds[i], "pre"):
+		case el == elCode && compounds[i].bare && compounds[i].name == "pre":
 			// "pre code": the code of code blocks; "pre > code" too, as a
 			// code block's <code> is its <pre>'s child.
 			if i != last-1 {
@@ -515,83 +575,117 @@ func target(sel string) (element, [3]int, bool) {
 	return el, spec, true
 }
 
+// compound is a compound selector: "p", ".content", "img.inline", "a:hover".
+type compound struct {
+	name   string // its element name, lower case; "" for none or *
+	spec   [3]int
+	pseudo bool // it has a pseudo-class or pseudo-element other than :root
+	bare   bool // it is an element name alone
+	inline bool // it is img.inline
+}
+
+// combinator returns the combinator t is (' ' for white space, '>', '+' or
+// '~'), or 0.
+func combinator(t token) byte {
+	switch {
+	case t.tt == css.WhitespaceToken:
+		return ' '
+	case t.tt == css.DelimToken && (t.text == ">" || t.text == "+" || t.text == "~"):
+		return t.text[0]
+	}
+	return 0
+}
+
 // parseSelector splits a complex selector into its compound selectors and
-// the combinators between them (' ', '>', '+' or '~').
-func parseSelector(sel string) (compounds []string, combinators []byte) {
+// the combinators between them (' ', '>', '+' or '~'). ok is false where
+// the selector is not CSS this parser understands.
+func parseSelector(sel []token) (compounds []compound, combinators []byte, ok bool) {
 	for i := 0; i < len(sel); {
 		comb := byte(0)
-		for i < len(sel) && strings.IndexByte(" \t\r\n\f>+~", sel[i]) >= 0 {
-			if sel[i] != ' ' && sel[i] != '\t' && sel[i] != '\r' && sel[i] != '\n' && sel[i] != '\f' {
-				comb = sel[i]
-			} else if comb == 0 {
-				comb = ' '
+		for ; i < len(sel) && combinator(sel[i]) != 0; i++ {
+			if c := combinator(sel[i]); c != ' ' || comb == 0 {
+				comb = c
 			}
-			i++
-		}
-		if i == len(sel) {
-			break
 		}
 		if len(compounds) > 0 {
 			combinators = append(combinators, comb)
 		} else if comb != 0 && comb != ' ' {
-			return nil, nil // a leading combinator
+			return nil, nil, false // a leading combinator
 		}
-		j := scan(sel, i, " \t\r\n\f>+~")
-		compounds = append(compounds, sel[i:j])
+		if i == len(sel) {
+			return nil, nil, false // a combinator at the end
+		}
+		j := i
+		for j < len(sel) && combinator(sel[j]) == 0 {
+			if closing(sel[j].tt) != css.ErrorToken {
+				j = after(sel, j)
+			} else {
+				j++
+			}
+		}
+		c, ok := parseCompound(sel[i:j])
+		if !ok {
+			return nil, nil, false
+		}
+		compounds = append(compounds, c)
 		i = j
 	}
-	return compounds, combinators
+	return compounds, combinators, true
 }
 
-// compound returns the element name of a compound selector (lower case,
-// "" for none or *), its specificity and whether it has a pseudo-class or
-// pseudo-element other than :root. ok is false where the compound is not
-// CSS this parser understands.
-func compound(c string) (name string, spec [3]int, pseudo, ok bool) {
+// parseCompound reads a compound selector; ok is false where it is not CSS
+// this parser understands.
+func parseCompound(toks []token) (c compound, ok bool) {
 	i := 0
-	for i < len(c) && (isNameByte(c[i]) || c[i] == '*') {
+	switch t := toks[0]; {
+	case t.tt == css.IdentToken:
+		c.name = strings.ToLower(t.text)
+		c.spec[2]++
+		i++
+	case t.tt == css.DelimToken && t.text == "*":
 		i++
 	}
-	name = strings.ToLower(c[:i])
-	if name == "*" {
-		name = ""
-	} else if name != "" {
-		spec[2]++
-	}
-	for i < len(c) {
-		start := i
-		switch c[i] {
-		case '#':
-			spec[0]++
-		case '.':
-			spec[1]++
-		case '[':
-			spec[1]++
-			i = scan(c, i+1, "]")
-		case ':':
-			if strings.HasPrefix(c[i:], "::") {
-				spec[2]++
+	c.bare = i == len(toks) && c.name != ""
+	classes := 0
+	for i < len(toks) {
+		switch t := toks[i]; {
+		case t.tt == css.HashToken:
+			c.spec[0]++
+			i++
+		case t.tt == css.DelimToken && t.text == "." && i+1 < len(toks) && toks[i+1].tt == css.IdentToken:
+			c.spec[1]++
+			classes++
+			c.inline = classes == 1 && toks[i+1].text == "inline" // a class name is case-sensitive
+			i += 2
+		case t.tt == css.LeftBracketToken:
+			c.spec[1]++
+			i = after(toks, i)
+		case t.tt == css.ColonToken:
+			i++
+			element := i < len(toks) && toks[i].tt == css.ColonToken // ::first-line
+			if element {
+				c.spec[2]++
 				i++
 			} else {
-				spec[1]++
+				c.spec[1]++
+			}
+			if i == len(toks) {
+				return c, false
+			}
+			switch toks[i].tt {
+			case css.IdentToken:
+				c.pseudo = c.pseudo || element || !strings.EqualFold(toks[i].text, "root")
+				i++
+			case css.FunctionToken: // :not(.x), :nth-child(2n+1)
+				c.pseudo = true
+				i = after(toks, i)
+			default:
+				return c, false
 			}
 		default:
-			return "", spec, false, false
-		}
-		i++
-		for i < len(c) && isNameByte(c[i]) {
-			i++
-		}
-		if i < len(c) && c[i] == '(' {
-			i = scan(c, i+1, ")") + 1
-		}
-		if c[start] == ':' && !strings.EqualFold(c[start:min(i, len(c))], ":root") {
-			pseudo = true
+			return c, false
 		}
 	}
-	return name, spec, pseudo, true
-}
-
-func isNameByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c >= 0x80
+	c.inline = c.inline && classes == 1 && c.name == "img" && c.spec == [3]int{0, 1, 1}
+	return c, true
 }

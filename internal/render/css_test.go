@@ -288,6 +288,20 @@ func TestParseStyles(t *testing.T) {
 		{"merge markers", "p { content: \"\uE000x\uE001\"; color: red }", map[element]string{elP: "color: red;"}},
 		{"unbalanced", "p { color: red", map[element]string{elP: "color: red;"}},
 		{"stray braces", "} p { color: red } }", map[element]string{elP: "color: red;"}},
+		{"strings as written", `p { content: "a  b` + "\t" + `c"; font-family: 'x\'y;z', serif } a { content: "{"; color: red }`,
+			map[element]string{elP: `content: "a  b` + "\t" + `c"; font-family: 'x\'y;z', serif;`, elA: `content: "{"; color: red;`}},
+		{"broken string or url", "p { font-family: \"a\n; color: red } hr { background: url(a b.png); margin: 0 }",
+			map[element]string{elP: "color: red;", elHr: "margin: 0;"}},
+		{"url", `hr { background: url( "a b.png" ) no-repeat, url(x\)y.png) }`,
+			map[element]string{elHr: `background: url( "a b.png" ) no-repeat, url(x\)y.png);`}},
+		{"escapes", `.x\:y p { color: red } p\:x, p\.inline, \70 { color: blue }`, map[element]string{elP: "color: red;"}},
+		{"important with spaces", "p { color: red ! IMPORTANT } .c p { color: blue }", map[element]string{elP: "color: red;"}},
+		{"custom properties", "p { --accent: #c00; color: var(--accent) }", map[element]string{elP: "--accent: #c00; color: var(--accent);"}},
+		{"html comment delimiters", "<!-- h3 { color: red } -->", map[element]string{elH3: "color: red;"}},
+		{"brackets pair by kind", "p { margin: 0; color: [); padding: 0 } a { color: red }", map[element]string{elP: "margin: 0;"}},
+		{"commas in functions", ".a:not(.b, .c) p, :is(.x, em) { color: red } :where(.x, .y) li, h1 { color: blue }",
+			map[element]string{elH1: "color: blue;"}},
+		{"not selectors", "0 p, .5x p, # p, . p, a* p, p >, p ~ { color: red }", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
