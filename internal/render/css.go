@@ -301,7 +301,16 @@ func cascade(ds []declaration) string {
 // those inside HTML comments and those for some media only.
 func styleBlocks(layout string) []string {
 	var out []string
-	lower := strings.ToLower(layout)
+	// The tags' names in lower case, byte for byte, so that an index in
+	// lower is one in layout (strings.ToLower makes İ and a byte that is
+	// not UTF-8 longer).
+	b := []byte(layout)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	lower := string(b)
 	for i := 0; i < len(lower); {
 		j := strings.IndexByte(lower[i:], '<')
 		if j < 0 {

@@ -327,6 +327,15 @@ type="text/css">a{b:2}</style><!-- <style>p{c:3}</style> --><style media="print"
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("style blocks %q, want %q", got, want)
 	}
+	// Text before the <style> that strings.ToLower makes longer: a Turkish
+	// title, bytes that are not UTF-8 (a layout in Latin-1).
+	for _, before := range []string{"<title>İstanbul İzmir</title>", "<title>Caf\xe9 \xc0 la carte</title>"} {
+		for _, layout := range []string{before + "<STYLE>p { color: red }</STYLE>", before + "<style>p { color: red }"} {
+			if got := styleBlocks(layout); len(got) != 1 || got[0] != "p { color: red }" {
+				t.Errorf("%q: style blocks %q", layout, got)
+			}
+		}
+	}
 }
 
 // TestApply: each kind of node gets its element's style, and goldmark's
