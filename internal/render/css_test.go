@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tdewolff/parse/v2/css"
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/text"
@@ -413,4 +414,53 @@ func BenchmarkParseStyles(b *testing.B) {
 	for b.Loop() {
 		parseStyles(templates.DefaultLayout)
 	}
+}
+
+// FuzzParseStyles: any CSS is read without a panic, and a style read from
+// CSS whose strings and brackets close reads back as itself, as the
+// declarations of a rule: no token of a value is lost or changed.
+func FuzzParseStyles(f *testing.F) {
+	for _, tt := range []string{customLayout, templates.DefaultLayout, "p { color: red } a { color: blue !important }",
+		`hr { background: url( "a b.png" ) no-repeat } p { font-family: "a;b}", serif; margin: 0 /* none */ }`} {
+		f.Add(tt)
+	}
+	f.Fuzz(func(t *testing.T, sheet string) {
+		s := parseStyles("<style>" + sheet + "</style>")
+		if !closed(tokenize(sheet)) {
+			return
+		}
+		for el := range elThAligned {
+			style := s.style(el)
+			if style == "" {
+				continue
+			}
+			if again := parseStyles("<style>p {" + style + "}</style>").style(elP); again != style {
+				t.Errorf("%q: element %d: %q reads back as %q", sheet, el, style, again)
+			}
+		}
+	})
+}
+
+// closed reports whether the strings and brackets of toks close.
+func closed(toks []token) bool {
+	var ends []css.TokenType
+	for _, tk := range toks {
+		switch tk.tt {
+		case css.BadStringToken, css.BadURLToken:
+			return false
+		case css.StringToken:
+			if len(tk.text) < 2 || tk.text[len(tk.text)-1] != tk.text[0] || strings.HasSuffix(tk.text, `\`+tk.text[:1]) {
+				return false // at the end of the CSS
+			}
+		case css.RightBraceToken, css.RightBracketToken, css.RightParenthesisToken:
+			if len(ends) == 0 || ends[len(ends)-1] != tk.tt {
+				return false
+			}
+			ends = ends[:len(ends)-1]
+		}
+		if end := closing(tk.tt); end != css.ErrorToken {
+			ends = append(ends, end)
+		}
+	}
+	return len(ends) == 0
 }
