@@ -655,7 +655,8 @@ func parseCompound(toks []token) (c compound, ok bool) {
 		i++
 	}
 	c.bare = i == len(toks) && c.name != ""
-	classes := 0
+	c.inline = c.name == "img" && len(toks) == 3 && toks[1].tt == css.DelimToken && toks[1].text == "." &&
+		toks[2].tt == css.IdentToken && toks[2].text == "inline" // a class name is case-sensitive
 	for i < len(toks) {
 		switch t := toks[i]; {
 		case t.tt == css.HashToken:
@@ -663,8 +664,6 @@ func parseCompound(toks []token) (c compound, ok bool) {
 			i++
 		case t.tt == css.DelimToken && t.text == "." && i+1 < len(toks) && toks[i+1].tt == css.IdentToken:
 			c.spec[1]++
-			classes++
-			c.inline = classes == 1 && toks[i+1].text == "inline" // a class name is case-sensitive
 			i += 2
 		case t.tt == css.LeftBracketToken:
 			c.spec[1]++
@@ -695,6 +694,5 @@ func parseCompound(toks []token) (c compound, ok bool) {
 			return c, false
 		}
 	}
-	c.inline = c.inline && classes == 1 && c.name == "img" && c.spec == [3]int{0, 1, 1}
 	return c, true
 }
