@@ -304,43 +304,42 @@ func styleBlocks(layout string) []string {
 	// The tags' names in lower case, byte for byte, so that an index in
 	// lower is one in layout (strings.ToLower makes İ and a byte that is
 	// not UTF-8 longer).
-	b := []byte(layout)
-	for i, c := range b {
+	lower := []byte(layout)
+	for i, c := range lower {
 		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
+			lower[i] = c + 'a' - 'A'
 		}
 	}
-	lower := string(b)
 	for i := 0; i < len(lower); {
-		j := strings.IndexByte(lower[i:], '<')
+		j := bytes.IndexByte(lower[i:], '<')
 		if j < 0 {
 			break
 		}
 		i += j
-		if strings.HasPrefix(lower[i:], "<!--") {
-			end := strings.Index(lower[i+4:], "-->")
+		if bytes.HasPrefix(lower[i:], []byte("<!--")) {
+			end := bytes.Index(lower[i+4:], []byte("-->"))
 			if end < 0 {
 				break
 			}
 			i += 4 + end + 3
 			continue
 		}
-		if !strings.HasPrefix(lower[i:], "<style") || i+6 >= len(lower) ||
+		if !bytes.HasPrefix(lower[i:], []byte("<style")) || i+6 >= len(lower) ||
 			!strings.ContainsRune(" \t\r\n\f>/", rune(lower[i+6])) {
 			i++
 			continue
 		}
-		tagEnd := strings.IndexByte(lower[i:], '>')
+		tagEnd := bytes.IndexByte(lower[i:], '>')
 		if tagEnd < 0 {
 			break
 		}
 		attrs := lower[i+6 : i+tagEnd]
 		start := i + tagEnd + 1
-		end := strings.Index(lower[start:], "</style")
+		end := bytes.Index(lower[start:], []byte("</style"))
 		if end < 0 {
 			end = len(lower) - start
 		}
-		if !strings.Contains(attrs, "media") {
+		if !bytes.Contains(attrs, []byte("media")) {
 			out = append(out, layout[start:start+end])
 		}
 		i = start + end
