@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/batch-mailer/batch/internal/campaign"
-	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/smtptest"
 )
 
@@ -209,14 +209,14 @@ func testInterrupt(t *testing.T, bin string) {
 			for i := range crashRecipients {
 				a := crashAddr(i)
 				total += delivered[a]
-				if sent := st.Get(a).Status == deliver.Sent; delivered[a] > 1 || sent != (delivered[a] == 1) {
+				if sent := st.Get(a).Status == journal.Sent; delivered[a] > 1 || sent != (delivered[a] == 1) {
 					t.Errorf("%s: delivered %d times, the journal says %v", a, delivered[a], st.Get(a).Status)
 				}
 			}
 			if total != counts["sent"] {
 				t.Errorf("the server took %d messages, the journal says %d sent", total, counts["sent"])
 			}
-			if tt.inFlight && st.Get(target).Status != deliver.Sent {
+			if tt.inFlight && st.Get(target).Status != journal.Sent {
 				t.Errorf("the message in flight at the signal (%s) is %v, want sent", target, st.Get(target).Status)
 			}
 
@@ -503,7 +503,7 @@ func (r *rig) status() map[string]int {
 }
 
 // journal reads the campaign's journal.
-func (r *rig) journal() *deliver.State {
+func (r *rig) journal() *journal.State {
 	r.t.Helper()
 	camp, err := campaign.Load(filepath.Join(r.dir, "c.toml"))
 	if err != nil {
@@ -514,7 +514,7 @@ func (r *rig) journal() *deliver.State {
 		r.t.Fatal(err)
 	}
 	defer f.Close()
-	st, err := deliver.ReadJournal(camp.JournalPath(campaign.Shard{}), f)
+	st, err := journal.Read(camp.JournalPath(campaign.Shard{}), f)
 	if err != nil {
 		r.t.Fatalf("the journal can't be read: %v", err)
 	}
@@ -525,7 +525,7 @@ func (r *rig) journal() *deliver.State {
 // and never answered: unknown in the journal, not delivered.
 func (r *rig) checkHandedOver(rcpt string) {
 	r.t.Helper()
-	if got := r.journal().Get(rcpt).Status; got != deliver.Unknown {
+	if got := r.journal().Get(rcpt).Status; got != journal.Unknown {
 		r.t.Errorf("%s, killed between DATA and the reply, is %v in the journal, want unknown", rcpt, got)
 	}
 	if rc, dl := r.srv.Received()[rcpt], r.srv.Delivered()[rcpt]; rc != 1 || dl != 0 {
@@ -545,10 +545,10 @@ func (r *rig) checkAtMostOnce() []string {
 		switch {
 		case delivered[a] > 1:
 			r.t.Errorf("%s delivered %d times", a, delivered[a])
-		case e.Status == deliver.Sent && delivered[a] != 1:
+		case e.Status == journal.Sent && delivered[a] != 1:
 			r.t.Errorf("the journal says %s was sent, the server delivered it %d times", a, delivered[a])
 		}
-		if e.Status == deliver.Unknown {
+		if e.Status == journal.Unknown {
 			unknown = append(unknown, a)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/smtptest"
 )
 
@@ -66,7 +66,7 @@ func TestJournalFull(t *testing.T) {
 	if got, want := r.status(), map[string]int{"sent": 2, "failed": 0, "unknown": 1, "pending": crashRecipients - 3}; !maps.Equal(got, want) {
 		t.Errorf("status %v, want %v", got, want)
 	}
-	if e := r.journal().Get(target); e.Status != deliver.Unknown {
+	if e := r.journal().Get(target); e.Status != journal.Unknown {
 		t.Errorf("the journal says %s is %v, want unknown", target, e.Status)
 	}
 	if d := r.srv.Delivered(); total(d) != 3 || d[target] != 1 {

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/render"
 )
 
@@ -64,14 +64,14 @@ func (p *progress) begin() {
 // outcome counts one message's outcome, the one the summary counts, and
 // prints it with why unless it was sent: "batch: failed: …" or
 // "batch: unknown: …".
-func (p *progress) outcome(m *render.Message, st deliver.Status, err error) {
+func (p *progress) outcome(m *render.Message, st journal.Status, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch st {
-	case deliver.Sent:
+	case journal.Sent:
 		p.sent++
 		return
-	case deliver.Unknown:
+	case journal.Unknown:
 		p.unknown++
 	default:
 		p.failed++

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/render"
 )
 
@@ -15,10 +15,10 @@ import (
 func TestProgressOutcomes(t *testing.T) {
 	var out bytes.Buffer
 	p := newProgress(&out, false, 4)
-	p.outcome(&render.Message{To: "a@example.org", Seq: 1}, deliver.Sent, nil)
-	p.outcome(&render.Message{To: "b@example.org", Seq: 2}, deliver.Unknown, errors.New("end of DATA: i/o timeout"))
-	p.outcome(&render.Message{To: "c@example.org", Seq: 3}, deliver.Failed, errors.New("RCPT TO: 550 no such user"))
-	p.outcome(&render.Message{To: "d@example.org", Seq: 4}, deliver.Unknown, errors.New("end of DATA: EOF"))
+	p.outcome(&render.Message{To: "a@example.org", Seq: 1}, journal.Sent, nil)
+	p.outcome(&render.Message{To: "b@example.org", Seq: 2}, journal.Unknown, errors.New("end of DATA: i/o timeout"))
+	p.outcome(&render.Message{To: "c@example.org", Seq: 3}, journal.Failed, errors.New("RCPT TO: 550 no such user"))
+	p.outcome(&render.Message{To: "d@example.org", Seq: 4}, journal.Unknown, errors.New("end of DATA: EOF"))
 	p.draw()
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	want := []string{

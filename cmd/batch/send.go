@@ -13,6 +13,7 @@ import (
 
 	"github.com/batch-mailer/batch/internal/campaign"
 	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/render"
 )
@@ -97,7 +98,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	opts.Retries, opts.RetryWait, opts.MaxErrors = camp.SMTP.Retries, camp.SMTP.RetryWait, camp.SMTP.MaxErrors
 	if *to == "" {
 		// A test send goes to the tester, not the list: no journal.
-		j, state, err := deliver.OpenJournal(camp.JournalPath(shard), camp.Name)
+		j, state, err := journal.Open(camp.JournalPath(shard), camp.Name)
 		if err != nil {
 			return err
 		}
@@ -105,7 +106,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 		opts.Journal, opts.State = j, state
 	}
 	var prog *progress
-	opts.Outcome = func(m *render.Message, st deliver.Status, err error) { prog.outcome(m, st, err) }
+	opts.Outcome = func(m *render.Message, st journal.Status, err error) { prog.outcome(m, st, err) }
 	start := time.Now()
 	open := func(planned *campaign.Summary) (deliver.Sender, error) {
 		if planned.Messages == 0 {
@@ -157,12 +158,12 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if cerr := opts.Journal.Close(); err == nil {
 		err = cerr
 	}
-	var n map[deliver.Status]int
+	var n map[journal.Status]int
 	state, serr := camp.ReadState(shard)
 	if serr == nil {
 		n, serr = counts(camp, state, shard)
 	}
-	failed, unknown := n[deliver.Failed], n[deliver.Unknown]
+	failed, unknown := n[journal.Failed], n[journal.Unknown]
 	if sum != nil && (errors.Is(err, context.Canceled) || err != nil && sum.Outcomes() != (campaign.Outcomes{})) {
 		fmt.Fprintf(c.stderr, "batch: stopped; run batch send %s again to resume where it stopped\n", camp.Path)
 	}
@@ -182,9 +183,9 @@ func (c *cli) send(ctx context.Context, args []string) error {
 
 // counts counts the list's recipients (the shard's) by the journal's word
 // on them.
-func counts(camp *campaign.Campaign, state *deliver.State, shard campaign.Shard) (map[deliver.Status]int, error) {
-	n := map[deliver.Status]int{}
-	_, err := camp.Status(state, shard, func(_ *merge.Recipient, e deliver.Entry) { n[e.Status]++ })
+func counts(camp *campaign.Campaign, state *journal.State, shard campaign.Shard) (map[journal.Status]int, error) {
+	n := map[journal.Status]int{}
+	_, err := camp.Status(state, shard, func(_ *merge.Recipient, e journal.Entry) { n[e.Status]++ })
 	return n, err
 }
 
@@ -210,9 +211,9 @@ func (c *cli) nothingToSend(camp *campaign.Campaign, opts campaign.Options) erro
 		return err
 	}
 	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown\n",
-		n[deliver.Sent], n[deliver.Failed], n[deliver.Unknown])
-	c.hints(camp.Path, n[deliver.Failed], n[deliver.Unknown])
-	if n[deliver.Failed]+n[deliver.Unknown] > 0 {
+		n[journal.Sent], n[journal.Failed], n[journal.Unknown])
+	c.hints(camp.Path, n[journal.Failed], n[journal.Unknown])
+	if n[journal.Failed]+n[journal.Unknown] > 0 {
 		return errSomeFailed
 	}
 	return nil

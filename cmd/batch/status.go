@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/batch-mailer/batch/internal/campaign"
-	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/merge"
 )
 
@@ -44,7 +44,7 @@ func (c *cli) status(args []string) error {
 	if err != nil {
 		return err
 	}
-	order := []deliver.Status{deliver.Sent, deliver.Failed, deliver.Unknown, deliver.Pending}
+	order := []journal.Status{journal.Sent, journal.Failed, journal.Unknown, journal.Pending}
 	if *asJSON {
 		out := map[string]int{}
 		for _, s := range order {
@@ -62,14 +62,14 @@ func (c *cli) status(args []string) error {
 
 // failedRows prints the failed rows as CSV: the list's columns, then error;
 // a cell a spreadsheet would run is made text, unless raw.
-func (c *cli) failedRows(camp *campaign.Campaign, state *deliver.State, shard campaign.Shard, raw bool) error {
+func (c *cli) failedRows(camp *campaign.Campaign, state *journal.State, shard campaign.Shard, raw bool) error {
 	type row struct {
 		fields map[string]string
 		err    string
 	}
 	var rows []row
-	columns, err := camp.Status(state, shard, func(rec *merge.Recipient, e deliver.Entry) {
-		if e.Status == deliver.Failed {
+	columns, err := camp.Status(state, shard, func(rec *merge.Recipient, e journal.Entry) {
+		if e.Status == journal.Failed {
 			rows = append(rows, row{rec.Fields, e.Error})
 		}
 	})

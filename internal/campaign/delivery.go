@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/render"
 )
 
@@ -141,7 +142,7 @@ func (d *delivery) record(t *tracker, kind string, err error) {
 		return
 	}
 	m := t.m
-	r := deliver.Record{Kind: kind, To: m.To, Row: m.Seq, ID: m.ID, At: time.Now().Unix()}
+	r := journal.Record{Kind: kind, To: m.To, Row: m.Seq, ID: m.ID, At: time.Now().Unix()}
 	if err != nil {
 		r.Error = err.Error()
 		var se *deliver.SendError
@@ -174,7 +175,7 @@ type tracker struct {
 	d       *delivery
 	m       *render.Message
 	attempt int
-	ticket  deliver.Ticket
+	ticket  journal.Ticket
 	started bool // the "sending" record was written
 }
 
@@ -195,7 +196,7 @@ func (t *tracker) Start() error {
 	}
 	if j := t.d.opts.Journal; j != nil {
 		t.started = true
-		t.ticket = j.Append(deliver.Record{Kind: deliver.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: time.Now().Unix()})
+		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: time.Now().Unix()})
 	}
 	return nil
 }
@@ -225,7 +226,7 @@ func (t *tracker) Done(err error) {
 		d.mu.Lock()
 		d.consecutive = 0
 		d.mu.Unlock()
-		d.record(t, deliver.KindSent, nil)
+		d.record(t, journal.KindSent, nil)
 		return
 	case errors.As(err, &se) && se.Stage == deliver.StageReady:
 		// The journal failed: nothing can be recorded, so nothing more
@@ -235,7 +236,7 @@ func (t *tracker) Done(err error) {
 		return
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		if t.started {
-			d.record(t, deliver.KindReleased, err)
+			d.record(t, journal.KindReleased, err)
 		} else {
 			d.finished()
 		}
@@ -247,19 +248,19 @@ func (t *tracker) Done(err error) {
 		case t.attempt >= d.opts.Retries:
 			err = fmt.Errorf("gave up after %d tries: %w", t.attempt+1, err)
 		case d.ctx.Err() != nil || d.stopped() != nil:
-			d.record(t, deliver.KindReleased, err) // stopping: left for the next run
+			d.record(t, journal.KindReleased, err) // stopping: left for the next run
 			return
 		default:
 			d.failure(err)
-			d.record(t, deliver.KindDeferred, err)
+			d.record(t, journal.KindDeferred, err)
 			return
 		}
 	}
 	d.failure(err)
 	if kind == deliver.Uncertain {
-		d.record(t, deliver.KindUnknown, err)
+		d.record(t, journal.KindUnknown, err)
 	} else {
-		d.record(t, deliver.KindFailed, err)
+		d.record(t, journal.KindFailed, err)
 	}
 }
 
@@ -274,19 +275,19 @@ func (t *tracker) Done(err error) {
 func (t *tracker) settle(kind string, err, jerr error) {
 	d := t.d
 	defer d.finished()
-	st, _ := deliver.KindStatus(kind) // none: pending
+	st, _ := journal.KindStatus(kind) // none: pending
 	if jerr != nil {
-		st = deliver.Pending
+		st = journal.Pending
 		if t.started && d.opts.Journal.Holds(t.ticket) {
-			st, err = deliver.Unknown, &unrecordedError{kind: kind, err: err, journal: jerr}
+			st, err = journal.Unknown, &unrecordedError{kind: kind, err: err, journal: jerr}
 		}
-	} else if kind == deliver.KindDeferred {
+	} else if kind == journal.KindDeferred {
 		d.sum.deferred()
 		d.mu.Lock()
 		heap.Push(&d.later, &retry{m: t.m, attempt: t.attempt + 1, due: time.Now().Add(d.backoff(t.attempt))})
 		d.mu.Unlock()
 	}
-	if st == deliver.Pending {
+	if st == journal.Pending {
 		return
 	}
 	d.sum.outcome(st)
@@ -309,7 +310,7 @@ type unrecordedError struct {
 
 func (e *unrecordedError) Error() string {
 	switch e.kind {
-	case deliver.KindSent:
+	case journal.KindSent:
 		return fmt.Sprintf("the server took the message, but the journal could not record it: %v", e.journal)
 	case "":
 		return fmt.Sprintf("stopped before the final dot, so the server doesn't have the message, but the journal could not record that: %v", e.journal)

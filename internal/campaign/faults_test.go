@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/render"
 	"github.com/batch-mailer/batch/internal/smtptest"
 )
@@ -74,7 +75,7 @@ type sendRun struct {
 // it opens for the run and closes after, as batch send does.
 func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Duration, opts Options) sendRun {
 	t.Helper()
-	j, state, err := deliver.OpenJournal(c.JournalPath(Shard{}), c.Name)
+	j, state, err := journal.Open(c.JournalPath(Shard{}), c.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,9 +101,9 @@ func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Durat
 	// Every outcome told is the one the Summary counts and the journal
 	// holds: one truth.
 	var mu sync.Mutex
-	told := map[string]deliver.Status{}
+	told := map[string]journal.Status{}
 	tell := opts.Outcome
-	opts.Outcome = func(m *render.Message, st deliver.Status, err error) {
+	opts.Outcome = func(m *render.Message, st journal.Status, err error) {
 		mu.Lock()
 		told[m.To] = st
 		mu.Unlock()
@@ -119,11 +120,11 @@ func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Durat
 		var n Outcomes
 		for to, s := range told {
 			switch s {
-			case deliver.Sent:
+			case journal.Sent:
 				n.Sent++
-			case deliver.Failed:
+			case journal.Failed:
 				n.Failed++
-			case deliver.Unknown:
+			case journal.Unknown:
 				n.Unknown++
 			}
 			if got := st.Get(to).Status; got != s {
@@ -138,7 +139,7 @@ func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Durat
 }
 
 // readState reads the journal's final word.
-func readState(t *testing.T, c *Campaign) *deliver.State {
+func readState(t *testing.T, c *Campaign) *journal.State {
 	t.Helper()
 	st, err := c.ReadState(Shard{})
 	if err != nil {
@@ -148,16 +149,16 @@ func readState(t *testing.T, c *Campaign) *deliver.State {
 }
 
 // journalRecords reads the journal record by record.
-func journalRecords(t *testing.T, c *Campaign) []deliver.Record {
+func journalRecords(t *testing.T, c *Campaign) []journal.Record {
 	t.Helper()
 	data, err := os.ReadFile(c.JournalPath(Shard{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []deliver.Record
+	var recs []journal.Record
 	for line := range strings.Lines(string(data)) {
 		_, body, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
-		var r deliver.Record
+		var r journal.Record
 		if err := json.Unmarshal([]byte(body), &r); !ok || err != nil {
 			t.Fatalf("journal line %q: %v", line, err)
 		}
@@ -168,10 +169,10 @@ func journalRecords(t *testing.T, c *Campaign) []deliver.Record {
 
 // tries counts the times the run handed the message to address over: its
 // "sending" records.
-func tries(recs []deliver.Record, address string) int {
+func tries(recs []journal.Record, address string) int {
 	n := 0
 	for _, r := range recs {
-		if r.Kind == deliver.KindSending && r.To == address {
+		if r.Kind == journal.KindSending && r.To == address {
 			n++
 		}
 	}
@@ -189,7 +190,7 @@ func wantOthersSent(t *testing.T, c *Campaign, srv *smtptest.Server, list []stri
 		if slices.Contains(skip, a) {
 			continue
 		}
-		if e := st.Get(a); e.Status != deliver.Sent {
+		if e := st.Get(a); e.Status != journal.Sent {
 			t.Errorf("%s: journal says %v (%d %q), want sent", a, e.Status, e.Code, e.Error)
 		}
 		if delivered[a] != 1 || attempts[a] != 1 || tries(recs, a) != 1 {
@@ -273,7 +274,7 @@ func TestFaultOnce(t *testing.T) {
 				attempts, received, delivered := srv.Attempts()[target], srv.Received()[target], srv.Delivered()[target]
 
 				if fc.code >= 500 {
-					if e.Status != deliver.Failed || e.Code != fc.code ||
+					if e.Status != journal.Failed || e.Code != fc.code ||
 						!strings.Contains(e.Error, "smtptest: injected fault") || !strings.Contains(e.Error, fmt.Sprint(fc.code)) {
 						t.Errorf("%s: journal says %v, %d %q; want failed with the server's %d reply", target, e.Status, e.Code, e.Error, fc.code)
 					}
@@ -294,7 +295,7 @@ func TestFaultOnce(t *testing.T) {
 							wantTries = 1
 						}
 					}
-					if e.Status != deliver.Sent || e.Code != 0 || e.Error != "" {
+					if e.Status != journal.Sent || e.Code != 0 || e.Error != "" {
 						t.Errorf("%s: journal says %v, %d %q; want sent", target, e.Status, e.Code, e.Error)
 					}
 					if n := tries(recs, target); n != wantTries || attempts != reached+1 || received != read+1 || delivered != 1 {
@@ -358,7 +359,7 @@ func TestFaultAlways(t *testing.T) {
 				for _, target := range targets {
 					e := st.Get(target)
 					want := fmt.Sprintf("gave up after %d tries", opts.Retries+1)
-					if e.Status != deliver.Failed || e.Code != fc.code || !strings.Contains(e.Error, want) {
+					if e.Status != journal.Failed || e.Code != fc.code || !strings.Contains(e.Error, want) {
 						t.Errorf("%s: journal says %v, %d %q; want failed, %d, %q", target, e.Status, e.Code, e.Error, fc.code, want)
 					}
 					attempts, received, delivered := srv.Attempts()[target], srv.Received()[target], srv.Delivered()[target]
@@ -393,7 +394,7 @@ func TestFaultMidData(t *testing.T) {
 			map[string]string{"short.html": "<!DOCTYPE html>\n<html><body>{{.Body}}</body></html>\n"})
 		opts := faultOptions()
 		var size atomic.Int64
-		opts.Outcome = func(m *render.Message, _ deliver.Status, _ error) {
+		opts.Outcome = func(m *render.Message, _ journal.Status, _ error) {
 			if m.To == target {
 				size.Store(int64(len(m.Data)))
 			}
@@ -409,7 +410,7 @@ func TestFaultMidData(t *testing.T) {
 		}
 		e := readState(t, c).Get(target)
 		recs := journalRecords(t, c)
-		if e.Status != deliver.Unknown || !strings.Contains(e.Error, "end of DATA") {
+		if e.Status != journal.Unknown || !strings.Contains(e.Error, "end of DATA") {
 			t.Errorf("%s: journal says %v (%q), want unknown at the end of DATA", target, e.Status, e.Error)
 		}
 		if n, a, d := tries(recs, target), srv.Attempts()[target], srv.Delivered()[target]; n != 1 || a != 1 || d != 0 {
@@ -437,7 +438,7 @@ func TestFaultMidData(t *testing.T) {
 		}
 		e := readState(t, c).Get(target)
 		recs := journalRecords(t, c)
-		if e.Status != deliver.Sent {
+		if e.Status != journal.Sent {
 			t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
 		}
 		if n, a, d := tries(recs, target), srv.Attempts()[target], srv.Delivered()[target]; n != 1 || a != 2 || d != 1 {
@@ -510,7 +511,7 @@ func TestFaultSilent(t *testing.T) {
 	}
 	e := readState(t, c).Get(target)
 	recs := journalRecords(t, c)
-	if e.Status != deliver.Unknown || !strings.Contains(e.Error, "end of DATA") {
+	if e.Status != journal.Unknown || !strings.Contains(e.Error, "end of DATA") {
 		t.Errorf("%s: journal says %v (%d %q), want unknown at the end of DATA", target, e.Status, e.Code, e.Error)
 	}
 	if n, rcv, dlv := tries(recs, target), srv.Received()[target], srv.Delivered()[target]; n != 1 || rcv != 1 || dlv != 0 {
@@ -536,7 +537,7 @@ func TestFaultSilent(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Send with ResendUnknown: %v", r.err)
 	}
-	if e := readState(t, c).Get(target); e.Status != deliver.Sent {
+	if e := readState(t, c).Get(target); e.Status != journal.Sent {
 		t.Errorf("%s after ResendUnknown: journal says %v (%q), want sent", target, e.Status, e.Error)
 	}
 	if got, want := srv2.Delivered(), map[string]int{target: 1}; !maps.Equal(got, want) {
@@ -558,7 +559,7 @@ func TestFaultSlowRcpt(t *testing.T) {
 		t.Fatalf("Send: %v", r.err)
 	}
 	e := readState(t, c).Get(target)
-	if e.Status != deliver.Sent {
+	if e.Status != journal.Sent {
 		t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
 	}
 	if a, d := srv.Attempts()[target], srv.Delivered()[target]; a != 2 || d != 1 {
@@ -589,7 +590,7 @@ func TestFaultSlowDataReply(t *testing.T) {
 	if d := srv.Delivered()[target]; d > 1 {
 		t.Fatalf("%s delivered %d times", target, d)
 	}
-	if e.Status != deliver.Unknown || tries(recs, target) != 1 {
+	if e.Status != journal.Unknown || tries(recs, target) != 1 {
 		t.Errorf("%s: journal says %v (%q) after %d tries, want unknown after 1", target, e.Status, e.Error, tries(recs, target))
 	}
 	wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList) - 1, Unknown: 1})
@@ -607,7 +608,7 @@ func TestFaultResume(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Send: %v", r.err)
 	}
-	if e := readState(t, c).Get(target); e.Status != deliver.Failed || e.Code != 550 || !strings.Contains(e.Error, "injected fault") {
+	if e := readState(t, c).Get(target); e.Status != journal.Failed || e.Code != 550 || !strings.Contains(e.Error, "injected fault") {
 		t.Fatalf("%s: journal says %v, %d %q; want failed with the 550 reply", target, e.Status, e.Code, e.Error)
 	}
 	before := srv.Attempts()
@@ -638,7 +639,7 @@ func TestFaultResume(t *testing.T) {
 	if after[target] != before[target]+1 || total(after) != total(before)+1 {
 		t.Errorf("RetryFailed: server saw %v after %v, want %s once more and nobody else", after, before, target)
 	}
-	if e := readState(t, c).Get(target); e.Status != deliver.Failed || e.Code != 550 {
+	if e := readState(t, c).Get(target); e.Status != journal.Failed || e.Code != 550 {
 		t.Errorf("%s: journal says %v, %d; want failed again, 550", target, e.Status, e.Code)
 	}
 	wantOutcomes(t, r.sum, Outcomes{Failed: 1})
@@ -649,7 +650,7 @@ func TestFaultResume(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Send with RetryFailed: %v", r.err)
 	}
-	if e := readState(t, c).Get(target); e.Status != deliver.Sent {
+	if e := readState(t, c).Get(target); e.Status != journal.Sent {
 		t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
 	}
 	if d := srv.Delivered(); d[target] != 1 || total(d) != len(faultList) {
@@ -682,12 +683,12 @@ func TestFaultMaxErrors(t *testing.T) {
 	var failed, pending []string
 	for _, a := range list {
 		switch e := st.Get(a); e.Status {
-		case deliver.Failed:
+		case journal.Failed:
 			failed = append(failed, a)
 			if e.Code != 550 {
 				t.Errorf("%s: failed with %d %q, want the 550", a, e.Code, e.Error)
 			}
-		case deliver.Pending:
+		case journal.Pending:
 			pending = append(pending, a)
 		default:
 			t.Errorf("%s: journal says %v, want failed or pending", a, e.Status)
@@ -722,11 +723,11 @@ func TestFaultFlood(t *testing.T) {
 	for _, tc := range []struct {
 		stage     smtptest.Stage
 		named     string // the stage, as the error names it
-		status    deliver.Status
+		status    journal.Status
 		delivered int // to target, after the second run
 	}{
-		{smtptest.AtRcpt, "RCPT TO", deliver.Pending, 1},
-		{smtptest.AtData, "end of DATA", deliver.Unknown, 0},
+		{smtptest.AtRcpt, "RCPT TO", journal.Pending, 1},
+		{smtptest.AtData, "end of DATA", journal.Unknown, 0},
 	} {
 		t.Run(stageNames[tc.stage], func(t *testing.T) {
 			t.Parallel()
@@ -745,11 +746,11 @@ func TestFaultFlood(t *testing.T) {
 			if e := st.Get(target); e.Status != tc.status {
 				t.Errorf("%s: journal says %v (%q), want %v", target, e.Status, e.Error, tc.status)
 			}
-			if e := st.Get(faultList[0]); e.Status != deliver.Sent {
+			if e := st.Get(faultList[0]); e.Status != journal.Sent {
 				t.Errorf("%s: journal says %v (%q), want sent", faultList[0], e.Status, e.Error)
 			}
 			for _, a := range faultList[2:] {
-				if e := st.Get(a); e.Status != deliver.Pending {
+				if e := st.Get(a); e.Status != journal.Pending {
 					t.Errorf("%s: journal says %v (%q), want pending: the run stopped", a, e.Status, e.Error)
 				}
 			}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/render"
 )
@@ -33,12 +34,12 @@ type Options struct {
 	// Outcome is told of each message's final outcome, as the journal
 	// holds it (sent, failed or unknown), and why it failed, from any
 	// goroutine; may be nil. The Summary counts the same outcomes.
-	Outcome func(m *render.Message, st deliver.Status, err error)
+	Outcome func(m *render.Message, st journal.Status, err error)
 
 	// Journal records every outcome; nil for none (a dry run, a test
 	// send). State is what it held before this run.
-	Journal *deliver.Journal
-	State   *deliver.State
+	Journal *journal.Journal
+	State   *journal.State
 	// Shard limits the run to a part of the list.
 	Shard Shard
 	// SinglePass renders each message once, handing it over as it goes,
@@ -89,15 +90,15 @@ func (s *Summary) Outcomes() Outcomes {
 }
 
 // outcome counts a message's final outcome.
-func (s *Summary) outcome(st deliver.Status) {
+func (s *Summary) outcome(st journal.Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch st {
-	case deliver.Sent:
+	case journal.Sent:
 		s.outcomes.Sent++
-	case deliver.Failed:
+	case journal.Failed:
 		s.outcomes.Failed++
-	case deliver.Unknown:
+	case journal.Unknown:
 		s.outcomes.Unknown++
 	}
 }
@@ -152,7 +153,7 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		if c.SMTP != nil && c.SMTP.Connections > 2 {
 			opts.Journal.GroupSyncs()
 		}
-		opts.Journal.Append(deliver.Record{Kind: deliver.KindOpen, Campaign: c.Name, At: time.Now().Unix()})
+		opts.Journal.Append(journal.Record{Kind: journal.KindOpen, Campaign: c.Name, At: time.Now().Unix()})
 	}
 	if !opts.SinglePass {
 		opts.Warn = nil // told already
@@ -185,13 +186,13 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 // journal) means it is not sent this run.
 func journalSkip(rec *merge.Recipient, opts *Options) skipKind {
 	switch opts.State.Get(rec.Email).Status {
-	case deliver.Sent:
+	case journal.Sent:
 		return skipSent
-	case deliver.Failed:
+	case journal.Failed:
 		if !opts.RetryFailed {
 			return skipHeld
 		}
-	case deliver.Unknown:
+	case journal.Unknown:
 		if !opts.ResendUnknown {
 			return skipHeld
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/render"
 )
@@ -447,10 +448,10 @@ func TestSendFailuresGoOn(t *testing.T) {
 		return nil
 	}}
 	var failed []string
-	sum, err := c.Send(context.Background(), rec.open, Options{Now: now, Outcome: func(m *render.Message, st deliver.Status, err error) {
-		if st != deliver.Sent {
+	sum, err := c.Send(context.Background(), rec.open, Options{Now: now, Outcome: func(m *render.Message, st journal.Status, err error) {
+		if st != journal.Sent {
 			failed = append(failed, m.To)
-			if st != deliver.Failed || !errors.Is(err, errUnknown) {
+			if st != journal.Failed || !errors.Is(err, errUnknown) {
 				t.Errorf("%s: told %v, %v; want failed, with the server's reply", m.To, st, err)
 			}
 		}

@@ -8,35 +8,35 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/merge"
 )
 
 // JournalPath is where the journal of the campaign's shard lives: in
 // .batch/ beside the campaign file, one for each shard.
 func (c *Campaign) JournalPath(shard Shard) string {
-	return deliver.JournalPath(filepath.Dir(c.Path), c.Name+shard.suffix())
+	return journal.Path(filepath.Dir(c.Path), c.Name+shard.suffix())
 }
 
 // ReadState reads the shard's journal without taking it over; a campaign
 // never sent has an empty one.
-func (c *Campaign) ReadState(shard Shard) (*deliver.State, error) {
+func (c *Campaign) ReadState(shard Shard) (*journal.State, error) {
 	path := c.JournalPath(shard)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return deliver.ReadJournal(path, strings.NewReader(""))
+		return journal.Read(path, strings.NewReader(""))
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return deliver.ReadJournal(path, f)
+	return journal.Read(path, f)
 }
 
 // Status calls each for every recipient of the list (of the shard), in
 // order, with the journal's word on it, and returns the list's columns. Rows skipped for
 // their address are left out.
-func (c *Campaign) Status(state *deliver.State, shard Shard, each func(rec *merge.Recipient, e deliver.Entry)) ([]string, error) {
+func (c *Campaign) Status(state *journal.State, shard Shard, each func(rec *merge.Recipient, e journal.Entry)) ([]string, error) {
 	f, err := os.Open(c.Recipients)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package deliver
+package journal
 
 import (
 	"errors"

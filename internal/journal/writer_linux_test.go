@@ -1,4 +1,4 @@
-package deliver
+package journal
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestJournalWriteCutShort: a full disk cuts a write short, in the middle
+// TestWriteCutShort: a full disk cuts a write short, in the middle
 // of a record. The records before it are in the file, whole, and held; the
 // one it cut and those after are not, and a reader finds the same.
 //
@@ -18,18 +18,18 @@ import (
 // (RLIMIT_FSIZE), which cuts a write at that size as a full disk does. The
 // limit is the process's, for every file it writes, so the test runs in a
 // child process of its own, whose output is a pipe.
-func TestJournalWriteCutShort(t *testing.T) {
+func TestWriteCutShort(t *testing.T) {
 	dir := os.Getenv("BATCH_TEST_CUT_SHORT")
 	if dir == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestJournalWriteCutShort$", "-test.v")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWriteCutShort$", "-test.v")
 		cmd.Env = append(os.Environ(), "BATCH_TEST_CUT_SHORT="+t.TempDir())
 		out, err := cmd.CombinedOutput()
-		if err != nil || !bytes.Contains(out, []byte("--- PASS: TestJournalWriteCutShort")) {
+		if err != nil || !bytes.Contains(out, []byte("--- PASS: TestWriteCutShort")) {
 			t.Fatalf("the child process: %v\n%s", err, out)
 		}
 		return
 	}
-	path := JournalPath(dir, "test")
+	path := Path(dir, "test")
 	j, _ := openTestJournal(t, path)
 	first := j.Append(Record{Kind: KindSending, To: "a@example.org"})
 	if err := j.Wait(first); err != nil {
@@ -86,7 +86,7 @@ func TestJournalWriteCutShort(t *testing.T) {
 	if n := bytes.Count(records, []byte("\n")); n != 2 || len(tail) == 0 || !bytes.HasPrefix(b, tail) {
 		t.Errorf("the file holds %d whole records and %q, want 2 and a part of b's", n, tail)
 	}
-	st, err := ReadJournal(path, bytes.NewReader(data))
+	st, err := Read(path, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

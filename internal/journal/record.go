@@ -1,0 +1,140 @@
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"strconv"
+)
+
+// Record kinds.
+const (
+	KindOpen     = "open"     // a run began
+	KindSending  = "sending"  // the message may be handed over from now on
+	KindSent     = "sent"     // the server took it (250 to the final dot)
+	KindFailed   = "failed"   // refused for good (5xx), or retries ran out
+	KindDeferred = "deferred" // refused for now (4xx); pending
+	KindUnknown  = "unknown"  // the connection broke after the final dot
+	KindReleased = "released" // not handed over after all (stopped); pending
+)
+
+// Record is one event of the journal: one line of its file.
+type Record struct {
+	Kind     string `json:"t"`
+	To       string `json:"to,omitempty"` // lower case
+	Row      int    `json:"row,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Code     int    `json:"code,omitempty"`  // the server's reply code
+	Error    string `json:"error,omitempty"` // the server's reply or what happened
+	At       int64  `json:"at,omitempty"`    // Unix seconds
+	Campaign string `json:"campaign,omitempty"`
+}
+
+// Error is a journal that can't be read: a damaged line that is not the
+// last.
+type Error struct {
+	Path string
+	Line int
+	Err  error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s:%d: %v: the journal is damaged; keep a copy, and remove that line to go on (its recipient may then be sent again)", e.Path, e.Line, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Read reads a journal. A damaged last line (a write cut short by a crash)
+// is ignored; any other damaged line is an *Error naming it. path is used
+// in messages.
+func Read(path string, r io.Reader) (*State, error) {
+	st, _, err := read(path, r)
+	return st, err
+}
+
+// allZero reports whether b is all NUL bytes.
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// read also returns the length of the journal up to the end of its
+// last good line. Zeros after the last line are the blocks a journal makes
+// ahead of its records (see Journal.write), not damage.
+func read(path string, r io.Reader) (*State, int64, error) {
+	st := newState()
+	br := bufio.NewReader(r)
+	var damaged *Error
+	var good, offset int64
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if err == io.EOF && len(line) > 0 && line[0] == 0 && damaged == nil && allZero(line) {
+			break // the blocks a running (or killed) batch made ahead
+		}
+		if len(line) > 0 {
+			if damaged != nil {
+				return nil, 0, damaged // damage before the last line
+			}
+			offset += int64(len(line))
+			rec, perr := parseRecord(line)
+			if perr == nil && line[len(line)-1] != '\n' {
+				perr = errors.New("the record has no line end: a write cut short")
+			}
+			if perr != nil {
+				damaged = &Error{Path: path, Line: n, Err: perr}
+			} else {
+				st.apply(rec)
+				good = offset
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return st, good, nil
+}
+
+// parseRecord reads one line of the journal, its line feed included or not.
+func parseRecord(line []byte) (*Record, error) {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	sum, body, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(sum) != 8 {
+		return nil, errors.New("not a journal record")
+	}
+	want, err := strconv.ParseUint(string(sum), 16, 32)
+	if err != nil {
+		return nil, errors.New("not a journal record")
+	}
+	if crc32.Checksum(body, castagnoli) != uint32(want) {
+		return nil, errors.New("checksum mismatch")
+	}
+	var r Record
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	if r.Kind == "" {
+		return nil, errors.New("record without a kind")
+	}
+	return &r, nil
+}
+
+// encodeRecord appends r's line to dst.
+func encodeRecord(dst []byte, r *Record) []byte {
+	body, _ := json.Marshal(r) // a Record always encodes
+	dst = fmt.Appendf(dst, "%08x ", crc32.Checksum(body, castagnoli))
+	dst = append(dst, body...)
+	return append(dst, '\n')
+}

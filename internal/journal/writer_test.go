@@ -1,0 +1,291 @@
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func openTestJournal(t *testing.T, path string) (*Journal, *State) {
+	t.Helper()
+	j, st, err := Open(path, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, st
+}
+func TestLocked(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	_, _, err := Open(path, "test")
+	if err == nil || !strings.Contains(err.Error(), "another batch is sending this campaign") {
+		t.Errorf("a second Open: %v", err)
+	}
+	j.Close()
+	j2, _ := openTestJournal(t, path)
+	j2.Close()
+}
+
+// TestGroupedWaits appends from many goroutines at once: every
+// record is on disk when its Wait returns, and every one reads back.
+func TestGroupedWaits(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				to := string(rune('a'+g)) + strings.Repeat("x", i) + "@example.org"
+				tk := j.Append(Record{Kind: KindSending, To: to})
+				if err := j.Wait(tk); err != nil {
+					t.Error(err)
+					return
+				}
+				data, err := os.ReadFile(path)
+				if err != nil || !bytes.Contains(data, []byte(`"to":"`+to+`"`)) {
+					t.Errorf("%s: not in the file after Wait", to)
+					return
+				}
+				j.Append(Record{Kind: KindSent, To: to})
+			}
+		}()
+	}
+	wg.Wait()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	st, err := Read(path, bytes.NewReader(data))
+	if err != nil || st.Len() != 400 {
+		t.Fatalf("%v; %d recipients, want 400", err, st.Len())
+	}
+}
+
+// TestSyncsOnlyForWaits: outcome records reach the file at once, so
+// that a killed process keeps them, but cost no fsync of their own; they
+// go to disk with the next record a connection waits for.
+func TestSyncsOnlyForWaits(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	syncs := func() int {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return j.syncs
+	}
+	for i := range 100 {
+		j.Append(Record{Kind: KindSent, To: fmt.Sprintf("r%d@example.org", i)})
+	}
+	last := `"to":"r99@example.org"`
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		data, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(data, []byte(last)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("outcome records not written to the file without a Wait")
+		}
+	}
+	if n := syncs(); n != 0 {
+		t.Errorf("%d fsyncs for records nobody waited for, want 0", n)
+	}
+	tk := j.Append(Record{Kind: KindSending, To: "w@example.org"})
+	if err := j.Wait(tk); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs(); n != 1 {
+		t.Errorf("%d fsyncs after one Wait, want 1", n)
+	}
+	j.Append(Record{Kind: KindSent, To: "w@example.org"})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if j.syncs != 2 {
+		t.Errorf("%d fsyncs after Close, want 2: Close syncs what is left", j.syncs)
+	}
+	data, _ := os.ReadFile(path)
+	if st, err := Read(path, bytes.NewReader(data)); err != nil || st.Get("w@example.org").Status != Sent || st.Len() != 101 {
+		t.Errorf("journal after Close: %v, %d recipients, w is %v", err, st.Len(), st.Get("w@example.org").Status)
+	}
+}
+
+// TestMadeAhead: a journal in use is made ahead of its records
+// (zeros), which a reader skips and Close takes away; zeros before a
+// record are damage.
+func TestMadeAhead(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	tk := j.Append(Record{Kind: KindSending, To: "a@example.org"})
+	if err := j.Wait(tk); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	records := bytes.TrimRight(data, "\x00")
+	j.mu.Lock()
+	madeAhead := !j.noAhead
+	j.mu.Unlock()
+	if runtime.GOOS == "linux" && madeAhead && len(data) < journalChunk {
+		t.Errorf("the journal in use is %d bytes, want it made ahead to %d", len(data), journalChunk)
+	}
+	if runtime.GOOS == "linux" && !madeAhead {
+		t.Log("this filesystem can't make a file ahead (fallocate): the journal grows as it is written")
+	}
+	st, err := Read(path, bytes.NewReader(data))
+	if err != nil || st.Get("a@example.org").Status != Unknown {
+		t.Fatalf("reading the journal in use: %v, a is %v", err, st.Get("a@example.org").Status)
+	}
+	j.Append(Record{Kind: KindSent, To: "a@example.org"})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(path)
+	if bytes.IndexByte(data, 0) >= 0 || !bytes.HasPrefix(data, records) || bytes.Count(data, []byte("\n")) != 2 {
+		t.Errorf("after Close: %q, want the two records and no zeros", data)
+	}
+	// Zeros before a record are damage, not blocks made ahead.
+	bad := append(append(append(append([]byte{}, records...), make([]byte, 10)...), records...), records...)
+	var je *Error
+	if _, err := Read(path, bytes.NewReader(bad)); !errors.As(err, &je) || je.Line != 2 {
+		t.Errorf("zeros before a record: %v, want a *Error at line 2", err)
+	}
+}
+
+// TestGroupSyncs: grouped, "sending" records are synced when a
+// connection waits, all at once, not each as it comes.
+func TestGroupSyncs(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	j.GroupSyncs()
+	var last Ticket
+	for i := range 3 {
+		last = j.Append(Record{Kind: KindSending, To: fmt.Sprintf("r%d@example.org", i)})
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		data, _ := os.ReadFile(path)
+		if bytes.Contains(data, []byte(`"to":"r2@example.org"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the records were not written")
+		}
+	}
+	j.mu.Lock()
+	before := j.syncs
+	j.mu.Unlock()
+	if err := j.Wait(last); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	after, synced := j.syncs, j.synced
+	j.mu.Unlock()
+	if before != 0 || after != 1 || synced != uint64(last) {
+		t.Errorf("fsyncs %d before the wait, %d after (synced up to %d of %d); want 0, then 1 for all", before, after, synced, last)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAppendThen: AppendThen tells each record's fate once it is in
+// the file, in order, and whether it is there agrees with Holds and with
+// what a reader finds; on a closed journal it says so at once.
+func TestAppendThen(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	type fate struct {
+		i   int
+		err error
+	}
+	fates := make(chan fate, 10)
+	sending := j.Append(Record{Kind: KindSending, To: "a@example.org"})
+	for i := range 5 {
+		j.AppendThen(Record{Kind: KindSent, To: fmt.Sprintf("r%d@example.org", i)}, func(err error) { fates <- fate{i, err} })
+	}
+	for want := range 5 {
+		select {
+		case f := <-fates:
+			if f.i != want || f.err != nil {
+				t.Fatalf("fate %d: record %d, %v; want record %d written", want, f.i, f.err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no word on record %d", want)
+		}
+	}
+	if !j.Holds(sending) {
+		t.Error("Holds: the record before them is not in the file")
+	}
+	data, _ := os.ReadFile(path)
+	if st, err := Read(path, bytes.NewReader(data)); err != nil || st.Get("r4@example.org").Status != Sent {
+		t.Errorf("a reader finds %v: %v", st.Get("r4@example.org").Status, err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j.AppendThen(Record{Kind: KindSent, To: "late@example.org"}, func(err error) { fates <- fate{-1, err} })
+	if f := <-fates; !errors.Is(f.err, os.ErrClosed) {
+		t.Errorf("AppendThen on a closed journal: %v, want os.ErrClosed", f.err)
+	}
+}
+
+// TestWriteFails: a journal whose file refuses writes fails for
+// good: the records it could not write are not held, their AppendThen
+// says why, Wait returns the error, and what it wrote before stays.
+func TestWriteFails(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	before := j.Append(Record{Kind: KindSending, To: "a@example.org"})
+	if err := j.Wait(before); err != nil {
+		t.Fatal(err)
+	}
+	// The same file, read-only: every write to it fails (EBADF).
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	rw := j.f
+	j.f = ro
+	j.mu.Unlock()
+	defer rw.Close()
+
+	fate := make(chan error, 2)
+	j.AppendThen(Record{Kind: KindSent, To: "a@example.org"}, func(err error) { fate <- err })
+	select {
+	case err := <-fate:
+		if !errors.Is(err, syscall.EBADF) || !strings.Contains(err.Error(), path) {
+			t.Errorf("the record's fate: %v, want the write's error, naming the journal", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no word on a record the journal could not write")
+	}
+	next := j.Append(Record{Kind: KindSending, To: "b@example.org"})
+	if err := j.Wait(next); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Wait after the failure: %v, want the write's error", err)
+	}
+	if !j.Holds(before) || j.Holds(next) || j.Holds(next-1) {
+		t.Errorf("Holds: %v %v %v, want the record written before the failure only", j.Holds(before), j.Holds(next-1), j.Holds(next))
+	}
+	j.AppendThen(Record{Kind: KindSent, To: "b@example.org"}, func(err error) { fate <- err })
+	if err := <-fate; !errors.Is(err, syscall.EBADF) {
+		t.Errorf("AppendThen on a failed journal: %v, want the error at once", err)
+	}
+	if err := j.Close(); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Close: %v, want the write's error", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Read(path, bytes.NewReader(data))
+	if err != nil || st.Get("a@example.org").Status != Unknown || st.Get("b@example.org").Status != Pending {
+		t.Errorf("a reader finds a %v, b %v (%v); want unknown (the sending record), pending", st.Get("a@example.org").Status, st.Get("b@example.org").Status, err)
+	}
+}
