@@ -1,7 +1,11 @@
 // Package campaign loads a campaign file and runs the campaign: it reads the
 // recipient list, merges each row into the templates, renders the messages
-// and hands them to a sender. A Preview shows the same messages, kept in
-// step with the files as they are edited, and sends nothing.
+// and hands them to a sender, recording what becomes of each in the
+// campaign's journal (package journal): its tracker of a message follows
+// the journal's protocol for the sender (a deliver.Tracker). Deliver and
+// DryRun are the sends of the command, Check its check, and Report, Status
+// and Counts what it tells of the recipients, in the campaign's terms. A Preview shows the same messages, kept in step
+// with the files as they are edited, and sends nothing.
 //
 // A campaign file is TOML (https://toml.io/en/v1.0.0), decoded strictly: an
 // unknown key is an error that names the key and its line. Paths in it are

@@ -170,7 +170,11 @@ func (d *delivery) backoff(attempt int) time.Duration {
 	return time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
 }
 
-// tracker follows one message for the delivery.
+// tracker follows one message for the delivery. It is where the journal's
+// protocol meets the sender's (deliver.Tracker): Start appends the
+// "sending" record, Ready waits until it is on disk, before the final dot
+// or BDAT LAST, and Done records the outcome, which settle counts once the
+// journal holds it.
 type tracker struct {
 	d       *delivery
 	m       *render.Message
