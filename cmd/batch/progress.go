@@ -7,8 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/batch-mailer/batch/internal/journal"
-	"github.com/batch-mailer/batch/internal/render"
+	"github.com/batch-mailer/batch/internal/campaign"
 )
 
 // progress reports a send as it goes: on a terminal a bar redrawn in place
@@ -64,20 +63,20 @@ func (p *progress) begin() {
 // outcome counts one message's outcome, the one the summary counts, and
 // prints it with why unless it was sent: "batch: failed: …" or
 // "batch: unknown: …".
-func (p *progress) outcome(m *render.Message, st journal.Status, err error) {
+func (p *progress) outcome(r campaign.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch st {
-	case journal.Sent:
+	switch r.Status {
+	case campaign.Sent:
 		p.sent++
 		return
-	case journal.Unknown:
+	case campaign.Unknown:
 		p.unknown++
 	default:
 		p.failed++
 	}
 	p.clear()
-	fmt.Fprintf(p.w, "batch: %s: %s (row %d): %v\n", st, m.To, m.Seq, err)
+	fmt.Fprintf(p.w, "batch: %s: %s (row %d): %v\n", r.Status, r.To, r.Row, r.Err)
 }
 
 // end stops the ticker and clears the bar.

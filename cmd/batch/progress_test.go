@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/batch-mailer/batch/internal/journal"
-	"github.com/batch-mailer/batch/internal/render"
+	"github.com/batch-mailer/batch/internal/campaign"
 )
 
 // TestProgressOutcomes: the progress lines print each outcome but sent as
@@ -15,10 +14,10 @@ import (
 func TestProgressOutcomes(t *testing.T) {
 	var out bytes.Buffer
 	p := newProgress(&out, false, 4)
-	p.outcome(&render.Message{To: "a@example.org", Seq: 1}, journal.Sent, nil)
-	p.outcome(&render.Message{To: "b@example.org", Seq: 2}, journal.Unknown, errors.New("end of DATA: i/o timeout"))
-	p.outcome(&render.Message{To: "c@example.org", Seq: 3}, journal.Failed, errors.New("RCPT TO: 550 no such user"))
-	p.outcome(&render.Message{To: "d@example.org", Seq: 4}, journal.Unknown, errors.New("end of DATA: EOF"))
+	p.outcome(campaign.Result{To: "a@example.org", Row: 1, Status: campaign.Sent})
+	p.outcome(campaign.Result{To: "b@example.org", Row: 2, Status: campaign.Unknown, Err: errors.New("end of DATA: i/o timeout")})
+	p.outcome(campaign.Result{To: "c@example.org", Row: 3, Status: campaign.Failed, Err: errors.New("RCPT TO: 550 no such user")})
+	p.outcome(campaign.Result{To: "d@example.org", Row: 4, Status: campaign.Unknown, Err: errors.New("end of DATA: EOF")})
 	p.draw()
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	want := []string{

@@ -12,49 +12,18 @@ import (
 	"golang.org/x/term"
 
 	"github.com/batch-mailer/batch/internal/campaign"
-	"github.com/batch-mailer/batch/internal/deliver"
-	"github.com/batch-mailer/batch/internal/journal"
-	"github.com/batch-mailer/batch/internal/merge"
-	"github.com/batch-mailer/batch/internal/render"
 )
 
 // errDeclined ends a send the user said no to.
 var errDeclined = errors.New("nothing sent")
 
+// send is batch send: its flags, then a dry run or a send over SMTP.
 func (c *cli) send(ctx context.Context, args []string) error {
-	fs := c.flags("send")
-	dryRun := fs.String("dry-run", "", "")
-	yes := fs.Bool("yes", false, "")
-	limit := fs.Int("limit", 0, "")
-	to := fs.String("to", "", "")
-	debug := fs.Bool("debug", false, "")
-	retryFailed := fs.Bool("retry-failed", false, "")
-	resendUnknown := fs.Bool("resend-unknown", false, "")
-	shardFlag := fs.String("shard", "", "")
-	path, err := c.parse(fs, args)
+	f, path, err := c.parseSend(args)
 	if err != nil {
 		return err
 	}
-	switch {
-	case *limit < 0:
-		return usageError{"send: --limit must be a positive number"}
-	case *dryRun != "" && *to != "":
-		return usageError{"send: --to can't be used with --dry-run: a dry run sends nothing"}
-	case *dryRun != "" && *debug:
-		return usageError{"send: --debug can't be used with --dry-run: there is no SMTP dialogue"}
-	case *dryRun != "" && *yes:
-		return usageError{"send: --yes can't be used with --dry-run: a dry run asks nothing"}
-	case *dryRun != "" && (*retryFailed || *resendUnknown):
-		return usageError{"send: --retry-failed and --resend-unknown can't be used with --dry-run: a dry run writes every message"}
-	case *to != "" && (*retryFailed || *resendUnknown):
-		return usageError{"send: --retry-failed and --resend-unknown can't be used with --to: a test send doesn't count as sending"}
-	}
-	if *to != "" {
-		if err := merge.CheckAddress(*to); err != nil {
-			return usageError{fmt.Sprintf("send: --to %q: %v", *to, err)}
-		}
-	}
-	shard, err := parseShard("send", *shardFlag)
+	shard, err := parseShard("send", f.shard)
 	if err != nil {
 		return err
 	}
@@ -66,17 +35,75 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts.Limit = *limit
+	opts.Limit = f.limit
 	opts.Shard = shard
-	if *dryRun != "" {
-		return c.dryRun(ctx, camp, *dryRun, opts)
+	if f.dryRun != "" {
+		return c.dryRun(ctx, camp, f.dryRun, opts)
 	}
+	return c.deliver(ctx, camp, f, opts)
+}
+
+// sendFlags are the flags of send.
+type sendFlags struct {
+	dryRun, to, shard          string
+	yes, debug                 bool
+	retryFailed, resendUnknown bool
+	limit                      int
+}
+
+// parseSend parses the flags of send, checks that they go together, and
+// returns them and the campaign file.
+func (c *cli) parseSend(args []string) (*sendFlags, string, error) {
+	fs := c.flags("send")
+	f := &sendFlags{}
+	fs.StringVar(&f.dryRun, "dry-run", "", "")
+	fs.BoolVar(&f.yes, "yes", false, "")
+	fs.IntVar(&f.limit, "limit", 0, "")
+	fs.StringVar(&f.to, "to", "", "")
+	fs.BoolVar(&f.debug, "debug", false, "")
+	fs.BoolVar(&f.retryFailed, "retry-failed", false, "")
+	fs.BoolVar(&f.resendUnknown, "resend-unknown", false, "")
+	fs.StringVar(&f.shard, "shard", "", "")
+	path, err := c.parse(fs, args)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, path, f.check()
+}
+
+// check says which flags don't go together, and whether --to is an address.
+func (f *sendFlags) check() error {
+	switch {
+	case f.limit < 0:
+		return usageError{"send: --limit must be a positive number"}
+	case f.dryRun != "" && f.to != "":
+		return usageError{"send: --to can't be used with --dry-run: a dry run sends nothing"}
+	case f.dryRun != "" && f.debug:
+		return usageError{"send: --debug can't be used with --dry-run: there is no SMTP dialogue"}
+	case f.dryRun != "" && f.yes:
+		return usageError{"send: --yes can't be used with --dry-run: a dry run asks nothing"}
+	case f.dryRun != "" && (f.retryFailed || f.resendUnknown):
+		return usageError{"send: --retry-failed and --resend-unknown can't be used with --dry-run: a dry run writes every message"}
+	case f.to != "" && (f.retryFailed || f.resendUnknown):
+		return usageError{"send: --retry-failed and --resend-unknown can't be used with --to: a test send doesn't count as sending"}
+	}
+	if f.to != "" {
+		if err := campaign.CheckAddress(f.to); err != nil {
+			return usageError{fmt.Sprintf("send: --to %q: %v", f.to, err)}
+		}
+	}
+	return nil
+}
+
+// deliver sends camp over SMTP, or test-sends it to f.to: it asks for the
+// password and, unless --yes, whether to send, and draws the progress.
+func (c *cli) deliver(ctx context.Context, camp *campaign.Campaign, f *sendFlags, opts campaign.Options) error {
 	if camp.SMTP == nil {
-		return fmt.Errorf("%s has no [smtp] table: add one to send (see README.md), or write the messages with --dry-run DIR", path)
+		return fmt.Errorf("%s has no [smtp] table: add one to send (see README.md), or write the messages with --dry-run DIR", camp.Path)
 	}
 	interactive := term.IsTerminal(int(c.stdin.Fd()))
-	if !*yes && !interactive {
-		return fmt.Errorf("standard input is not a terminal, so batch can't ask before sending: add --yes to send %s", path)
+	if !f.yes && !interactive {
+		return fmt.Errorf("standard input is not a terminal, so batch can't ask before sending: add --yes to send %s", camp.Path)
 	}
 	secrets := campaign.Secrets{Getenv: c.getenv}
 	if interactive {
@@ -86,107 +113,65 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := camp.SMTP.Config(password, nil)
-	if err != nil {
-		return err
-	}
-	if *debug {
-		cfg.Debug = c.stderr
-	}
-	opts.To = *to
-	opts.RetryFailed, opts.ResendUnknown = *retryFailed, *resendUnknown
-	opts.Retries, opts.RetryWait, opts.MaxErrors = camp.SMTP.Retries, camp.SMTP.RetryWait, camp.SMTP.MaxErrors
-	if *to == "" {
-		// A test send goes to the tester, not the list: no journal.
-		j, state, err := journal.Open(camp.JournalPath(shard), camp.Name)
-		if err != nil {
-			return err
-		}
-		defer j.Close()
-		opts.Journal, opts.State = j, state
+	opts.To = f.to
+	opts.RetryFailed, opts.ResendUnknown = f.retryFailed, f.resendUnknown
+	req := campaign.SendRequest{Options: opts, Password: password}
+	if f.debug {
+		req.Debug = c.stderr
 	}
 	var prog *progress
-	opts.Outcome = func(m *render.Message, st journal.Status, err error) { prog.outcome(m, st, err) }
-	start := time.Now()
-	open := func(planned *campaign.Summary) (deliver.Sender, error) {
-		if planned.Messages == 0 {
-			return nil, errNothingToSend
-		}
-		s, err := deliver.DialSMTP(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(c.stderr, "batch: %s\n", plan(camp, planned, *to))
-		if !*yes {
+	req.Outcome = func(r campaign.Result) { prog.outcome(r) }
+	req.Confirm = func(planned *campaign.Summary) error {
+		fmt.Fprintf(c.stderr, "batch: %s\n", plan(camp, planned, f.to))
+		if !f.yes {
 			ok, err := c.confirm("Send? [y/N] ")
-			if err != nil || !ok {
-				s.Close()
-				if err == nil {
-					err = errDeclined
-				}
-				return nil, err
+			if err == nil && !ok {
+				err = errDeclined
+			}
+			if err != nil {
+				return err
 			}
 		}
-		tty := !*debug && term.IsTerminal(int(os.Stderr.Fd()))
+		tty := !f.debug && term.IsTerminal(int(os.Stderr.Fd()))
 		prog = newProgress(c.stderr, tty, planned.Messages)
 		prog.begin()
-		start = time.Now()
-		return s, nil
+		return nil
 	}
-	sum, err := camp.Send(ctx, open, opts)
+	rep, err := camp.Deliver(ctx, req)
 	if prog != nil {
 		prog.end()
 	}
+	return c.sent(camp, rep, err, f.to)
+}
+
+// sent prints how a send ended: the summary, how to resume, what to do
+// about the recipients that failed or are unknown. It returns the send's
+// error, or errSomeFailed when some recipients failed or are unknown: of
+// the whole list, or of a test send's own messages.
+func (c *cli) sent(camp *campaign.Campaign, rep *campaign.Report, err error, to string) error {
 	switch {
 	case errors.Is(err, errDeclined):
 		fmt.Fprintln(c.stderr, "batch: nothing sent")
 		return nil
-	case errors.Is(err, errNothingToSend):
-		return c.nothingToSend(camp, opts)
+	case errors.Is(err, campaign.ErrNothingToSend):
+		return c.nothingToSend(camp.Path, rep)
 	}
-	if sum != nil {
-		c.report(sum, time.Since(start), *to)
+	if rep.Summary != nil {
+		c.report(rep.Summary, rep.Elapsed, to)
 	}
-	if opts.Journal == nil { // a test send
-		if err == nil && sum.Outcomes().Failed+sum.Outcomes().Unknown > 0 {
-			return errSomeFailed
-		}
-		return err
-	}
-	// What the journal now says of the whole list, this run and earlier
-	// ones: the exit status and the advice are about every recipient.
-	if cerr := opts.Journal.Close(); err == nil {
-		err = cerr
-	}
-	var n map[journal.Status]int
-	state, serr := camp.ReadState(shard)
-	if serr == nil {
-		n, serr = counts(camp, state, shard)
-	}
-	failed, unknown := n[journal.Failed], n[journal.Unknown]
-	if sum != nil && (errors.Is(err, context.Canceled) || err != nil && sum.Outcomes() != (campaign.Outcomes{})) {
+	if rep.Stopped {
 		fmt.Fprintf(c.stderr, "batch: stopped; run batch send %s again to resume where it stopped\n", camp.Path)
 	}
-	if serr == nil {
-		c.hints(camp.Path, failed, unknown)
+	if rep.List != nil {
+		c.hints(camp.Path, rep.List[campaign.Failed], rep.List[campaign.Unknown])
 	}
 	switch {
 	case err != nil:
 		return err
-	case serr != nil:
-		return serr
-	case failed+unknown > 0:
+	case rep.Unsettled() > 0:
 		return errSomeFailed
 	}
 	return nil
-}
-
-// counts counts the list's recipients (the shard's) by the journal's word
-// on them.
-func counts(camp *campaign.Campaign, state *journal.State, shard campaign.Shard) (map[journal.Status]int, error) {
-	n := map[journal.Status]int{}
-	_, err := camp.Status(state, shard, func(_ *merge.Recipient, e journal.Entry) { n[e.Status]++ })
-	return n, err
 }
 
 // parseShard reads the --shard flag of cmd; "" is the whole list.
@@ -201,19 +186,13 @@ func parseShard(cmd, s string) (campaign.Shard, error) {
 	return shard, nil
 }
 
-// errNothingToSend ends a send whose every recipient was dealt with before.
-var errNothingToSend = errors.New("nothing to send")
-
 // nothingToSend says why a send had nothing to do.
-func (c *cli) nothingToSend(camp *campaign.Campaign, opts campaign.Options) error {
-	n, err := counts(camp, opts.State, opts.Shard)
-	if err != nil {
-		return err
-	}
+func (c *cli) nothingToSend(path string, rep *campaign.Report) error {
+	n := rep.List
 	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown\n",
-		n[journal.Sent], n[journal.Failed], n[journal.Unknown])
-	c.hints(camp.Path, n[journal.Failed], n[journal.Unknown])
-	if n[journal.Failed]+n[journal.Unknown] > 0 {
+		n[campaign.Sent], n[campaign.Failed], n[campaign.Unknown])
+	c.hints(path, n[campaign.Failed], n[campaign.Unknown])
+	if rep.Unsettled() > 0 {
 		return errSomeFailed
 	}
 	return nil
@@ -235,8 +214,7 @@ func (c *cli) hints(path string, failed, unknown int) {
 // dryRun writes the messages into dir.
 func (c *cli) dryRun(ctx context.Context, camp *campaign.Campaign, dir string, opts campaign.Options) error {
 	start := time.Now()
-	opts.SinglePass = true // the files go if a problem turns up
-	sum, err := camp.Send(ctx, func(*campaign.Summary) (deliver.Sender, error) { return deliver.NewDir(dir), nil }, opts)
+	sum, err := camp.DryRun(ctx, dir, opts)
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/batch-mailer/batch/internal/campaign"
-	"github.com/batch-mailer/batch/internal/journal"
-	"github.com/batch-mailer/batch/internal/merge"
 )
 
 func (c *cli) status(args []string) error {
@@ -40,11 +38,11 @@ func (c *cli) status(args []string) error {
 	if *failed {
 		return c.failedRows(camp, state, shard, *raw)
 	}
-	n, err := counts(camp, state, shard)
+	n, err := camp.Count(state, shard)
 	if err != nil {
 		return err
 	}
-	order := []journal.Status{journal.Sent, journal.Failed, journal.Unknown, journal.Pending}
+	order := []campaign.Status{campaign.Sent, campaign.Failed, campaign.Unknown, campaign.Pending}
 	if *asJSON {
 		out := map[string]int{}
 		for _, s := range order {
@@ -62,14 +60,14 @@ func (c *cli) status(args []string) error {
 
 // failedRows prints the failed rows as CSV: the list's columns, then error;
 // a cell a spreadsheet would run is made text, unless raw.
-func (c *cli) failedRows(camp *campaign.Campaign, state *journal.State, shard campaign.Shard, raw bool) error {
+func (c *cli) failedRows(camp *campaign.Campaign, state *campaign.State, shard campaign.Shard, raw bool) error {
 	type row struct {
 		fields map[string]string
 		err    string
 	}
 	var rows []row
-	columns, err := camp.Status(state, shard, func(rec *merge.Recipient, e journal.Entry) {
-		if e.Status == journal.Failed {
+	columns, err := camp.Status(state, shard, func(rec *campaign.Recipient, e campaign.Entry) {
+		if e.Status == campaign.Failed {
 			rows = append(rows, row{rec.Fields, e.Error})
 		}
 	})
