@@ -88,7 +88,7 @@ func TestPath(t *testing.T) {
 
 // FuzzReadJournal reads arbitrary bytes as a journal: never a panic; either
 // a state or an error, a *Error when a line is damaged.
-func FuzzRead(f *testing.F) {
+func FuzzReadJournal(f *testing.F) {
 	var good bytes.Buffer
 	for _, r := range []Record{{Kind: KindSending, To: "a@example.org"}, {Kind: KindSent, To: "a@example.org"}, {Kind: KindFailed, To: "b@example.org", Code: 550}} {
 		good.Write(encodeRecord(nil, &r))
