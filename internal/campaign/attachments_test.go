@@ -35,7 +35,6 @@ type attachmentCase struct {
 }
 
 // attachmentTop is where the campaign file's keys after minimal start.
-const attachmentTop = 6
 
 // campaign writes the case's campaign and loads it.
 func (ac attachmentCase) campaign(t *testing.T) *Campaign {

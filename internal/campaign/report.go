@@ -37,6 +37,11 @@ type Recipient = merge.Recipient
 // it must be a plain local@domain.tld in ASCII, as the list's are.
 func CheckAddress(address string) error { return merge.CheckAddress(address) }
 
+// NewCSVWriter returns the writer of CSV meant for people (status
+// --failed): a cell a spreadsheet would run as a formula is made text,
+// unless the writer's Raw is set.
+func NewCSVWriter(w io.Writer) *merge.CSVWriter { return merge.NewCSVWriter(w) }
+
 // Counts counts recipients by their status.
 type Counts map[Status]int
 
