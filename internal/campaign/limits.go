@@ -1,10 +1,12 @@
 package campaign
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/render"
 )
 
@@ -35,6 +37,46 @@ var DefaultLimits = Limits{
 	Row:        1 << 20,
 	Attachment: 25_000_000,
 	Message:    25_000_000,
+}
+
+// listLimits are the limits the list's reader holds each row to.
+func (c *Campaign) listLimits() merge.Limits {
+	return merge.Limits{Cell: c.Limits.Cell, Row: c.Limits.Row}
+}
+
+// limitError is a row or value of the list past [limits], said with the
+// key that raises the limit.
+type limitError struct {
+	size *merge.SizeError
+	msg  string
+}
+
+func (e *limitError) Error() string { return e.msg }
+func (e *limitError) Unwrap() error { return e.size }
+
+// explainLimit says, of a row or value of the list past [limits] (a
+// *merge.RowError wrapping a *merge.SizeError), which key raises the limit;
+// it returns other errors as they are.
+func (c *Campaign) explainLimit(err error) error {
+	var re *merge.RowError
+	var size *merge.SizeError
+	if !errors.As(err, &re) || !errors.As(err, &size) {
+		return err
+	}
+	var msg string
+	switch {
+	case size.Column != "":
+		msg = fmt.Sprintf("column %q holds more than %s: raise [limits] cell in %s, or shorten the value",
+			size.Column, FormatSize(size.Limit), c.Path)
+	case re.Row == 0:
+		msg = fmt.Sprintf("the header row is larger than %s, so the list can't be read: raise [limits] row in %s, or fix the header row (is the file CSV, with a line end after the header?)",
+			FormatSize(size.Limit), c.Path)
+	default:
+		msg = fmt.Sprintf("the row is larger than %s, so reading stopped here: raise [limits] row in %s, or fix row %d (a quote left open makes the rest of the file one value)",
+			FormatSize(size.Limit), c.Path, re.Row)
+	}
+	re.Err = &limitError{size, msg}
+	return err
 }
 
 // loadLimits checks the [limits] table; f may be nil.

@@ -232,7 +232,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 		return probs.err()
 	}
 	defer f.Close()
-	rd, err := merge.NewReader(c.Recipients, f, c.Columns)
+	rd, err := merge.NewReader(c.Recipients, f, c.Columns, c.listLimits())
 	var herr *merge.HeaderError
 	switch {
 	case errors.As(err, &herr):
@@ -242,7 +242,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 		c.checkFields(herr.Columns, probs)
 		return probs.err()
 	case err != nil:
-		probs.add(err)
+		probs.add(c.explainLimit(err))
 		return probs.err()
 	}
 	// A field that is not a column is reported once; the rows are then
@@ -277,6 +277,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 				opts.Warn(it.err)
 			}
 		case errors.As(it.err, &rowErr):
+			c.explainLimit(rowErr)
 			probs.addRow(rowErr)
 		case it.err != nil && it.rec == nil: // the list can't be read on
 			probs.add(it.err)

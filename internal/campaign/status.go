@@ -42,9 +42,9 @@ func (c *Campaign) Status(state *journal.State, shard Shard, each func(rec *merg
 		return nil, err
 	}
 	defer f.Close()
-	rd, err := merge.NewReader(c.Recipients, f, c.Columns)
+	rd, err := merge.NewReader(c.Recipients, f, c.Columns, c.listLimits())
 	if err != nil {
-		return nil, err
+		return nil, c.explainLimit(err)
 	}
 	for {
 		rec, err := rd.Next()
@@ -54,7 +54,7 @@ func (c *Campaign) Status(state *journal.State, shard Shard, each func(rec *merg
 		case errors.Is(err, merge.ErrSkipped):
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("%w: run batch check", err)
+			return nil, fmt.Errorf("%w: run batch check", c.explainLimit(err))
 		}
 		if shard.Has(rec.Email) {
 			each(rec, state.Get(rec.Email))

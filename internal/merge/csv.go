@@ -65,22 +65,83 @@ func (s skip) Is(target error) bool {
 	return target == ErrSkipped || target == s.kind
 }
 
+// Limits bound what one row of the list may hold, in bytes, so that no
+// list makes the reader hold more than that in memory; 0 is no bound.
+type Limits struct {
+	Cell int64 // one value, as read (its quotes undone)
+	Row  int64 // one row as the file has it: its values, commas, quotes and line ends
+}
+
+// SizeError is a row, or one of its values, larger than the reader's
+// Limits allow; it comes wrapped in a *RowError. Test with errors.As.
+type SizeError struct {
+	Column string // the value's column; "" for the whole row
+	Limit  int64  // the bound it passed, in bytes
+}
+
+func (e *SizeError) Error() string {
+	if e.Column == "" {
+		return fmt.Sprintf("the row is larger than %d bytes, the most a row may hold", e.Limit)
+	}
+	return fmt.Sprintf("column %q holds more than %d bytes, the most a value may hold", e.Column, e.Limit)
+}
+
 // Reader streams the recipients of a list. Next returns them in file order.
 type Reader struct {
 	path   string
 	cr     *csv.Reader
+	in     *rowLimiter // under csv's buffer; nil without a row limit
+	bom    int64       // bytes of a byte order mark, which csv doesn't count
+	limits Limits
 	header []string
 	email  int
 	name   int // -1 when the list has no name column
 	seed   maphash.Seed
 	seen   map[uint64]int32 // hash of lower-case address → first row
 	row    int
-	broken bool // a structural error that ends reading (unterminated quote)
+	next   int  // the line after the last row read: where the next starts, or blank lines before it
+	broken bool // a structural error that ends reading (unterminated quote, a row too large)
+}
+
+// csvBuffer is the size of the buffer csv reads the list through: how far
+// past the row it is parsing it may have read.
+const csvBuffer = 4096
+
+// rowLimiter passes the list on to csv's buffer, and fails once it has
+// passed stop bytes: encoding/csv holds a whole row in memory, so what it
+// can see of one is bounded here, before it is read. Before each row, stop
+// is set one byte past the row limit, counted from where the row starts.
+// csv asks for more only when the line it is reading goes on, so a row
+// within the limit never meets the failure, and csv never holds more of a
+// row than the limit and its buffer.
+type rowLimiter struct {
+	r       io.Reader
+	n       int64 // bytes passed on
+	stop    int64
+	tripped bool // stop was reached and more was asked for
+}
+
+// errRowLimit is what csv reads once a row has passed the limit; Next
+// reports a *SizeError.
+var errRowLimit = errors.New("row limit passed")
+
+func (l *rowLimiter) Read(p []byte) (int, error) {
+	if l.n >= l.stop {
+		l.tripped = true
+		return 0, errRowLimit
+	}
+	if int64(len(p)) > l.stop-l.n {
+		p = p[:l.stop-l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	return n, err
 }
 
 // NewReader reads the header of the list at path (used in messages) from r
-// and checks it. The caller closes r.
-func NewReader(path string, r io.Reader, cols Columns) (*Reader, error) {
+// and checks it. Every row, the header too, is held to lim. The caller
+// closes r.
+func NewReader(path string, r io.Reader, cols Columns, lim Limits) (*Reader, error) {
 	if cols.Email == "" {
 		cols.Email = "email"
 	}
@@ -88,19 +149,29 @@ func NewReader(path string, r io.Reader, cols Columns) (*Reader, error) {
 	if nameDefault {
 		cols.Name = "name"
 	}
+	rd := &Reader{path: path, limits: lim, email: -1, name: -1, next: 1}
+	if lim.Row > 0 {
+		rd.in = &rowLimiter{r: r, stop: lim.Row + 1 + 3} // a byte order mark, then the header
+		r = rd.in
+	}
 	// A byte order mark goes before csv sees it: in front of a quoted
-	// header ("email") it would make a bare quote.
-	br := bufio.NewReader(r)
+	// header ("email") it would make a bare quote. csv reads through this
+	// buffer as it is (it is a *bufio.Reader of at least its own size).
+	br := bufio.NewReaderSize(r, csvBuffer)
 	if bom, err := br.Peek(3); err == nil && string(bom) == "\uFEFF" {
 		br.Discard(3)
+		rd.bom = 3
 	}
-	cr := csv.NewReader(br)
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if errors.Is(err, io.EOF) {
+	rd.cr = csv.NewReader(br)
+	rd.cr.ReuseRecord = true
+	header, line, err := rd.read()
+	var size *SizeError
+	switch {
+	case errors.As(err, &size):
+		return nil, &RowError{Path: path, Line: line, Err: err}
+	case errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("%s: the file is empty: the first line must name the columns, e.g. email,name", path)
-	}
-	if err != nil {
+	case err != nil:
 		return nil, csvError(path, err)
 	}
 	header = append([]string(nil), header...)
@@ -119,8 +190,7 @@ func NewReader(path string, r io.Reader, cols Columns) (*Reader, error) {
 		}
 		seen[h] = true
 	}
-	rd := &Reader{path: path, cr: cr, header: header, email: -1, name: -1,
-		seed: maphash.MakeSeed(), seen: make(map[uint64]int32)}
+	rd.header, rd.seed, rd.seen = header, maphash.MakeSeed(), make(map[uint64]int32)
 	for i, h := range header {
 		switch h {
 		case cols.Email:
@@ -145,8 +215,34 @@ func NewReader(path string, r io.Reader, cols Columns) (*Reader, error) {
 		}
 		return nil, herr
 	}
-	cr.FieldsPerRecord = len(header)
+	rd.cr.FieldsPerRecord = len(header)
 	return rd, nil
+}
+
+// read reads the next record with csv, held to the row limit, and the line
+// where it starts. A record past the limit is a *SizeError, whatever csv
+// made of the part it saw, and ends the list: where such a row ends can't
+// be known without reading it. Blank lines before a record count in its
+// size, as csv reads them with it.
+func (r *Reader) read() (rec []string, line int, err error) {
+	start := r.cr.InputOffset()
+	if r.in != nil {
+		r.in.stop = r.bom + start + r.limits.Row + 1
+	}
+	rec, err = r.cr.Read()
+	line = r.next
+	if len(rec) > 0 {
+		line, _ = r.cr.FieldPos(0)
+		// csv counts a line at each LF, and gives each line end inside
+		// a quoted value as one LF.
+		last, _ := r.cr.FieldPos(len(rec) - 1)
+		r.next = last + strings.Count(rec[len(rec)-1], "\n") + 1
+	}
+	if r.in != nil && (r.in.tripped || !errors.Is(err, io.EOF) && r.cr.InputOffset()-start > r.limits.Row) {
+		r.broken = true
+		return nil, line, &SizeError{Limit: r.limits.Row}
+	}
+	return rec, line, err
 }
 
 // HeaderError is every problem with a list's header row. Columns are the
@@ -171,11 +267,15 @@ func (r *Reader) Next() (*Recipient, error) {
 	if r.broken {
 		return nil, io.EOF
 	}
-	rec, err := r.cr.Read()
+	rec, line, err := r.read()
 	if errors.Is(err, io.EOF) {
 		return nil, io.EOF
 	}
 	r.row++
+	var size *SizeError
+	if errors.As(err, &size) {
+		return nil, &RowError{Path: r.path, Line: line, Row: r.row, Err: err}
+	}
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
@@ -200,10 +300,13 @@ func (r *Reader) Next() (*Recipient, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", r.path, err)
 	}
-	line, _ := r.cr.FieldPos(0)
 	at := &RowError{Path: r.path, Line: line, Row: r.row}
 	fields := make(map[string]string, len(rec))
 	for i, v := range rec {
+		if r.limits.Cell > 0 && int64(len(v)) > r.limits.Cell {
+			at.Err = &SizeError{Column: r.header[i], Limit: r.limits.Cell}
+			return nil, at
+		}
 		if !utf8.ValidString(v) {
 			at.Err = fmt.Errorf("column %q is not UTF-8 text: save the file as UTF-8", r.header[i])
 			return nil, at

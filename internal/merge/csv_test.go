@@ -14,17 +14,28 @@ import (
 	"github.com/batch-mailer/batch/internal/merge"
 )
 
+// limits are batch's default limits: the tests read through the limiter
+// as batch does.
+var limits = merge.Limits{Cell: 64 << 10, Row: 1 << 20}
+
 // result is what one call of Next gave: a recipient or an error.
 type result struct {
 	rcp *merge.Recipient
 	err error
 }
 
+func (r result) String() string {
+	if r.rcp != nil {
+		return fmt.Sprintf("%+v", *r.rcp)
+	}
+	return fmt.Sprintf("error %v", r.err)
+}
+
 // readAll reads the list in to its end. A panic inside Next is reported as
 // a test failure rather than taking down the whole test binary.
 func readAll(t *testing.T, in string, cols merge.Columns) []result {
 	t.Helper()
-	rd, err := merge.NewReader("list.csv", strings.NewReader(in), cols)
+	rd, err := merge.NewReader("list.csv", strings.NewReader(in), cols, limits)
 	if err != nil {
 		t.Fatalf("NewReader: %v", err)
 	}
@@ -86,7 +97,7 @@ func TestReaderHeaderAndLineEnds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rd, err := merge.NewReader("list.csv", strings.NewReader(tt.in), merge.Columns{})
+			rd, err := merge.NewReader("list.csv", strings.NewReader(tt.in), merge.Columns{}, limits)
 			if err != nil {
 				t.Fatalf("NewReader: %v", err)
 			}
@@ -109,7 +120,7 @@ func TestReaderHeaderAndLineEnds(t *testing.T) {
 // from the stream (peek 3 bytes with a bufio.Reader) before csv reads it.
 func TestReaderBOMQuotedHeader(t *testing.T) {
 	in := "\uFEFF\"email\",\"name\"\r\n\"ada@example.org\",\"Ada\"\r\n"
-	rd, err := merge.NewReader("list.csv", strings.NewReader(in), merge.Columns{})
+	rd, err := merge.NewReader("list.csv", strings.NewReader(in), merge.Columns{}, limits)
 	if err != nil {
 		t.Fatalf("BUG: NewReader with a BOM and a quoted header: %v", err)
 	}
@@ -279,7 +290,7 @@ func TestReaderHeaderErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rd, err := merge.NewReader("list.csv", strings.NewReader(tt.in), tt.cols)
+			rd, err := merge.NewReader("list.csv", strings.NewReader(tt.in), tt.cols, limits)
 			if err == nil {
 				t.Fatalf("NewReader succeeded (header %q), want an error", rd.Header())
 			}
@@ -382,7 +393,7 @@ func TestReaderQuoteErrorInFirstColumn(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rd, err := merge.NewReader("list.csv", strings.NewReader(tt.in), merge.Columns{})
+			rd, err := merge.NewReader("list.csv", strings.NewReader(tt.in), merge.Columns{}, limits)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -461,7 +472,7 @@ func (s *rowSource) Read(p []byte) (int, error) {
 func TestReaderStreams(t *testing.T) {
 	const rows = 200_000
 	src := &rowSource{n: rows}
-	rd, err := merge.NewReader("big.csv", src, merge.Columns{})
+	rd, err := merge.NewReader("big.csv", src, merge.Columns{}, limits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,88 +525,396 @@ func checkRecipients(t *testing.T, got []result, want []merge.Recipient) {
 }
 
 // FuzzReader reads arbitrary bytes as a list, with or without a fixed
-// header line before them. Whatever the input, Next must not panic, must
-// reach the end, and every recipient it gives must be sendable and whole.
+// header line before them, with no limits and with limits of limit bytes a
+// row and about half that a cell (limit 0: batch's). Whatever the input,
+// Next must not panic, must reach the end, and every recipient it gives
+// must be sendable and whole; with limits, it must give what it gives
+// without them up to the first row or value past them, a row past them
+// must be the last thing it gives, and no value it gives may pass them.
 func FuzzReader(f *testing.F) {
 	const header = "email,name,city\n"
 	seeds := []struct {
 		data       string
 		withHeader bool
+		limit      uint8
 	}{
-		{"ada@example.org,Ada,London\n", true},
-		{"ada@example.org,Ada,London\r\nADA@example.org,Ada,Paris\r\n", true},
-		{"\"bob@example.net\",\"Smith, Bob\",\"a\nb\"\n", true},
-		{"x,y\nnot-an-address,,\n", true},
-		{"ada@example.org,Ada\nbob@example.net,Bob,Paris,extra\n", true},
-		{"ada@example.org,\"Ada,London\n", true},
-		{"ada@example.org,Ad\xe4,X\n", true},
-		{"\n\n\r\n", true},
-		{"", true},
-		{"\uFEFFemail,name\nada@example.org,Ada\n", false},
-		{"name,email\n\"A \"\"B\"\"\", a@b.example.org \n", false},
-		{"email\na@b.example\na@b.example\n", false},
-		{"email,email\n", false},
-		{"", false},
+		{"ada@example.org,Ada,London\n", true, 0},
+		{"ada@example.org,Ada,London\r\nADA@example.org,Ada,Paris\r\n", true, 0},
+		{"\"bob@example.net\",\"Smith, Bob\",\"a\nb\"\n", true, 0},
+		{"x,y\nnot-an-address,,\n", true, 0},
+		{"ada@example.org,Ada\nbob@example.net,Bob,Paris,extra\n", true, 0},
+		{"ada@example.org,\"Ada,London\n", true, 0},
+		{"ada@example.org,Ad\xe4,X\n", true, 0},
+		{"\n\n\r\n", true, 0},
+		{"", true, 0},
+		{"\uFEFFemail,name\nada@example.org,Ada\n", false, 0},
+		{"name,email\n\"A \"\"B\"\"\", a@b.example.org \n", false, 0},
+		{"email\na@b.example\na@b.example\n", false, 0},
+		{"email,email\n", false, 0},
+		{"", false, 0},
+		// At the limits: rows of 28 bytes and cells of 15, exactly at
+		// them and one over, a quoted value over several lines, blank
+		// lines before a row, a row with no line end, a long header.
+		{"ada@example.org,Ada,Londonnn\nbob@example.org,Bob,Londonnnn\n", true, 28},
+		{"ada@example.org,Ada,\"Lon\"\"don\"\nbob@example.org,0123456789abcdef,x\n", true, 28},
+		{"ada@example.org,\"A\nd\na\",x\nbob@example.org,\"B\no\nb\nb\ny\ny\",x\ncy@example.org,C,x\n", true, 28},
+		{"\"ada@example.org\nada@example.org,\nAda\",x\ncy@example.org,C,x\n", true, 28},
+		{"ada@example.org,Ada,x\n\n\n\n\n\n\n\n\nbob@example.org,Bob,x\n", true, 28},
+		{"ada@example.org,Ada,Londonnn", true, 28},
+		{"ada@example.org,Ada,Londonnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", true, 28},
+		{"\uFEFFemail,name,city,country,planet,galaxy\nada@example.org,Ada,a,b,c,d\n", false, 28},
+		{"ada@example.org,Ada,x\n\"bob@example.org", true, 1},
 	}
 	for _, s := range seeds {
-		f.Add([]byte(s.data), s.withHeader)
+		f.Add([]byte(s.data), s.withHeader, s.limit)
 	}
-	f.Fuzz(func(t *testing.T, data []byte, withHeader bool) {
+	f.Fuzz(func(t *testing.T, data []byte, withHeader bool, limit uint8) {
 		if withHeader {
 			data = append([]byte(header), data...)
 		}
-		rd, err := merge.NewReader("fuzz.csv", bytes.NewReader(data), merge.Columns{})
-		if err != nil {
+		lim := limits
+		if limit > 0 {
+			lim = merge.Limits{Cell: int64(limit)/2 + 1, Row: int64(limit)}
+		}
+		free := readFuzz(t, data, merge.Limits{})
+		held := readFuzz(t, data, lim)
+		if held.header != nil {
+			var size *merge.SizeError
+			if !errors.As(held.header, &size) && (free.header == nil || free.header.Error() != held.header.Error()) {
+				t.Fatalf("NewReader with limits: %v; without: %v", held.header, free.header)
+			}
 			return
 		}
-		cols := rd.Header()
-		lastRow, lastLine := 0, 0
-		seen := map[string]int{}
-		for calls := 0; ; calls++ {
-			if calls > len(data)+1 {
-				t.Fatalf("Next did not reach the end after %d calls", calls)
-			}
-			rcp, err := rd.Next()
-			if errors.Is(err, io.EOF) {
+		if free.header != nil {
+			t.Fatalf("NewReader without limits: %v; with limits it read the header", free.header)
+		}
+		for i, h := range held.results {
+			var size *merge.SizeError
+			if errors.As(h.err, &size) {
+				re := rowError(t, h.err)
+				if i >= len(free.results) || rowOf(free.results[i]) != re.Row {
+					t.Fatalf("a row past the limits at row %d, where without them: %v", re.Row, free.results[i:])
+				}
+				if size.Column == "" && i != len(held.results)-1 {
+					t.Fatalf("row %d past the row limit was not the last: %v", re.Row, held.results[i+1:])
+				}
+				// Past a size error the reader's set of addresses seen
+				// differs: what follows is not compared.
 				return
 			}
-			var re *merge.RowError
-			if err != nil && !errors.As(err, &re) {
-				return // an error that ends the list
+			if i >= len(free.results) {
+				t.Fatalf("with limits, result %d (%v) that reading without them doesn't give", i, h)
 			}
-			if err != nil {
-				if rcp != nil {
-					t.Fatalf("row %d: a recipient and an error: %v", re.Row, err)
-				}
-				if re.Row <= lastRow || re.Line <= lastLine {
-					t.Fatalf("row error at row %d line %d after row %d line %d", re.Row, re.Line, lastRow, lastLine)
-				}
-				lastRow, lastLine = re.Row, re.Line
-				continue
+			if g, w := h.String(), free.results[i].String(); g != w {
+				t.Fatalf("result %d with limits: %s; without: %s", i, g, w)
 			}
-			if rcp.Row <= lastRow || rcp.Line <= lastLine {
-				t.Fatalf("row %d line %d after row %d line %d", rcp.Row, rcp.Line, lastRow, lastLine)
-			}
-			lastRow, lastLine = rcp.Row, rcp.Line
-			if err := merge.CheckAddress(rcp.Email); err != nil {
-				t.Fatalf("row %d: address %q: %v", rcp.Row, rcp.Email, err)
-			}
-			if len(rcp.Fields) != len(cols) {
-				t.Fatalf("row %d: %d fields for %d columns", rcp.Row, len(rcp.Fields), len(cols))
-			}
-			for _, c := range cols {
-				if _, ok := rcp.Fields[c]; !ok {
-					t.Fatalf("row %d: no field %q", rcp.Row, c)
+			if h.rcp != nil {
+				for c, v := range h.rcp.Fields {
+					if int64(len(v)) > lim.Cell {
+						t.Fatalf("row %d: column %q holds %d bytes, past the limit of %d", h.rcp.Row, c, len(v), lim.Cell)
+					}
 				}
 			}
-			if rcp.Email != strings.TrimSpace(rcp.Fields["email"]) {
-				t.Fatalf("row %d: Email %q, email column %q", rcp.Row, rcp.Email, rcp.Fields["email"])
-			}
-			key := strings.ToLower(rcp.Email)
-			if first, dup := seen[key]; dup {
-				t.Fatalf("row %d: %q repeats row %d but was not skipped", rcp.Row, rcp.Email, first)
-			}
-			seen[key] = rcp.Row
+		}
+		if len(held.results) != len(free.results) {
+			t.Fatalf("with limits %d results, without %d, and no size error", len(held.results), len(free.results))
 		}
 	})
+}
+
+// fuzzRead is what a list gave: the header's error, or every result.
+type fuzzRead struct {
+	header  error
+	results []result
+}
+
+// readFuzz reads data as a list held to lim, checking what must hold of
+// every result, limits or not.
+func readFuzz(t *testing.T, data []byte, lim merge.Limits) fuzzRead {
+	rd, err := merge.NewReader("fuzz.csv", bytes.NewReader(data), merge.Columns{}, lim)
+	if err != nil {
+		return fuzzRead{header: err}
+	}
+	var out fuzzRead
+	cols := rd.Header()
+	lastRow, lastLine := 0, 0
+	seen := map[string]int{}
+	for calls := 0; ; calls++ {
+		if calls > len(data)+1 {
+			t.Fatalf("Next did not reach the end after %d calls", calls)
+		}
+		rcp, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		out.results = append(out.results, result{rcp, err})
+		var re *merge.RowError
+		if err != nil && !errors.As(err, &re) {
+			return out // an error that ends the list
+		}
+		if err != nil {
+			if rcp != nil {
+				t.Fatalf("row %d: a recipient and an error: %v", re.Row, err)
+			}
+			if re.Row <= lastRow || re.Line <= lastLine {
+				t.Fatalf("row error at row %d line %d after row %d line %d", re.Row, re.Line, lastRow, lastLine)
+			}
+			lastRow, lastLine = re.Row, re.Line
+			continue
+		}
+		if rcp.Row <= lastRow || rcp.Line <= lastLine {
+			t.Fatalf("row %d line %d after row %d line %d", rcp.Row, rcp.Line, lastRow, lastLine)
+		}
+		lastRow, lastLine = rcp.Row, rcp.Line
+		if err := merge.CheckAddress(rcp.Email); err != nil {
+			t.Fatalf("row %d: address %q: %v", rcp.Row, rcp.Email, err)
+		}
+		if len(rcp.Fields) != len(cols) {
+			t.Fatalf("row %d: %d fields for %d columns", rcp.Row, len(rcp.Fields), len(cols))
+		}
+		for _, c := range cols {
+			if _, ok := rcp.Fields[c]; !ok {
+				t.Fatalf("row %d: no field %q", rcp.Row, c)
+			}
+		}
+		if rcp.Email != strings.TrimSpace(rcp.Fields["email"]) {
+			t.Fatalf("row %d: Email %q, email column %q", rcp.Row, rcp.Email, rcp.Fields["email"])
+		}
+		key := strings.ToLower(rcp.Email)
+		if first, dup := seen[key]; dup {
+			t.Fatalf("row %d: %q repeats row %d but was not skipped", rcp.Row, rcp.Email, first)
+		}
+		seen[key] = rcp.Row
+	}
+}
+
+// rowOf is the row a result is about.
+func rowOf(r result) int {
+	if r.rcp != nil {
+		return r.rcp.Row
+	}
+	var re *merge.RowError
+	if errors.As(r.err, &re) {
+		return re.Row
+	}
+	return 0
+}
+
+// sizeError returns the *SizeError err wraps, in a *RowError at row and
+// line.
+func sizeError(t *testing.T, err error, row, line int) *merge.SizeError {
+	t.Helper()
+	re := rowError(t, err)
+	if re.Row != row || re.Line != line || re.Path != "list.csv" {
+		t.Errorf("%v: at %s row %d line %d, want list.csv row %d line %d", err, re.Path, re.Row, re.Line, row, line)
+	}
+	var size *merge.SizeError
+	if !errors.As(err, &size) {
+		t.Fatalf("%v (%T) is not a *merge.SizeError", err, re.Err)
+	}
+	if errors.Is(err, merge.ErrSkipped) {
+		t.Errorf("%v is ErrSkipped; a row too large must stop the campaign", err)
+	}
+	return size
+}
+
+func TestReaderRowLimit(t *testing.T) {
+	const head = "email,name,note\n"
+	// row makes a row of exactly n bytes, its line end (LF or CRLF)
+	// included.
+	row := func(email string, n int, end string) string {
+		s := email + ",N,"
+		return s + strings.Repeat("x", n-len(s)-len(end)) + end
+	}
+	lim := merge.Limits{Cell: 100, Row: 100}
+	tests := []struct {
+		name string
+		in   string
+		ok   int // rows read before the one past the limit; -1 when none is
+		line int // where that row starts
+	}{
+		{"exactly at", head + row("a@example.org", 100, "\n") + row("b@example.org", 100, "\r\n"), -1, 0},
+		{"exactly at, the last with no line end", head + row("a@example.org", 100, "\n") + row("b@example.org", 100, ""), -1, 0},
+		{"one over", head + row("a@example.org", 100, "\n") + row("b@example.org", 101, "\n") + row("c@example.org", 50, "\n"), 1, 3},
+		{"one over with CRLF", head + row("a@example.org", 101, "\r\n") + row("b@example.org", 50, "\n"), 0, 2},
+		{"one over, the last with no line end", head + row("a@example.org", 101, ""), 0, 2},
+		// Blank lines before a row are read with it, and count.
+		{"blank lines before", head + row("a@example.org", 50, "\n") + "\n\n" + row("b@example.org", 99, "\n"), 1, 5},
+		// Much more than the limit, and more than csv's buffer.
+		{"a long line", head + row("a@example.org", 50, "\n") + row("b@example.org", 100_000, "\n") + row("c@example.org", 50, "\n"), 1, 3},
+		// A quoted value over many lines: each line is short, the row is
+		// not. Named at the line where the row starts.
+		{"multi-line quoted value", head + row("a@example.org", 50, "\n") +
+			"b@example.org,N,\"" + strings.Repeat("a line\n", 30) + "\"\n" + row("c@example.org", 50, "\n"), 1, 3},
+		{"multi-line quoted first value", head + "\"a@example.org\",N,\"two\nlines\"\n" +
+			"\"" + strings.Repeat("a line\n", 30) + "\",N,x\n" + row("c@example.org", 50, "\n"), 1, 4},
+		// A quote left open: the rest of the file is one value.
+		{"a quote left open", head + row("a@example.org", 50, "\n") + "b@example.org,\"N,x\n" +
+			strings.Repeat(row("c@example.org", 50, "\n"), 20), 1, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rd, err := merge.NewReader("list.csv", strings.NewReader(tt.in), merge.Columns{}, lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []result
+			for {
+				rcp, err := next(t, rd)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				got = append(got, result{rcp, err})
+			}
+			if tt.ok < 0 {
+				for _, r := range got {
+					if r.err != nil {
+						t.Errorf("a row within the limit: %v", r.err)
+					}
+				}
+				if len(got) != 2 {
+					t.Errorf("got %d rows, want 2", len(got))
+				}
+				return
+			}
+			// Reading stops at the row: nothing after it, not even io.EOF's
+			// row count going on.
+			if len(got) != tt.ok+1 {
+				t.Fatalf("got %d results, want %d and then the end: %v", len(got), tt.ok+1, got)
+			}
+			for _, r := range got[:tt.ok] {
+				if r.err != nil {
+					t.Errorf("a row before the one past the limit: %v", r.err)
+				}
+			}
+			size := sizeError(t, got[tt.ok].err, tt.ok+1, tt.line)
+			if size.Column != "" || size.Limit != 100 {
+				t.Errorf("got %+v, want the row's limit, 100", size)
+			}
+		})
+	}
+}
+
+func TestReaderCellLimit(t *testing.T) {
+	lim := merge.Limits{Cell: 10, Row: 1000}
+	in := "email,name,note\n" +
+		"a@b.org,N,0123456789\n" + // row 1: exactly at
+		"b@b.org,N,\"01234\"\"678\"\n" + // row 2: exactly at, a quote doubled in the file
+		"c@b.org,N,0123456789a\n" + // row 3: one over
+		"d@b.org,\"0123\n56789a\",x\n" + // row 4, lines 5-6: one over, over two lines
+		"e@b.org,N,x\n" // row 5, line 7: reading goes on
+	got := readAllLimits(t, in, lim)
+	if len(got) != 5 {
+		t.Fatalf("got %d results, want 5: %v", len(got), got)
+	}
+	for _, i := range []int{0, 1, 4} {
+		if got[i].err != nil {
+			t.Fatalf("row %d: %v", i+1, got[i].err)
+		}
+	}
+	if v := got[1].rcp.Fields["note"]; v != `01234"678` {
+		t.Errorf("row 2: note %q", v)
+	}
+	for _, w := range []struct {
+		i, line int
+		column  string
+	}{{2, 4, "note"}, {3, 5, "name"}} {
+		size := sizeError(t, got[w.i].err, w.i+1, w.line)
+		if size.Column != w.column || size.Limit != 10 {
+			t.Errorf("row %d: got %+v, want column %q, limit 10", w.i+1, size, w.column)
+		}
+	}
+	if r := got[4].rcp; r.Row != 5 || r.Line != 7 {
+		t.Errorf("after the values past the limit: row %d line %d, want 5 7", r.Row, r.Line)
+	}
+}
+
+// readAllLimits reads the list in to its end, held to lim.
+func readAllLimits(t *testing.T, in string, lim merge.Limits) []result {
+	t.Helper()
+	rd, err := merge.NewReader("list.csv", strings.NewReader(in), merge.Columns{}, lim)
+	if err != nil {
+		t.Fatalf("NewReader: %v", err)
+	}
+	var out []result
+	for {
+		rcp, err := next(t, rd)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		out = append(out, result{rcp, err})
+	}
+}
+
+func TestReaderHeaderLimit(t *testing.T) {
+	for name, in := range map[string]string{
+		"long":                      "email,name," + strings.Repeat("x", 200) + "\nada@example.org,Ada,x\n",
+		"no line end":               strings.Repeat("x", 5000),
+		"byte order mark, one over": "\uFEFF" + "email,name," + strings.Repeat("x", 100-len("email,name,\n")+1) + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := merge.NewReader("list.csv", strings.NewReader(in), merge.Columns{}, merge.Limits{Cell: 100, Row: 100})
+			re := rowError(t, err)
+			if re.Row != 0 || re.Line != 1 {
+				t.Errorf("%v: row %d line %d, want the header, line 1", err, re.Row, re.Line)
+			}
+			var size *merge.SizeError
+			if !errors.As(err, &size) || size.Limit != 100 || size.Column != "" {
+				t.Errorf("%v: want a *SizeError of the row limit", err)
+			}
+		})
+	}
+	// The byte order mark doesn't count.
+	in := "\uFEFF" + "email,name," + strings.Repeat("x", 100-len("email,name,\n")) + "\n"
+	if _, err := merge.NewReader("list.csv", strings.NewReader(in), merge.Columns{}, merge.Limits{Cell: 100, Row: 100}); err != nil {
+		t.Errorf("a header of exactly the limit after a byte order mark: %v", err)
+	}
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// xs reads as x without end.
+type xs struct{}
+
+func (xs) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+// TestReaderStopsEarly is a list whose second row is a line of 64 MiB: the
+// reader must give up having read no more of it than the limit.
+func TestReaderStopsEarly(t *testing.T) {
+	const head, first = "email,name\n", "ada@example.org,Ada\n"
+	lim := merge.Limits{Cell: 64 << 10, Row: 1 << 20}
+	src := &countingReader{r: io.MultiReader(strings.NewReader(head+first+"bob@example.org,"),
+		io.LimitReader(xs{}, 64<<20), strings.NewReader("\ncy@example.org,Cy\n"))}
+	rd, err := merge.NewReader("list.csv", src, merge.Columns{}, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := rd.Next(); err != nil || r.Email != "ada@example.org" {
+		t.Fatalf("row 1: %v, %v", r, err)
+	}
+	_, err = rd.Next()
+	sizeError(t, err, 2, 3)
+	// The limiter passes csv no more than one byte past the limit, from
+	// where the row starts.
+	if max := int64(len(head+first)) + lim.Row + 1; src.n > max {
+		t.Errorf("read %d bytes of the list, want at most %d", src.n, max)
+	}
+	if _, err := rd.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after a row past the limit: %v, want io.EOF", err)
+	}
 }

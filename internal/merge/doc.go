@@ -3,9 +3,12 @@
 //
 // The list is a CSV file (RFC 4180, UTF-8 with or without a byte order mark,
 // CRLF or LF line ends) with a header row that names the columns. It is read
-// one row at a time, never held whole in memory. The email column is checked
-// as an RFC 5321 mailbox; rows with an invalid or repeated address are
-// skipped with a warning that names the row.
+// one row at a time, never held whole in memory, and each row and value is
+// held to [Limits] as it is read: a row past its limit is refused having been
+// read no further than that, and ends the list; a value past its limit is a
+// problem of its row. The email column is checked as an RFC 5321 mailbox;
+// rows with an invalid or repeated address are skipped with a warning that
+// names the row.
 //
 // Templates use Go's text/template syntax with missingkey=error, so a field
 // that is not a column is an error, never "<no value>". A recipient's values
