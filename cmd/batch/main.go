@@ -275,7 +275,7 @@ func (c *cli) check(ctx context.Context, args []string) error {
 	if len(all) > 0 {
 		return all
 	}
-	fmt.Fprintf(c.stdout, "%s: ready: %s%s\n", path, plural(sum.Messages, "message"), skipped(sum))
+	fmt.Fprintf(c.stdout, "%s: ready: %s%s%s\n", path, plural(sum.Messages, "message"), warned(sum), skipped(sum))
 	if camp.DKIM != nil {
 		rec, err := camp.DKIM.ZoneRecord()
 		if err != nil {
@@ -312,6 +312,18 @@ func skipped(s *campaign.Summary) string {
 // skipKinds says why rows were skipped: "1 invalid, 2 repeated addresses".
 func skipKinds(s *campaign.Summary) string {
 	return fmt.Sprintf("%d invalid, %s", s.Invalid, plural(s.Duplicates, "repeated address"))
+}
+
+// warned says, after a count of messages, how many of them were told of
+// with a warning.
+func warned(s *campaign.Summary) string {
+	switch s.Warned {
+	case 0:
+		return ""
+	case 1:
+		return ", 1 with a warning"
+	}
+	return fmt.Sprintf(", %d with warnings", s.Warned)
 }
 
 // plural gives "1 message", "2 messages".

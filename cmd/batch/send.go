@@ -218,7 +218,7 @@ func (c *cli) dryRun(ctx context.Context, camp *campaign.Campaign, dir string, o
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "wrote %s to %s%s in %s\n", plural(sum.Messages, "message"), dir, skipped(sum), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(c.stdout, "wrote %s to %s%s%s in %s\n", plural(sum.Messages, "message"), dir, warned(sum), skipped(sum), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -269,6 +269,9 @@ func (c *cli) report(sum *campaign.Summary, elapsed time.Duration, to string) {
 	}
 	if o.Deferred > 0 {
 		fmt.Fprintf(c.stdout, ", retried %d", o.Deferred)
+	}
+	if sum.Warned > 0 {
+		fmt.Fprintf(c.stdout, ", warned %d", sum.Warned)
 	}
 	fmt.Fprintf(c.stdout, " in %s (%.1f messages/s)", elapsed.Round(time.Millisecond), perSecond)
 	if to != "" {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/merge"
 )
 
@@ -88,7 +88,7 @@ func TestCheckListLimits(t *testing.T) {
 
 func TestStatusListLimits(t *testing.T) {
 	c := newCampaign(t, "email,name\nada@example.org,"+strings.Repeat("x", 17)+"\n", "Hi {{.name}}\n", "\n[limits]\ncell = \"16B\"\n", nil)
-	_, err := c.Status(nil, Shard{}, func(*merge.Recipient, deliver.Entry) {})
+	_, err := c.Status(nil, Shard{}, func(*merge.Recipient, journal.Entry) {})
 	var size *merge.SizeError
 	if !errors.As(err, &size) || !strings.Contains(err.Error(), "raise [limits] cell in "+c.Path) {
 		t.Errorf("Status of a list with a value past the limit: %v", err)

@@ -407,7 +407,7 @@ func (s *previewState) eachRow(ctx context.Context, fn func(l *list, row int, re
 		return fmt.Errorf("%s: %w", c.Recipients, err), nil
 	}
 	defer f.Close()
-	rd, err := merge.NewReader(c.Recipients, f, c.Columns)
+	rd, err := merge.NewReader(c.Recipients, f, c.Columns, c.listLimits())
 	if err != nil {
 		return err, nil
 	}

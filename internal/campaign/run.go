@@ -22,8 +22,10 @@ import (
 
 // Options are the choices of one run.
 type Options struct {
-	Now  time.Time   // the Date of every message
-	Warn func(error) // told of each skipped row; may be nil
+	Now time.Time // the Date of every message
+	// Warn is told of each skipped row, and of each row sent with a
+	// warning (merge.Recipient.Warning); may be nil.
+	Warn func(error)
 	// Limit sends to the first Limit recipients not yet sent; 0 for all.
 	// A check with a Limit checks the whole list, and counts (Summary) and
 	// warns of the rows that a send with it goes through.
@@ -65,6 +67,7 @@ type Summary struct {
 	AlreadySent int // recipients the journal says were sent
 	Held        int // failed or unknown before, not tried again this run
 	OtherShards int // recipients of the other shards
+	Warned      int // rows rendered, and sent, with a warning (told to Options.Warn)
 
 	mu       sync.Mutex
 	outcomes Outcomes
@@ -268,6 +271,12 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 		// it if a row has a problem), but nothing more counted: a check
 		// counts what its send will go through, so that the two agree.
 		past := opts.Limit > 0 && sum.Messages >= opts.Limit
+		if !past && it.skip == skipNone && it.rec != nil && it.rec.Warning != nil {
+			sum.Warned++
+			if opts.Warn != nil {
+				opts.Warn(it.rec.Warning)
+			}
+		}
 		var rowErr *merge.RowError
 		switch {
 		case it.skip != skipNone && past:

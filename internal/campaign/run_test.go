@@ -530,3 +530,48 @@ func TestCheckReadError(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+const bidiList = "email,name\n" +
+	"ada@example.org,Ada\n" +
+	"bob@example.net,\"\u202eboB\"\n" + // row 2, line 3
+	"not-an-address,\u202eydoboN\n" + // row 3: skipped, so no warning of its name
+	"carol@example.com,Carol\n"
+
+func TestCheckBidiWarning(t *testing.T) {
+	c := newCampaign(t, bidiList, "Hi {{.name}}\n", "", nil)
+	var warned []error
+	sum, err := c.Check(context.Background(), Options{Now: now, Warn: func(err error) { warned = append(warned, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Messages != 3 || sum.Warned != 1 || sum.Invalid != 1 {
+		t.Errorf("Summary: %d messages, %d warned, %d invalid; want 3, 1, 1", sum.Messages, sum.Warned, sum.Invalid)
+	}
+	if len(warned) != 2 {
+		t.Fatalf("warned %d times, want twice (the name, the invalid address): %v", len(warned), warned)
+	}
+	var re *merge.RowError
+	if !errors.Is(warned[0], merge.ErrBidi) || !errors.As(warned[0], &re) || re.Row != 2 || re.Line != 3 {
+		t.Errorf("first warning %v, want ErrBidi at row 2, line 3", warned[0])
+	}
+}
+
+func TestSendBidiWarning(t *testing.T) {
+	c := newCampaign(t, bidiList, "Hi {{.name}}\n", "", nil)
+	rec := &recorder{}
+	var warned []error
+	sum, err := c.Send(context.Background(), rec.open, Options{Now: now, Warn: func(err error) { warned = append(warned, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warned of once, in the check before sending, and sent.
+	if n := len(warned); n != 2 || !errors.Is(warned[0], merge.ErrBidi) {
+		t.Errorf("warnings %v, want the name's once and the invalid address's", warned)
+	}
+	if got := strings.Join(rec.to(), " "); got != "ada@example.org bob@example.net carol@example.com" {
+		t.Errorf("sent to %s, want every valid row", got)
+	}
+	if rec.planned.Warned != 1 || sum.Warned != 1 {
+		t.Errorf("Warned: %d planned, %d sent; want 1 and 1", rec.planned.Warned, sum.Warned)
+	}
+}

@@ -19,6 +19,9 @@ type Recipient struct {
 	Email  string            // the address, trimmed and checked
 	Name   string            // display name, "" when the list has none
 	Fields map[string]string // every column by its header name
+	// Warning is a *RowError about the row that doesn't keep it from
+	// being sent (ErrBidi); nil for most rows.
+	Warning error
 }
 
 // Columns names the list's special columns.
@@ -63,6 +66,44 @@ type skip struct {
 func (s skip) Error() string { return s.reason + "; row skipped" }
 func (s skip) Is(target error) bool {
 	return target == ErrSkipped || target == s.kind
+}
+
+// ErrBidi marks the warning of a row whose name holds bidirectional
+// control characters (the embeddings, overrides and isolates, U+202A to
+// U+202E and U+2066 to U+2069): they make text show in another order than
+// it has, so that a name can read as something it isn't, a known phishing
+// trick. The row is sent all the same. The marks U+200E, U+200F and U+061C
+// are left alone: they can't reverse text, and names that mix right-to-left
+// and left-to-right script need them.
+var ErrBidi = errors.New("bidirectional control characters")
+
+// bidi is the warning of a name with bidirectional control characters.
+type bidi struct {
+	name  string
+	chars []rune // each once, in the order met
+}
+
+func (b bidi) Error() string {
+	codes := make([]string, len(b.chars))
+	for i, c := range b.chars {
+		codes[i] = fmt.Sprintf("U+%04X", c)
+	}
+	return fmt.Sprintf("the name %q holds bidirectional control characters (%s), which can make it show as other text, a phishing trick: sent as it is; take them out of the row if they are not meant",
+		b.name, strings.Join(codes, ", "))
+}
+
+func (b bidi) Is(target error) bool { return target == ErrBidi }
+
+// bidiControls returns the bidirectional control characters in s, each
+// once, or nil.
+func bidiControls(s string) []rune {
+	var found []rune
+	for _, c := range s {
+		if (c >= '\u202A' && c <= '\u202E' || c >= '\u2066' && c <= '\u2069') && !slices.Contains(found, c) {
+			found = append(found, c)
+		}
+	}
+	return found
 }
 
 // Limits bound what one row of the list may hold, in bytes, so that no
@@ -327,6 +368,9 @@ func (r *Reader) Next() (*Recipient, error) {
 	rcp := &Recipient{Row: r.row, Line: line, Email: email, Fields: fields}
 	if r.name >= 0 {
 		rcp.Name = rec[r.name]
+		if c := bidiControls(rcp.Name); c != nil {
+			rcp.Warning = &RowError{Path: r.path, Line: line, Row: r.row, Err: bidi{rcp.Name, c}}
+		}
 	}
 	return rcp, nil
 }

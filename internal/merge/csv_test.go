@@ -552,6 +552,7 @@ func FuzzReader(f *testing.F) {
 		{"email\na@b.example\na@b.example\n", false, 0},
 		{"email,email\n", false, 0},
 		{"", false, 0},
+		{"ada@example.org,\u202eadA,London\n", true, 0},
 		// At the limits: rows of 28 bytes and cells of 15, exactly at
 		// them and one over, a quoted value over several lines, blank
 		// lines before a row, a row with no line end, a long header.
@@ -685,6 +686,14 @@ func readFuzz(t *testing.T, data []byte, lim merge.Limits) fuzzRead {
 			t.Fatalf("row %d: %q repeats row %d but was not skipped", rcp.Row, rcp.Email, first)
 		}
 		seen[key] = rcp.Row
+		if rcp.Warning != nil {
+			if !errors.Is(rcp.Warning, merge.ErrBidi) {
+				t.Fatalf("row %d: warning %v is not ErrBidi", rcp.Row, rcp.Warning)
+			}
+			if re := rowError(t, rcp.Warning); re.Row != rcp.Row || re.Line != rcp.Line {
+				t.Fatalf("row %d line %d: warning at row %d line %d", rcp.Row, rcp.Line, re.Row, re.Line)
+			}
+		}
 	}
 }
 
@@ -916,5 +925,62 @@ func TestReaderStopsEarly(t *testing.T) {
 	}
 	if _, err := rd.Next(); !errors.Is(err, io.EOF) {
 		t.Errorf("after a row past the limit: %v, want io.EOF", err)
+	}
+}
+
+func TestReaderBidiWarning(t *testing.T) {
+	in := "email,name\n" +
+		"ada@example.org,\u202eadA\n" + // row 1: RIGHT-TO-LEFT OVERRIDE
+		"bob@example.org,Bob\n" + // row 2: none
+		"cy@example.org,\"C\u2066y\n\u2069\u2066\"\n" + // row 3, lines 4-5: isolates, one twice
+		"dee@example.org,\u05d3\u05e0\u05d4\u200f (Dee)\n" + // row 4, line 6: a right-to-left mark, which is no warning
+		"eve@example.org,\u061cEve\u200e\n" // row 5, line 7: ARABIC LETTER MARK, LEFT-TO-RIGHT MARK
+	got := readAll(t, in, merge.Columns{})
+	if len(got) != 5 {
+		t.Fatalf("got %d results, want 5: %v", len(got), got)
+	}
+	for i, r := range got {
+		if r.err != nil || r.rcp == nil {
+			t.Fatalf("row %d: %v; a warning must not keep the row from being sent", i+1, r.err)
+		}
+	}
+	for _, w := range []struct {
+		i, line int
+		chars   string
+	}{{0, 2, "(U+202E)"}, {2, 4, "(U+2066, U+2069)"}} {
+		warn := got[w.i].rcp.Warning
+		if !errors.Is(warn, merge.ErrBidi) {
+			t.Fatalf("row %d: warning %v, want ErrBidi", w.i+1, warn)
+		}
+		re := rowError(t, warn)
+		if re.Row != w.i+1 || re.Line != w.line {
+			t.Errorf("%v: row %d line %d, want %d %d", warn, re.Row, re.Line, w.i+1, w.line)
+		}
+		// The message is the product: it names the characters, and shows
+		// the name with them escaped, so that it doesn't turn the
+		// terminal's text around.
+		msg := warn.Error()
+		if !strings.Contains(msg, w.chars) {
+			t.Errorf("%q does not name %s", msg, w.chars)
+		}
+		if strings.ContainsFunc(msg, func(r rune) bool { return r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069' }) {
+			t.Errorf("%q holds the characters themselves", msg)
+		}
+	}
+	for _, i := range []int{1, 3, 4} {
+		if warn := got[i].rcp.Warning; warn != nil {
+			t.Errorf("row %d: warning %v", i+1, warn)
+		}
+	}
+	// Every one of the embeddings, overrides and isolates.
+	for c := rune(0x2000); c < 0x2100; c++ {
+		got := readAll(t, "email,name\nada@example.org,A"+string(c)+"da\n", merge.Columns{})
+		want := c >= 0x202a && c <= 0x202e || c >= 0x2066 && c <= 0x2069
+		if len(got) != 1 || got[0].rcp == nil {
+			t.Fatalf("U+%04X: %v", c, got)
+		}
+		if warned := got[0].rcp.Warning != nil; warned != want {
+			t.Errorf("U+%04X: warned %v, want %v", c, warned, want)
+		}
 	}
 }

@@ -8,7 +8,8 @@
 // read no further than that, and ends the list; a value past its limit is a
 // problem of its row. The email column is checked as an RFC 5321 mailbox;
 // rows with an invalid or repeated address are skipped with a warning that
-// names the row.
+// names the row. A name with bidirectional control characters is read with a
+// warning ([Recipient].Warning, [ErrBidi]), and sent.
 //
 // Templates use Go's text/template syntax with missingkey=error, so a field
 // that is not a column is an error, never "<no value>". A recipient's values
