@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
@@ -254,7 +255,8 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 	ready := r != nil && c.Body != nil && c.Subject != nil && len(probs.list) == len(blank)
 
 	ctx, cancel := context.WithCancel(ctx)
-	items := c.stream(ctx, rd, r, ready, blank, &opts)
+	room := &budget{freed: make(chan struct{}, 1)}
+	items := c.stream(ctx, rd, r, ready, blank, &opts, room)
 	defer func() {
 		cancel()
 		for range items { // let the reader and the renderers finish
@@ -323,6 +325,7 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 				return probs.err()
 			}
 		}
+		room.give(it.weight)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -343,6 +346,59 @@ type item struct {
 	m    *render.Message
 	err  error
 	done chan struct{} // closed when m and err are set; nil when not rendered
+	// weight is the bytes of the row's values, taken from the budget
+	// while the message is rendered and until it is written or sent.
+	weight int64
+}
+
+// inFlight bounds the bytes of values whose messages are being rendered
+// or wait to be written or sent. A message holds each value several times
+// over (in the subject, the header fields, the HTML, the text, escaped
+// and encoded for each, and the steps between): rows of large values go a
+// few at a time, and a row larger than the bound alone. Rows of the usual
+// size are bounded by their number in flight, a few per core, long before.
+const inFlight = 1 << 20
+
+// budget counts the bytes of values in flight. One goroutine takes from it,
+// any gives back.
+type budget struct {
+	used  atomic.Int64
+	freed chan struct{} // a token when some were given back; capacity 1
+}
+
+// take waits until n bytes fit under inFlight, or nothing is in flight,
+// and takes them; false when ctx ends first.
+func (b *budget) take(ctx context.Context, n int64) bool {
+	for used := b.used.Load(); used > 0 && used+n > inFlight; used = b.used.Load() {
+		select {
+		case <-b.freed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	b.used.Add(n)
+	return true
+}
+
+// give gives n bytes back.
+func (b *budget) give(n int64) {
+	if n == 0 {
+		return
+	}
+	b.used.Add(-n)
+	select {
+	case b.freed <- struct{}{}:
+	default: // a token is there already: take looks again
+	}
+}
+
+// valueBytes is the bytes of a row's values.
+func valueBytes(rec *merge.Recipient) int64 {
+	var n int64
+	for _, v := range rec.Fields {
+		n += int64(len(v))
+	}
+	return n
 }
 
 type skipKind int
@@ -374,9 +430,10 @@ func (s *Summary) count(k skipKind) {
 // stream reads the list in one goroutine and renders the rows on every
 // core, and gives the items back in list order, so that what is written or
 // sent, and the journal, come out the same whatever the timing. At most a
-// few items per core are in flight, so memory stays flat however long the
-// list.
-func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Renderer, ready bool, blank []string, opts *Options) <-chan *item {
+// few items per core are in flight, and values of at most inFlight bytes
+// (room), so memory stays flat however long the list and however large
+// its rows.
+func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Renderer, ready bool, blank []string, opts *Options, room *budget) <-chan *item {
 	workers := runtime.GOMAXPROCS(0)
 	out := make(chan *item, 4*workers)
 	jobs := make(chan *item, 4*workers)
@@ -425,6 +482,10 @@ func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Rende
 				}
 				for _, name := range blank {
 					rec.Fields[name] = ""
+				}
+				it.weight = valueBytes(rec)
+				if !room.take(ctx, it.weight) {
+					return
 				}
 				it.done = make(chan struct{})
 				select {

@@ -575,3 +575,33 @@ func TestSendBidiWarning(t *testing.T) {
 		t.Errorf("Warned: %d planned, %d sent; want 1 and 1", rec.planned.Warned, sum.Warned)
 	}
 }
+
+func TestBudget(t *testing.T) {
+	b := &budget{freed: make(chan struct{}, 1)}
+	done, cancel := context.WithCancel(context.Background())
+	cancel() // take returns false only if it has to wait
+	if !b.take(done, 2*inFlight) {
+		t.Fatal("a row larger than the bound waited with nothing in flight: it must go alone")
+	}
+	if b.take(done, 1) {
+		t.Fatal("took a byte past the bound")
+	}
+	b.give(2 * inFlight)
+	if !b.take(done, inFlight/2) || !b.take(done, inFlight/2) {
+		t.Fatal("waited for room under the bound")
+	}
+	if b.take(done, 1) {
+		t.Fatal("took a byte past the bound")
+	}
+	// A taker waiting for room goes on once enough is given back.
+	took := make(chan bool)
+	go func() { took <- b.take(context.Background(), inFlight/2) }()
+	b.give(inFlight / 4) // not enough: still full with the next
+	b.give(inFlight / 4)
+	if !<-took {
+		t.Fatal("take gave up")
+	}
+	if got := b.used.Load(); got != inFlight {
+		t.Errorf("used %d, want %d", got, inFlight)
+	}
+}
