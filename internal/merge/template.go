@@ -316,6 +316,7 @@ func OneLine(s string) string {
 		return s
 	}
 	var b strings.Builder
+	b.Grow(len(s)) // about its length: s may be a large value
 	space := false
 	for _, r := range s {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {

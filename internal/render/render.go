@@ -242,7 +242,10 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 		return nil, err
 	}
 	var html bytes.Buffer
-	html.Grow(len(doc.html) + len(r.opts.Layout) + 256)
+	// The layout may show the subject, the preheader and the unsubscribe
+	// URL too: room for them, so that a message of large values doesn't
+	// grow the buffer, copying it, again and again.
+	html.Grow(len(doc.html) + len(r.opts.Layout) + 256 + len(in.Subject) + len(in.Preheader) + len(in.Unsubscribe))
 	err = r.layout.Execute(&html, LayoutData{
 		Subject:     in.Subject,
 		Body:        template.HTML(doc.html),
@@ -388,12 +391,16 @@ func replaceUnsubscribe(b []byte, url string, inHTML bool) []byte {
 	if inHTML {
 		with = []byte(htmlpkg.EscapeString(url))
 	}
-	b = bytes.ReplaceAll(b, []byte(merge.UnsubscribeMarker), with)
-	if !inHTML {
-		return b
+	markers := []string{merge.UnsubscribeMarker}
+	if inHTML {
+		markers = append(markers, unsubscribePct, unsubscribePCT)
 	}
-	for _, pct := range []string{unsubscribePct, unsubscribePCT} {
-		b = bytes.ReplaceAll(b, []byte(pct), with)
+	for _, m := range markers {
+		// ReplaceAll copies b even when there is nothing to replace,
+		// and b holds every value of the message.
+		if bytes.Contains(b, []byte(m)) {
+			b = bytes.ReplaceAll(b, []byte(m), with)
+		}
 	}
 	return b
 }
