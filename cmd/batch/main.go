@@ -130,9 +130,9 @@ func command(args []string) int {
 
 // tuneGC sets the garbage collector for batch's work, unless GOGC or
 // GOMEMLIMIT say otherwise. Rendering makes short-lived garbage and keeps
-// little: the default GOGC=100 spent about half of a check's CPU time in
-// the collector (go run ./bench: 10,600 messages/s with it, 21,000 with
-// 400). The memory limit keeps a check or dry run of a very long list
+// little, so the default GOGC=100 spends much of a check's CPU time in the
+// collector (ARCHITECTURE.md has the figures; go run ./bench measures
+// them). The memory limit keeps a check or dry run of a very long list
 // within 64 MiB (the live heap is then mostly the set of addresses seen);
 // a send is left without one, since its journal's state grows with the
 // list and a limit below it would make the collector run without end.

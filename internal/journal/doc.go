@@ -56,9 +56,9 @@
 //
 // # Few fsyncs
 //
-// An fsync costs a disk's round trip (about 170 µs on the VM batch is
-// measured on, longer than a loopback server takes for a message), so the
-// journal does as few as it can and none that a connection waits for
+// An fsync costs a disk's round trip, often longer than a loopback server
+// takes for a message (ARCHITECTURE.md has the figures), so the journal
+// does as few as it can and none that a connection waits for
 // needlessly:
 //
 //   - Every record is written to the file at once, by one goroutine, but

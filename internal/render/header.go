@@ -11,7 +11,7 @@ import (
 )
 
 // Header fields are written here, not by jordan-wright/email, which neither
-// folds nor encodes them correctly (../shared/notes). Every value written is
+// folds nor encodes them correctly (ARCHITECTURE.md says why it is not used). Every value written is
 // printable ASCII: display names and unstructured text that need it become
 // RFC 2047 "B" encoded-words of at most 75 characters, parameters become
 // RFC 2231 extended values with continuations, and lines are folded at white

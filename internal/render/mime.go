@@ -117,7 +117,8 @@ func partHead(p *part, disposition string) []byte {
 // appendQP appends text to dst in quoted-printable, the bytes that
 // mime/quotedprintable's Writer gives (tested against it), without its
 // buffering through io.Writer: the text parts are encoded for every
-// message, and the Writer was a fifth of a dry run's CPU time. Line ends,
+// message, and the Writer was a large part of a dry run's CPU time (see
+// ARCHITECTURE.md, "What batch writes by hand"). Line ends,
 // LF or CRLF, become CRLF; lines are cut at 76 characters with soft breaks;
 // white space before a line end is encoded.
 func appendQP(dst, text []byte) []byte {

@@ -24,7 +24,7 @@
 // github.com/jordan-wright/email, whose Bytes() picks random boundaries and
 // orders headers by map iteration: messages here must be byte-for-byte
 // reproducible (SOURCE_DATE_EPOCH), and its header and filename encoding is
-// unsafe (see ../shared/notes/jordan-wright-email.md).
+// unsafe (ARCHITECTURE.md, "Why not jordan-wright/email").
 package render
 
 import (
