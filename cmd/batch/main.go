@@ -20,73 +20,6 @@ import (
 	"github.com/batch-mailer/batch/internal/campaign"
 )
 
-const usage = `Usage:
-    batch send [--yes] [--limit N] [--to ADDR] [--debug] [--shard K/N]
-               [--retry-failed] [--resend-unknown] CAMPAIGN.toml
-    batch send --dry-run DIR [--limit N] [--shard K/N] CAMPAIGN.toml
-    batch check CAMPAIGN.toml
-    batch status [--json | --failed [--raw]] [--shard K/N] CAMPAIGN.toml
-    batch preview [--listen ADDR] [--open] CAMPAIGN.toml
-    batch help [COMMAND]
-
-Commands:
-    send     Check the whole campaign, then render every recipient's message
-             and deliver it over SMTP as the campaign's [smtp] table says.
-             On a terminal batch first says what it is about to do and asks.
-             Every outcome goes to a journal in .batch/ beside the campaign
-             file: run send again after a crash or Ctrl-C and it resumes,
-             skipping everyone already sent.
-    check    Render every message in memory and list every problem:
-             campaign file, templates, missing files, invalid rows.
-    status   Count the recipients in each state: sent, failed, unknown,
-             pending. With --failed, print the failed rows as CSV (the list's
-             columns and the server's reply in "error"), ready to fix; a
-             cell a spreadsheet would run (=, +, -, @ first) gets a ' in
-             front, unless --raw.
-    preview  Serve the campaign as its readers will see it, on this
-             machine only: every row's message (headers, HTML at desktop
-             and phone width, text, attachments), the body's shapes, one
-             for each combination of {{if}} branches, and check's
-             problems. Pages reload when a file of the campaign changes.
-             Nothing is sent.
-
-Flags of send:
-    --dry-run DIR     write one .eml file per recipient into DIR (created if
-                      missing) instead of sending; nothing touches the network
-    --yes             send without asking (needed when not on a terminal)
-    --limit N         send to the first N recipients not yet sent
-    --to ADDR         test send: every message goes to ADDR instead of its
-                      recipient, its headers unchanged but for a Message-ID
-                      of its own; not recorded
-    --debug           print the SMTP dialogue on stderr, passwords hidden
-    --retry-failed    also send to recipients that failed for good before
-    --resend-unknown  also send to recipients whose outcome is unknown (the
-                      run died between handing the message over and the
-                      server's reply): they may get it twice
-    --shard K/N       send to part K of N of the list, split by a stable
-                      hash of the address, with a journal of its own: N
-                      machines or accounts, one shard each, cover the list
-                      exactly once
-
-Flags of preview:
-    --listen ADDR     listen on ADDR (default 127.0.0.1:0, a free port on
-                      this machine's loopback); another address warns that
-                      whoever can reach it can read the list
-    --open            open the preview in the default browser
-
-Flags come before the campaign file. With SOURCE_DATE_EPOCH set (seconds
-since 1970), every message carries that Date, and two dry runs of the same
-campaign write identical files.
-
-Ctrl-C (or SIGTERM) stops taking new messages, lets the ones in flight
-finish, and records everything; a second Ctrl-C quits at once. It is also
-how a preview ends, with exit status 0.
-
-Exit status: 0 on success (every recipient sent); 1 when the campaign has
-problems or a run fails; 2 for a usage error; 3 when some recipients failed
-or their outcome is unknown (the others were sent); 130 when interrupted.
-`
-
 const (
 	exitOK          = 0
 	exitProblem     = 1
@@ -155,6 +88,9 @@ type cli struct {
 	stdin          *os.File // a file: batch asks whether it is a terminal
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// parsing, if set, is given each flag set before it parses: a test
+	// compares the flags commands define with those the usage lists.
+	parsing func(*flag.FlagSet)
 }
 
 // run runs batch with args and returns the exit status.
@@ -162,6 +98,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	err := c.dispatch(ctx, args)
 	var ue usageError
+	var fe *flagError
 	var probs campaign.Problems
 	switch {
 	case err == nil:
@@ -170,9 +107,15 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 		return exitOK
 	case errors.Is(err, errSomeFailed):
 		return exitFailed
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "batch: %s\n", ue.msg)
-		fmt.Fprintf(stderr, "batch: run 'batch help' for usage\n")
+	case errors.As(err, &ue), errors.As(err, &fe):
+		msg := ue.msg
+		if fe != nil {
+			msg = fe.msg
+		}
+		for _, line := range strings.Split(msg, "\n") {
+			fmt.Fprintf(stderr, "batch: %s\n", line)
+		}
+		fmt.Fprintf(stderr, "batch: run '%s' for usage\n", helpFor(args))
 		return exitUsage
 	case errors.As(err, &probs):
 		for _, p := range probs {
@@ -192,13 +135,17 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 
 func (c *cli) dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(c.stderr, usage)
+		writeUsage(c.stderr)
 		return usageError{"no command given"}
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(c.stdout, usage)
+	case "-h", "-help", "--help":
+		writeUsage(c.stdout)
 		return nil
+	case "-version", "--version":
+		return c.version(rest)
+	case "help":
+		return c.help(rest)
 	case "send":
 		return c.send(ctx, rest)
 	case "check":
@@ -207,12 +154,27 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.status(rest)
 	case "preview":
 		return c.preview(ctx, rest)
+	case "init":
+		return c.init(rest)
+	case "version":
+		return c.version(rest)
+	case "completion":
+		return c.completion(rest)
 	default:
-		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+		return unknownCommand(cmd)
 	}
 }
 
-// flags returns a flag set for cmd whose -h prints usage.
+// helpFor is the help command that suits a usage error in args: the
+// command's own usage, or the whole.
+func helpFor(args []string) string {
+	if len(args) > 0 && args[0] != "help" && lookup(args[0]) != nil {
+		return "batch help " + args[0]
+	}
+	return "batch help"
+}
+
+// flags returns a flag set for cmd; its errors are reworded by parseArgs.
 func (c *cli) flags(cmd string) *flag.FlagSet {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -222,26 +184,46 @@ func (c *cli) flags(cmd string) *flag.FlagSet {
 
 // parse parses the flags of cmd and returns its one campaign file.
 func (c *cli) parse(fs *flag.FlagSet, args []string) (string, error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(c.stdout, usage)
-			return "", err
-		}
-		return "", usageError{err.Error()}
+	files, err := c.parseArgs(fs, args)
+	if err != nil {
+		return "", err
 	}
-	switch fs.NArg() {
+	switch len(files) {
 	case 0:
 		return "", usageError{fmt.Sprintf("%s: no campaign file given", fs.Name())}
 	case 1:
+		return files[0], nil
 	default:
-		rest := fs.Args()[1:]
-		if strings.HasPrefix(rest[0], "-") {
-			return "", usageError{fmt.Sprintf("%s: flag %s after the campaign file: flags come first, as in batch %s %s %s",
-				fs.Name(), rest[0], fs.Name(), strings.Join(rest, " "), fs.Arg(0))}
-		}
-		return "", usageError{fmt.Sprintf("%s: one campaign file expected, got %d", fs.Name(), fs.NArg())}
+		return "", usageError{fmt.Sprintf("%s: one campaign file expected, got %d", fs.Name(), len(files))}
 	}
-	return fs.Arg(0), nil
+}
+
+// parseArgs parses the flags of cmd wherever they are among its arguments,
+// before or after them, as git and gh do, and returns the arguments that
+// are not flags. After "--" every argument is one. With -h or --help it
+// prints the command's usage and returns flag.ErrHelp.
+func (c *cli) parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	if c.parsing != nil {
+		c.parsing(fs)
+	}
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				writeCommandUsage(c.stdout, lookup(fs.Name()))
+				return nil, err
+			}
+			return nil, newFlagError(fs, err)
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			return rest, nil
+		}
+		if n := len(args) - len(left); n > 0 && args[n-1] == "--" {
+			return append(rest, left...), nil
+		}
+		rest, args = append(rest, left[0]), left[1:]
+	}
 }
 
 func (c *cli) check(ctx context.Context, args []string) error {
