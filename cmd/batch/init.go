@@ -89,13 +89,13 @@ func refuseExisting(paths []string) error {
 		_, err := os.Lstat(p)
 		switch {
 		case err == nil:
-			probs = append(probs, fmt.Errorf("init: %s: %w: batch init overwrites nothing, so it wrote no file; give it a new directory (batch init DIR) or move that aside", p, fs.ErrExist))
+			probs = append(probs, fmt.Errorf("init: %s: %w", p, fs.ErrExist))
 		case !errors.Is(err, fs.ErrNotExist):
 			probs = append(probs, fmt.Errorf("init: %w", err))
 		}
 	}
 	if len(probs) > 0 {
-		return probs
+		return append(probs, errors.New("init: batch init overwrites nothing, so it wrote no file: give it a new directory (batch init DIR), or move those aside"))
 	}
 	return nil
 }
