@@ -68,7 +68,7 @@ skipping everyone already sent.`,
 				help: "send without asking (needed when not on a terminal)"},
 			{name: "limit", arg: "N", value: argWord, brief: "send to the first N recipients not yet sent",
 				help: "send to the first N recipients not yet sent"},
-			{name: "to", arg: "ADDR", value: argWord, brief: "test send: every message goes to ADDR",
+			{name: "to", arg: "ADDR", value: argWord, brief: "test send, every message to ADDR instead of its recipient",
 				help: "test send: every message goes to ADDR instead of its\nrecipient, its headers unchanged but for a Message-ID\nof its own; not recorded"},
 			{name: "debug", brief: "print the SMTP dialogue on stderr",
 				help: "print the SMTP dialogue on stderr, passwords hidden"},
@@ -121,7 +121,7 @@ problems. Pages reload when a file of the campaign changes.
 Nothing is sent.`,
 		args: argCampaign,
 		flags: []flagDoc{
-			{name: "listen", arg: "ADDR", value: argWord, brief: "listen on ADDR (default 127.0.0.1:0)",
+			{name: "listen", arg: "ADDR", value: argWord, brief: "listen on ADDR, by default a free port on the loopback",
 				help: "listen on ADDR (default 127.0.0.1:0, a free port on\nthis machine's loopback); another address warns that\nwhoever can reach it can read the list"},
 			{name: "open", brief: "open the preview in the default browser",
 				help: "open the preview in the default browser"},
@@ -141,14 +141,14 @@ it writes none.`,
 	{
 		name:     "version",
 		synopsis: []string{"version"},
-		brief:    "print batch's version, revision and Go version",
+		brief:    "print the version, the revision built from and the Go version",
 		about: `Print batch's module version, the revision it was built from
 (and whether the tree had changes), and the Go version.`,
 	},
 	{
 		name:     "help",
 		synopsis: []string{"help [--man] [COMMAND]"},
-		brief:    "print the usage, or a command's",
+		brief:    "print the usage, or that of one command",
 		about: `Print the usage of batch, or of COMMAND alone. batch COMMAND
 --help does the same.`,
 		args: argCommand,
@@ -160,7 +160,7 @@ it writes none.`,
 	{
 		name:     "completion",
 		synopsis: []string{"completion bash|zsh|fish"},
-		brief:    "print a script that completes batch's commands in a shell",
+		brief:    "print a script that completes batch commands in bash, zsh or fish",
 		about: `Print a script that completes batch's commands, their flags
 and campaign files in bash, zsh or fish. Load it from the
 shell's startup file:
@@ -355,8 +355,12 @@ batch \- send a newsletter campaign from the command line
 `)
 	for _, cmd := range commands {
 		for _, s := range cmd.synopsis {
-			for _, line := range strings.Split(s, "\n") {
-				fmt.Fprintf(w, "%s\n", roff(strings.TrimSpace(line), true))
+			for i, line := range strings.Split(s, "\n") {
+				if i == 0 {
+					fmt.Fprintf(w, "\\fBbatch\\fR %s\n", roff(line, true))
+				} else {
+					fmt.Fprintf(w, "%s\n", roff(line, true))
+				}
 			}
 		}
 	}
