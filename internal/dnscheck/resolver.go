@@ -191,7 +191,11 @@ func (r *Resolver) TXT(ctx context.Context, name string) ([]string, error) {
 	var out []string
 	for _, rr := range rrs {
 		if t, ok := rr.(*dns.TXT); ok {
-			out = append(out, strings.Join(t.Txt, ""))
+			var b strings.Builder
+			for _, s := range t.Txt {
+				b.WriteString(unescape(s))
+			}
+			out = append(out, b.String())
 		}
 	}
 	return out, nil
@@ -217,4 +221,32 @@ func (r *Resolver) MX(ctx context.Context, name string) ([]MX, error) {
 		}
 	}
 	return out, nil
+}
+
+// unescape returns the octets of a character-string as miekg/dns holds
+// it, in a zone file's form: \DDD for an octet outside printable ASCII,
+// \" and \\ for a quote and a backslash.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 >= len(s) {
+			b = append(b, c)
+			continue
+		}
+		if i+3 < len(s) && isDigits(s[i+1:i+4]) {
+			n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0')
+			if n <= 255 {
+				b = append(b, byte(n))
+				i += 3
+				continue
+			}
+		}
+		b = append(b, s[i+1])
+		i++
+	}
+	return string(b)
 }
