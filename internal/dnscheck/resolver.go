@@ -35,7 +35,7 @@ var ErrNoSuchDomain = errors.New("no such domain")
 // size.
 type Resolver struct {
 	servers []string      // host:port, tried in turn
-	Timeout time.Duration // for each query (its UDP and TCP tries together); 0: DefaultTimeout
+	Timeout time.Duration // for each server a query asks (its UDP and TCP tries together); 0: DefaultTimeout
 }
 
 // NewResolver returns a resolver that asks addr (host:port, or an IP
@@ -101,16 +101,13 @@ func (e *QueryError) Error() string {
 func (e *QueryError) Unwrap() error { return e.Err }
 
 // query asks for name's records of type qtype and returns the answer's
-// records. A server that doesn't answer in time is asked no more: the
-// next one is, within the same timeout.
+// records. Each server is asked in turn, until one answers, each for at
+// most the resolver's timeout.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
 	timeout := r.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-
 	name = dns.Fqdn(name)
 	qerr := &QueryError{Name: name, Type: dns.TypeToString[qtype]}
 	if _, ok := dns.IsDomainName(name); !ok {
@@ -123,14 +120,10 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.
 
 	for _, server := range r.servers {
 		qerr.Server = server
-		in, err := exchange(ctx, m, server)
+		in, err := exchange(ctx, m, server, timeout)
 		if err != nil {
 			if ctx.Err() != nil {
-				// The time is up for every server.
-				qerr.Err = fmt.Errorf("no answer within %v: %w", timeout, context.DeadlineExceeded)
-				if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-					qerr.Err = ctx.Err()
-				}
+				qerr.Err = ctx.Err()
 				return nil, qerr
 			}
 			qerr.Err = err
@@ -150,29 +143,34 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.
 }
 
 // exchange asks server over UDP, and again over TCP if the answer came
-// truncated (RFC 1035 §4.2.1, RFC 7766).
-func exchange(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
-	c := &dns.Client{Net: "udp", UDPSize: udpSize}
+// truncated (RFC 1035 §4.2.1, RFC 7766), both within timeout.
+func exchange(ctx context.Context, m *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// miekg/dns's own timeouts, 2 s each for dialing, writing and
+	// reading, give way to the context's.
+	c := &dns.Client{Net: "udp", UDPSize: udpSize, Timeout: timeout}
 	in, _, err := c.ExchangeContext(ctx, m, server)
 	if err == nil && !in.Truncated {
 		return in, nil
 	}
 	if err != nil && (in == nil || !in.Truncated) {
 		// A truncated answer may not unpack whole: it is asked again.
-		return nil, unwrapTimeout(err)
+		return nil, timedOut(err, timeout)
 	}
-	c = &dns.Client{Net: "tcp"}
+	c = &dns.Client{Net: "tcp", Timeout: timeout}
 	in, _, err = c.ExchangeContext(ctx, m, server)
 	if err != nil {
-		return nil, fmt.Errorf("over tcp, after a truncated answer: %w", unwrapTimeout(err))
+		return nil, fmt.Errorf("over tcp, after a truncated answer: %w", timedOut(err, timeout))
 	}
 	return in, nil
 }
 
-// unwrapTimeout keeps an I/O timeout recognisable with errors.Is.
-func unwrapTimeout(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("%v: %w", err, context.DeadlineExceeded)
+// timedOut says so of an I/O timeout, recognisable with errors.Is as
+// context.DeadlineExceeded.
+func timedOut(err error, timeout time.Duration) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %v: %w", timeout, context.DeadlineExceeded)
 	}
 	return err
 }
