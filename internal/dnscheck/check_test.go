@@ -18,7 +18,7 @@ import (
 	"github.com/batch-mailer/batch/internal/render"
 )
 
-func ed25519Key(t *testing.T) *render.DKIM {
+func ed25519Key(t testing.TB) *render.DKIM {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -27,7 +27,7 @@ func ed25519Key(t *testing.T) *render.DKIM {
 	return &render.DKIM{Domain: "example.org", Selector: "batch2026", Signer: priv}
 }
 
-func rsaKey(t *testing.T) *render.DKIM {
+func rsaKey(t testing.TB) *render.DKIM {
 	t.Helper()
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -41,7 +41,7 @@ func rsaKey(t *testing.T) *render.DKIM {
 type records map[string][]string
 
 // good returns a zone of example.org where every check is ok.
-func good(t *testing.T, d *render.DKIM) records {
+func good(t testing.TB, d *render.DKIM) records {
 	t.Helper()
 	dkim, err := d.ZoneRecord()
 	if err != nil {
@@ -68,7 +68,7 @@ func (rs records) with(kind string, lines ...string) records {
 	return out
 }
 
-func (rs records) zone(t *testing.T) *zone {
+func (rs records) zone(t testing.TB) *zone {
 	var lines []string
 	for _, k := range []string{"spf", "dkim", "dmarc", "mx", "more"} {
 		lines = append(lines, rs[k]...)
@@ -469,5 +469,20 @@ func TestControlCharacters(t *testing.T) {
 	want(t, res, OK, "")
 	if len(res.Message) > maxQuoted+10 || !strings.HasSuffix(res.Message, "…") {
 		t.Errorf("message of %d bytes: %q", len(res.Message), res.Message)
+	}
+}
+
+// BenchmarkCheck: a whole check against the in-process server, an RSA
+// key's record and an include followed.
+func BenchmarkCheck(b *testing.B) {
+	d := rsaKey(b)
+	r, err := NewResolver(serve(b, good(b, d).zone(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Check(context.Background(), r, Domains{From: "example.org", DKIM: d}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

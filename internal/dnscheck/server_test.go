@@ -20,7 +20,7 @@ type zone struct {
 }
 
 // newZone parses records written as in a zone file.
-func newZone(t *testing.T, lines ...string) *zone {
+func newZone(t testing.TB, lines ...string) *zone {
 	t.Helper()
 	z := &zone{}
 	for _, l := range lines {
@@ -60,7 +60,7 @@ func (z *zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 
 // serve runs h on a loopback port, UDP and TCP, until the test ends,
 // and returns its address.
-func serve(t *testing.T, h dns.Handler) string {
+func serve(t testing.TB, h dns.Handler) string {
 	t.Helper()
 	for range 20 {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -91,7 +91,7 @@ func serve(t *testing.T, h dns.Handler) string {
 }
 
 // resolverFor returns a resolver that asks only h.
-func resolverFor(t *testing.T, h dns.Handler) *Resolver {
+func resolverFor(t testing.TB, h dns.Handler) *Resolver {
 	t.Helper()
 	r, err := NewResolver(serve(t, h))
 	if err != nil {
