@@ -1,7 +1,5 @@
 package dnscheck
 
-import "fmt"
-
 // BulkThreshold is the number of messages a day past which Gmail and
 // Yahoo hold a sender to their bulk-sender requirements (February 2024).
 const BulkThreshold = 5000
@@ -37,8 +35,14 @@ func Bulk(rep *Report, oneClick bool) []Requirement {
 	spfPasses := rep.spfAligned && spf.Verdict <= Note
 	dkimPasses := rep.dkimAligned && dkim.Verdict == OK
 	if !spfPasses && !dkimPasses {
-		res, _ := rep.Result(CheckAlignment)
-		unmet = append(unmet, Requirement{CheckAlignment, fmt.Sprintf("the From domain must align with a passing SPF or DKIM domain: %s", res.Message)})
+		why := "the From domain must align with SPF's or DKIM's domain, and that check pass: "
+		if rep.spfAligned || rep.dkimAligned {
+			why += "the domains align, but the checks that would pass with them fail: see SPF and DKIM"
+		} else {
+			res, _ := rep.Result(CheckAlignment)
+			why += res.Message
+		}
+		unmet = append(unmet, Requirement{CheckAlignment, why})
 	}
 	if !oneClick {
 		unmet = append(unmet, Requirement{"unsubscribe", "every message needs one-click unsubscribe, List-Unsubscribe with an https URL and List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058): set [unsubscribe] url in the campaign file"})

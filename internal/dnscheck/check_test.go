@@ -223,7 +223,7 @@ func TestDMARC(t *testing.T) {
 		parts   []string
 	}{
 		{"missing", nil, Missing, publish, []string{"no DMARC record at _dmarc.example.org"}},
-		{"p=none", []string{`_dmarc.example.org. TXT "v=DMARC1; p=none; rua=mailto:d@example.org"`}, Note, "", []string{"p=none only watches", "reports to mailto:d@example.org"}},
+		{"p=none", []string{`_dmarc.example.org. TXT "v=DMARC1; p=none; rua=mailto:d@example.org"`}, Note, "", []string{"policy none only watches", "reports to mailto:d@example.org"}},
 		{"no rua", []string{`_dmarc.example.org. TXT "v=DMARC1; p=quarantine"`}, Note, "", []string{"p=quarantine", "no rua="}},
 		{"two", []string{`_dmarc.example.org. TXT "v=DMARC1; p=reject; rua=mailto:d@example.org"`, `_dmarc.example.org. TXT "v=DMARC1; p=none"`}, Wrong, publish, []string{"2 DMARC records"}},
 		{"bad policy", []string{`_dmarc.example.org. TXT "v=DMARC1; p=block; rua=mailto:d@example.org"`}, Wrong, publish, []string{"p=block"}},
@@ -484,5 +484,24 @@ func BenchmarkCheck(b *testing.B) {
 		if _, err := Check(context.Background(), r, Domains{From: "example.org", DKIM: d}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestBulkNothingPasses: domains that align count for nothing when
+// neither SPF nor DKIM passes.
+func TestBulkNothingPasses(t *testing.T) {
+	d := ed25519Key(t)
+	rs := good(t, d).with("spf", `example.org. TXT "v=spf1 mx +all"`).with("dkim")
+	rep := check(t, rs, Domains{From: "example.org", DKIM: d})
+	want(t, result(t, rep, CheckAlignment), OK, "")
+	var names []string
+	for _, u := range Bulk(rep, false) {
+		names = append(names, u.Name)
+		if u.Name == CheckAlignment && !strings.Contains(u.Why, "the domains align, but the checks that would pass with them fail") {
+			t.Errorf("alignment: %s", u.Why)
+		}
+	}
+	if w := []string{CheckSPF, CheckDKIM, CheckAlignment, "unsubscribe"}; !slices.Equal(names, w) {
+		t.Errorf("unmet %v, want %v", names, w)
 	}
 }

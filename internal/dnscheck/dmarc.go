@@ -184,7 +184,7 @@ func checkDMARC(ctx context.Context, r *Resolver, from string) (Result, *DMARC, 
 	var notes []string
 	if policy == "none" {
 		res.Verdict = Note
-		notes = append(notes, "p=none only watches: mail that fails DMARC is still delivered; once the reports show your mail passing, move to p=quarantine, then p=reject")
+		notes = append(notes, "policy none only watches: mail that fails DMARC is still delivered; once the reports show your mail passing, move to p=quarantine, then p=reject")
 	}
 	if len(d.RUA) == 0 {
 		res.Verdict = Note
