@@ -64,6 +64,10 @@ func faultOptions() Options {
 // quick is the SMTP timeout where no timeout is meant to strike.
 const quick = 5 * time.Second
 
+// slow is the SMTP timeout of a test whose messages are megabytes, which
+// take seconds each through -race on a loaded machine.
+const slow = 60 * time.Second
+
 // sendRun is what one Send against a server gave.
 type sendRun struct {
 	sum     *Summary
@@ -432,7 +436,7 @@ func TestFaultMidData(t *testing.T) {
 		pair := []string{target, "carol@example.com"}
 		big := strings.Repeat("\x00\x01\x02\xff batch ", 6<<20/10)
 		c := newCampaign(t, listOf(pair), "# Hello {{.name}}!\n", "attachments = [\"big.bin\"]\n", map[string]string{"big.bin": big})
-		r := sendVia(t, c, srv, quick, faultOptions())
+		r := sendVia(t, c, srv, slow, faultOptions())
 		if r.err != nil {
 			t.Fatalf("Send: %v", r.err)
 		}
