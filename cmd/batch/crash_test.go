@@ -203,6 +203,14 @@ func testInterrupt(t *testing.T, bin string) {
 			if counts["pending"] == 0 {
 				t.Errorf("status after %v: %v: the run was not stopped early", tt.sig, counts)
 			}
+			// One summary, which says what is still to send, and one line
+			// that says how to resume.
+			if want := fmt.Sprintf(", still pending %d in ", counts["pending"]); !strings.Contains(p.stdout.String(), want) {
+				t.Errorf("the summary doesn't say %q:\n%s", want, p.stdout.String())
+			}
+			if n := strings.Count(p.stderr.String(), "resume"); n != 1 || strings.Contains(p.stderr.String(), "batch: interrupted\n") {
+				t.Errorf("stderr says how to resume %d times (want once, in the one closing line):\n%s", n, p.stderr.String())
+			}
 			// After a clean stop the journal and the server agree exactly.
 			st, delivered := r.journal(), r.srv.Delivered()
 			total := 0

@@ -122,6 +122,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 			fmt.Fprintf(stderr, "batch: %v\n", p)
 		}
 		return exitProblem
+	case errors.Is(err, errInterrupted): // said so already
+		return exitInterrupted
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintf(stderr, "batch: interrupted\n")
 		return exitInterrupted

@@ -17,6 +17,10 @@ import (
 // errDeclined ends a send the user said no to.
 var errDeclined = errors.New("nothing sent")
 
+// errInterrupted ends a send stopped by Ctrl-C (or SIGTERM) whose summary
+// and resume line are printed already.
+var errInterrupted = errors.New("interrupted")
+
 // send is batch send: its flags, then a dry run or a send over SMTP.
 func (c *cli) send(ctx context.Context, args []string) error {
 	f, path, err := c.parseSend(args)
@@ -157,10 +161,15 @@ func (c *cli) sent(camp *campaign.Campaign, rep *campaign.Report, err error, to 
 		return c.nothingToSend(camp.Path, rep)
 	}
 	if rep.Summary != nil {
-		c.report(rep.Summary, rep.Elapsed, to)
+		c.report(rep.Summary, rep.Elapsed, to, rep.Stopped, rep.List)
 	}
 	if rep.Stopped {
-		fmt.Fprintf(c.stderr, "batch: stopped; run batch send %s again to resume where it stopped\n", camp.Path)
+		// One closing line, which main's "interrupted" doesn't repeat.
+		how := "stopped"
+		if errors.Is(err, context.Canceled) {
+			how, err = "interrupted", errInterrupted
+		}
+		fmt.Fprintf(c.stderr, "batch: %s; run batch send %s again to resume where it stopped\n", how, camp.Path)
 	}
 	if rep.List != nil {
 		c.hints(camp.Path, rep.List[campaign.Failed], rep.List[campaign.Unknown])
@@ -249,8 +258,10 @@ func plan(camp *campaign.Campaign, planned *campaign.Summary, to string) string 
 	return b.String()
 }
 
-// report prints the summary of a send.
-func (c *cli) report(sum *campaign.Summary, elapsed time.Duration, to string) {
+// report prints the summary of a send; one that stopped part way also
+// says how many of the list are still to be sent (list: the whole list
+// by status, nil when unknown).
+func (c *cli) report(sum *campaign.Summary, elapsed time.Duration, to string, stopped bool, list campaign.Counts) {
 	o := sum.Outcomes()
 	perSecond := 0.0
 	if elapsed > 0 {
@@ -272,6 +283,9 @@ func (c *cli) report(sum *campaign.Summary, elapsed time.Duration, to string) {
 	}
 	if sum.Warned > 0 {
 		fmt.Fprintf(c.stdout, ", warned %d", sum.Warned)
+	}
+	if stopped && list != nil && to == "" {
+		fmt.Fprintf(c.stdout, ", still pending %d", list[campaign.Pending])
 	}
 	fmt.Fprintf(c.stdout, " in %s (%.1f messages/s)", elapsed.Round(time.Millisecond), perSecond)
 	if to != "" {
