@@ -75,3 +75,9 @@ func quoteByte(c byte) string {
 	}
 	return "'" + string(c) + "'"
 }
+
+// AddressKey returns the form in which batch compares addresses: the whole
+// address in lower case, as the list's repeated rows are found (a local
+// part is case-sensitive by RFC 5321, but no mailbox provider treats it so,
+// and a list that gives one person twice in two cases means one person).
+func AddressKey(addr string) string { return strings.ToLower(addr) }

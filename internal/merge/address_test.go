@@ -1,6 +1,7 @@
 package merge_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -90,6 +91,36 @@ func TestCheckAddress(t *testing.T) {
 	for _, tt := range invalid {
 		if err := merge.CheckAddress(tt.addr); err == nil {
 			t.Errorf("%s: CheckAddress(%q) = nil, want an error", tt.why, tt.addr)
+		}
+	}
+}
+
+// AddressKey is the rule the list's repeated rows are found by: two
+// addresses with the same key are one recipient, two with different keys
+// are two.
+func TestAddressKeyIsTheDedupeRule(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"Ada@Example.ORG", "ada@example.org", true},
+		{"ADA@EXAMPLE.ORG", "ada@Example.org", true},
+		{"ada+news@example.org", "ada@example.org", false},
+		{"a.da@example.org", "ada@example.org", false},
+	} {
+		if got := merge.AddressKey(tc.a) == merge.AddressKey(tc.b); got != tc.same {
+			t.Errorf("AddressKey(%q) == AddressKey(%q) is %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+		r, err := merge.NewReader("list.csv", strings.NewReader("email\n"+tc.a+"\n"+tc.b+"\n"), merge.Columns{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Next()
+		if dup := errors.Is(err, merge.ErrDuplicate); dup != tc.same {
+			t.Errorf("%s then %s: the reader's duplicate is %v (%v), AddressKey says %v", tc.a, tc.b, dup, err, tc.same)
 		}
 	}
 }
