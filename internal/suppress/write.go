@@ -246,8 +246,9 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// oneLine makes s one line of text: line ends and other control characters
-// become spaces, runs of space one.
+// oneLine makes s one line of UTF-8 text, which the file must be: line
+// ends and other control characters become spaces, runs of space one, and
+// bytes that are not UTF-8 a replacement character.
 func oneLine(s string) string {
-	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	return strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, "\uFFFD"), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
 }
