@@ -217,6 +217,9 @@ func readPart(e *message.Entity, depth int, n *int) (*part, error) {
 				break
 			}
 			if child == nil {
+				if len(p.parts) > 0 {
+					break // a message cut short: its parts so far
+				}
 				return nil, fmt.Errorf("a broken MIME part: %v", err)
 			}
 			c, err := readPart(child, depth-1, n)
@@ -227,9 +230,10 @@ func readPart(e *message.Entity, depth int, n *int) (*part, error) {
 		}
 		return p, nil
 	}
-	// An unknown charset or transfer encoding leaves the body as it is.
+	// An unknown charset or transfer encoding leaves the body as it is; a
+	// message cut short (a truncated bounce) keeps what it has.
 	p.body, err = io.ReadAll(e.Body)
-	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, fmt.Errorf("a part that can't be decoded: %v", err)
 	}
 	return p, nil

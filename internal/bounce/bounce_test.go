@@ -217,3 +217,37 @@ func TestOneLine(t *testing.T) {
 		t.Errorf("cut to %d bytes, want 300 (a whole é)", len(got))
 	}
 }
+
+// A report part too large to be one, or a complaint about too many
+// recipients, is left alone.
+func TestReportBounds(t *testing.T) {
+	dsn := "Content-Type: multipart/report; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n"
+	arf := "Content-Type: multipart/report; boundary=b\n\n--b\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\n"
+	for name, tc := range map[string]struct {
+		msg  string
+		kind Kind
+		n    int
+	}{
+		"blocks at the limit":      {dsn + strings.Repeat("Action: failed\nStatus: 5.1.1\nFinal-Recipient: rfc822; a@b.co\n\n", maxBlocks-1) + "--b--\n", Hard, maxBlocks - 1},
+		"blocks past the limit":    {dsn + strings.Repeat("Action: failed\nStatus: 5.1.1\nFinal-Recipient: rfc822; a@b.co\n\n", maxBlocks+1) + "--b--\n", Leave, 0},
+		"part too large":           {dsn + "Action: failed\nFinal-Recipient: rfc822; a@b.co\nX: " + strings.Repeat("x", maxReportPart) + "\n--b--\n", Leave, 0},
+		"complainers at the limit": {arf + strings.Repeat("Original-Rcpt-To: a@b.co\n", maxComplaintRcpts) + "\n--b--\n", Complaint, maxComplaintRcpts},
+		"too many complainers":     {arf + strings.Repeat("Original-Rcpt-To: a@b.co\n", maxComplaintRcpts+1) + "\n--b--\n", Leave, 0},
+	} {
+		v, err := Classify(strings.NewReader(tc.msg), Options{})
+		if err != nil || v.Kind != tc.kind || len(v.Recipients) != tc.n {
+			t.Errorf("%s: %s with %d recipients (%s), %v; want %s with %d", name, v.Kind, len(v.Recipients), v.Reason, err, tc.kind, tc.n)
+		}
+	}
+}
+
+// A bounce cut short, its closing boundary missing, is read as far as it
+// goes.
+func TestTruncated(t *testing.T) {
+	data, _ := os.ReadFile("testdata/postfix-hard.eml")
+	cut := data[:bytes.Index(data, []byte("Hello Ada!"))]
+	v, err := Classify(bytes.NewReader(cut), Options{})
+	if err != nil || v.Kind != Hard || len(v.Recipients) != 1 || v.MessageID != id("ada@example.net") {
+		t.Errorf("got %+v, %v", v, err)
+	}
+}

@@ -13,9 +13,14 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// maxBlocks is how many blocks of fields a report part may hold: a
-// per-message block and one per recipient.
-const maxBlocks = 1000
+// What a report part may hold: a per-message block of fields and one per
+// recipient, so many bytes; a complaint, so many recipients (it is about one
+// message to one, RFC 5965 §3.1).
+const (
+	maxBlocks         = 1000
+	maxReportPart     = 1 << 20
+	maxComplaintRcpts = 100
+)
 
 // readDSN reads a delivery-status part (RFC 3464 §2): a block of fields
 // about the message, then one for each recipient.
@@ -86,7 +91,11 @@ func readARF(feedback *part) Verdict {
 	}
 	detail = oneLine(detail, maxDetail)
 	v := Verdict{Kind: Complaint}
-	for _, rcpt := range h.Values("Original-Rcpt-To") {
+	rcpts := h.Values("Original-Rcpt-To")
+	if len(rcpts) > maxComplaintRcpts {
+		return leave("a feedback report of %d recipients, more than %d: read it yourself", len(rcpts), maxComplaintRcpts)
+	}
+	for _, rcpt := range rcpts {
 		addr := fieldAddress(rcpt, strings.Contains(rcpt, ";"))
 		if addr != "" {
 			v.Recipients = append(v.Recipients, Recipient{Address: addr, Kind: Complaint, Detail: detail})
@@ -97,6 +106,9 @@ func readARF(feedback *part) Verdict {
 
 // fieldBlocks reads blocks of header fields separated by blank lines.
 func fieldBlocks(body []byte) ([]textproto.Header, error) {
+	if len(body) > maxReportPart {
+		return nil, fmt.Errorf("larger than %d bytes", maxReportPart)
+	}
 	br := bufio.NewReader(bytes.NewReader(body))
 	var blocks []textproto.Header
 	for len(blocks) < maxBlocks {
