@@ -423,3 +423,17 @@ func TestLocked(t *testing.T) {
 		t.Error("ada was removed")
 	}
 }
+
+// A server's reply is not always UTF-8, and the file must be: what Append
+// writes reads back.
+func TestAppendNotUTF8(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.csv")
+	l := mustOpen(t, path)
+	if _, err := l.Append(Entry{Email: "ada@example.org", Reason: Bounced, Campaign: "d\xe9c", Detail: "550 caf\xe9\x00 gone"}); err != nil {
+		t.Fatal(err)
+	}
+	all := scanAll(t, path)
+	if len(all) != 1 || all[0].Campaign != "d\uFFFDc" || all[0].Detail != "550 caf\uFFFD gone" {
+		t.Errorf("read back %+v", all)
+	}
+}
