@@ -83,7 +83,8 @@ type Verdict struct {
 	// Recipients are the addresses the report names, each with what
 	// happened to it; for a complaint, the Original-Rcpt-To addresses,
 	// which a feedback loop may leave out (then match by MessageID); for
-	// an unsubscribe, its sender. Empty for Leave.
+	// an unsubscribe, its sender. Empty for Leave. A verdict other than
+	// Leave has recipients, a MessageID, or both.
 	Recipients []Recipient
 	// MessageID is the Message-ID of the message the report is about,
 	// without angle brackets; "" when it gives none.
@@ -166,6 +167,9 @@ func classify(data []byte, o Options) Verdict {
 		v := readReport(report)
 		if v.MessageID == "" {
 			v.MessageID = repliedTo(h)
+		}
+		if v.Kind != Leave && len(v.Recipients) == 0 && v.MessageID == "" {
+			return leave("a %s that names neither a recipient batch could have sent to nor the message: read it yourself", v.Kind)
 		}
 		return v
 	}

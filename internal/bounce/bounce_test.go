@@ -251,3 +251,19 @@ func TestTruncated(t *testing.T) {
 		t.Errorf("got %+v, %v", v, err)
 	}
 }
+
+// A report that names no address batch could have sent to and no message
+// is left alone: there is nothing to match it to.
+func TestReportOfNobody(t *testing.T) {
+	data, _ := os.ReadFile("testdata/dsn-utf8-recipient.eml")
+	data = bytes.Replace(data, []byte("Message-ID: <4rk7x7zoequoo7ezfdofth43@example.org>\n"), nil, 1)
+	v, err := Classify(bytes.NewReader(data), Options{})
+	if err != nil || v.Kind != Leave || !strings.Contains(v.Reason, "names neither") {
+		t.Errorf("got %+v, %v", v, err)
+	}
+	data, _ = os.ReadFile("testdata/microsoft-jmrp.eml")
+	data = bytes.Replace(data, []byte("Message-ID: <2ugolyjnr45q7stewo5lfuwo@example.org>\n"), nil, 1)
+	if v, _ := Classify(bytes.NewReader(data), Options{}); v.Kind != Leave {
+		t.Errorf("a complaint about nobody: %+v", v)
+	}
+}

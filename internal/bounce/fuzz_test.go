@@ -17,7 +17,8 @@ import (
 // recipient field of a delivery-status or feedback-report part
 // (Final-Recipient, Original-Recipient, Original-Rcpt-To), or, for an
 // unsubscribe, be the From of a mail to the unsubscribe mailbox. The
-// fields are found by go-message's own walk of the parts, not batch's.
+// fields are found in the raw text and by go-message's own walk of the
+// parts, not batch's tree.
 //
 //	go test -fuzz=FuzzClassify -fuzztime=30s ./internal/bounce/
 func FuzzClassify(f *testing.F) {
@@ -37,8 +38,8 @@ func FuzzClassify(f *testing.F) {
 		if v.Kind == Leave && (len(v.Recipients) > 0 || v.Reason == "") {
 			t.Fatalf("left alone with recipients or no reason: %+v", v)
 		}
-		if v.Kind != Leave && v.Reason != "" {
-			t.Fatalf("a reason for a %s: %+v", v.Kind, v)
+		if v.Kind != Leave && (v.Reason != "" || len(v.Recipients) == 0 && v.MessageID == "") {
+			t.Fatalf("a %s with a reason, or neither recipients nor a Message-ID: %+v", v.Kind, v)
 		}
 		if len(v.Recipients) == 0 {
 			return
@@ -64,15 +65,16 @@ func FuzzClassify(f *testing.F) {
 	})
 }
 
-// recipientFields returns, unfolded, the lines of the delivery-status and
-// feedback-report parts that name a recipient.
+// recipientFields returns, unfolded, the lines that name a recipient: of
+// the message as it is, and of the delivery-status and feedback-report
+// parts as go-message's walk decodes them (base64, quoted-printable), as
+// far as it goes.
 func recipientFields(data []byte) []string {
-	e, err := message.Read(bytes.NewReader(data))
+	lines := fieldLines(string(data))
+	e, _ := message.Read(bytes.NewReader(data))
 	if e == nil {
-		return nil
+		return lines
 	}
-	var lines []string
-	_ = err
 	e.Walk(func(_ []int, part *message.Entity, err error) error {
 		if part == nil {
 			return nil
@@ -83,16 +85,22 @@ func recipientFields(data []byte) []string {
 			return nil
 		}
 		body, _ := io.ReadAll(part.Body)
-		unfolded := strings.NewReplacer("\r\n ", " ", "\r\n\t", " ", "\n ", " ", "\n\t", " ").Replace(string(body))
-		for _, line := range strings.Split(unfolded, "\n") {
-			name, _, _ := strings.Cut(line, ":")
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "final-recipient", "original-recipient", "original-rcpt-to":
-				lines = append(lines, line)
-			}
-		}
+		lines = append(lines, fieldLines(string(body))...)
 		return nil
 	})
+	return lines
+}
+
+func fieldLines(text string) []string {
+	var lines []string
+	unfolded := strings.NewReplacer("\r\n ", " ", "\r\n\t", " ", "\n ", " ", "\n\t", " ").Replace(text)
+	for _, line := range strings.Split(unfolded, "\n") {
+		name, _, _ := strings.Cut(line, ":")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "final-recipient", "original-recipient", "original-rcpt-to":
+			lines = append(lines, line)
+		}
+	}
 	return lines
 }
 

@@ -32,6 +32,9 @@ func (l *List) Append(entries ...Entry) (int, error) {
 			return 0, fmt.Errorf("%s: can't suppress %s: %w: reason %q is none of unsubscribed, bounced, complained, manual", l.path, e.Email, ErrInvalid, e.Reason)
 		}
 	}
+	if len(entries) == 0 {
+		return 0, nil
+	}
 	f, err := l.lock(l.path)
 	if err != nil {
 		return 0, err
