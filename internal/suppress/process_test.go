@@ -73,9 +73,6 @@ func helper(path, id string) error {
 // Several processes appending at once, while another rewrites the file,
 // lose nothing and write each address once.
 func TestProcessesAppendAtOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

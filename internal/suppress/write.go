@@ -107,7 +107,8 @@ func (l *List) Append(entries ...Entry) (int, error) {
 // dropped; 0, and the file untouched, when addr is not in it. The file is
 // rewritten atomically: a copy without those lines, with the file's
 // permissions, fsynced and renamed over it, under the lock. Every other
-// byte of the file is kept as it was.
+// line is kept byte for byte; blank lines just before a dropped line go
+// with it.
 func (l *List) Remove(addr string) (int, error) {
 	if _, err := os.Stat(l.path); errors.Is(err, os.ErrNotExist) {
 		return 0, nil
