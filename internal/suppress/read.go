@@ -77,7 +77,11 @@ func (l *List) catchUp(f *os.File) error {
 	}
 	size := info.Size()
 	from := l.file.pos
-	if !l.file.valid || l.file.dev != dev || l.file.ino != ino || size < from.offset || !l.sameTail(f) {
+	// Read again from the start: another file, one cut shorter or changed
+	// before where it was read to, or one read to the middle of a line
+	// (by hand, without its end), which what was added may continue.
+	midLine := len(l.file.tail) > 0 && l.file.tail[len(l.file.tail)-1] != '\n'
+	if !l.file.valid || l.file.dev != dev || l.file.ino != ino || size < from.offset || !l.sameTail(f) || midLine && size > from.offset {
 		l.reset()
 		from = position{line: 1}
 	}

@@ -437,3 +437,21 @@ func TestAppendNotUTF8(t *testing.T) {
 		t.Errorf("read back %+v", all)
 	}
 }
+
+// A line without its end that a person then finishes is read whole.
+func TestAppendAfterALineIsFinished(t *testing.T) {
+	path := writeFile(t, "s.csv", "email,reason,at,campaign,detail\nada@example.org,manual")
+	l := mustOpen(t, path)
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(",,,left in March\n")
+	f.Close()
+	if n, err := l.Append(Entry{Email: "bob@example.org", Reason: Bounced}); n != 1 || err != nil {
+		t.Fatalf("Append = %d, %v", n, err)
+	}
+	if e, ok := l.Has("ada@example.org"); !ok || e.Line != 2 {
+		t.Errorf("Has(ada) = %+v, %v", e, ok)
+	}
+	if all := scanAll(t, path); len(all) != 2 || all[0].Detail != "left in March" {
+		t.Errorf("read back %+v", all)
+	}
+}
