@@ -15,6 +15,8 @@
 //     Microsoft's JMRP send them: [Complaint];
 //   - a mail to the unsubscribe mailbox (the campaign's List-Unsubscribe
 //     mailto, RFC 2369), whatever its subject: [Unsubscribe] of its From.
+//     From is not authenticated here: anyone can unsubscribe an address
+//     this way, as anyone can follow its unsubscribe link.
 //
 // Anything else is [Leave], with a reason: an auto-reply (RFC 3834
 // Auto-Submitted other than no, X-Autoreply, Precedence: auto_reply, a
