@@ -18,7 +18,7 @@
 // mark, CRLF or LF line ends, blank lines, no final line end. There are no
 // comments (a # is allowed in an address): a note goes in detail. A line
 // batch can't read is an error that names the file and the line and says
-// what to fix; nothing is sent until it is fixed.
+// what to fix, and Open fails until it is fixed.
 //
 // Addresses are compared as the list's repeated rows are (see
 // [merge.AddressKey]). An address may be in the file more than once (by
