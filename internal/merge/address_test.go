@@ -111,7 +111,7 @@ func TestAddressKeyIsTheDedupeRule(t *testing.T) {
 		if got := merge.AddressKey(tc.a) == merge.AddressKey(tc.b); got != tc.same {
 			t.Errorf("AddressKey(%q) == AddressKey(%q) is %v, want %v", tc.a, tc.b, got, tc.same)
 		}
-		r, err := merge.NewReader("list.csv", strings.NewReader("email\n"+tc.a+"\n"+tc.b+"\n"), merge.Columns{})
+		r, err := merge.NewReader("list.csv", strings.NewReader("email\n"+tc.a+"\n"+tc.b+"\n"), merge.Columns{}, merge.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
