@@ -1,17 +1,11 @@
 package campaign
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/mail"
 	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
@@ -54,59 +48,6 @@ type Options struct {
 	Retries   int
 	RetryWait time.Duration
 	MaxErrors int
-}
-
-// Summary counts a run's recipients.
-type Summary struct {
-	Messages    int // rendered (check), or handed over for delivery (send)
-	Invalid     int // rows skipped for an invalid address
-	Duplicates  int // rows skipped for a repeated address
-	AlreadySent int // recipients the journal says were sent
-	Held        int // failed or unknown before, not tried again this run
-	OtherShards int // recipients of the other shards
-
-	mu       sync.Mutex
-	outcomes Outcomes
-}
-
-// Outcomes counts what became of the messages handed over: each as the
-// journal holds it.
-type Outcomes struct {
-	Sent     int
-	Failed   int // refused for good, or out of retries
-	Unknown  int // handed over, and the server's word on it never came or was not recorded
-	Deferred int // temporary failures, each tried again later
-}
-
-// Skipped is the number of rows left out for their address.
-func (s *Summary) Skipped() int { return s.Invalid + s.Duplicates }
-
-// Outcomes returns what became of the messages so far.
-func (s *Summary) Outcomes() Outcomes {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.outcomes
-}
-
-// outcome counts a message's final outcome.
-func (s *Summary) outcome(st deliver.Status) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch st {
-	case deliver.Sent:
-		s.outcomes.Sent++
-	case deliver.Failed:
-		s.outcomes.Failed++
-	case deliver.Unknown:
-		s.outcomes.Unknown++
-	}
-}
-
-// deferred counts a temporary failure.
-func (s *Summary) deferred() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.outcomes.Deferred++
 }
 
 // Check renders every recipient's message in memory and reports every
@@ -197,15 +138,6 @@ func journalSkip(rec *merge.Recipient, opts *Options) skipKind {
 		}
 	}
 	return skipNone
-}
-
-// newRenderer returns the campaign's renderer, or why there is none; a
-// campaign file with problems has none, and says why itself.
-func (c *Campaign) newRenderer(opts Options) (*render.Renderer, error) {
-	if c.incomplete {
-		return nil, nil
-	}
-	return c.renderer(opts)
 }
 
 // run streams the list, renders each message with r and passes it to
@@ -325,116 +257,6 @@ func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *rende
 	return nil
 }
 
-// item is one row of the list on its way: skipped, broken, or rendered.
-type item struct {
-	rec  *merge.Recipient
-	skip skipKind
-	m    *render.Message
-	err  error
-	done chan struct{} // closed when m and err are set; nil when not rendered
-}
-
-type skipKind int
-
-const (
-	skipNone      skipKind = iota
-	skipInvalid            // an address batch can't send to
-	skipDuplicate          // an address seen before in the list
-	skipSent               // the journal says sent
-	skipHeld               // failed or unknown before, not tried again
-	skipShard              // another shard's
-)
-
-func (s *Summary) count(k skipKind) {
-	switch k {
-	case skipInvalid:
-		s.Invalid++
-	case skipDuplicate:
-		s.Duplicates++
-	case skipSent:
-		s.AlreadySent++
-	case skipHeld:
-		s.Held++
-	case skipShard:
-		s.OtherShards++
-	}
-}
-
-// stream reads the list in one goroutine and renders the rows on every
-// core, and gives the items back in list order, so that what is written or
-// sent, and the journal, come out the same whatever the timing. At most a
-// few items per core are in flight, so memory stays flat however long the
-// list.
-func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Renderer, ready bool, blank []string, opts *Options) <-chan *item {
-	workers := runtime.GOMAXPROCS(0)
-	out := make(chan *item, 4*workers)
-	jobs := make(chan *item, 4*workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var body bytes.Buffer
-			for it := range jobs {
-				it.m, it.err = c.message(r, it.rec, &body)
-				close(it.done)
-			}
-		}()
-	}
-	go func() {
-		defer func() {
-			close(jobs)
-			wg.Wait()
-			close(out)
-		}()
-		for ctx.Err() == nil {
-			rec, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			it := &item{rec: rec, err: err}
-			var rowErr *merge.RowError
-			fatal := false
-			switch {
-			case errors.Is(err, merge.ErrDuplicate):
-				it.skip = skipDuplicate
-			case errors.Is(err, merge.ErrSkipped):
-				it.skip = skipInvalid
-			case errors.As(err, &rowErr):
-				// a broken row: reported, and reading goes on
-			case err != nil:
-				fatal = true
-			case !ready:
-				// a broken campaign: the list is read for its own problems
-			case !opts.Shard.Has(rec.Email):
-				it.skip = skipShard
-			default:
-				if it.skip = journalSkip(rec, opts); it.skip != skipNone {
-					break
-				}
-				for _, name := range blank {
-					rec.Fields[name] = ""
-				}
-				it.done = make(chan struct{})
-				select {
-				case jobs <- it:
-				case <-ctx.Done():
-					return
-				}
-			}
-			select {
-			case out <- it:
-			case <-ctx.Done():
-				return
-			}
-			if fatal {
-				return
-			}
-		}
-	}()
-	return out
-}
-
 // checkFields reports every field the templates name that is not one of
 // columns, and returns their names.
 func (c *Campaign) checkFields(columns []string, probs *problems) []string {
@@ -462,121 +284,4 @@ func (c *Campaign) checkFields(columns []string, probs *problems) []string {
 		}
 	}
 	return names
-}
-
-func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
-	var template render.Lines
-	source := ""
-	if c.Body != nil {
-		template, source = c.Body, c.Body.Source()
-	}
-	r, err := render.New(render.Options{
-		Campaign:       c.Name,
-		From:           c.From,
-		ReplyTo:        c.ReplyTo,
-		TemplateName:   c.BodyPath,
-		TemplateSource: source,
-		Template:       template,
-		ImageDir:       filepath.Dir(c.BodyPath),
-		LayoutName:     c.layoutName(),
-		Layout:         c.Layout,
-		Lang:           c.Lang,
-		Attachments:    c.Attachments,
-		Files:          c.files(),
-		FileLimit:      c.Limits.Attachment,
-		MessageLimit:   c.Limits.Message,
-		Date:           opts.Now,
-		TextFooter:     c.LayoutPath == "", // the built-in layout's footer
-		DKIM:           c.DKIM,
-		TestTo:         opts.To,
-	})
-	if err != nil {
-		// The files New reads are the campaign-wide attachments: their
-		// problems point at that key.
-		list, ok := err.(render.Errors)
-		if !ok {
-			list = render.Errors{err}
-		}
-		out := make(render.Errors, len(list))
-		for i, e := range list {
-			var size *render.SizeError
-			var file *render.FileError
-			if errors.As(e, &size) || errors.As(e, &file) {
-				e = fmt.Errorf("%s: %w", c.loc("attachments"), c.explain(e))
-			}
-			out[i] = e
-		}
-		return nil, out
-	}
-	return r, nil
-}
-
-// messageError is a problem met rendering one recipient's message: most
-// often the template's, so it leads, and the row follows.
-type messageError struct {
-	rec  *merge.Recipient
-	list string
-	err  error
-	more int // further messages with the same problem
-}
-
-func (e *messageError) Error() string {
-	if e.more > 0 {
-		return fmt.Sprintf("%v (in the messages to row %d, %s:%d, and %d more)", e.err, e.rec.Row, e.list, e.rec.Line, e.more)
-	}
-	return fmt.Sprintf("%v (in the message to row %d, %s:%d)", e.err, e.rec.Row, e.list, e.rec.Line)
-}
-
-func (e *messageError) Unwrap() error { return e.err }
-
-// message merges one recipient's row and renders the message.
-func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes.Buffer) (*render.Message, error) {
-	subject, err := c.Subject.Line(rec.Fields)
-	if err != nil {
-		return nil, fmt.Errorf("subject: %w", err)
-	}
-	body.Reset()
-	if err := c.Body.Execute(body, rec.Fields); err != nil {
-		return nil, err
-	}
-	in := &render.Input{
-		Seq:      rec.Row,
-		To:       mail.Address{Name: merge.OneLine(rec.Name), Address: rec.Email},
-		Subject:  subject,
-		Markdown: body.Bytes(),
-		Fields:   rec.Fields,
-	}
-	for _, h := range c.Headers {
-		v, err := h.Value.Line(rec.Fields)
-		if err != nil {
-			return nil, err
-		}
-		in.Headers = append(in.Headers, render.Field{Name: h.Name, Value: v})
-	}
-	if c.Preheader != nil {
-		if in.Preheader, err = c.Preheader.Line(rec.Fields); err != nil {
-			return nil, err
-		}
-	}
-	if c.Unsubscribe != nil {
-		if in.Unsubscribe, err = c.Unsubscribe.link(rec.Fields); err != nil {
-			return nil, err
-		}
-		in.UnsubMailto = c.Unsubscribe.Mailto
-	}
-	if in.Attachments, err = c.recipientFiles(rec); err != nil {
-		return nil, err
-	}
-	m, err := r.Render(in)
-	if err != nil {
-		return nil, c.explain(err)
-	}
-	return m, nil
-}
-
-func (c *Campaign) layoutName() string {
-	if c.LayoutPath == "" {
-		return "built-in layout"
-	}
-	return c.LayoutPath
 }
