@@ -11,13 +11,19 @@ import (
 	"github.com/batch-mailer/batch/internal/render"
 )
 
-// newRenderer returns the campaign's renderer, or why there is none; a
-// campaign file with problems has none, and says why itself.
-func (c *Campaign) newRenderer(opts Options) (*render.Renderer, error) {
+// newRenderer returns the campaign's renderer, or nil when it can't
+// render: a campaign file with problems (Load says why), or problems of
+// its own, added to probs.
+func (c *Campaign) newRenderer(opts Options, probs *problems) *render.Renderer {
 	if c.incomplete {
-		return nil, nil
+		return nil
 	}
-	return c.renderer(opts)
+	r, err := c.renderer(opts)
+	if err != nil {
+		probs.add(err)
+		return nil
+	}
+	return r
 }
 
 func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {

@@ -3,8 +3,7 @@ package campaign
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
+	"iter"
 	"runtime"
 	"sync"
 
@@ -12,21 +11,80 @@ import (
 	"github.com/batch-mailer/batch/internal/render"
 )
 
-// item is one row of the list on its way: skipped, broken, or rendered.
+// itemKind is what became of one row of the list on its way through a pass.
+type itemKind int
+
+const (
+	// itemSkipped is a row not sent this run, as skip says; err, if any,
+	// is the warning that names it (an address skipped).
+	itemSkipped itemKind = iota
+	// itemBroken is a broken row, err a *merge.RowError: it is reported,
+	// and reading goes on.
+	itemBroken
+	// itemUnreadable ends a list that can't be read on: err says why.
+	itemUnreadable
+	// itemUnrendered is a row of a campaign that can't render: the list
+	// is read for its own problems only.
+	itemUnrendered
+	// itemMessage is a row to render, and once rendered, m its message.
+	itemMessage
+	// itemFailed is a row whose message could not be rendered: err says
+	// why.
+	itemFailed
+)
+
+// item is one row of the list on its way.
 type item struct {
+	kind itemKind
 	rec  *merge.Recipient
-	skip skipKind
+	skip skipKind // why an itemSkipped is
 	m    *render.Message
 	err  error
-	done chan struct{} // closed when m and err are set; nil when not rendered
+	done chan struct{} // an itemMessage's: closed once it is rendered
 }
 
-// stream reads the list in one goroutine and renders the rows on every
+// pipeline reads the list in one goroutine and renders the rows on every
 // core, and gives the items back in list order, so that what is written or
 // sent, and the journal, come out the same whatever the timing. At most a
 // few items per core are in flight, so memory stays flat however long the
 // list.
-func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Renderer, ready bool, blank []string, opts *Options) <-chan *item {
+type pipeline struct {
+	// read returns the next row's item, in list order; false at the end
+	// of the list. An itemMessage is rendered; an itemUnreadable is the
+	// last.
+	read func() (*item, bool)
+	// render renders an itemMessage, on a worker whose buffer body is: it
+	// sets m, or err and the kind itemFailed.
+	render func(it *item, body *bytes.Buffer)
+}
+
+// items yields every item in list order, each rendered by then. A loop
+// over it that breaks off stops the reading and the rendering, and waits
+// for them.
+func (p pipeline) items(ctx context.Context) iter.Seq[*item] {
+	return func(yield func(*item) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		out := p.start(ctx)
+		defer func() {
+			cancel()
+			for range out { // let the reader and the renderers finish
+			}
+		}()
+		for it := range out {
+			if it.done != nil {
+				<-it.done
+			}
+			if !yield(it) {
+				return
+			}
+		}
+	}
+}
+
+// start starts the reader and the renderers, 4 items for each core in
+// flight at most, and returns the items as they are read; out is closed
+// once every one is there and rendered, or ctx is done.
+func (p pipeline) start(ctx context.Context) <-chan *item {
 	workers := runtime.GOMAXPROCS(0)
 	out := make(chan *item, 4*workers)
 	jobs := make(chan *item, 4*workers)
@@ -37,7 +95,7 @@ func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Rende
 			defer wg.Done()
 			var body bytes.Buffer
 			for it := range jobs {
-				it.m, it.err = c.message(r, it.rec, &body)
+				p.render(it, &body)
 				close(it.done)
 			}
 		}()
@@ -49,33 +107,13 @@ func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Rende
 			close(out)
 		}()
 		for ctx.Err() == nil {
-			rec, err := rd.Next()
-			if errors.Is(err, io.EOF) {
+			it, ok := p.read()
+			if !ok {
 				return
 			}
-			it := &item{rec: rec, err: err}
-			var rowErr *merge.RowError
-			fatal := false
-			switch {
-			case errors.Is(err, merge.ErrDuplicate):
-				it.skip = skipDuplicate
-			case errors.Is(err, merge.ErrSkipped):
-				it.skip = skipInvalid
-			case errors.As(err, &rowErr):
-				// a broken row: reported, and reading goes on
-			case err != nil:
-				fatal = true
-			case !ready:
-				// a broken campaign: the list is read for its own problems
-			case !opts.Shard.Has(rec.Email):
-				it.skip = skipShard
-			default:
-				if it.skip = journalSkip(rec, opts); it.skip != skipNone {
-					break
-				}
-				for _, name := range blank {
-					rec.Fields[name] = ""
-				}
+			// Once a renderer has it, the item is the renderer's until done.
+			last := it.kind == itemUnreadable
+			if it.kind == itemMessage {
 				it.done = make(chan struct{})
 				select {
 				case jobs <- it:
@@ -88,7 +126,7 @@ func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Rende
 			case <-ctx.Done():
 				return
 			}
-			if fatal {
+			if last {
 				return
 			}
 		}

@@ -18,6 +18,8 @@ type problems struct {
 	extra int // distinct problems past maxProblems
 }
 
+func newProblems() *problems { return &problems{seen: map[string]*aggregate{}} }
+
 type aggregate struct {
 	first error
 	more  int // further rows with the same problem

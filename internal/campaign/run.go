@@ -1,9 +1,11 @@
 package campaign
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
@@ -54,8 +56,10 @@ type Options struct {
 // problem that would stop the campaign, as Problems.
 func (c *Campaign) Check(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{}
-	r, rerr := c.newRenderer(opts)
-	return sum, c.run(ctx, opts, sum, r, rerr, nil)
+	probs := newProblems()
+	r := c.newRenderer(opts, probs)
+	check := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, out: checking{}}
+	return sum, check.run(ctx)
 }
 
 // Discarder is a sender that can take back what it was given: the files
@@ -74,16 +78,24 @@ type Opener func(sum *Summary) (deliver.Sender, error)
 // again and hands it over. Recipients the journal (opts.State) says were
 // sent are skipped, and so are those that failed or whose outcome is
 // unknown, unless opts says otherwise. Send closes the sender and returns
-// when every outcome is in.
+// when every outcome is in. A campaign file with problems (Load's) is
+// never sent: nothing is opened.
 func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summary, error) {
+	if c.incomplete {
+		return nil, fmt.Errorf("%s %w: batch check %s lists them", c.Path, errIncomplete, c.Path)
+	}
 	planned := &Summary{}
 	// One renderer for both passes: the layout, its styles, the images
 	// and the attachments are read and encoded once.
-	r, rerr := c.newRenderer(opts)
+	probs := newProblems()
+	r := c.newRenderer(opts, probs)
 	if !opts.SinglePass {
-		if err := c.run(ctx, opts, planned, r, rerr, nil); err != nil {
+		check := &pass{c: c, opts: &opts, sum: planned, r: r, probs: probs, out: checking{}}
+		if err := check.run(ctx); err != nil {
 			return nil, err
 		}
+		probs = newProblems() // the check found none
+		opts.Warn = nil       // told already
 	}
 	s, err := open(planned)
 	if err != nil {
@@ -95,20 +107,19 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		}
 		opts.Journal.Append(deliver.Record{Kind: deliver.KindOpen, Campaign: c.Name, At: time.Now().Unix()})
 	}
-	if !opts.SinglePass {
-		opts.Warn = nil // told already
-	}
 	sum := &Summary{}
 	d := newDelivery(ctx, s, opts, sum)
-	err = c.run(ctx, opts, sum, r, rerr, d.deliver)
+	send := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs,
+		out: &sending{d: d, to: opts.To, limit: opts.Limit, checked: !opts.SinglePass}}
+	err = send.run(ctx)
 	if ferr := d.finish(); err == nil {
 		err = ferr
 	}
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}
-	var probs Problems
-	if dis, ok := s.(Discarder); ok && errors.As(err, &probs) {
+	var found Problems
+	if dis, ok := s.(Discarder); ok && errors.As(err, &found) {
 		if derr := dis.Discard(); derr != nil {
 			err = errors.Join(err, derr)
 		}
@@ -121,6 +132,9 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	return sum, err
 }
+
+// errIncomplete is a campaign file with problems, which is never sent.
+var errIncomplete = errors.New("has problems")
 
 // journalSkip tells whether the journal's word on rec (none, without a
 // journal) means it is not sent this run.
@@ -140,121 +154,241 @@ func journalSkip(rec *merge.Recipient, opts *Options) skipKind {
 	return skipNone
 }
 
-// run streams the list, renders each message with r and passes it to
-// deliver (when not nil). It stops at the first delivery error; other
-// problems, rerr (why there is no r) first, are collected and returned
-// together.
-func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *render.Renderer, rerr error, deliverFn func(*render.Message) error) error {
-	if c.incomplete && deliverFn != nil {
-		return fmt.Errorf("%s has problems: batch check %s lists them", c.Path, c.Path)
+// pass is one pass over the list: it reads every row, renders on every
+// core the messages of those to send, counts them, collects the problems
+// and gives the messages, in list order, to its handoff. It stops at the
+// handoff's first error; the problems are returned together.
+type pass struct {
+	c     *Campaign
+	opts  *Options
+	sum   *Summary
+	r     *render.Renderer // nil: the campaign can't render, and the list is read for its own problems
+	probs *problems
+	out   handoff
+
+	// Set once the list's header is read: blank are the fields the
+	// templates name that are not columns, reported once, then rendered
+	// empty to find the problems that lie behind them; ready, whether
+	// the rows can be rendered.
+	blank []string
+	ready bool
+}
+
+// handoff is what a pass does with the messages it renders: Check's
+// counts them (checking), Send's hands them over (sending).
+type handoff interface {
+	// take is given each message, in list order, while the pass has met
+	// no problem; its error ends the pass.
+	take(it *item) error
+	// failed is told of a message that could not be rendered: nil to
+	// report it with the other problems, or the error that ends the pass.
+	failed(e *messageError) error
+	// last reports whether the pass ends once it has counted n messages.
+	last(n int) bool
+}
+
+// checking is Check's handoff: every message is rendered in memory and
+// counted, and the whole list is checked, past the limit too.
+type checking struct{}
+
+func (checking) take(*item) error           { return nil }
+func (checking) failed(*messageError) error { return nil }
+func (checking) last(int) bool              { return false }
+
+// sending is Send's handoff: each message goes to the delivery, up to the
+// limit.
+type sending struct {
+	d     *delivery
+	to    string // a test send's address, every message's envelope recipient; "" for none
+	limit int    // 0 for none
+	// checked: the list was checked before, so a message that can't be
+	// rendered now means it changed since, and stops the send.
+	checked bool
+}
+
+func (s *sending) take(it *item) error {
+	if s.to != "" {
+		it.m.To = s.to
 	}
-	probs := &problems{seen: map[string]*aggregate{}}
-	if rerr != nil {
-		probs.add(rerr)
+	if err := s.d.deliver(it.m); err != nil {
+		var ce *deliver.ConnError
+		if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, errStopped) || errors.Is(err, context.Canceled) {
+			return err // the campaign's, not the recipient's
+		}
+		return fmt.Errorf("%s (row %d): %w", it.rec.Email, it.rec.Row, err)
 	}
+	return nil
+}
+
+func (s *sending) failed(e *messageError) error {
+	if s.checked {
+		return e
+	}
+	return nil
+}
+
+func (s *sending) last(n int) bool { return s.limit > 0 && n >= s.limit }
+
+// run opens the list, reads its header and takes its rows.
+func (p *pass) run(ctx context.Context) error {
+	c := p.c
 	if c.Recipients == "" {
-		return probs.err()
+		return p.probs.err()
 	}
 	f, err := os.Open(c.Recipients)
 	if err != nil {
 		if !c.incomplete { // else Load has said so
-			probs.add(fmt.Errorf("%s: %w", c.Recipients, err))
+			p.probs.add(fmt.Errorf("%s: %w", c.Recipients, err))
 		}
-		return probs.err()
+		return p.probs.err()
 	}
 	defer f.Close()
 	rd, err := merge.NewReader(c.Recipients, f, c.Columns)
 	var herr *merge.HeaderError
 	switch {
 	case errors.As(err, &herr):
-		for _, p := range herr.Problems {
-			probs.add(p)
+		for _, e := range herr.Problems {
+			p.probs.add(e)
 		}
-		c.checkFields(herr.Columns, probs)
-		return probs.err()
+		c.checkFields(herr.Columns, p.probs)
+		return p.probs.err()
 	case err != nil:
-		probs.add(err)
-		return probs.err()
+		p.probs.add(err)
+		return p.probs.err()
 	}
-	// A field that is not a column is reported once; the rows are then
-	// rendered with it empty, to find the problems that lie behind it.
-	blank := c.checkFields(rd.Header(), probs)
-	ready := r != nil && c.Body != nil && c.Subject != nil && len(probs.list) == len(blank)
+	p.blank = c.checkFields(rd.Header(), p.probs)
+	p.ready = p.r != nil && c.Body != nil && c.Subject != nil && len(p.probs.list) == len(p.blank)
+	return p.rows(ctx, rd)
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	items := c.stream(ctx, rd, r, ready, blank, &opts)
-	defer func() {
-		cancel()
-		for range items { // let the reader and the renderers finish
-		}
-	}()
-	for it := range items {
+// rows takes every row of the list, in order, through the pipeline.
+func (p *pass) rows(ctx context.Context, rd *merge.Reader) error {
+	list := pipeline{read: func() (*item, bool) { return p.read(rd) }, render: p.render}
+	for it := range list.items(ctx) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if it.done != nil {
-			<-it.done
-		}
-		// Past the limit, the list is still checked (a send takes none of
-		// it if a row has a problem), but nothing more counted: a check
-		// counts what its send will go through, so that the two agree.
-		past := opts.Limit > 0 && sum.Messages >= opts.Limit
-		var rowErr *merge.RowError
-		switch {
-		case it.skip != skipNone && past:
-		case it.skip != skipNone:
-			sum.count(it.skip)
-			if it.err != nil && opts.Warn != nil {
-				opts.Warn(it.err)
-			}
-		case errors.As(it.err, &rowErr):
-			probs.addRow(rowErr)
-		case it.err != nil && it.rec == nil: // the list can't be read on
-			probs.add(it.err)
-			return probs.err()
-		case it.err == nil && it.m == nil:
-			// not rendered: the campaign is broken
-		case it.err != nil:
-			if deliverFn != nil && !opts.SinglePass { // the list changed since it was checked
-				return &messageError{rec: it.rec, list: c.Recipients, err: it.err}
-			}
-			list, ok := it.err.(render.Errors)
-			if !ok {
-				list = render.Errors{it.err}
-			}
-			for _, err := range list {
-				probs.addMessage(&messageError{rec: it.rec, list: c.Recipients, err: err})
-			}
-		case past:
-		default:
-			if deliverFn != nil && len(probs.list) == 0 {
-				if opts.To != "" {
-					it.m.To = opts.To
-				}
-				if err := deliverFn(it.m); err != nil {
-					var ce *deliver.ConnError
-					if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, errStopped) || errors.Is(err, context.Canceled) {
-						return err // the campaign's, not the recipient's
-					}
-					return fmt.Errorf("%s (row %d): %w", it.rec.Email, it.rec.Row, err)
-				}
-			}
-			sum.Messages++
-			if deliverFn != nil && opts.Limit > 0 && sum.Messages >= opts.Limit {
-				return probs.err()
-			}
+		if done, err := p.take(it); done {
+			return err
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := probs.err(); err != nil {
+	if err := p.probs.err(); err != nil {
 		return err
 	}
-	if sum.Messages == 0 && ready && sum.AlreadySent+sum.Held+sum.OtherShards == 0 {
-		return fmt.Errorf("%s: no recipients to send to: the list has no valid rows", c.Recipients)
+	if s := p.sum; s.Messages == 0 && p.ready && s.AlreadySent+s.Held+s.OtherShards == 0 {
+		return fmt.Errorf("%s: no recipients to send to: the list has no valid rows", p.c.Recipients)
 	}
 	return nil
+}
+
+// read reads the next row and says what becomes of it (the pipeline's
+// reader, on a goroutine of its own); false at the end of the list.
+func (p *pass) read(rd *merge.Reader) (*item, bool) {
+	rec, err := rd.Next()
+	if errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	it := &item{rec: rec, err: err}
+	var rowErr *merge.RowError
+	switch {
+	case errors.Is(err, merge.ErrDuplicate):
+		it.kind, it.skip = itemSkipped, skipDuplicate
+	case errors.Is(err, merge.ErrSkipped):
+		it.kind, it.skip = itemSkipped, skipInvalid
+	case errors.As(err, &rowErr):
+		it.kind = itemBroken
+	case err != nil:
+		it.kind = itemUnreadable
+	case !p.ready:
+		it.kind = itemUnrendered
+	case !p.opts.Shard.Has(rec.Email):
+		it.kind, it.skip = itemSkipped, skipShard
+	default:
+		if it.skip = journalSkip(rec, p.opts); it.skip != skipNone {
+			it.kind = itemSkipped
+			break
+		}
+		for _, name := range p.blank {
+			rec.Fields[name] = ""
+		}
+		it.kind = itemMessage
+	}
+	return it, true
+}
+
+// render renders an itemMessage (the pipeline's, on every core).
+func (p *pass) render(it *item, body *bytes.Buffer) {
+	if it.m, it.err = p.c.message(p.r, it.rec, body); it.err != nil {
+		it.kind = itemFailed
+	}
+}
+
+// take counts one item, collects its problems or hands its message over;
+// done says that the pass ends with it, and returns err.
+func (p *pass) take(it *item) (done bool, err error) {
+	// Past the limit, the list is still checked (a send takes none of
+	// it if a row has a problem), but nothing more counted: a check
+	// counts what its send will go through, so that the two agree.
+	past := p.opts.Limit > 0 && p.sum.Messages >= p.opts.Limit
+	var rowErr *merge.RowError
+	switch it.kind {
+	case itemSkipped:
+		if !past {
+			p.sum.count(it.skip)
+			if it.err != nil && p.opts.Warn != nil {
+				p.opts.Warn(it.err)
+			}
+		}
+	case itemBroken:
+		errors.As(it.err, &rowErr)
+		p.probs.addRow(rowErr)
+	case itemUnreadable:
+		p.probs.add(it.err)
+		return true, p.probs.err()
+	case itemUnrendered:
+		// read for the list's own problems: the campaign can't render
+	case itemFailed:
+		return p.failed(it)
+	case itemMessage:
+		if !past {
+			return p.message(it)
+		}
+	}
+	return false, nil
+}
+
+// failed collects the problems of a message that could not be rendered,
+// unless the handoff ends the pass with it.
+func (p *pass) failed(it *item) (done bool, err error) {
+	if err := p.out.failed(&messageError{rec: it.rec, list: p.c.Recipients, err: it.err}); err != nil {
+		return true, err
+	}
+	list, ok := it.err.(Problems)
+	if !ok {
+		list = Problems{it.err}
+	}
+	for _, err := range list {
+		p.probs.addMessage(&messageError{rec: it.rec, list: p.c.Recipients, err: err})
+	}
+	return false, nil
+}
+
+// message hands a message over, while the pass has met no problem, and
+// counts it.
+func (p *pass) message(it *item) (done bool, err error) {
+	if len(p.probs.list) == 0 {
+		if err := p.out.take(it); err != nil {
+			return true, err
+		}
+	}
+	p.sum.Messages++
+	if p.out.last(p.sum.Messages) {
+		return true, p.probs.err()
+	}
+	return false, nil
 }
 
 // checkFields reports every field the templates name that is not one of
