@@ -111,7 +111,7 @@ func (c *Campaign) files() render.Files {
 // problems with a file: which key to raise, where to move it.
 func (c *Campaign) explain(err error) error {
 	if list, ok := err.(render.Errors); ok {
-		out := make(render.Errors, len(list))
+		out := make(Problems, len(list))
 		for i, e := range list {
 			out[i] = c.explain(e)
 		}

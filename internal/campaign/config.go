@@ -75,7 +75,7 @@ type Campaign struct {
 	Preheader   *merge.Template // nil for none
 	Lang        string          // the text's language, a BCP 47 tag; "" for none
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
-	DKIM        *render.DKIM    // signs every message; nil without a [dkim] table
+	DKIM        *DKIM           // signs every message; nil without a [dkim] table
 	Limits      Limits          // what a row and a message may hold
 
 	// AttachmentsDir is the one directory whose files the attachments
@@ -104,9 +104,6 @@ type header struct {
 	Value *merge.Template
 	key   string // "headers.X-Name", as the file has it
 }
-
-// Problems is every problem found in a campaign, one per line.
-type Problems = render.Errors
 
 // Load reads and checks the campaign file at path. The error, if any, is
 // Problems: one entry per problem, each naming file and line. With problems

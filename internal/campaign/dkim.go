@@ -18,6 +18,26 @@ import (
 	"github.com/batch-mailer/batch/internal/render"
 )
 
+// DKIM is the checked [dkim] table: who signs every message, and with
+// which key.
+type DKIM struct {
+	Domain   string        // d=: the From domain or a parent of it
+	Selector string        // s=: the key's name in DNS
+	Signer   crypto.Signer // RSA of 2048 to 4096 bits, or Ed25519
+}
+
+// ZoneRecord is the DNS TXT record that publishes the key, as a line of a
+// zone file.
+func (d *DKIM) ZoneRecord() (string, error) { return d.signer().ZoneRecord() }
+
+// signer is render's signer of the messages; nil without a [dkim] table.
+func (d *DKIM) signer() *render.DKIM {
+	if d == nil {
+		return nil
+	}
+	return &render.DKIM{Domain: d.Domain, Selector: d.Selector, Signer: d.Signer}
+}
+
 // dkimFile is the [dkim] table as written.
 type dkimFile struct {
 	Domain   string `toml:"domain"`
@@ -53,13 +73,13 @@ func isDNSName(s string) bool {
 // loadDKIM checks the [dkim] table and reads its key, once for the whole
 // campaign. It returns nil if anything is wrong (bad has been told), so
 // that check goes on without signing.
-func loadDKIM(f *dkimFile, from string, rel func(string) string, bad func(key, format string, args ...any)) *render.DKIM {
+func loadDKIM(f *dkimFile, from string, rel func(string) string, bad func(key, format string, args ...any)) *DKIM {
 	ok := true
 	problem := func(key, format string, args ...any) {
 		ok = false
 		bad(key, format, args...)
 	}
-	d := &render.DKIM{
+	d := &DKIM{
 		Domain:   strings.TrimSuffix(strings.ToLower(strings.TrimSpace(f.Domain)), "."),
 		Selector: strings.TrimSpace(f.Selector),
 	}

@@ -49,17 +49,14 @@ func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
 		MessageLimit:   c.Limits.Message,
 		Date:           opts.Now,
 		TextFooter:     c.LayoutPath == "", // the built-in layout's footer
-		DKIM:           c.DKIM,
+		DKIM:           c.DKIM.signer(),
 		TestTo:         opts.To,
 	})
 	if err != nil {
 		// The files New reads are the campaign-wide attachments: their
 		// problems point at that key.
-		list, ok := err.(render.Errors)
-		if !ok {
-			list = render.Errors{err}
-		}
-		out := make(render.Errors, len(list))
+		list := problemList(err)
+		out := make(Problems, len(list))
 		for i, e := range list {
 			var size *render.SizeError
 			var file *render.FileError

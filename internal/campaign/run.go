@@ -366,11 +366,7 @@ func (p *pass) failed(it *item) (done bool, err error) {
 	if err := p.out.failed(&messageError{rec: it.rec, list: p.c.Recipients, err: it.err}); err != nil {
 		return true, err
 	}
-	list, ok := it.err.(Problems)
-	if !ok {
-		list = Problems{it.err}
-	}
-	for _, err := range list {
+	for _, err := range problemList(it.err) {
 		p.probs.addMessage(&messageError{rec: it.rec, list: p.c.Recipients, err: err})
 	}
 	return false, nil

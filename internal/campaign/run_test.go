@@ -633,3 +633,29 @@ func TestSendSinglePass(t *testing.T) {
 		t.Errorf("discarded %d times, closed %d; want once each", d.discarded, d.closed)
 	}
 }
+
+// TestCheckProblemsFlat: render's lists of problems (here the layout's
+// two, found once by render.New, and a message's two) are the campaign's
+// Problems, one entry for each problem, none a list of its own.
+func TestCheckProblemsFlat(t *testing.T) {
+	layout := "<html><body><a href=\"{{.Fields.url}}\">x</a><img src=\"https://{{.Fields.host}}/logo.png\">{{.Body}}</body></html>\n"
+	c := newCampaign(t, "email,name,url,host\nada@example.org,Ada,x,y\n", "Hi\n", "layout = \"l.html\"\n", map[string]string{"l.html": layout})
+	_, err := c.Check(context.Background(), Options{Now: now})
+	p := problemsOf(t, err)
+	var ue *merge.URLError
+	if len(p) != 2 || !errors.As(p[0], &ue) || !errors.As(p[1], &ue) {
+		t.Fatalf("%d problems: %v; want the layout's two URLs", len(p), err)
+	}
+	c = newCampaign(t, "email,name\nada@example.org,Ada\n", "Hi\n\n![a](a.png) ![b](b.png)\n", "", nil)
+	_, err = c.Check(context.Background(), Options{Now: now})
+	p = problemsOf(t, err)
+	var me *messageError
+	if len(p) != 2 || !errors.As(p[0], &me) || !errors.As(p[1], &me) || !errors.Is(p[0], fs.ErrNotExist) || !errors.Is(p[1], fs.ErrNotExist) {
+		t.Fatalf("%d problems: %v; want the message's two missing images", len(p), err)
+	}
+	for _, e := range p {
+		if _, ok := errors.Unwrap(e).(render.Errors); ok {
+			t.Errorf("%v is a list of render's", e)
+		}
+	}
+}
