@@ -279,7 +279,7 @@ func Load(path string) (*Campaign, error) {
 		}
 		name, key := k[1], k.String()
 		if err := render.CheckFieldName(name); err != nil {
-			bad(key, "%v", err)
+			bad(key, "%v", reservedField(err))
 			continue
 		}
 		if other, dup := seen[strings.ToLower(name)]; dup {
@@ -301,6 +301,21 @@ func Load(path string) (*Campaign, error) {
 		return c, errs
 	}
 	return c, nil
+}
+
+// reservedField says in the campaign file's terms why [headers] can't set
+// a field render refused: which table or key sets it.
+func reservedField(err error) error {
+	var fe *render.FieldNameError
+	if errors.As(err, &fe) {
+		switch fe.Reason {
+		case render.FieldUnsubscribe:
+			return fmt.Errorf("header field %s is set by the [unsubscribe] table", fe.Name)
+		case render.FieldAddressed:
+			return fmt.Errorf("header field %s is set by the campaign key %s", fe.Name, strings.ReplaceAll(strings.ToLower(fe.Name), "-", "_"))
+		}
+	}
+	return err
 }
 
 // checkLang checks a lang key: a BCP 47 language tag (RFC 5646) of
