@@ -99,7 +99,7 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	s, err := open(planned)
 	if err != nil {
-		return nil, err
+		return nil, c.explainConn(err)
 	}
 	if opts.Journal != nil {
 		if c.SMTP != nil && c.SMTP.Connections > 2 {
@@ -108,7 +108,7 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		opts.Journal.Append(deliver.Record{Kind: deliver.KindOpen, Campaign: c.Name, At: time.Now().Unix()})
 	}
 	sum := &Summary{}
-	d := newDelivery(ctx, s, opts, sum)
+	d := c.newDelivery(ctx, s, opts, sum)
 	send := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs,
 		out: &sending{d: d, to: opts.To, limit: opts.Limit, checked: !opts.SinglePass}}
 	err = send.run(ctx)
@@ -130,7 +130,7 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	if err == nil {
 		err = ctx.Err()
 	}
-	return sum, err
+	return sum, c.explainConn(err)
 }
 
 // errIncomplete is a campaign file with problems, which is never sent.
