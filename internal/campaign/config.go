@@ -5,6 +5,14 @@
 // A campaign file is TOML (https://toml.io/en/v1.0.0), decoded strictly: an
 // unknown key is an error that names the key and its line. Paths in it are
 // relative to the file. Every problem found is reported, not just the first.
+//
+// Check and Send each make a pass over the list (run.go): the rows are read
+// in order and rendered on every core (pipeline.go), counted (summary.go),
+// and their messages (message.go) handed to what the pass is for: Check's
+// counts them, Send's delivers them (delivery.go) and records each outcome
+// in the journal. render and deliver say their problems in their own terms;
+// this package says them in the campaign file's, with the keys to change
+// and their lines.
 package campaign
 
 import (
