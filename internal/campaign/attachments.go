@@ -108,10 +108,11 @@ func (c *Campaign) files() render.Files {
 }
 
 // explain tells, in the campaign file's terms, what to do about render's
-// problems with a file: which key to raise, where to move it.
+// problems: with a file, which key to raise or where to move it; with
+// {{unsubscribe}}, what to add.
 func (c *Campaign) explain(err error) error {
 	if list, ok := err.(render.Errors); ok {
-		out := make(render.Errors, len(list))
+		out := make(Problems, len(list))
 		for i, e := range list {
 			out[i] = c.explain(e)
 		}
@@ -120,6 +121,8 @@ func (c *Campaign) explain(err error) error {
 	var size *render.SizeError
 	var file *render.FileError
 	switch {
+	case errors.Is(err, render.ErrNoUnsubscribe):
+		return fmt.Errorf("%w: give the campaign an [unsubscribe] url, in %s", err, c.loc("unsubscribe"))
 	case errors.As(err, &size) && size.Path == "":
 		return fmt.Errorf("%w: raise [limits] message in %s, or attach fewer or smaller files", err, c.loc("limits.message"))
 	case errors.As(err, &size):

@@ -11,6 +11,14 @@
 // unknown key is an error that names the key and its line. Paths in it are
 // relative to the file. Every problem found is reported, not just the first.
 //
+// Check and Send each make a pass over the list (run.go): the rows are read
+// in order and rendered on every core (pipeline.go), counted (summary.go),
+// and their messages (message.go) handed to what the pass is for: Check's
+// counts them, Send's delivers them (delivery.go) and records each outcome
+// in the journal. render and deliver say their problems in their own terms;
+// this package says them in the campaign file's, with the keys to change
+// and their lines.
+//
 // The commands the file gives for secrets (smtp.password_cmd) are run by
 // [Commands], all the same way, each bounded in time and in output.
 package campaign
@@ -83,7 +91,7 @@ type Campaign struct {
 	Preheader   *merge.Template // nil for none
 	Lang        string          // the text's language, a BCP 47 tag; "" for none
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
-	DKIM        *render.DKIM    // signs every message; nil without a [dkim] table
+	DKIM        *DKIM           // signs every message; nil without a [dkim] table
 	Limits      Limits          // what a row and a message may hold
 
 	// AttachmentsDir is the one directory whose files the attachments
@@ -113,9 +121,6 @@ type header struct {
 	key   string // "headers.X-Name", as the file has it
 }
 
-// Problems is every problem found in a campaign, one per line.
-type Problems = render.Errors
-
 // Load reads and checks the campaign file at path. The error, if any, is
 // Problems: one entry per problem, each naming file and line. With problems
 // other than a broken TOML file, Load also returns the campaign as far as
@@ -129,91 +134,130 @@ func Load(path string) (*Campaign, error) {
 		}
 		return nil, err
 	}
-	lines := keyLines(string(data))
-	at := (&Campaign{Path: path, lines: lines}).loc
 	var f file
 	md, err := toml.Decode(string(data), &f)
 	if err != nil {
 		return nil, Problems{tomlError(path, err)}
 	}
-	var errs Problems
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s: %s", at(key), key, fmt.Sprintf(format, args...)))
+	c := &Campaign{Path: path, Name: f.Name, lines: keyLines(string(data)), Columns: merge.Columns{
+		Email: f.Columns.Email, Name: f.Columns.Name, Attachments: f.Columns.Attachments,
+	}}
+	l := &loader{c: c, dir: filepath.Dir(path)}
+	l.undecoded(md)
+	l.message(&f)
+	l.files(&f)
+	l.sending(&f)
+	l.extras(&f)
+	l.headers(md, f.Headers)
+	if len(l.errs) > 0 {
+		// The campaign as far as it goes: check can still look at the
+		// templates and the list for their own problems.
+		c.incomplete = true
+		return c, l.errs
 	}
+	return c, nil
+}
+
+// loader checks a campaign file's keys into its Campaign, collecting every
+// problem.
+type loader struct {
+	c    *Campaign
+	dir  string // the campaign file's, where its paths start
+	errs Problems
+}
+
+// bad reports a problem with key, at its line.
+func (l *loader) bad(key, format string, args ...any) {
+	l.errs = append(l.errs, fmt.Errorf("%s: %s: %s", l.c.loc(key), key, fmt.Sprintf(format, args...)))
+}
+
+// rel resolves a path of the campaign file.
+func (l *loader) rel(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(l.dir, p)
+}
+
+// required reports a key that is missing, and says whether it is there.
+func (l *loader) required(key, v, what string) bool {
+	if strings.TrimSpace(v) == "" {
+		l.errs = append(l.errs, fmt.Errorf("%s: %s is required: %s", l.c.Path, key, what))
+		return false
+	}
+	return true
+}
+
+// exists reports a key's file that is missing or a directory, and says
+// whether it is a file.
+func (l *loader) exists(key, p string) bool {
+	st, err := os.Stat(p)
+	switch {
+	case err != nil && errors.Is(err, fs.ErrNotExist):
+		l.bad(key, "%s: no such file", p)
+	case err != nil:
+		l.bad(key, "%v", err)
+	case st.IsDir():
+		l.bad(key, "%s is a directory, not a file", p)
+	default:
+		return true
+	}
+	return false
+}
+
+// undecoded reports the keys batch doesn't know, and a password.
+func (l *loader) undecoded(md toml.MetaData) {
 	for _, k := range md.Undecoded() {
 		key := k.String()
 		if k[len(k)-1] == "password" {
-			bad(key, "a password can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by password_env, the output of password_cmd, or a prompt")
+			l.bad(key, "a password can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by password_env, the output of password_cmd, or a prompt")
 			continue
 		}
-		bad(key, "unknown key: check its spelling and table (see the campaign file reference in README.md)")
+		l.bad(key, "unknown key: check its spelling and table (see the campaign file reference in README.md)")
 	}
+}
 
-	dir := filepath.Dir(path)
-	c := &Campaign{Path: path, Name: f.Name, lines: lines, Columns: merge.Columns{
-		Email: f.Columns.Email, Name: f.Columns.Name, Attachments: f.Columns.Attachments,
-	}}
-	rel := func(p string) string {
-		if filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
-	}
-	required := func(key, v, what string) bool {
-		if strings.TrimSpace(v) == "" {
-			errs = append(errs, fmt.Errorf("%s: %s is required: %s", path, key, what))
-			return false
-		}
-		return true
-	}
-	exists := func(key, p string) bool {
-		st, err := os.Stat(p)
-		switch {
-		case err != nil && errors.Is(err, fs.ErrNotExist):
-			bad(key, "%s: no such file", p)
-		case err != nil:
-			bad(key, "%v", err)
-		case st.IsDir():
-			bad(key, "%s is a directory, not a file", p)
-		default:
-			return true
-		}
-		return false
-	}
-
-	if required("name", f.Name, `it names the campaign in Message-IDs and run state, e.g. name = "2026-11-newsletter"`) {
+// message checks the keys that name the campaign and address its
+// messages: name, from, reply_to, subject.
+func (l *loader) message(f *file) {
+	c := l.c
+	if l.required("name", f.Name, `it names the campaign in Message-IDs and run state, e.g. name = "2026-11-newsletter"`) {
 		if strings.ContainsFunc(f.Name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-			bad("name", "control characters are not allowed")
+			l.bad("name", "control characters are not allowed")
 		}
 	}
-	if required("from", f.From, `e.g. from = "Example News <news@example.org>"`) {
+	if l.required("from", f.From, `e.g. from = "Example News <news@example.org>"`) {
 		if a, err := parseMailbox(f.From); err != nil {
-			bad("from", "%v", err)
+			l.bad("from", "%v", err)
 		} else {
 			c.From = *a
 		}
 	}
 	if f.ReplyTo != "" {
 		if a, err := parseMailbox(f.ReplyTo); err != nil {
-			bad("reply_to", "%v", err)
+			l.bad("reply_to", "%v", err)
 		} else {
 			c.ReplyTo = a
 		}
 	}
-	if required("subject", f.Subject, `e.g. subject = "News for {{.name}}"`) {
-		if t, err := merge.ParseLine(at("subject")+": subject", f.Subject); err != nil {
-			errs = append(errs, err)
+	if l.required("subject", f.Subject, `e.g. subject = "News for {{.name}}"`) {
+		if t, err := merge.ParseLine(c.loc("subject")+": subject", f.Subject); err != nil {
+			l.errs = append(l.errs, err)
 		} else {
 			c.Subject = t
 		}
 	}
-	if required("template", f.Template, `the Markdown file of the message, e.g. template = "templates/news.md"`) {
-		c.BodyPath = rel(f.Template)
-		if exists("template", c.BodyPath) {
-			if text, err := os.ReadFile(c.BodyPath); err != nil {
-				bad("template", "%v", err)
-			} else if t, err := merge.ParseBody(c.BodyPath, string(text)); err != nil {
-				errs = append(errs, err)
+}
+
+// files checks the files the campaign file names: the template, the
+// layout, the list, the attachments and the rows' attachments directory.
+func (l *loader) files(f *file) {
+	c := l.c
+	if l.required("template", f.Template, `the Markdown file of the message, e.g. template = "templates/news.md"`) {
+		c.BodyPath = l.rel(f.Template)
+		if text, ok := l.read("template", c.BodyPath); ok {
+			if t, err := merge.ParseBody(c.BodyPath, text); err != nil {
+				l.errs = append(l.errs, err)
 			} else {
 				c.Body = t
 			}
@@ -221,68 +265,94 @@ func Load(path string) (*Campaign, error) {
 	}
 	c.Layout = templates.DefaultLayout
 	if f.Layout != "" {
-		c.LayoutPath = rel(f.Layout)
-		if exists("layout", c.LayoutPath) {
-			if text, err := os.ReadFile(c.LayoutPath); err != nil {
-				bad("layout", "%v", err)
-			} else {
-				c.Layout = string(text)
-			}
+		c.LayoutPath = l.rel(f.Layout)
+		if text, ok := l.read("layout", c.LayoutPath); ok {
+			c.Layout = text
 		}
 	}
-	if required("recipients", f.Recipients, `the CSV list, e.g. recipients = "recipients.csv"`) {
-		c.Recipients = rel(f.Recipients)
-		exists("recipients", c.Recipients)
+	if l.required("recipients", f.Recipients, `the CSV list, e.g. recipients = "recipients.csv"`) {
+		c.Recipients = l.rel(f.Recipients)
+		l.exists("recipients", c.Recipients)
 	}
 	for _, a := range f.Attachments {
-		p := rel(a)
-		if exists("attachments", p) {
+		p := l.rel(a)
+		if l.exists("attachments", p) {
 			c.Attachments = append(c.Attachments, p)
 		}
 	}
-	c.loadAttachmentsDir(f.Columns, rel, bad)
+	c.loadAttachmentsDir(f.Columns, l.rel, l.bad)
+}
+
+// read reads the file of key, reporting why it can't.
+func (l *loader) read(key, p string) (string, bool) {
+	if !l.exists(key, p) {
+		return "", false
+	}
+	text, err := os.ReadFile(p)
+	if err != nil {
+		l.bad(key, "%v", err)
+		return "", false
+	}
+	return string(text), true
+}
+
+// sending checks how the messages go out: sender, [smtp], [dkim], [limits].
+func (l *loader) sending(f *file) {
+	c := l.c
 	if f.Sender != "" {
 		// The envelope's sender (MAIL FROM) may be given beside from, as
 		// people write it, or in [smtp], where it belongs.
 		switch {
 		case f.SMTP != nil && f.SMTP.Sender != "" && f.SMTP.Sender != f.Sender:
-			bad("sender", "%q and [smtp] sender %q: give one", f.Sender, f.SMTP.Sender)
+			l.bad("sender", "%q and [smtp] sender %q: give one", f.Sender, f.SMTP.Sender)
 		case f.SMTP != nil:
 			f.SMTP.Sender = f.Sender
 		case merge.CheckAddress(f.Sender) != nil:
-			bad("sender", "%q: %v", f.Sender, merge.CheckAddress(f.Sender))
+			l.bad("sender", "%q: %v", f.Sender, merge.CheckAddress(f.Sender))
 		}
 	}
 	if f.SMTP != nil {
-		c.SMTP = loadSMTP(f.SMTP, c.From.Address, rel, at, bad)
+		c.SMTP = loadSMTP(f.SMTP, c.From.Address, l.rel, c.loc, l.bad)
 	}
 	if f.DKIM != nil {
-		c.DKIM = loadDKIM(f.DKIM, c.From.Address, rel, bad)
+		c.DKIM = loadDKIM(f.DKIM, c.From.Address, l.rel, l.bad)
 		if strings.TrimSpace(f.DKIM.KeyFile) != "" {
-			c.keyFile = rel(f.DKIM.KeyFile)
+			c.keyFile = l.rel(f.DKIM.KeyFile)
 		}
 	}
-	c.Limits = loadLimits(f.Limits, bad)
+	c.Limits = loadLimits(f.Limits, l.bad)
+}
+
+// extras checks what a message may have besides its body: preheader,
+// lang, [unsubscribe].
+func (l *loader) extras(f *file) {
+	c := l.c
 	if f.Preheader != "" {
-		if t, err := merge.ParseLine(at("preheader")+": preheader", f.Preheader); err != nil {
-			errs = append(errs, err)
+		if t, err := merge.ParseLine(c.loc("preheader")+": preheader", f.Preheader); err != nil {
+			l.errs = append(l.errs, err)
 		} else {
 			c.Preheader = t
 		}
 	}
 	if f.Lang != "" {
+		var err error
 		if c.Lang, err = checkLang(f.Lang); err != nil {
-			errs = append(errs, fmt.Errorf("%s: lang: %w", at("lang"), err))
+			l.errs = append(l.errs, fmt.Errorf("%s: lang: %w", c.loc("lang"), err))
 		}
 	}
 	if f.Unsubscribe != nil {
-		c.Unsubscribe = loadUnsubscribe(f.Unsubscribe, at, bad, &errs)
+		c.Unsubscribe = loadUnsubscribe(f.Unsubscribe, c.loc, l.bad, &l.errs)
 	}
 	if c.Unsubscribe == nil || c.Unsubscribe.URL == nil {
 		if c.Body != nil && c.Body.UsesUnsubscribe() {
-			errs = append(errs, fmt.Errorf("%s: the template uses {{unsubscribe}}, but the campaign has no [unsubscribe] url", c.BodyPath))
+			l.errs = append(l.errs, fmt.Errorf("%s: the template uses {{unsubscribe}}, but the campaign has no [unsubscribe] url", c.BodyPath))
 		}
 	}
+}
+
+// headers checks [headers], in file order: names a message may have, once
+// each, and their values.
+func (l *loader) headers(md toml.MetaData, values map[string]string) {
 	seen := map[string]string{}
 	for _, k := range md.Keys() {
 		if len(k) != 2 || k[0] != "headers" {
@@ -290,28 +360,36 @@ func Load(path string) (*Campaign, error) {
 		}
 		name, key := k[1], k.String()
 		if err := render.CheckFieldName(name); err != nil {
-			bad(key, "%v", err)
+			l.bad(key, "%v", reservedField(err))
 			continue
 		}
 		if other, dup := seen[strings.ToLower(name)]; dup {
-			bad(key, "the same field as %s (field names ignore case): keep one", other)
+			l.bad(key, "the same field as %s (field names ignore case): keep one", other)
 			continue
 		}
 		seen[strings.ToLower(name)] = name
-		t, err := merge.ParseLine(at(key)+": "+key, f.Headers[name])
+		t, err := merge.ParseLine(l.c.loc(key)+": "+key, values[name])
 		if err != nil {
-			errs = append(errs, err)
+			l.errs = append(l.errs, err)
 			continue
 		}
-		c.Headers = append(c.Headers, header{Name: name, Value: t, key: key})
+		l.c.Headers = append(l.c.Headers, header{Name: name, Value: t, key: key})
 	}
-	if len(errs) > 0 {
-		// The campaign as far as it goes: check can still look at the
-		// templates and the list for their own problems.
-		c.incomplete = true
-		return c, errs
+}
+
+// reservedField says in the campaign file's terms why [headers] can't set
+// a field render refused: which table or key sets it.
+func reservedField(err error) error {
+	var fe *render.FieldNameError
+	if errors.As(err, &fe) {
+		switch fe.Reason {
+		case render.FieldUnsubscribe:
+			return fmt.Errorf("header field %s is set by the [unsubscribe] table", fe.Name)
+		case render.FieldAddressed:
+			return fmt.Errorf("header field %s is set by the campaign key %s", fe.Name, strings.ReplaceAll(strings.ToLower(fe.Name), "-", "_"))
+		}
 	}
-	return c, nil
+	return err
 }
 
 // checkLang checks a lang key: a BCP 47 language tag (RFC 5646) of

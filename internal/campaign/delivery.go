@@ -20,6 +20,7 @@ import (
 // after too many failures in a row.
 type delivery struct {
 	ctx  context.Context
+	c    *Campaign // says the sender's failures in its file's terms
 	s    deliver.Sender
 	opts Options
 	sum  *Summary
@@ -32,8 +33,8 @@ type delivery struct {
 	wake        chan struct{}
 }
 
-func newDelivery(ctx context.Context, s deliver.Sender, opts Options, sum *Summary) *delivery {
-	return &delivery{ctx: ctx, s: s, opts: opts, sum: sum, wake: make(chan struct{}, 1)}
+func (c *Campaign) newDelivery(ctx context.Context, s deliver.Sender, opts Options, sum *Summary) *delivery {
+	return &delivery{ctx: ctx, c: c, s: s, opts: opts, sum: sum, wake: make(chan struct{}, 1)}
 }
 
 // ErrTooManyFailures stops a campaign after max_errors failures in a row.
@@ -218,9 +219,11 @@ func (t *tracker) Ready() error {
 }
 
 // Done decides what the outcome is, and what comes next: it is recorded,
-// and settled (counted, told) once the journal has its word on it.
+// and settled (counted, told) once the journal has its word on it, in the
+// campaign file's terms.
 func (t *tracker) Done(err error) {
 	d := t.d
+	err = d.c.explainConn(err)
 	var se *deliver.SendError
 	switch {
 	case errors.Is(err, errHeldBack):

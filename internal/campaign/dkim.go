@@ -18,6 +18,26 @@ import (
 	"github.com/batch-mailer/batch/internal/render"
 )
 
+// DKIM is the checked [dkim] table: who signs every message, and with
+// which key.
+type DKIM struct {
+	Domain   string        // d=: the From domain or a parent of it
+	Selector string        // s=: the key's name in DNS
+	Signer   crypto.Signer // RSA of 2048 to 4096 bits, or Ed25519
+}
+
+// ZoneRecord is the DNS TXT record that publishes the key, as a line of a
+// zone file.
+func (d *DKIM) ZoneRecord() (string, error) { return d.signer().ZoneRecord() }
+
+// signer is render's signer of the messages; nil without a [dkim] table.
+func (d *DKIM) signer() *render.DKIM {
+	if d == nil {
+		return nil
+	}
+	return &render.DKIM{Domain: d.Domain, Selector: d.Selector, Signer: d.Signer}
+}
+
 // dkimFile is the [dkim] table as written.
 type dkimFile struct {
 	Domain   string `toml:"domain"`
@@ -53,13 +73,13 @@ func isDNSName(s string) bool {
 // loadDKIM checks the [dkim] table and reads its key, once for the whole
 // campaign. It returns nil if anything is wrong (bad has been told), so
 // that check goes on without signing.
-func loadDKIM(f *dkimFile, from string, rel func(string) string, bad func(key, format string, args ...any)) *render.DKIM {
+func loadDKIM(f *dkimFile, from string, rel func(string) string, bad func(key, format string, args ...any)) *DKIM {
 	ok := true
 	problem := func(key, format string, args ...any) {
 		ok = false
 		bad(key, format, args...)
 	}
-	d := &render.DKIM{
+	d := &DKIM{
 		Domain:   strings.TrimSuffix(strings.ToLower(strings.TrimSpace(f.Domain)), "."),
 		Selector: strings.TrimSpace(f.Selector),
 	}
@@ -114,11 +134,23 @@ func readKey(path string) (crypto.Signer, error) {
 	case err != nil:
 		return nil, err
 	}
-	kerr := func(format string, args ...any) error {
-		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+	block, err := privateBlock(data, path)
+	if err != nil {
+		return nil, err
 	}
-	const makeKey = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out dkim.pem"
-	var block *pem.Block
+	key, err := parseKey(block)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
+}
+
+// makeKey is how to make a key batch signs with.
+const makeKey = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out dkim.pem"
+
+// privateBlock finds the private key's PEM block in the key file at path,
+// not encrypted.
+func privateBlock(data []byte, path string) (*pem.Block, error) {
 	public := false
 	for rest := data; ; {
 		var b *pem.Block
@@ -127,51 +159,52 @@ func readKey(path string) (crypto.Signer, error) {
 			break
 		}
 		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
-			block = b
-			break
+			if b.Headers["Proc-Type"] != "" || b.Type == "ENCRYPTED PRIVATE KEY" {
+				return nil, fmt.Errorf("%s: the key is encrypted, and batch can't ask for its passphrase: keep a decrypted copy that only you can read (openssl pkey -in %s -out dkim.pem)", path, path)
+			}
+			return b, nil
 		}
 		public = public || strings.HasSuffix(b.Type, "PUBLIC KEY")
 	}
-	if block == nil {
-		if public {
-			return nil, kerr("holds a public key, not the private key that signs: name the private key here, and publish the public one in DNS (batch check prints the record)")
-		}
-		return nil, kerr("no PEM private key in it: want a file that starts -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY----- (make one with: %s)", makeKey)
+	if public {
+		return nil, fmt.Errorf("%s: holds a public key, not the private key that signs: name the private key here, and publish the public one in DNS (batch check prints the record)", path)
 	}
-	if block.Headers["Proc-Type"] != "" || block.Type == "ENCRYPTED PRIVATE KEY" {
-		return nil, kerr("the key is encrypted, and batch can't ask for its passphrase: keep a decrypted copy that only you can read (openssl pkey -in %s -out dkim.pem)", path)
-	}
+	return nil, fmt.Errorf("%s: no PEM private key in it: want a file that starts -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY----- (make one with: %s)", path, makeKey)
+}
+
+// parseKey reads the key of a PEM block, and checks that it can sign DKIM.
+func parseKey(block *pem.Block) (crypto.Signer, error) {
 	var key any
+	var err error
 	switch block.Type {
 	case "RSA PRIVATE KEY":
 		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
 	case "PRIVATE KEY":
 		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 	case "EC PRIVATE KEY":
-		return nil, kerr("an ECDSA key can't sign DKIM: use RSA (2048 bits or more) or Ed25519 (%s)", makeKey)
+		return nil, fmt.Errorf("an ECDSA key can't sign DKIM: use RSA (2048 bits or more) or Ed25519 (%s)", makeKey)
 	case "OPENSSH PRIVATE KEY":
-		return nil, kerr("an OpenSSH key: DKIM needs a PEM key (%s)", makeKey)
+		return nil, fmt.Errorf("an OpenSSH key: DKIM needs a PEM key (%s)", makeKey)
 	default:
-		return nil, kerr("%q: an unsupported kind of key: want RSA (2048 bits or more) or Ed25519 in PEM (%s)", block.Type, makeKey)
+		return nil, fmt.Errorf("%q: an unsupported kind of key: want RSA (2048 bits or more) or Ed25519 in PEM (%s)", block.Type, makeKey)
 	}
 	if err != nil {
-		return nil, kerr("the key can't be read: %v", err)
+		return nil, fmt.Errorf("the key can't be read: %v", err)
 	}
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
 		if bits := k.N.BitLen(); bits < minRSABits {
-			return nil, kerr("a %d-bit RSA key is too short: use %d bits or more (%s)", bits, minRSABits, makeKey)
+			return nil, fmt.Errorf("a %d-bit RSA key is too short: use %d bits or more (%s)", bits, minRSABits, makeKey)
 		} else if bits > maxRSABits {
-			return nil, kerr("a %d-bit RSA key is longer than verifiers must accept (%d bits, RFC 8301): use %d", bits, maxRSABits, minRSABits)
+			return nil, fmt.Errorf("a %d-bit RSA key is longer than verifiers must accept (%d bits, RFC 8301): use %d", bits, maxRSABits, minRSABits)
 		}
 		return k, nil
 	case ed25519.PrivateKey:
 		return k, nil
 	case *ecdsa.PrivateKey:
-		return nil, kerr("an ECDSA key can't sign DKIM: use RSA (2048 bits or more) or Ed25519 (%s)", makeKey)
+		return nil, fmt.Errorf("an ECDSA key can't sign DKIM: use RSA (2048 bits or more) or Ed25519 (%s)", makeKey)
 	case *ecdh.PrivateKey:
-		return nil, kerr("an X25519 key is for key agreement, not signing: use RSA (2048 bits or more) or Ed25519 (%s)", makeKey)
-	default:
-		return nil, kerr("a %T key can't sign DKIM: use RSA (2048 bits or more) or Ed25519 (%s)", key, makeKey)
+		return nil, fmt.Errorf("an X25519 key is for key agreement, not signing: use RSA (2048 bits or more) or Ed25519 (%s)", makeKey)
 	}
+	return nil, fmt.Errorf("a %T key can't sign DKIM: use RSA (2048 bits or more) or Ed25519 (%s)", key, makeKey)
 }

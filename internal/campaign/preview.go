@@ -204,7 +204,9 @@ func (p *Preview) state() *previewState {
 				s.note(f)
 			}
 		}
-		s.r, s.rerr = c.newRenderer(Options{Now: p.now()})
+		if !c.incomplete { // else Load has said why
+			s.r, s.rerr = c.renderer(Options{Now: p.now()})
+		}
 		s.noteFiles()
 	}
 	p.cur = s
@@ -284,7 +286,12 @@ func (s *previewState) checked(ctx context.Context) (*checkResult, error) {
 		}
 		// Check itself, with this state's renderer: its shapes and
 		// files are then known to the rows rendered later.
-		err := c.run(ctx, Options{Warn: warn}, sum, s.r, s.rerr, nil)
+		probs := newProblems()
+		if s.rerr != nil {
+			probs.add(s.rerr)
+		}
+		check := &pass{c: c, opts: &Options{Warn: warn}, sum: sum, r: s.r, probs: probs, out: checking{}}
+		err := check.run(ctx)
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
 		}
@@ -297,19 +304,6 @@ func (s *previewState) checked(ctx context.Context) (*checkResult, error) {
 	}
 	s.check = res
 	return res, nil
-}
-
-// problemList gives the problems err holds, one by one.
-func problemList(err error) []error {
-	var probs Problems
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &probs):
-		return probs
-	default:
-		return []error{err}
-	}
 }
 
 // tally counts the rows of each shape of the body and the list's rows.

@@ -3,9 +3,42 @@ package campaign
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/batch-mailer/batch/internal/merge"
+	"github.com/batch-mailer/batch/internal/render"
 )
+
+// Problems is every problem found in a campaign, one per line.
+type Problems []error
+
+func (p Problems) Error() string {
+	var b strings.Builder
+	for i, err := range p {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap gives errors.Is and errors.As every problem.
+func (p Problems) Unwrap() []error { return p }
+
+// problemList is err as a list of problems: render's (render.Errors) become
+// the campaign's.
+func problemList(err error) Problems {
+	switch list := err.(type) {
+	case nil:
+		return nil
+	case Problems:
+		return list
+	case render.Errors:
+		return Problems(list)
+	}
+	return Problems{err}
+}
 
 // maxProblems bounds the list a run reports: past it, only a count.
 const maxProblems = 50
@@ -18,6 +51,8 @@ type problems struct {
 	extra int // distinct problems past maxProblems
 }
 
+func newProblems() *problems { return &problems{seen: map[string]*aggregate{}} }
+
 type aggregate struct {
 	first error
 	more  int // further rows with the same problem
@@ -25,13 +60,14 @@ type aggregate struct {
 
 // add records err; a list of problems (Problems) is added one by one.
 func (p *problems) add(err error) {
-	if list, ok := err.(Problems); ok {
-		for _, e := range list {
+	switch err.(type) {
+	case Problems, render.Errors:
+		for _, e := range problemList(err) {
 			p.add(e)
 		}
-		return
+	default:
+		p.addKey(err.Error(), err)
 	}
-	p.addKey(err.Error(), err)
 }
 
 // addRow records a row's problem, counted with the same problem in other rows.

@@ -6,13 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
@@ -60,66 +55,14 @@ type Options struct {
 	MaxErrors int
 }
 
-// Summary counts a run's recipients.
-type Summary struct {
-	Messages    int // rendered (check), or handed over for delivery (send)
-	Invalid     int // rows skipped for an invalid address
-	Duplicates  int // rows skipped for a repeated address
-	AlreadySent int // recipients the journal says were sent
-	Held        int // failed or unknown before, not tried again this run
-	OtherShards int // recipients of the other shards
-	Warned      int // rows rendered, and sent, with a warning (told to Options.Warn)
-
-	mu       sync.Mutex
-	outcomes Outcomes
-}
-
-// Outcomes counts what became of the messages handed over: each as the
-// journal holds it.
-type Outcomes struct {
-	Sent     int
-	Failed   int // refused for good, or out of retries
-	Unknown  int // handed over, and the server's word on it never came or was not recorded
-	Deferred int // temporary failures, each tried again later
-}
-
-// Skipped is the number of rows left out for their address.
-func (s *Summary) Skipped() int { return s.Invalid + s.Duplicates }
-
-// Outcomes returns what became of the messages so far.
-func (s *Summary) Outcomes() Outcomes {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.outcomes
-}
-
-// outcome counts a message's final outcome.
-func (s *Summary) outcome(st journal.Status) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch st {
-	case journal.Sent:
-		s.outcomes.Sent++
-	case journal.Failed:
-		s.outcomes.Failed++
-	case journal.Unknown:
-		s.outcomes.Unknown++
-	}
-}
-
-// deferred counts a temporary failure.
-func (s *Summary) deferred() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.outcomes.Deferred++
-}
-
 // Check renders every recipient's message in memory and reports every
 // problem that would stop the campaign, as Problems.
 func (c *Campaign) Check(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{}
-	r, rerr := c.newRenderer(opts)
-	return sum, c.run(ctx, opts, sum, r, rerr, nil)
+	probs := newProblems()
+	r := c.newRenderer(opts, probs)
+	check := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, out: checking{}}
+	return sum, check.run(ctx)
 }
 
 // Discarder is a sender that can take back what it was given: the files
@@ -138,20 +81,28 @@ type Opener func(sum *Summary) (deliver.Sender, error)
 // again and hands it over. Recipients the journal (opts.State) says were
 // sent are skipped, and so are those that failed or whose outcome is
 // unknown, unless opts says otherwise. Send closes the sender and returns
-// when every outcome is in.
+// when every outcome is in. A campaign file with problems (Load's) is
+// never sent: nothing is opened.
 func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summary, error) {
+	if c.incomplete {
+		return nil, fmt.Errorf("%s %w: batch check %s lists them", c.Path, errIncomplete, c.Path)
+	}
 	planned := &Summary{}
 	// One renderer for both passes: the layout, its styles, the images
 	// and the attachments are read and encoded once.
-	r, rerr := c.newRenderer(opts)
+	probs := newProblems()
+	r := c.newRenderer(opts, probs)
 	if !opts.SinglePass {
-		if err := c.run(ctx, opts, planned, r, rerr, nil); err != nil {
+		check := &pass{c: c, opts: &opts, sum: planned, r: r, probs: probs, out: checking{}}
+		if err := check.run(ctx); err != nil {
 			return nil, err
 		}
+		probs = newProblems() // the check found none
+		opts.Warn = nil       // told already
 	}
 	s, err := open(planned)
 	if err != nil {
-		return nil, err
+		return nil, c.explainConn(err)
 	}
 	if opts.Journal != nil {
 		if c.SMTP != nil && c.SMTP.Connections > 2 {
@@ -159,20 +110,19 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		}
 		opts.Journal.Append(journal.Record{Kind: journal.KindOpen, Campaign: c.Name, At: time.Now().Unix()})
 	}
-	if !opts.SinglePass {
-		opts.Warn = nil // told already
-	}
 	sum := &Summary{}
-	d := newDelivery(ctx, s, opts, sum)
-	err = c.run(ctx, opts, sum, r, rerr, d.deliver)
+	d := c.newDelivery(ctx, s, opts, sum)
+	send := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs,
+		out: &sending{d: d, to: opts.To, limit: opts.Limit, checked: !opts.SinglePass}}
+	err = send.run(ctx)
 	if ferr := d.finish(); err == nil {
 		err = ferr
 	}
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}
-	var probs Problems
-	if dis, ok := s.(Discarder); ok && errors.As(err, &probs) {
+	var found Problems
+	if dis, ok := s.(Discarder); ok && errors.As(err, &found) {
 		if derr := dis.Discard(); derr != nil {
 			err = errors.Join(err, derr)
 		}
@@ -183,8 +133,11 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	if err == nil {
 		err = ctx.Err()
 	}
-	return sum, err
+	return sum, c.explainConn(err)
 }
+
+// errIncomplete is a campaign file with problems, which is never sent.
+var errIncomplete = errors.New("has problems")
 
 // journalSkip tells whether the journal's word on rec (none, without a
 // journal) means it is not sent this run.
@@ -204,307 +157,252 @@ func journalSkip(rec *merge.Recipient, opts *Options) skipKind {
 	return skipNone
 }
 
-// newRenderer returns the campaign's renderer, or why there is none; a
-// campaign file with problems has none, and says why itself.
-func (c *Campaign) newRenderer(opts Options) (*render.Renderer, error) {
-	if c.incomplete {
-		return nil, nil
-	}
-	return c.renderer(opts)
+// pass is one pass over the list: it reads every row, renders on every
+// core the messages of those to send, counts them, collects the problems
+// and gives the messages, in list order, to its handoff. It stops at the
+// handoff's first error; the problems are returned together.
+type pass struct {
+	c     *Campaign
+	opts  *Options
+	sum   *Summary
+	r     *render.Renderer // nil: the campaign can't render, and the list is read for its own problems
+	probs *problems
+	out   handoff
+
+	// Set once the list's header is read: blank are the fields the
+	// templates name that are not columns, reported once, then rendered
+	// empty to find the problems that lie behind them; ready, whether
+	// the rows can be rendered.
+	blank []string
+	ready bool
 }
 
-// run streams the list, renders each message with r and passes it to
-// deliver (when not nil). It stops at the first delivery error; other
-// problems, rerr (why there is no r) first, are collected and returned
-// together.
-func (c *Campaign) run(ctx context.Context, opts Options, sum *Summary, r *render.Renderer, rerr error, deliverFn func(*render.Message) error) error {
-	if c.incomplete && deliverFn != nil {
-		return fmt.Errorf("%s has problems: batch check %s lists them", c.Path, c.Path)
+// handoff is what a pass does with the messages it renders: Check's
+// counts them (checking), Send's hands them over (sending).
+type handoff interface {
+	// take is given each message, in list order, while the pass has met
+	// no problem; its error ends the pass.
+	take(it *item) error
+	// failed is told of a message that could not be rendered: nil to
+	// report it with the other problems, or the error that ends the pass.
+	failed(e *messageError) error
+	// last reports whether the pass ends once it has counted n messages.
+	last(n int) bool
+}
+
+// checking is Check's handoff: every message is rendered in memory and
+// counted, and the whole list is checked, past the limit too.
+type checking struct{}
+
+func (checking) take(*item) error           { return nil }
+func (checking) failed(*messageError) error { return nil }
+func (checking) last(int) bool              { return false }
+
+// sending is Send's handoff: each message goes to the delivery, up to the
+// limit.
+type sending struct {
+	d     *delivery
+	to    string // a test send's address, every message's envelope recipient; "" for none
+	limit int    // 0 for none
+	// checked: the list was checked before, so a message that can't be
+	// rendered now means it changed since, and stops the send.
+	checked bool
+}
+
+func (s *sending) take(it *item) error {
+	if s.to != "" {
+		it.m.To = s.to
 	}
-	probs := &problems{seen: map[string]*aggregate{}}
-	if rerr != nil {
-		probs.add(rerr)
+	if err := s.d.deliver(it.m); err != nil {
+		var ce *deliver.ConnError
+		if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, errStopped) || errors.Is(err, context.Canceled) {
+			return err // the campaign's, not the recipient's
+		}
+		return fmt.Errorf("%s (row %d): %w", it.rec.Email, it.rec.Row, err)
 	}
+	return nil
+}
+
+func (s *sending) failed(e *messageError) error {
+	if s.checked {
+		return e
+	}
+	return nil
+}
+
+func (s *sending) last(n int) bool { return s.limit > 0 && n >= s.limit }
+
+// run opens the list, reads its header and takes its rows.
+func (p *pass) run(ctx context.Context) error {
+	c := p.c
 	if c.Recipients == "" {
-		return probs.err()
+		return p.probs.err()
 	}
 	f, err := os.Open(c.Recipients)
 	if err != nil {
 		if !c.incomplete { // else Load has said so
-			probs.add(fmt.Errorf("%s: %w", c.Recipients, err))
+			p.probs.add(fmt.Errorf("%s: %w", c.Recipients, err))
 		}
-		return probs.err()
+		return p.probs.err()
 	}
 	defer f.Close()
 	rd, err := merge.NewReader(c.Recipients, f, c.Columns, c.listLimits())
 	var herr *merge.HeaderError
 	switch {
 	case errors.As(err, &herr):
-		for _, p := range herr.Problems {
-			probs.add(p)
+		for _, e := range herr.Problems {
+			p.probs.add(e)
 		}
-		c.checkFields(herr.Columns, probs)
-		return probs.err()
+		c.checkFields(herr.Columns, p.probs)
+		return p.probs.err()
 	case err != nil:
-		probs.add(c.explainLimit(err))
-		return probs.err()
+		p.probs.add(c.explainLimit(err))
+		return p.probs.err()
 	}
-	// A field that is not a column is reported once; the rows are then
-	// rendered with it empty, to find the problems that lie behind it.
-	blank := c.checkFields(rd.Header(), probs)
-	ready := r != nil && c.Body != nil && c.Subject != nil && len(probs.list) == len(blank)
+	p.blank = c.checkFields(rd.Header(), p.probs)
+	p.ready = p.r != nil && c.Body != nil && c.Subject != nil && len(p.probs.list) == len(p.blank)
+	return p.rows(ctx, rd)
+}
 
-	ctx, cancel := context.WithCancel(ctx)
+// rows takes every row of the list, in order, through the pipeline.
+func (p *pass) rows(ctx context.Context, rd *merge.Reader) error {
 	room := &budget{freed: make(chan struct{}, 1)}
-	items := c.stream(ctx, rd, r, ready, blank, &opts, room)
-	defer func() {
-		cancel()
-		for range items { // let the reader and the renderers finish
-		}
-	}()
-	for it := range items {
+	list := pipeline{read: func(ctx context.Context) (*item, bool) { return p.read(ctx, rd, room) }, render: p.render}
+	for it := range list.items(ctx) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if it.done != nil {
-			<-it.done
-		}
-		// Past the limit, the list is still checked (a send takes none of
-		// it if a row has a problem), but nothing more counted: a check
-		// counts what its send will go through, so that the two agree.
-		past := opts.Limit > 0 && sum.Messages >= opts.Limit
-		if !past && it.skip == skipNone && it.rec != nil && it.rec.Warning != nil {
-			sum.Warned++
-			if opts.Warn != nil {
-				opts.Warn(it.rec.Warning)
-			}
-		}
-		var rowErr *merge.RowError
-		switch {
-		case it.skip != skipNone && past:
-		case it.skip != skipNone:
-			sum.count(it.skip)
-			if it.err != nil && opts.Warn != nil {
-				opts.Warn(it.err)
-			}
-		case errors.As(it.err, &rowErr):
-			c.explainLimit(rowErr)
-			probs.addRow(rowErr)
-		case it.err != nil && it.rec == nil: // the list can't be read on
-			probs.add(it.err)
-			return probs.err()
-		case it.err == nil && it.m == nil:
-			// not rendered: the campaign is broken
-		case it.err != nil:
-			if deliverFn != nil && !opts.SinglePass { // the list changed since it was checked
-				return &messageError{rec: it.rec, list: c.Recipients, err: it.err}
-			}
-			list, ok := it.err.(render.Errors)
-			if !ok {
-				list = render.Errors{it.err}
-			}
-			for _, err := range list {
-				probs.addMessage(&messageError{rec: it.rec, list: c.Recipients, err: err})
-			}
-		case past:
-		default:
-			if deliverFn != nil && len(probs.list) == 0 {
-				if opts.To != "" {
-					it.m.To = opts.To
-				}
-				if err := deliverFn(it.m); err != nil {
-					var ce *deliver.ConnError
-					if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, errStopped) || errors.Is(err, context.Canceled) {
-						return err // the campaign's, not the recipient's
-					}
-					return fmt.Errorf("%s (row %d): %w", it.rec.Email, it.rec.Row, err)
-				}
-			}
-			sum.Messages++
-			if deliverFn != nil && opts.Limit > 0 && sum.Messages >= opts.Limit {
-				return probs.err()
-			}
-		}
+		done, err := p.take(it)
 		room.give(it.weight)
+		if done {
+			return err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := probs.err(); err != nil {
+	if err := p.probs.err(); err != nil {
 		return err
 	}
-	if sum.Messages == 0 && ready && sum.AlreadySent+sum.Held+sum.OtherShards == 0 {
-		return fmt.Errorf("%s: no recipients to send to: the list has no valid rows", c.Recipients)
+	if s := p.sum; s.Messages == 0 && p.ready && s.AlreadySent+s.Held+s.OtherShards == 0 {
+		return fmt.Errorf("%s: no recipients to send to: the list has no valid rows", p.c.Recipients)
 	}
 	return nil
 }
 
-// item is one row of the list on its way: skipped, broken, or rendered.
-type item struct {
-	rec  *merge.Recipient
-	skip skipKind
-	m    *render.Message
-	err  error
-	done chan struct{} // closed when m and err are set; nil when not rendered
-	// weight is the bytes of the row's values, taken from the budget
-	// while the message is rendered and until it is written or sent.
-	weight int64
+// read reads the next row and says what becomes of it (the pipeline's
+// reader, on a goroutine of its own); false at the end of the list, or
+// when ctx ends while a row to render waits for room in the budget.
+func (p *pass) read(ctx context.Context, rd *merge.Reader, room *budget) (*item, bool) {
+	rec, err := rd.Next()
+	if errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	it := &item{rec: rec, err: err}
+	var rowErr *merge.RowError
+	switch {
+	case errors.Is(err, merge.ErrDuplicate):
+		it.kind, it.skip = itemSkipped, skipDuplicate
+	case errors.Is(err, merge.ErrSkipped):
+		it.kind, it.skip = itemSkipped, skipInvalid
+	case errors.As(err, &rowErr):
+		it.kind = itemBroken
+	case err != nil:
+		it.kind = itemUnreadable
+	case !p.ready:
+		it.kind = itemUnrendered
+	case !p.opts.Shard.Has(rec.Email):
+		it.kind, it.skip = itemSkipped, skipShard
+	default:
+		if it.skip = journalSkip(rec, p.opts); it.skip != skipNone {
+			it.kind = itemSkipped
+			break
+		}
+		for _, name := range p.blank {
+			rec.Fields[name] = ""
+		}
+		it.weight = valueBytes(rec)
+		if !room.take(ctx, it.weight) {
+			return nil, false
+		}
+		it.kind = itemMessage
+	}
+	return it, true
 }
 
-// inFlight bounds the bytes of values whose messages are being rendered
-// or wait to be written or sent. A message holds each value several times
-// over (in the subject, the header fields, the HTML, the text, escaped
-// and encoded for each, and the steps between): rows of large values go a
-// few at a time, and a row larger than the bound alone. Rows of the usual
-// size are bounded by their number in flight, a few per core, long before.
-const inFlight = 1 << 20
-
-// budget counts the bytes of values in flight. One goroutine takes from it,
-// any gives back.
-type budget struct {
-	used  atomic.Int64
-	freed chan struct{} // a token when some were given back; capacity 1
+// render renders an itemMessage (the pipeline's, on every core).
+func (p *pass) render(it *item, body *bytes.Buffer) {
+	if it.m, it.err = p.c.message(p.r, it.rec, body); it.err != nil {
+		it.kind = itemFailed
+	}
 }
 
-// take waits until n bytes fit under inFlight, or nothing is in flight,
-// and takes them; false when ctx ends first.
-func (b *budget) take(ctx context.Context, n int64) bool {
-	for used := b.used.Load(); used > 0 && used+n > inFlight; used = b.used.Load() {
-		select {
-		case <-b.freed:
-		case <-ctx.Done():
-			return false
+// take counts one item, collects its problems or hands its message over;
+// done says that the pass ends with it, and returns err.
+func (p *pass) take(it *item) (done bool, err error) {
+	// Past the limit, the list is still checked (a send takes none of
+	// it if a row has a problem), but nothing more counted: a check
+	// counts what its send will go through, so that the two agree.
+	past := p.opts.Limit > 0 && p.sum.Messages >= p.opts.Limit
+	if !past && it.rec != nil && it.rec.Warning != nil && (it.kind == itemMessage || it.kind == itemFailed || it.kind == itemUnrendered) {
+		p.sum.Warned++
+		if p.opts.Warn != nil {
+			p.opts.Warn(it.rec.Warning)
 		}
 	}
-	b.used.Add(n)
-	return true
-}
-
-// give gives n bytes back.
-func (b *budget) give(n int64) {
-	if n == 0 {
-		return
-	}
-	b.used.Add(-n)
-	select {
-	case b.freed <- struct{}{}:
-	default: // a token is there already: take looks again
-	}
-}
-
-// valueBytes is the bytes of a row's values.
-func valueBytes(rec *merge.Recipient) int64 {
-	var n int64
-	for _, v := range rec.Fields {
-		n += int64(len(v))
-	}
-	return n
-}
-
-type skipKind int
-
-const (
-	skipNone      skipKind = iota
-	skipInvalid            // an address batch can't send to
-	skipDuplicate          // an address seen before in the list
-	skipSent               // the journal says sent
-	skipHeld               // failed or unknown before, not tried again
-	skipShard              // another shard's
-)
-
-func (s *Summary) count(k skipKind) {
-	switch k {
-	case skipInvalid:
-		s.Invalid++
-	case skipDuplicate:
-		s.Duplicates++
-	case skipSent:
-		s.AlreadySent++
-	case skipHeld:
-		s.Held++
-	case skipShard:
-		s.OtherShards++
-	}
-}
-
-// stream reads the list in one goroutine and renders the rows on every
-// core, and gives the items back in list order, so that what is written or
-// sent, and the journal, come out the same whatever the timing. At most a
-// few items per core are in flight, and values of at most inFlight bytes
-// (room), so memory stays flat however long the list and however large
-// its rows.
-func (c *Campaign) stream(ctx context.Context, rd *merge.Reader, r *render.Renderer, ready bool, blank []string, opts *Options, room *budget) <-chan *item {
-	workers := runtime.GOMAXPROCS(0)
-	out := make(chan *item, 4*workers)
-	jobs := make(chan *item, 4*workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var body bytes.Buffer
-			for it := range jobs {
-				it.m, it.err = c.message(r, it.rec, &body)
-				close(it.done)
-			}
-		}()
-	}
-	go func() {
-		defer func() {
-			close(jobs)
-			wg.Wait()
-			close(out)
-		}()
-		for ctx.Err() == nil {
-			rec, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			it := &item{rec: rec, err: err}
-			var rowErr *merge.RowError
-			fatal := false
-			switch {
-			case errors.Is(err, merge.ErrDuplicate):
-				it.skip = skipDuplicate
-			case errors.Is(err, merge.ErrSkipped):
-				it.skip = skipInvalid
-			case errors.As(err, &rowErr):
-				// a broken row: reported, and reading goes on
-			case err != nil:
-				fatal = true
-			case !ready:
-				// a broken campaign: the list is read for its own problems
-			case !opts.Shard.Has(rec.Email):
-				it.skip = skipShard
-			default:
-				if it.skip = journalSkip(rec, opts); it.skip != skipNone {
-					break
-				}
-				for _, name := range blank {
-					rec.Fields[name] = ""
-				}
-				it.weight = valueBytes(rec)
-				if !room.take(ctx, it.weight) {
-					return
-				}
-				it.done = make(chan struct{})
-				select {
-				case jobs <- it:
-				case <-ctx.Done():
-					return
-				}
-			}
-			select {
-			case out <- it:
-			case <-ctx.Done():
-				return
-			}
-			if fatal {
-				return
+	var rowErr *merge.RowError
+	switch it.kind {
+	case itemSkipped:
+		if !past {
+			p.sum.count(it.skip)
+			if it.err != nil && p.opts.Warn != nil {
+				p.opts.Warn(it.err)
 			}
 		}
-	}()
-	return out
+	case itemBroken:
+		errors.As(it.err, &rowErr)
+		p.c.explainLimit(rowErr)
+		p.probs.addRow(rowErr)
+	case itemUnreadable:
+		p.probs.add(it.err)
+		return true, p.probs.err()
+	case itemUnrendered:
+		// read for the list's own problems: the campaign can't render
+	case itemFailed:
+		return p.failed(it)
+	case itemMessage:
+		if !past {
+			return p.message(it)
+		}
+	}
+	return false, nil
+}
+
+// failed collects the problems of a message that could not be rendered,
+// unless the handoff ends the pass with it.
+func (p *pass) failed(it *item) (done bool, err error) {
+	if err := p.out.failed(&messageError{rec: it.rec, list: p.c.Recipients, err: it.err}); err != nil {
+		return true, err
+	}
+	for _, err := range problemList(it.err) {
+		p.probs.addMessage(&messageError{rec: it.rec, list: p.c.Recipients, err: err})
+	}
+	return false, nil
+}
+
+// message hands a message over, while the pass has met no problem, and
+// counts it.
+func (p *pass) message(it *item) (done bool, err error) {
+	if len(p.probs.list) == 0 {
+		if err := p.out.take(it); err != nil {
+			return true, err
+		}
+	}
+	p.sum.Messages++
+	if p.out.last(p.sum.Messages) {
+		return true, p.probs.err()
+	}
+	return false, nil
 }
 
 // checkFields reports every field the templates name that is not one of
@@ -534,121 +432,4 @@ func (c *Campaign) checkFields(columns []string, probs *problems) []string {
 		}
 	}
 	return names
-}
-
-func (c *Campaign) renderer(opts Options) (*render.Renderer, error) {
-	var template render.Lines
-	source := ""
-	if c.Body != nil {
-		template, source = c.Body, c.Body.Source()
-	}
-	r, err := render.New(render.Options{
-		Campaign:       c.Name,
-		From:           c.From,
-		ReplyTo:        c.ReplyTo,
-		TemplateName:   c.BodyPath,
-		TemplateSource: source,
-		Template:       template,
-		ImageDir:       filepath.Dir(c.BodyPath),
-		LayoutName:     c.layoutName(),
-		Layout:         c.Layout,
-		Lang:           c.Lang,
-		Attachments:    c.Attachments,
-		Files:          c.files(),
-		FileLimit:      c.Limits.Attachment,
-		MessageLimit:   c.Limits.Message,
-		Date:           opts.Now,
-		TextFooter:     c.LayoutPath == "", // the built-in layout's footer
-		DKIM:           c.DKIM,
-		TestTo:         opts.To,
-	})
-	if err != nil {
-		// The files New reads are the campaign-wide attachments: their
-		// problems point at that key.
-		list, ok := err.(render.Errors)
-		if !ok {
-			list = render.Errors{err}
-		}
-		out := make(render.Errors, len(list))
-		for i, e := range list {
-			var size *render.SizeError
-			var file *render.FileError
-			if errors.As(e, &size) || errors.As(e, &file) {
-				e = fmt.Errorf("%s: %w", c.loc("attachments"), c.explain(e))
-			}
-			out[i] = e
-		}
-		return nil, out
-	}
-	return r, nil
-}
-
-// messageError is a problem met rendering one recipient's message: most
-// often the template's, so it leads, and the row follows.
-type messageError struct {
-	rec  *merge.Recipient
-	list string
-	err  error
-	more int // further messages with the same problem
-}
-
-func (e *messageError) Error() string {
-	if e.more > 0 {
-		return fmt.Sprintf("%v (in the messages to row %d, %s:%d, and %d more)", e.err, e.rec.Row, e.list, e.rec.Line, e.more)
-	}
-	return fmt.Sprintf("%v (in the message to row %d, %s:%d)", e.err, e.rec.Row, e.list, e.rec.Line)
-}
-
-func (e *messageError) Unwrap() error { return e.err }
-
-// message merges one recipient's row and renders the message.
-func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes.Buffer) (*render.Message, error) {
-	subject, err := c.Subject.Line(rec.Fields)
-	if err != nil {
-		return nil, fmt.Errorf("subject: %w", err)
-	}
-	body.Reset()
-	if err := c.Body.Execute(body, rec.Fields); err != nil {
-		return nil, err
-	}
-	in := &render.Input{
-		Seq:      rec.Row,
-		To:       mail.Address{Name: merge.OneLine(rec.Name), Address: rec.Email},
-		Subject:  subject,
-		Markdown: body.Bytes(),
-		Fields:   rec.Fields,
-	}
-	for _, h := range c.Headers {
-		v, err := h.Value.Line(rec.Fields)
-		if err != nil {
-			return nil, err
-		}
-		in.Headers = append(in.Headers, render.Field{Name: h.Name, Value: v})
-	}
-	if c.Preheader != nil {
-		if in.Preheader, err = c.Preheader.Line(rec.Fields); err != nil {
-			return nil, err
-		}
-	}
-	if c.Unsubscribe != nil {
-		if in.Unsubscribe, err = c.Unsubscribe.link(rec.Fields); err != nil {
-			return nil, err
-		}
-		in.UnsubMailto = c.Unsubscribe.Mailto
-	}
-	if in.Attachments, err = c.recipientFiles(rec); err != nil {
-		return nil, err
-	}
-	m, err := r.Render(in)
-	if err != nil {
-		return nil, c.explain(err)
-	}
-	return m, nil
-}
-
-func (c *Campaign) layoutName() string {
-	if c.LayoutPath == "" {
-		return "built-in layout"
-	}
-	return c.LayoutPath
 }

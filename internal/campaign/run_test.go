@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -605,5 +608,132 @@ func TestBudget(t *testing.T) {
 	}
 	if got := b.used.Load(); got != inFlight {
 		t.Errorf("used %d, want %d", got, inFlight)
+	}
+}
+
+// TestSendIncomplete: a campaign file with problems (Load's) is never
+// sent, in a dry run either: nothing is opened.
+func TestSendIncomplete(t *testing.T) {
+	c, _, err := load(t, minimal+"colour = \"blue\"\n", nil)
+	problemsOf(t, err)
+	for _, single := range []bool{false, true} {
+		rec := &recorder{}
+		_, err := c.Send(context.Background(), rec.open, Options{Now: now, SinglePass: single})
+		if !errors.Is(err, errIncomplete) {
+			t.Errorf("SinglePass %v: Send gave %v, want errIncomplete", single, err)
+		}
+		if rec.opened != 0 || len(rec.msgs) != 0 {
+			t.Errorf("SinglePass %v: opened %d times, delivered %d", single, rec.opened, len(rec.msgs))
+		}
+	}
+}
+
+// TestSendListChanged: a send checks the whole list, then reads it again
+// to send. A list changed in between (here by the Opener, after the check)
+// stops the send where it changed, nothing sent from there: a row whose
+// message can't be rendered at once, with that row's problem; a broken row
+// with the Problems found by the end of the list.
+func TestSendListChanged(t *testing.T) {
+	const more = "[columns]\nattachments = \"files\"\n"
+	list := "email,name,files\nada@example.org,Ada,files/a.txt\nbob@example.net,Bob,\ncarol@example.com,Carol,\n"
+	t.Run("a message that fails", func(t *testing.T) {
+		c := newCampaign(t, list, "Hi {{.name}}\n", more, map[string]string{"files/a.txt": "a"})
+		rec := &recorder{}
+		open := func(sum *Summary) (deliver.Sender, error) {
+			changed := strings.Replace(list, "Bob,", "Bob,files/gone.txt", 1)
+			if err := os.WriteFile(c.Recipients, []byte(changed), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return rec.open(sum)
+		}
+		_, err := c.Send(context.Background(), open, Options{Now: now})
+		var me *messageError
+		if !errors.As(err, &me) || me.rec.Row != 2 || !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Send gave %v, want the *messageError of row 2, its file missing", err)
+		}
+		if got := rec.to(); !slices.Equal(got, []string{"ada@example.org"}) {
+			t.Errorf("delivered to %q, want ada only", got)
+		}
+	})
+	t.Run("a broken row", func(t *testing.T) {
+		c := newCampaign(t, list, "Hi {{.name}}\n", more, map[string]string{"files/a.txt": "a"})
+		rec := &recorder{}
+		open := func(sum *Summary) (deliver.Sender, error) {
+			changed := strings.Replace(list, "Bob,", "Bob,,ragged", 1)
+			if err := os.WriteFile(c.Recipients, []byte(changed), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return rec.open(sum)
+		}
+		_, err := c.Send(context.Background(), open, Options{Now: now})
+		var re *merge.RowError
+		if p := problemsOf(t, err); len(p) != 1 || !errors.As(p[0], &re) || re.Row != 2 {
+			t.Fatalf("Send gave %v, want the problem of row 2", err)
+		}
+		if got := rec.to(); !slices.Equal(got, []string{"ada@example.org"}) {
+			t.Errorf("delivered to %q, want ada only", got)
+		}
+	})
+}
+
+// discarder is a recorder that can take back what it was given, as a dry
+// run's directory does.
+type discarder struct {
+	recorder
+	discarded int
+}
+
+func (d *discarder) Discard() error {
+	d.discarded++
+	return nil
+}
+
+// TestSendSinglePass: a dry run renders each message once, handing it
+// over as it goes; every problem is collected as a check does (a message
+// that fails mid-list does not stop it), nothing more is handed over once
+// one is found, and what was handed over is discarded.
+func TestSendSinglePass(t *testing.T) {
+	const more = "[columns]\nattachments = \"files\"\n"
+	list := "email,name,files\nada@example.org,Ada,\nbob@example.net,Bob,files/gone.txt\ncarol@example.com,Carol,\ndave@example.com,Dave,,ragged\n"
+	c := newCampaign(t, list, "Hi {{.name}}\n", more, map[string]string{"files/a.txt": "a"})
+	d := &discarder{}
+	_, err := c.Send(context.Background(), func(*Summary) (deliver.Sender, error) { return d, nil }, Options{Now: now, SinglePass: true})
+	p := problemsOf(t, err)
+	var me *messageError
+	var re *merge.RowError
+	if len(p) != 2 || !errors.As(p[0], &me) || me.rec.Row != 2 || !errors.As(p[1], &re) || re.Row != 4 {
+		t.Fatalf("Send gave %v, want the problems of rows 2 and 4", err)
+	}
+	if got := d.to(); !slices.Equal(got, []string{"ada@example.org"}) {
+		t.Errorf("handed over to %q, want ada only: none after the first problem", got)
+	}
+	if d.discarded != 1 || d.closed != 1 {
+		t.Errorf("discarded %d times, closed %d; want once each", d.discarded, d.closed)
+	}
+}
+
+// TestCheckProblemsFlat: render's lists of problems (here the layout's
+// two, found once by render.New, and a message's two) are the campaign's
+// Problems, one entry for each problem, none a list of its own.
+func TestCheckProblemsFlat(t *testing.T) {
+	layout := "<html><body><a href=\"{{.Fields.url}}\">x</a><img src=\"https://{{.Fields.host}}/logo.png\">{{.Body}}</body></html>\n"
+	c := newCampaign(t, "email,name,url,host\nada@example.org,Ada,x,y\n", "Hi\n", "layout = \"l.html\"\n", map[string]string{"l.html": layout})
+	_, err := c.Check(context.Background(), Options{Now: now})
+	p := problemsOf(t, err)
+	var ue *merge.URLError
+	if len(p) != 2 || !errors.As(p[0], &ue) || !errors.As(p[1], &ue) {
+		t.Fatalf("%d problems: %v; want the layout's two URLs", len(p), err)
+	}
+	c = newCampaign(t, "email,name\nada@example.org,Ada\n", "Hi\n\n![a](a.png) ![b](b.png)\n", "", nil)
+	_, err = c.Check(context.Background(), Options{Now: now})
+	p = problemsOf(t, err)
+	var me *messageError
+	if len(p) != 2 || !errors.As(p[0], &me) || !errors.As(p[1], &me) || !errors.Is(p[0], fs.ErrNotExist) || !errors.Is(p[1], fs.ErrNotExist) {
+		t.Fatalf("%d problems: %v; want the message's two missing images", len(p), err)
+	}
+	for _, e := range p {
+		if _, ok := errors.Unwrap(e).(render.Errors); ok {
+			t.Errorf("%v is a list of render's", e)
+		}
 	}
 }

@@ -78,7 +78,30 @@ func loadSMTP(f *smtpFile, from string, rel, at func(string) string, bad func(ke
 	if s.Host == "" {
 		bad("smtp.host", `is required to send: the submission server, e.g. host = "smtp.example.org"`)
 	}
-	switch f.Security {
+	s.loadSecurity(f.Security, bad)
+	s.loadLogin(f, from, rel, bad)
+	s.Timeout = duration(bad, "smtp.timeout", f.Timeout, 30*time.Second)
+	s.loadConnections(bad)
+	if f.Rate != "" {
+		r, err := deliver.ParseRate(f.Rate)
+		if err != nil {
+			bad("smtp.rate", "%v", err)
+		}
+		s.Rate = r
+	}
+	if s.Sender != "" {
+		if err := merge.CheckAddress(s.Sender); err != nil {
+			bad("smtp.sender", "%q: %v", s.Sender, err)
+		}
+	}
+	s.loadRetries(f, bad)
+	return s
+}
+
+// loadSecurity checks security and port, the port by default the
+// security's.
+func (s *SMTP) loadSecurity(security string, bad func(key, format string, args ...any)) {
+	switch security {
 	case "", "starttls":
 		s.Security = deliver.StartTLS
 	case "tls":
@@ -89,13 +112,18 @@ func loadSMTP(f *smtpFile, from string, rel, at func(string) string, bad func(ke
 			bad("smtp.security", `"none" sends in plain text, so it is only for a relay on this machine (localhost, 127.0.0.1, ::1); use "starttls" (port 587) or "tls" (port 465)`)
 		}
 	default:
-		bad("smtp.security", `%q: want "starttls" (port 587), "tls" (port 465) or "none" (a relay on localhost)`, f.Security)
+		bad("smtp.security", `%q: want "starttls" (port 587), "tls" (port 465) or "none" (a relay on localhost)`, security)
 	}
 	if s.Port == 0 {
 		s.Port = map[deliver.Security]int{deliver.StartTLS: 587, deliver.ImplicitTLS: 465, deliver.NoTLS: 25}[s.Security]
 	} else if s.Port < 1 || s.Port > 65535 {
 		bad("smtp.port", "%d is not a port number", s.Port)
 	}
+}
+
+// loadLogin checks how batch logs in and says who it is: the password's
+// source, ca_file, helo (by default the From domain).
+func (s *SMTP) loadLogin(f *smtpFile, from string, rel func(string) string, bad func(key, format string, args ...any)) {
 	if s.PasswordEnv != "" && s.PasswordCmd != "" {
 		bad("smtp.password_cmd", "give password_env or password_cmd, not both")
 	}
@@ -114,19 +142,11 @@ func loadSMTP(f *smtpFile, from string, rel, at func(string) string, bad func(ke
 	if strings.ContainsAny(s.HELO, " \t\r\n") {
 		bad("smtp.helo", "%q: a host name has no spaces", s.HELO)
 	}
-	// duration reads a duration key, def when it is not given.
-	duration := func(key, text string, def time.Duration) time.Duration {
-		if text == "" {
-			return def
-		}
-		d, err := time.ParseDuration(text)
-		if err != nil || d <= 0 {
-			bad(key, "%q: want a duration such as \"30s\" or \"2m\"", text)
-			return def
-		}
-		return d
-	}
-	s.Timeout = duration("smtp.timeout", f.Timeout, 30*time.Second)
+}
+
+// loadConnections checks connections and max_per_connection, each its
+// default when it is not given.
+func (s *SMTP) loadConnections(bad func(key, format string, args ...any)) {
 	switch {
 	case s.Connections == 0:
 		s.Connections = 1
@@ -139,32 +159,37 @@ func loadSMTP(f *smtpFile, from string, rel, at func(string) string, bad func(ke
 	case s.MaxPerConnection < 0:
 		bad("smtp.max_per_connection", "%d: want a positive number", s.MaxPerConnection)
 	}
-	if f.Rate != "" {
-		r, err := deliver.ParseRate(f.Rate)
-		if err != nil {
-			bad("smtp.rate", "%v", err)
-		}
-		s.Rate = r
-	}
-	if s.Sender != "" {
-		if err := merge.CheckAddress(s.Sender); err != nil {
-			bad("smtp.sender", "%q: %v", s.Sender, err)
-		}
-	}
+}
+
+// loadRetries checks retries, retry_wait and max_errors, each its default
+// when it is not given.
+func (s *SMTP) loadRetries(f *smtpFile, bad func(key, format string, args ...any)) {
 	s.Retries = 5
 	if f.Retries != nil {
 		if s.Retries = *f.Retries; s.Retries < 0 || s.Retries > 100 {
 			bad("smtp.retries", "%d: want 0 to 100", s.Retries)
 		}
 	}
-	s.RetryWait = duration("smtp.retry_wait", f.RetryWait, 30*time.Second)
+	s.RetryWait = duration(bad, "smtp.retry_wait", f.RetryWait, 30*time.Second)
 	s.MaxErrors = 50
 	if f.MaxErrors != nil {
 		if s.MaxErrors = *f.MaxErrors; s.MaxErrors < 0 {
 			bad("smtp.max_errors", "%d: want 0 (no limit) or more", s.MaxErrors)
 		}
 	}
-	return s
+}
+
+// duration reads a duration key, def when it is not given.
+func duration(bad func(key, format string, args ...any), key, text string, def time.Duration) time.Duration {
+	if text == "" {
+		return def
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil || d <= 0 {
+		bad(key, "%q: want a duration such as \"30s\" or \"2m\"", text)
+		return def
+	}
+	return d
 }
 
 // Secrets are the ways to get the password, given by the command line.

@@ -223,3 +223,30 @@ func TestUnsubscribeQueryAfterHost(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsubscribeLayoutWithout: a layout that prints {{unsubscribe}} in a
+// campaign without [unsubscribe] url is a check problem that says what to
+// add, where; and [headers] can't set the fields [unsubscribe] does.
+func TestUnsubscribeLayoutWithout(t *testing.T) {
+	layout := "<!DOCTYPE html>\n<html><body>{{.Body}}<a href=\"{{unsubscribe}}\">leave</a></body></html>\n"
+	c := newCampaign(t, goodList, goodBody, "layout = \"l.html\"\n", map[string]string{"l.html": layout})
+	_, err := c.Check(context.Background(), Options{Now: now})
+	p := problemsOf(t, err)
+	if len(p) != 1 || !errors.Is(p[0], render.ErrNoUnsubscribe) {
+		t.Fatalf("Check: %v, want ErrNoUnsubscribe, once", err)
+	}
+	if want := "give the campaign an [unsubscribe] url, in " + c.Path; !strings.Contains(p[0].Error(), want) {
+		t.Errorf("%q does not say %q", p[0], want)
+	}
+
+	_, path, err := load(t, minimal+"[headers]\nList-Unsubscribe = \"<https://example.org/u>\"\nReply-To = \"x@example.org\"\n", nil)
+	p = problemsOf(t, err)
+	for _, want := range []string{
+		path + ":7: headers.List-Unsubscribe: header field List-Unsubscribe is set by the [unsubscribe] table",
+		path + ":8: headers.Reply-To: header field Reply-To is set by the campaign key reply_to",
+	} {
+		if findProblem(p, want) == nil {
+			t.Errorf("no problem %q in:\n%v", want, err)
+		}
+	}
+}

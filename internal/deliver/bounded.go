@@ -42,9 +42,6 @@ func (e *ReplyLimitError) Error() string {
 	return fmt.Sprintf("the server's %s goes on past %d bytes", what, maxReplies)
 }
 
-// replyLimitHint is what a *ConnError for a *ReplyLimitError advises.
-const replyLimitHint = "batch dropped the connection; check that [smtp] host and port are an SMTP server's, and tell its operator if they are"
-
 // isReplyLimit reports whether err is, or wraps, a *ReplyLimitError.
 func isReplyLimit(err error) bool {
 	var rl *ReplyLimitError

@@ -48,16 +48,102 @@ func (s Security) String() string {
 type ConnError struct {
 	Addr string
 	Step string // "connect", "tls", "starttls", "auth", "hello"; "send" after login
-	Hint string // what to check
+	Hint Hint   // what to check
 	Err  error
 }
 
 func (e *ConnError) Error() string {
 	msg := fmt.Sprintf("%s: %s: %v", e.Addr, e.Step, e.Err)
-	if e.Hint != "" {
-		msg += ": " + e.Hint
+	if e.Hint != HintNone {
+		msg += ": " + e.Hint.String()
 	}
 	return msg
+}
+
+// Hint is what a *ConnError advises to check. String says it in the
+// connection's terms (SMTPConfig's host, port, security, certificates,
+// HELO name and username); a caller that knows where those come from says
+// it in its own.
+type Hint int
+
+const (
+	// HintNone: the error says it all.
+	HintNone Hint = iota
+	// HintReachable: the host and port, and that the server is up and
+	// reachable.
+	HintReachable
+	// HintHELO: the server refused the HELO name; this host's is wanted.
+	HintHELO
+	// HintNoSTARTTLS: a server that does not offer STARTTLS may speak
+	// TLS from the start (ImplicitTLS).
+	HintNoSTARTTLS
+	// HintUntrusted: the server's certificate is not signed by a trusted
+	// authority; a private relay's CA certificate goes in RootCAs.
+	HintUntrusted
+	// HintCertHost: the certificate is not for the host.
+	HintCertHost
+	// HintCertInvalid: the certificate is expired, or not a server's.
+	HintCertInvalid
+	// HintNotTLS: the server did not answer in TLS.
+	HintNotTLS
+	// HintTakesSTARTTLS: the server did not answer ImplicitTLS in TLS: a
+	// submission port (587) takes StartTLS.
+	HintTakesSTARTTLS
+	// HintClosed: the server closed the connection.
+	HintClosed
+	// HintReply: the server's reply says why.
+	HintReply
+	// HintTLS: the security, the port and the CA certificates.
+	HintTLS
+	// HintNotSMTP: the server did not greet as an SMTP server does: the
+	// host, the port and the security.
+	HintNotSMTP
+	// HintTurnedAway: the server's greeting turned batch away, and says
+	// why.
+	HintTurnedAway
+	// HintCredentials: the server refused the username or password.
+	HintCredentials
+	// HintNeedsTLS: a password goes over STARTTLS or TLS only (but to
+	// loopback).
+	HintNeedsTLS
+	// HintNoAuth: the server offers no AUTH; a server that needs no login
+	// takes no username.
+	HintNoAuth
+	// HintAuth: the username and the password.
+	HintAuth
+	// HintReplyLimit: the server said more than batch takes (a
+	// *ReplyLimitError): the host and port may not be an SMTP server's, or
+	// its operator should know.
+	HintReplyLimit
+)
+
+var hints = [...]string{
+	HintNone:          "",
+	HintReachable:     "check the host and port, and that the server is up and reachable",
+	HintHELO:          "the server did not accept the name batch gave in EHLO: give this host's name",
+	HintNoSTARTTLS:    "batch never falls back to plain text; if the server speaks TLS from the start (port 465), connect with TLS",
+	HintUntrusted:     "the server's certificate is not signed by a trusted authority; for a private relay, trust its CA certificate",
+	HintCertHost:      "the certificate is not for the host batch connected to: check the host name",
+	HintCertInvalid:   "the server's certificate is not valid (expired, or not for a server)",
+	HintNotTLS:        "the server did not answer in TLS",
+	HintTakesSTARTTLS: "the server did not answer in TLS: a submission port (587) takes STARTTLS",
+	HintClosed:        "the server closed the connection",
+	HintReply:         "the server's reply says why",
+	HintTLS:           "check the security, the port and the CA certificates",
+	HintNotSMTP:       "the server did not greet batch as an SMTP server does: check the host, port and security",
+	HintTurnedAway:    "the server turned batch away: its reply says why",
+	HintCredentials:   "the server refused the username or password: check them",
+	HintNeedsTLS:      "connect with STARTTLS or TLS",
+	HintNoAuth:        "give no username if the server needs no login",
+	HintAuth:          "check the username and the password",
+	HintReplyLimit:    "batch dropped the connection; check that the host and port are an SMTP server's, and tell its operator if they are",
+}
+
+func (h Hint) String() string {
+	if h < 0 || int(h) >= len(hints) {
+		return fmt.Sprintf("hint %d", int(h))
+	}
+	return hints[h]
 }
 
 func (e *ConnError) Unwrap() error { return e.Err }
@@ -108,9 +194,9 @@ type conn struct {
 func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	cfg := &s.cfg
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	fail := func(step, hint string, err error) error {
+	fail := func(step string, hint Hint, err error) error {
 		if isReplyLimit(err) {
-			hint = replyLimitHint
+			hint = HintReplyLimit
 		}
 		return &ConnError{Addr: addr, Step: step, Hint: hint, Err: err}
 	}
@@ -122,7 +208,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	d := &net.Dialer{Timeout: cfg.Timeout}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fail("connect", "check [smtp] host and port, and that the server is up and reachable", err)
+		return nil, fail("connect", HintReachable, err)
 	}
 	tlsConfig := &tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	// What the server says is bounded where it is read, above TLS.
@@ -170,7 +256,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	bc.expect(stageEHLO) // after the greeting, unless already given
 	if err := c.Hello(cfg.HELO); err != nil {
 		c.Close()
-		hint := "the server did not accept EHLO " + cfg.HELO + ": set [smtp] helo to this host's name"
+		hint := HintHELO
 		if bc.reading() == stageGreeting {
 			hint = greetingHint(err)
 		}
@@ -263,8 +349,7 @@ func startTLS(ctx context.Context, raw net.Conn, cfg *SMTPConfig, tlsConfig *tls
 		}
 	}
 	if !offered {
-		return nil, &ConnError{Step: "starttls", Err: errors.New("the server does not offer STARTTLS"),
-			Hint: "batch never falls back to plain text; if the server speaks TLS from the start (port 465), set security = \"tls\""}
+		return nil, &ConnError{Step: "starttls", Err: errors.New("the server does not offer STARTTLS"), Hint: HintNoSTARTTLS}
 	}
 	bc.expect(stageStartTLS)
 	id, err = tp.Cmd("STARTTLS")
@@ -315,51 +400,51 @@ func (g *greeted) Read(b []byte) (int, error) {
 	return g.Conn.Read(b)
 }
 
-func tlsHint(err error, cfg *SMTPConfig) string {
+func tlsHint(err error, cfg *SMTPConfig) Hint {
 	var unknown x509.UnknownAuthorityError
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var rec tls.RecordHeaderError
 	switch {
 	case errors.As(err, &unknown):
-		return "the server's certificate is not signed by a trusted authority; for a private relay, give its CA certificate in [smtp] ca_file"
+		return HintUntrusted
 	case errors.As(err, &host):
-		return "the certificate is not for " + cfg.Host + ": check [smtp] host"
+		return HintCertHost
 	case errors.As(err, &invalid):
-		return "the server's certificate is not valid (expired, or not for a server)"
+		return HintCertInvalid
 	case errors.As(err, &rec):
 		if cfg.Security == ImplicitTLS {
-			return "the server did not answer in TLS: a submission port (587) takes security = \"starttls\""
+			return HintTakesSTARTTLS
 		}
-		return "the server did not answer in TLS"
+		return HintNotTLS
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
-		return "the server closed the connection"
+		return HintClosed
 	case errors.As(err, new(*textproto.Error)):
-		return "the server's reply says why"
+		return HintReply
 	}
-	return "check [smtp] security, port and ca_file"
+	return HintTLS
 }
 
 // greetingHint is what to check when the server's greeting failed.
-func greetingHint(err error) string {
+func greetingHint(err error) Hint {
 	var te *textproto.Error
 	var se *smtp.SMTPError
 	if errors.As(err, &te) || errors.As(err, &se) {
-		return "the server turned batch away: its reply says why"
+		return HintTurnedAway
 	}
-	return "the server did not greet batch as an SMTP server does: check [smtp] host, port and security"
+	return HintNotSMTP
 }
 
-func authHint(err error) string {
+func authHint(err error) Hint {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) && (se.Code == 535 || se.Code == 534 || se.Code == 454 && se.EnhancedCode == smtp.EnhancedCode{4, 7, 0}) {
-		return "the server refused the username or password: check [smtp] username and the password"
+		return HintCredentials
 	}
 	if errors.Is(err, errUnencrypted) {
-		return "use security = \"starttls\" or \"tls\""
+		return HintNeedsTLS
 	}
 	if errors.Is(err, errNoAuth) {
-		return "remove [smtp] username if the server needs no login"
+		return HintNoAuth
 	}
-	return "check [smtp] username and the password"
+	return HintAuth
 }

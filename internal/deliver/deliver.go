@@ -5,6 +5,9 @@
 // connections and a shared rate limit. A server's replies are bounded in
 // size (a *ReplyLimitError past the bounds) and in time (the timeout holds
 // for the whole of each), so that no server can fill memory or hang a run.
+// A connection that fails is a *ConnError whose Hint says what to check, as
+// a kind, in the connection's terms: the caller names the settings as its
+// user knows them.
 package deliver
 
 import (

@@ -282,8 +282,8 @@ func tooMuch(t *testing.T, err error, h *hostile, step, stage string) *ReplyLimi
 	if want := "127.0.0.1:" + strconv.Itoa(h.port); ce.Addr != want || !strings.Contains(err.Error(), want+": "+step+": ") {
 		t.Errorf("%q does not name the server, %s, and %s", err, want, step)
 	}
-	if ce.Hint != replyLimitHint {
-		t.Errorf("hint %q, want %q", ce.Hint, replyLimitHint)
+	if ce.Hint != HintReplyLimit {
+		t.Errorf("hint %q, want %q", ce.Hint, HintReplyLimit)
 	}
 	if h.wrote.Load() <= maxReplyLine {
 		t.Errorf("the server wrote %d bytes: the test did not reach a bound", h.wrote.Load())
@@ -465,8 +465,8 @@ func dialStep(step, stage string) func(t *testing.T, dialErr, outcome error) {
 		if !strings.Contains(dialErr.Error(), ": "+step+": "+stage) {
 			t.Errorf("%q does not name %s: %s", dialErr, step, stage)
 		}
-		if stage == stageGreeting && !strings.Contains(ce.Hint, "host, port and security") {
-			t.Errorf("hint %q: want the settings to check for a server that does not greet", ce.Hint)
+		if stage == stageGreeting && ce.Hint != HintNotSMTP {
+			t.Errorf("hint %q: want the settings to check for a server that does not greet (HintNotSMTP)", ce.Hint)
 		}
 	}
 }

@@ -154,7 +154,7 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 	fail := func(stage string, err error) error {
 		c.dirty = true
 		if isReplyLimit(err) {
-			err = &ConnError{Addr: c.addr, Step: "send", Hint: replyLimitHint, Err: err}
+			err = &ConnError{Addr: c.addr, Step: "send", Hint: HintReplyLimit, Err: err}
 			if stage != stageEndOfData {
 				return err // the message not taken
 			}

@@ -204,28 +204,84 @@ func param(name, value string) string {
 	return b.String()
 }
 
-// CheckFieldName checks the name of an extra header field: RFC 5322 ftext,
-// and none that batch writes itself or that would add a recipient.
-func CheckFieldName(name string) error {
-	if name == "" || len(name) > 76 {
-		return fmt.Errorf("a header field name must be 1 to 76 characters")
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c <= ' ' || c > '~' || c == ':' {
-			return fmt.Errorf("header field name %q: only printable ASCII without spaces or ':' is allowed", name)
+// FieldNameError is the name of an extra header field (Input.Headers)
+// that a message can't have.
+type FieldNameError struct {
+	Name   string
+	Reason FieldReason
+}
+
+// FieldReason is why a message can't have an extra header field.
+type FieldReason int
+
+const (
+	// FieldSyntax is a name that is not 1 to 76 printable ASCII
+	// characters without spaces or ':'.
+	FieldSyntax FieldReason = iota
+	// FieldRecipients is a field that would add recipients (To, Cc, Bcc,
+	// Resent-*): a message goes to its Input.To only.
+	FieldRecipients
+	// FieldUnsubscribe is List-Unsubscribe or List-Unsubscribe-Post,
+	// written from Input.Unsubscribe and Input.UnsubMailto.
+	FieldUnsubscribe
+	// FieldAddressed is From, Reply-To or Subject, written from Options
+	// and Input.Subject.
+	FieldAddressed
+	// FieldWritten is a field render writes itself (Date, Message-ID,
+	// MIME-Version, Content-*, DKIM-Signature…) or that a server adds
+	// (Received, Return-Path).
+	FieldWritten
+)
+
+func (e *FieldNameError) Error() string {
+	switch e.Reason {
+	case FieldSyntax:
+		if e.Name == "" || len(e.Name) > maxFieldName {
+			return fmt.Sprintf("a header field name must be 1 to %d characters", maxFieldName)
 		}
+		return fmt.Sprintf("header field name %q: only printable ASCII without spaces or ':' is allowed", e.Name)
+	case FieldRecipients:
+		return fmt.Sprintf("header field %s would add recipients: batch sends each message to its row's address only", e.Name)
+	case FieldUnsubscribe:
+		return fmt.Sprintf("header field %s is written from the message's unsubscribe URL and address", e.Name)
+	case FieldAddressed:
+		return fmt.Sprintf("header field %s is written from the message's own %s", e.Name, strings.ToLower(e.Name))
+	}
+	return fmt.Sprintf("header field %s is written by batch and can't be set", e.Name)
+}
+
+// maxFieldName is the longest name of a field whose "name: " leaves room
+// on a 78-octet line.
+const maxFieldName = 76
+
+// reservedFields are the fields, by lower-case name, that a message has
+// of its own; every Resent- and Content- field too (reservedPrefixes).
+var (
+	reservedFields = map[string]FieldReason{
+		"to": FieldRecipients, "cc": FieldRecipients, "bcc": FieldRecipients,
+		"list-unsubscribe": FieldUnsubscribe, "list-unsubscribe-post": FieldUnsubscribe,
+		"from": FieldAddressed, "reply-to": FieldAddressed, "subject": FieldAddressed,
+		"date": FieldWritten, "message-id": FieldWritten, "mime-version": FieldWritten, "sender": FieldWritten,
+		"return-path": FieldWritten, "received": FieldWritten, "dkim-signature": FieldWritten,
+	}
+	reservedPrefixes = map[string]FieldReason{"resent-": FieldRecipients, "content-": FieldWritten}
+)
+
+// CheckFieldName checks the name of an extra header field: RFC 5322 ftext,
+// and none that batch writes itself or that would add a recipient. The
+// error is a *FieldNameError.
+func CheckFieldName(name string) error {
+	if name == "" || len(name) > maxFieldName || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }) {
+		return &FieldNameError{Name: name, Reason: FieldSyntax}
 	}
 	lower := strings.ToLower(name)
-	switch {
-	case lower == "to" || lower == "cc" || lower == "bcc" || strings.HasPrefix(lower, "resent-"):
-		return fmt.Errorf("header field %s would add recipients: batch sends each message to its row's address only", name)
-	case lower == "list-unsubscribe" || lower == "list-unsubscribe-post":
-		return fmt.Errorf("header field %s is set by the [unsubscribe] table", name)
-	case lower == "from" || lower == "reply-to" || lower == "subject":
-		return fmt.Errorf("header field %s is set by the campaign key %s", name, strings.ReplaceAll(lower, "-", "_"))
-	case lower == "date" || lower == "message-id" || lower == "mime-version" || lower == "sender" ||
-		lower == "return-path" || lower == "received" || lower == "dkim-signature" || strings.HasPrefix(lower, "content-"):
-		return fmt.Errorf("header field %s is written by batch and can't be set", name)
+	if reason, ok := reservedFields[lower]; ok {
+		return &FieldNameError{Name: name, Reason: reason}
+	}
+	for prefix, reason := range reservedPrefixes {
+		if strings.HasPrefix(lower, prefix) {
+			return &FieldNameError{Name: name, Reason: reason}
+		}
 	}
 	return nil
 }

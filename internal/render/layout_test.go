@@ -1,7 +1,10 @@
 package render
 
 import (
+	"bytes"
+	"errors"
 	"html"
+	"net/mail"
 	"regexp"
 	"strings"
 	"testing"
@@ -89,5 +92,25 @@ func TestLayoutLang(t *testing.T) {
 	r := f.rendererWith(func(o *Options) { o.Lang, o.Layout = "ja", `<html lang="{{.Lang}}">{{.Body}}</html>` })
 	if html, _ := parts(t, r, &Input{Markdown: []byte("x")}); !strings.HasPrefix(html, `<html lang="ja">`) {
 		t.Errorf("a layout's {{.Lang}} is not the campaign's lang:\n%s", html)
+	}
+}
+
+// TestLayoutUnsubscribeWithout: a layout or a template that prints
+// {{unsubscribe}} for a message without an unsubscribe URL is
+// ErrNoUnsubscribe; with one, the URL is printed.
+func TestLayoutUnsubscribeWithout(t *testing.T) {
+	const layout = "<!DOCTYPE html>\n<html><body>{{.Body}}<a href=\"{{unsubscribe}}\">leave</a></body></html>\n"
+	r := newFixture(t).rendererWith(func(o *Options) { o.Layout = layout })
+	if _, err := r.Render(&Input{To: mail.Address{Address: "a@example.com"}, Markdown: []byte("Hi")}); !errors.Is(err, ErrNoUnsubscribe) {
+		t.Errorf("the layout's {{unsubscribe}} without a URL: %v, want ErrNoUnsubscribe", err)
+	}
+	r = newFixture(t).renderer()
+	if _, err := r.Render(&Input{To: mail.Address{Address: "a@example.com"}, Markdown: merged(t, "[leave]({{unsubscribe}})", nil)}); !errors.Is(err, ErrNoUnsubscribe) {
+		t.Errorf("the template's {{unsubscribe}} without a URL: %v, want ErrNoUnsubscribe", err)
+	}
+	r = newFixture(t).rendererWith(func(o *Options) { o.Layout = layout })
+	m, err := r.Render(&Input{To: mail.Address{Address: "a@example.com"}, Markdown: []byte("Hi"), Unsubscribe: "https://example.org/u?e=1"})
+	if err != nil || !bytes.Contains(m.Data, []byte("https://example.org/u?e=3D1")) {
+		t.Errorf("with a URL: %v, want it printed", err)
 	}
 }

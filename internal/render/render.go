@@ -31,6 +31,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	htmlpkg "html"
 	"html/template"
@@ -266,7 +267,7 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	// Markdown, short: no need to search the whole message for it.
 	if r.layoutUnsubscribe || bytes.Contains(in.Markdown, []byte(merge.UnsubscribeMarker)) {
 		if in.Unsubscribe == "" {
-			return nil, fmt.Errorf("{{unsubscribe}} is used, but the campaign has no [unsubscribe] url")
+			return nil, ErrNoUnsubscribe
 		}
 		htmlBytes = replaceUnsubscribe(htmlBytes, in.Unsubscribe, true)
 		text = replaceUnsubscribe(text, in.Unsubscribe, false)
@@ -319,6 +320,10 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	}
 	return &Message{Seq: in.Seq, ID: id, From: r.opts.From.Address, To: in.To.Address, Data: data}, nil
 }
+
+// ErrNoUnsubscribe is a message whose template or layout prints
+// {{unsubscribe}} without an unsubscribe URL (Input.Unsubscribe) to print.
+var ErrNoUnsubscribe = errors.New("{{unsubscribe}} is used, but the message has no unsubscribe URL")
 
 // qpSize is a guess at the length of text in quoted-printable: the text
 // and an eighth. Large messages are allocated zeroed, so a buffer three

@@ -154,30 +154,8 @@ func (t *textRenderer) inlines(n ast.Node) []byte {
 
 func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 	switch n := n.(type) {
-	case *ast.Text:
-		v := n.Segment.Value(t.src)
-		if n.IsRaw() {
-			out = t.put(out, v)
-		} else {
-			out = t.put(out, unescape(v))
-		}
-		if n.HardLineBreak() || n.SoftLineBreak() { // joined ones cleared (softBreaks)
-			out = append(out, '\n')
-		}
-	case *ast.String:
-		if n.IsCode() || n.IsRaw() {
-			out = t.put(out, n.Value)
-		} else {
-			out = t.put(out, unescape(n.Value))
-		}
-	case *ast.CodeSpan:
-		for c := n.FirstChild(); c != nil; c = c.NextSibling() {
-			if s, ok := c.(*ast.Text); ok {
-				out = t.put(out, s.Segment.Value(t.src))
-			} else if s, ok := c.(*ast.String); ok {
-				out = t.put(out, s.Value)
-			}
-		}
+	case *ast.Text, *ast.String, *ast.CodeSpan:
+		out = t.text(out, n)
 	case *ast.Image:
 		// An image's alt text stands for it: as it is where the image
 		// stands alone, in brackets inside a sentence, so that it doesn't
@@ -212,6 +190,37 @@ func (t *textRenderer) inline(out []byte, n ast.Node) []byte {
 		out = append(out, taskBox(n.IsChecked)...)
 	default:
 		out = append(out, t.inlines(n)...)
+	}
+	return out
+}
+
+// text renders a run of text: a Text, a String or a CodeSpan.
+func (t *textRenderer) text(out []byte, n ast.Node) []byte {
+	switch n := n.(type) {
+	case *ast.Text:
+		v := n.Segment.Value(t.src)
+		if n.IsRaw() {
+			out = t.put(out, v)
+		} else {
+			out = t.put(out, unescape(v))
+		}
+		if n.HardLineBreak() || n.SoftLineBreak() { // joined ones cleared (softBreaks)
+			out = append(out, '\n')
+		}
+	case *ast.String:
+		if n.IsCode() || n.IsRaw() {
+			out = t.put(out, n.Value)
+		} else {
+			out = t.put(out, unescape(n.Value))
+		}
+	case *ast.CodeSpan:
+		for c := n.FirstChild(); c != nil; c = c.NextSibling() {
+			if s, ok := c.(*ast.Text); ok {
+				out = t.put(out, s.Segment.Value(t.src))
+			} else if s, ok := c.(*ast.String); ok {
+				out = t.put(out, s.Value)
+			}
+		}
 	}
 	return out
 }
