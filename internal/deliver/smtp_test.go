@@ -663,7 +663,7 @@ func TestSMTPConnections(t *testing.T) {
 // are busy, and the list is closed only once those two have retired, so
 // that no worker leaves before. (A worker that finds the queue closed
 // leaves, and lets a late one open a third connection, or makes the last
-// one turned away the last standing.)
+// one turned away the last standing: see TestSMTPTurnedAwayLast.)
 func TestSMTPFewerConnections(t *testing.T) {
 	refused := make(chan string, 4)
 	gate := make(chan struct{})
@@ -729,6 +729,48 @@ func (s *SMTP) workers() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.alive
+}
+
+// TestSMTPTurnedAwayLast: a connection turned away while another works,
+// whose worker finds itself the last one standing when the answer comes
+// (the other found the queue empty and left), tries again as the last one
+// does, instead of stopping the campaign.
+func TestSMTPTurnedAwayLast(t *testing.T) {
+	dialed := make(chan string, 1)
+	sent, refuse := make(chan struct{}), make(chan struct{})
+	ts := startServer(t, serverOpts{more: []smtptest.Option{
+		// The first message waits until the second connection is tried;
+		// that one is turned away once the first has gone.
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Times: 1, Notify: dialed, Hold: refuse},
+		smtptest.Fault{Stage: smtptest.AtData, Hold: sent},
+	}})
+	go func() {
+		select {
+		case <-dialed:
+		case <-t.Context().Done():
+		}
+		close(sent)
+		for deadline := time.Now().Add(5 * time.Second); !ts.Conns()[0].Closed && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		close(refuse)
+	}()
+	cfg := ts.config(t, NoTLS)
+	cfg.Connections = 2
+	cfg.redialWait = time.Millisecond
+	msgs := testMessages(2)
+	s, o := sendAll(t, cfg, msgs)
+	for to, err := range o.check(t, msgs) {
+		if err != nil {
+			t.Errorf("%s: %v", to, err)
+		}
+	}
+	conns, got := ts.snapshot()
+	deliveredOnce(t, got, msgs)
+	if len(conns) != 3 || len(conns[1].Hellos) != 0 || s.Dials() != 2 {
+		t.Errorf("%d connections (the second turned away: %v), %d dials; want 3, the second turned away, 2",
+			len(conns), len(conns) > 1 && len(conns[1].Hellos) == 0, s.Dials())
+	}
 }
 
 // TestSMTPBusyServer: a server that turns the first connections away for
