@@ -64,6 +64,16 @@ func faultOptions() Options {
 // quick is the SMTP timeout where no timeout is meant to strike.
 const quick = 5 * time.Second
 
+// short is the SMTP timeout of the tests where one is meant to strike, at
+// a server slow by slow; short is well above what a reply takes on a busy
+// machine under -race (both ways of each test run at once), and slow well
+// above short. The tests don't wait for slow: the server stops at the end
+// of the test, and its waits with it.
+const (
+	short = time.Second
+	slow  = 5 * time.Second
+)
+
 // sendRun is what one Send against a server gave.
 type sendRun struct {
 	sum     *Summary
@@ -497,7 +507,7 @@ func TestFaultSilent(t *testing.T) {
 			}
 		}()
 		c := faultCampaign(t, faultList)
-		r := sendVia(t, c, srv, 300*time.Millisecond, faultOptions())
+		r := sendVia(t, c, srv, short, faultOptions())
 		if r.err != nil {
 			t.Fatalf("Send: %v", r.err)
 		}
@@ -546,9 +556,9 @@ func TestFaultSlowRcpt(t *testing.T) {
 	t.Parallel()
 	eachWay(t, func(t *testing.T, w way) {
 		const target = "bob@example.net"
-		srv := smtptest.Start(t, w.opt, smtptest.Fault{Rcpt: target, Stage: smtptest.AtRcpt, Delay: time.Second, Times: 1})
+		srv := smtptest.Start(t, w.opt, smtptest.Fault{Rcpt: target, Stage: smtptest.AtRcpt, Delay: slow, Times: 1})
 		c := faultCampaign(t, faultList)
-		r := sendVia(t, c, srv, 300*time.Millisecond, faultOptions())
+		r := sendVia(t, c, srv, short, faultOptions())
 		if r.err != nil {
 			t.Fatalf("Send: %v", r.err)
 		}
@@ -567,17 +577,17 @@ func TestFaultSlowRcpt(t *testing.T) {
 	})
 }
 
-// TestFaultSlowDataReply: the server takes a second to answer the final
-// dot, more than [smtp] timeout. batch gives up waiting: the message was
+// TestFaultSlowDataReply: the server takes longer than [smtp] timeout to
+// answer the end of the message. batch gives up waiting: the message was
 // handed over, so the recipient is unknown, not retried, and the server
 // (which accepts it late) has it at most once.
 func TestFaultSlowDataReply(t *testing.T) {
 	t.Parallel()
 	eachWay(t, func(t *testing.T, w way) {
 		const target = "bob@example.net"
-		srv := smtptest.Start(t, w.opt, smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, Delay: time.Second, Times: 1})
+		srv := smtptest.Start(t, w.opt, smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, Delay: slow, Times: 1})
 		c := faultCampaign(t, faultList)
-		r := sendVia(t, c, srv, 300*time.Millisecond, faultOptions())
+		r := sendVia(t, c, srv, short, faultOptions())
 		if r.err != nil {
 			t.Fatalf("Send: %v", r.err)
 		}
