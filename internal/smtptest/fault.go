@@ -71,10 +71,10 @@ type Fault struct {
 	// server has already accepted this many messages (0: on any), as a
 	// server that takes so many a connection.
 	AfterMessages int
-	// WhenOpen, AtHello only: the fault applies only when this many other
-	// connections have a session open (0: always), as a server that takes
-	// so many connections at once. A connection it turns away is not
-	// counted as open.
+	// WhenOpen, AtHello only: the fault applies only when at least this
+	// many other connections have a session open (0: always), as a server
+	// that takes so many connections at once. A connection it turned away
+	// is not counted as open.
 	WhenOpen int
 	// HangUp closes the connection instead of replying or, with a Code,
 	// right after the reply (421 with HangUp is what a real server does

@@ -99,8 +99,9 @@ const (
 	Chunking   Extension = "CHUNKING"   // RFC 3030: BDAT
 )
 
-// Without leaves exts out of the EHLO reply; without CHUNKING, BDAT is
-// refused (502 5.5.1) as by a server that doesn't know it. go-smtp offers
+// Without leaves exts out of the EHLO reply (Without() leaves nothing
+// out); without CHUNKING, BDAT is refused (502 5.5.1) as by a server that
+// doesn't know it. go-smtp offers
 // both and has no option to leave them out, so the server takes their
 // lines out of its EHLO reply (see withoutExtensions); it can't inside
 // TLS, which go-smtp writes itself, so Without and TLS don't go together.
