@@ -21,8 +21,9 @@ import (
 
 // The crash tests run the real batch binary, built once, as a subprocess
 // against a slow smtptest server, and stop it the ways a campaign gets
-// stopped: SIGKILL at many points (between DATA and the server's reply
-// among them), Ctrl-C (SIGINT) or SIGTERM, and Ctrl-C twice. After each
+// stopped: SIGKILL at many points (between the message's end and the
+// server's reply among them), Ctrl-C (SIGINT) or SIGTERM, and Ctrl-C
+// twice, with the message sent in a BDAT chunk and after DATA. After each
 // stop the journal must tell the truth, and a resume must send nobody a
 // second copy.
 
@@ -32,7 +33,8 @@ const crashRecipients = 30
 // crashAddr is the address of the crash tests' recipient i.
 func crashAddr(i int) string { return fmt.Sprintf("r%02d@example.org", i) }
 
-// slowData delays the server's reply to every message's final dot.
+// slowData delays the server's reply to the end of every message (its
+// final dot, or BDAT LAST).
 func slowData(d time.Duration) smtptest.Fault {
 	return smtptest.Fault{Stage: smtptest.AtData, Delay: d}
 }
@@ -44,9 +46,20 @@ func TestCrash(t *testing.T) {
 		t.Skip("builds batch and runs it against a slow SMTP server")
 	}
 	bin := buildBatch(t)
-	t.Run("SIGKILL", func(t *testing.T) { testKill(t, bin) })
-	t.Run("SIGINT", func(t *testing.T) { testInterrupt(t, bin) })
-	t.Run("double SIGINT", func(t *testing.T) { testDoubleInterrupt(t, bin) })
+	for _, w := range []struct {
+		name string
+		way  smtptest.Option
+	}{
+		{"chunked", smtptest.Without()},                    // the message in a BDAT chunk
+		{"pipelined", smtptest.Without(smtptest.Chunking)}, // the message after DATA
+	} {
+		t.Run(w.name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("SIGKILL", func(t *testing.T) { testKill(t, bin, w.way) })
+			t.Run("SIGINT", func(t *testing.T) { testInterrupt(t, bin, w.way) })
+			t.Run("double SIGINT", func(t *testing.T) { testDoubleInterrupt(t, bin, w.way) })
+		})
+	}
 }
 
 // buildBatch builds the command in this directory and returns its path.
@@ -66,10 +79,10 @@ func buildBatch(t *testing.T) string {
 }
 
 // testKill kills batch with SIGKILL mid-campaign, then resumes it.
-func testKill(t *testing.T, bin string) {
+func testKill(t *testing.T, bin string, way smtptest.Option) {
 	for _, k := range []int{1, 10, 25, 29} {
 		t.Run(fmt.Sprintf("after %d deliveries", k), func(t *testing.T) {
-			r := newRig(t, bin, 1, slowData(30*time.Millisecond))
+			r := newRig(t, bin, way, 1, slowData(30*time.Millisecond))
 			p := r.start("send", "--yes", "c.toml")
 			r.awaitDelivered(p, k)
 			r.kill(p)
@@ -79,7 +92,7 @@ func testKill(t *testing.T, bin string) {
 	}
 
 	t.Run("after 10 deliveries on 3 connections", func(t *testing.T) {
-		r := newRig(t, bin, 3, slowData(30*time.Millisecond))
+		r := newRig(t, bin, way, 3, slowData(30*time.Millisecond))
 		p := r.start("send", "--yes", "c.toml")
 		r.awaitDelivered(p, 10)
 		r.kill(p)
@@ -93,7 +106,7 @@ func testKill(t *testing.T, bin string) {
 		// server has nothing.
 		target := crashAddr(7)
 		at := make(chan string, 1)
-		r := newRig(t, bin, 1,
+		r := newRig(t, bin, way, 1,
 			smtptest.Fault{Rcpt: target, Stage: smtptest.AtRcpt, Delay: time.Second, Notify: at},
 			slowData(30*time.Millisecond))
 		p := r.start("send", "--yes", "c.toml")
@@ -108,10 +121,10 @@ func testKill(t *testing.T, bin string) {
 		}
 	})
 
-	t.Run("between DATA and the reply", func(t *testing.T) {
+	t.Run("between the message and the reply", func(t *testing.T) {
 		target := crashAddr(12)
 		in := make(chan string, 1)
-		r := newRig(t, bin, 1,
+		r := newRig(t, bin, way, 1,
 			smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, Silent: true, Notify: in},
 			slowData(30*time.Millisecond))
 		p := r.start("send", "--yes", "c.toml")
@@ -131,7 +144,7 @@ func testKill(t *testing.T, bin string) {
 		// The issue: "Killed twice with SIGKILL mid-campaign and resumed".
 		target := crashAddr(5)
 		in := make(chan string, 1)
-		r := newRig(t, bin, 1,
+		r := newRig(t, bin, way, 1,
 			smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, Silent: true, Notify: in},
 			slowData(30*time.Millisecond))
 		p := r.start("send", "--yes", "c.toml")
@@ -158,7 +171,7 @@ func testKill(t *testing.T, bin string) {
 
 // testInterrupt stops batch with one SIGINT (or SIGTERM): it lets the
 // message in flight finish, records it, and exits 130 by itself.
-func testInterrupt(t *testing.T, bin string) {
+func testInterrupt(t *testing.T, bin string, way smtptest.Option) {
 	tests := []struct {
 		name     string
 		sig      syscall.Signal
@@ -178,7 +191,7 @@ func testInterrupt(t *testing.T, bin string) {
 			if tt.inFlight {
 				faults = append([]smtptest.Fault{{Rcpt: target, Stage: smtptest.AtData, Delay: 500 * time.Millisecond, Notify: in}}, faults...)
 			}
-			r := newRig(t, bin, 1, faults...)
+			r := newRig(t, bin, way, 1, faults...)
 			p := r.start("send", "--yes", "c.toml")
 			if tt.inFlight {
 				r.await(p, in, "the whole message to "+target)
@@ -238,10 +251,10 @@ func testInterrupt(t *testing.T, bin string) {
 // testDoubleInterrupt: a second SIGINT quits at once, with the message in
 // flight unknown, and a resume (with --resend-unknown) still reaches
 // everyone exactly once.
-func testDoubleInterrupt(t *testing.T, bin string) {
+func testDoubleInterrupt(t *testing.T, bin string, way smtptest.Option) {
 	target := crashAddr(6)
 	in := make(chan string, 1)
-	r := newRig(t, bin, 1,
+	r := newRig(t, bin, way, 1,
 		smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, Silent: true, Notify: in},
 		slowData(30*time.Millisecond))
 	p := r.start("send", "--yes", "c.toml")
@@ -304,10 +317,15 @@ type rig struct {
 	procs []*proc
 }
 
-func newRig(t *testing.T, bin string, conns int, faults ...smtptest.Fault) *rig {
+// newRig starts a server that offers way (see TestCrash), with faults.
+func newRig(t *testing.T, bin string, way smtptest.Option, conns int, faults ...smtptest.Fault) *rig {
 	t.Helper()
 	r := &rig{t: t, bin: bin, dir: t.TempDir(), conns: conns}
-	r.srv = smtptest.Start(t, faults...)
+	opts := []smtptest.Option{way}
+	for _, f := range faults {
+		opts = append(opts, f)
+	}
+	r.srv = smtptest.Start(t, opts...)
 	var list strings.Builder
 	list.WriteString("email,name\n")
 	for i := range crashRecipients {
@@ -534,7 +552,7 @@ func (r *rig) journal() *journal.State {
 func (r *rig) checkHandedOver(rcpt string) {
 	r.t.Helper()
 	if got := r.journal().Get(rcpt).Status; got != journal.Unknown {
-		r.t.Errorf("%s, killed between DATA and the reply, is %v in the journal, want unknown", rcpt, got)
+		r.t.Errorf("%s, killed between the message and the reply, is %v in the journal, want unknown", rcpt, got)
 	}
 	if rc, dl := r.srv.Received()[rcpt], r.srv.Delivered()[rcpt]; rc != 1 || dl != 0 {
 		r.t.Errorf("%s: received %d, delivered %d; want 1 and 0", rcpt, rc, dl)

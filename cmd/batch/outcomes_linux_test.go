@@ -37,7 +37,7 @@ func TestJournalFull(t *testing.T) {
 	in := make(chan string, 1)
 	// The server holds its reply to the target's final dot, so that the
 	// disk fills up meanwhile.
-	r := newRig(t, bin, 1, smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, Delay: 500 * time.Millisecond, Notify: in, Times: 1})
+	r := newRig(t, bin, smtptest.Without(smtptest.Chunking), 1, smtptest.Fault{Rcpt: target, Stage: smtptest.AtData, Delay: 500 * time.Millisecond, Notify: in, Times: 1})
 	p := r.start("send", "--yes", "c.toml")
 	r.await(p, in, "the whole message to "+target)
 

@@ -55,7 +55,7 @@ func TestTestSend(t *testing.T) {
 
 	var ids []string
 	for _, data := range srv.Messages() {
-		m, err := mail.ReadMessage(bytes.NewReader(data))
+		m, err := mail.ReadMessage(bytes.NewReader(data.Data))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -190,6 +190,9 @@ type worker struct {
 	s  *SMTP
 	id int
 	c  *conn
+	// triedHard: the last connection the worker opened, or failed to,
+	// was tried again while the server turned it away (see redial).
+	triedHard bool
 }
 
 func (w *worker) run() {
@@ -231,7 +234,15 @@ func (w *worker) run() {
 				}
 				return
 			}
-			w.s.fail(ce)
+			if handBack != nil && !w.triedHard && turnedAway(err) {
+				// Turned away while others worked, and they left before
+				// it could hand its message over: now the last one
+				// standing, it tries harder, as it would have.
+				err = w.send(j.ctx, j.m, j.t)
+			}
+			if errors.As(err, &ce) {
+				w.s.fail(ce)
+			}
 		}
 		j.t.Done(err)
 	}
@@ -318,7 +329,8 @@ func (w *worker) ready(ctx context.Context) error {
 	// With other connections at work, one that can't open retires at
 	// once and they take its message; the last one tries harder.
 	dial := w.s.dial
-	if w.s.lastStanding() {
+	w.triedHard = w.s.lastStanding()
+	if w.triedHard {
 		dial = w.s.redial
 	}
 	c, err := dial(ctx, w.id)

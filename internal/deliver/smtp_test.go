@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/batch-mailer/batch/internal/render"
+	"github.com/batch-mailer/batch/internal/smtptest"
 )
 
 // dialFails runs DialSMTP, which must fail, and returns its *ConnError
@@ -47,15 +48,15 @@ func dialFails(t *testing.T, cfg SMTPConfig, step string) *ConnError {
 }
 
 // nothingSent checks that the server saw no login and no transaction.
-func nothingSent(t *testing.T, ts *testServer) []connRecord {
+func nothingSent(t *testing.T, ts *testServer) []smtptest.Conn {
 	t.Helper()
 	conns, msgs := ts.snapshot()
 	for _, c := range conns {
-		if len(c.auths) > 0 {
-			t.Errorf("connection %d: the server saw AUTH as %v", c.id, c.auths)
+		if len(c.Auths) > 0 {
+			t.Errorf("connection %d: the server saw AUTH as %v", c.ID, c.Auths)
 		}
-		if len(c.mails) > 0 {
-			t.Errorf("connection %d: the server saw MAIL FROM %v", c.id, c.mails)
+		if len(c.Mails) > 0 {
+			t.Errorf("connection %d: the server saw MAIL FROM %v", c.ID, c.Mails)
 		}
 	}
 	if len(msgs) > 0 {
@@ -81,16 +82,16 @@ func TestSMTPStartTLS(t *testing.T) {
 		t.Fatalf("%d connections, %d dials; want 1", len(conns), s.Dials())
 	}
 	// go-smtp starts a session for each EHLO: one in plain text, one in TLS.
-	want := []hello{{testHELO, false}, {testHELO, true}}
-	if !slices.Equal(conns[0].hellos, want) {
-		t.Errorf("EHLO names and TLS %v, want %v", conns[0].hellos, want)
+	want := []smtptest.Hello{{Name: testHELO, TLS: false}, {Name: testHELO, TLS: true}}
+	if !slices.Equal(conns[0].Hellos, want) {
+		t.Errorf("EHLO names and TLS %v, want %v", conns[0].Hellos, want)
 	}
-	if cmds := conns[0].commands(); !slices.Equal(cmds, []string{"EHLO " + testHELO, "STARTTLS"}) {
+	if cmds := conns[0].Commands(); !slices.Equal(cmds, []string{"EHLO " + testHELO, "STARTTLS"}) {
 		t.Errorf("commands in plain text %q, want only EHLO and STARTTLS", cmds)
 	}
 	for _, r := range deliveredOnce(t, got, msgs) {
-		if !r.tls || r.helo != testHELO || r.user != testUser || r.from != "news@example.org" {
-			t.Errorf("%v: tls %v, helo %q, user %q, from %q", r.to, r.tls, r.helo, r.user, r.from)
+		if !r.TLS || r.Helo != testHELO || r.User != testUser || r.From != "news@example.org" {
+			t.Errorf("%v: tls %v, helo %q, user %q, from %q", r.To, r.TLS, r.Helo, r.User, r.From)
 		}
 	}
 }
@@ -108,15 +109,15 @@ func TestSMTPImplicitTLS(t *testing.T) {
 	if len(conns) != 1 || s.Dials() != 1 {
 		t.Fatalf("%d connections, %d dials; want 1", len(conns), s.Dials())
 	}
-	if want := []hello{{testHELO, true}}; !slices.Equal(conns[0].hellos, want) {
-		t.Errorf("EHLO names and TLS %v, want %v", conns[0].hellos, want)
+	if want := []smtptest.Hello{{Name: testHELO, TLS: true}}; !slices.Equal(conns[0].Hellos, want) {
+		t.Errorf("EHLO names and TLS %v, want %v", conns[0].Hellos, want)
 	}
-	if in := conns[0].in.Bytes(); len(in) == 0 || in[0] != 0x16 {
+	if in := conns[0].In; len(in) == 0 || in[0] != 0x16 {
 		t.Errorf("the first byte from the client is not a TLS handshake record: %q", in[:min(len(in), 16)])
 	}
 	for _, r := range deliveredOnce(t, got, msgs) {
-		if !r.tls || r.helo != testHELO || r.user != testUser {
-			t.Errorf("%v: tls %v, helo %q, user %q", r.to, r.tls, r.helo, r.user)
+		if !r.TLS || r.Helo != testHELO || r.User != testUser {
+			t.Errorf("%v: tls %v, helo %q, user %q", r.To, r.TLS, r.Helo, r.User)
 		}
 	}
 }
@@ -138,12 +139,12 @@ func TestSMTPNoTLSLoopback(t *testing.T) {
 			if len(conns) != 1 {
 				t.Fatalf("%d connections, want 1", len(conns))
 			}
-			if v := verbs(conns[0].commands()); !slices.Contains(v, "AUTH") || slices.Contains(v, "STARTTLS") {
+			if v := verbs(conns[0].Commands()); !slices.Contains(v, "AUTH") || slices.Contains(v, "STARTTLS") {
 				t.Errorf("commands %v: want AUTH in plain text on loopback, and no STARTTLS", v)
 			}
 			for _, r := range deliveredOnce(t, got, msgs) {
-				if r.tls || r.user != testUser || r.helo != testHELO {
-					t.Errorf("%v: tls %v, user %q, helo %q", r.to, r.tls, r.user, r.helo)
+				if r.TLS || r.User != testUser || r.Helo != testHELO {
+					t.Errorf("%v: tls %v, user %q, helo %q", r.To, r.TLS, r.User, r.Helo)
 				}
 			}
 		})
@@ -162,7 +163,7 @@ func TestSMTPStartTLSNotOffered(t *testing.T) {
 	if len(conns) != 1 {
 		t.Fatalf("%d connections, want 1", len(conns))
 	}
-	if v := verbs(conns[0].commands()); !slices.Equal(v, []string{"EHLO"}) {
+	if v := verbs(conns[0].Commands()); !slices.Equal(v, []string{"EHLO"}) {
 		t.Errorf("commands %v, want only EHLO", v)
 	}
 }
@@ -184,9 +185,9 @@ func TestSMTPWrongCA(t *testing.T) {
 			}
 			conns := nothingSent(t, ts)
 			for _, c := range conns {
-				for _, h := range c.hellos {
-					if h.tls {
-						t.Errorf("connection %d: EHLO %q in TLS", c.id, h.name)
+				for _, h := range c.Hellos {
+					if h.TLS {
+						t.Errorf("connection %d: EHLO %q in TLS", c.ID, h.Name)
 					}
 				}
 			}
@@ -240,8 +241,8 @@ func TestSMTPWrongPassword(t *testing.T) {
 				t.Errorf("hint %q, want HintCredentials: the username and password", ce.Hint)
 			}
 			conns, _ := ts.snapshot()
-			if len(conns) != 1 || !slices.Equal(conns[0].auths, []string{testUser}) || len(conns[0].mails) > 0 {
-				t.Errorf("server saw %d connections, AUTH as %v, MAIL %v", len(conns), conns[0].auths, conns[0].mails)
+			if len(conns) != 1 || !slices.Equal(conns[0].Auths, []string{testUser}) || len(conns[0].Mails) > 0 {
+				t.Errorf("server saw %d connections, AUTH as %v, MAIL %v", len(conns), conns[0].Auths, conns[0].Mails)
 			}
 		})
 	}
@@ -258,8 +259,8 @@ func TestSMTPLoginOnly(t *testing.T) {
 	}
 	_, got := ts.snapshot()
 	for _, r := range deliveredOnce(t, got, msgs) {
-		if r.user != testUser || !r.tls {
-			t.Errorf("%v: user %q, tls %v", r.to, r.user, r.tls)
+		if r.User != testUser || !r.TLS {
+			t.Errorf("%v: user %q, tls %v", r.To, r.User, r.TLS)
 		}
 	}
 }
@@ -319,12 +320,12 @@ func testSMTPReuse(t *testing.T, without []string) {
 			deliveredOnce(t, got, msgs)
 			var per []int
 			for _, c := range conns {
-				per = append(per, c.accepted)
-				if v := verbs(c.commands()); v[len(v)-1] != "QUIT" {
-					t.Errorf("connection %d ended with %s, not QUIT", c.id, v[len(v)-1])
+				per = append(per, c.Delivered)
+				if v := verbs(c.Commands()); v[len(v)-1] != "QUIT" {
+					t.Errorf("connection %d ended with %s, not QUIT", c.ID, v[len(v)-1])
 				}
-				if n := strings.Count(strings.Join(verbs(c.commands()), " "), "AUTH"); n != 1 {
-					t.Errorf("connection %d: %d logins, want 1", c.id, n)
+				if n := strings.Count(strings.Join(verbs(c.Commands()), " "), "AUTH"); n != 1 {
+					t.Errorf("connection %d: %d logins, want 1", c.ID, n)
 				}
 			}
 			if !slices.Equal(per, tc.want) || s.Dials() != len(tc.want) {
@@ -344,35 +345,19 @@ func TestSMTPServerCloses(t *testing.T) {
 }
 
 func testSMTPServerCloses(t *testing.T, without []string) {
+	// A server that takes perConn messages a connection, then says so.
 	const perConn = 2
-	closing := &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "closing, try again"}
+	closing := smtptest.Fault{Code: 421, Enhanced: [3]int{4, 3, 2}}
 	for _, tc := range []struct {
-		name string
-		mail func(c *connRecord, from string) error
-		rcpt func(c *connRecord, to string) error
+		name  string
+		fault smtptest.Fault
 	}{
-		{name: "421 at MAIL", mail: func(c *connRecord, _ string) error {
-			if c.accepted >= perConn {
-				return closing
-			}
-			return nil
-		}},
-		{name: "421 at RCPT", rcpt: func(c *connRecord, _ string) error {
-			if c.accepted >= perConn {
-				return closing
-			}
-			return nil
-		}},
-		{name: "closed at MAIL", mail: func(c *connRecord, _ string) error {
-			if c.accepted >= perConn {
-				c.raw.Close()
-				return errors.New("gone")
-			}
-			return nil
-		}},
+		{"421 at MAIL", smtptest.Fault{Stage: smtptest.AtMail, Code: closing.Code, Enhanced: closing.Enhanced, AfterMessages: perConn}},
+		{"421 at RCPT", smtptest.Fault{Stage: smtptest.AtRcpt, Code: closing.Code, Enhanced: closing.Enhanced, AfterMessages: perConn}},
+		{"closed at MAIL", smtptest.Fault{Stage: smtptest.AtMail, HangUp: true, AfterMessages: perConn}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, mail: tc.mail, rcpt: tc.rcpt})
+			ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, more: []smtptest.Option{tc.fault}})
 			msgs := testMessages(7)
 			s, o := sendAll(t, withoutExt(ts.config(t, NoTLS), without), msgs)
 			for to, err := range o.check(t, msgs) {
@@ -384,7 +369,7 @@ func testSMTPServerCloses(t *testing.T, without []string) {
 			deliveredOnce(t, got, msgs)
 			var per []int
 			for _, c := range conns {
-				per = append(per, c.accepted)
+				per = append(per, c.Delivered)
 			}
 			if want := []int{2, 2, 2, 1}; !slices.Equal(per, want) || s.Dials() != 4 {
 				t.Errorf("messages per connection %v, dials %d; want %v, 4", per, s.Dials(), want)
@@ -397,7 +382,7 @@ func testSMTPServerCloses(t *testing.T, without []string) {
 		msgs := testMessages(3)
 		s, o := sendEach(t, withoutExt(ts.config(t, NoTLS), without), msgs, func(i int) {
 			if i == 0 {
-				ts.dropAll()
+				ts.Drop()
 			}
 		})
 		o.check(t, msgs)
@@ -411,13 +396,8 @@ func testSMTPServerCloses(t *testing.T, without []string) {
 	t.Run("421 after DATA is not retried", func(t *testing.T) {
 		// The server took the whole message, then failed: batch can't
 		// know whether it will be delivered, and sends it at most once.
-		var once sync.Once
-		ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, data: func(c *connRecord, to []string) error {
-			var err error
-			if to[0] == "reader002@example.net" {
-				once.Do(func() { err = closing })
-			}
-			return err
+		ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, more: []smtptest.Option{
+			smtptest.Fault{Rcpt: "reader002@example.net", Stage: smtptest.AtData, Code: closing.Code, Enhanced: closing.Enhanced, Times: 1},
 		}})
 		msgs := testMessages(3)
 		s, o := sendAll(t, withoutExt(ts.config(t, NoTLS), without), msgs)
@@ -456,7 +436,7 @@ func testSMTPServerCloses(t *testing.T, without []string) {
 		if err := o.wait(t, msgs[0]); err != nil {
 			t.Fatal(err)
 		}
-		ts.srv.Close() // the listener and every connection
+		ts.Close() // the listener and every connection
 		if err := s.Send(ctx, msgs[1], o.done(msgs[1])); err != nil {
 			t.Fatal(err)
 		}
@@ -488,11 +468,8 @@ func TestSMTPRecipientRejected(t *testing.T) {
 
 func testSMTPRecipientRejected(t *testing.T, without []string) {
 	const bad = "reader002@example.net"
-	ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, rcpt: func(_ *connRecord, to string) error {
-		if to == bad {
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
-		}
-		return nil
+	ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, more: []smtptest.Option{
+		smtptest.Fault{Rcpt: bad, Stage: smtptest.AtRcpt, Code: 550, Enhanced: [3]int{5, 1, 1}},
 	}})
 	msgs := testMessages(4)
 	s, o := sendAll(t, withoutExt(ts.config(t, NoTLS), without), msgs)
@@ -518,12 +495,12 @@ func testSMTPRecipientRejected(t *testing.T, without []string) {
 	if len(conns) != 1 || s.Dials() != 1 {
 		t.Fatalf("%d connections, %d dials; want the same one for all", len(conns), s.Dials())
 	}
-	if conns[0].nested != 0 {
-		t.Errorf("%d MAIL FROM inside an open transaction", conns[0].nested)
+	if conns[0].Nested != 0 {
+		t.Errorf("%d MAIL FROM inside an open transaction", conns[0].Nested)
 	}
 	// The transaction left open by the rejected RCPT is reset before the
 	// next MAIL, and only then.
-	cmds := conns[0].commands()
+	cmds := conns[0].Commands()
 	i := slices.Index(cmds, "RCPT TO:<"+bad+">")
 	if i < 0 {
 		t.Fatalf("no RCPT TO:<%s> in %q", bad, cmds)
@@ -594,20 +571,20 @@ func testSMTPReadyRefused(t *testing.T, without []string) {
 	// was dropped there: the server never saw the message end. (The
 	// server notices the drop on its own time.)
 	conns, got := ts.snapshot()
-	for deadline := time.Now().Add(5 * time.Second); len(conns) > 0 && !conns[0].closed && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); len(conns) > 0 && !conns[0].Closed && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 		conns, got = ts.snapshot()
 	}
 	deliveredOnce(t, got, []*render.Message{msgs[0], msgs[2]})
-	if len(conns) != 2 || !conns[0].closed {
-		t.Fatalf("%d connections (the first closed: %v), want the first dropped and a second for the last message", len(conns), len(conns) > 0 && conns[0].closed)
+	if len(conns) != 2 || !conns[0].Closed {
+		t.Fatalf("%d connections (the first closed: %v), want the first dropped and a second for the last message", len(conns), len(conns) > 0 && conns[0].Closed)
 	}
-	cmds := conns[0].commands()
+	cmds := conns[0].Commands()
 	if slices.Contains(without, "CHUNKING") {
 		if v := verbs(cmds); strings.Count(strings.Join(v, " "), "DATA") != 2 {
 			t.Errorf("first connection: %v, want DATA for the first message and the refused one", v)
 		}
-		in := conns[0].in.String()
+		in := string(conns[0].In)
 		if i := strings.Index(in, "Subject: Issue 2\r\n"); i >= 0 && strings.Contains(in[i:], "\r\n.\r\n") {
 			t.Errorf("the refused message was ended with a dot")
 		}
@@ -639,12 +616,12 @@ func TestSMTPSender(t *testing.T) {
 			sendAll(t, cfg, msgs)
 			conns, got := ts.snapshot()
 			for _, r := range deliveredOnce(t, got, msgs) {
-				if r.from != tc.want {
-					t.Errorf("%v: MAIL FROM %q, want %q", r.to, r.from, tc.want)
+				if r.From != tc.want {
+					t.Errorf("%v: MAIL FROM %q, want %q", r.To, r.From, tc.want)
 				}
 			}
-			if !slices.Equal(conns[0].mails, []string{tc.want, tc.want}) {
-				t.Errorf("MAIL FROM %q", conns[0].mails)
+			if !slices.Equal(conns[0].Mails, []string{tc.want, tc.want}) {
+				t.Errorf("MAIL FROM %q", conns[0].Mails)
 			}
 		})
 	}
@@ -663,15 +640,15 @@ func TestSMTPConnections(t *testing.T) {
 	}
 	conns, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
-	if n := ts.maxConcurrent(); n > 4 {
+	if n := ts.Peak(); n > 4 {
 		t.Errorf("%d connections at once, want at most 4", n)
 	}
 	if len(conns) > 4 || s.Dials() != len(conns) {
 		t.Errorf("%d connections, %d dials; want at most 4, the same", len(conns), s.Dials())
 	}
 	for _, c := range conns {
-		if len(c.auths) != 1 {
-			t.Errorf("connection %d: %d logins", c.id, len(c.auths))
+		if len(c.Auths) != 1 {
+			t.Errorf("connection %d: %d logins", c.ID, len(c.Auths))
 		}
 	}
 }
@@ -679,21 +656,120 @@ func TestSMTPConnections(t *testing.T) {
 // TestSMTPFewerConnections: a server that takes 2 connections at once
 // while the campaign asks for 4. The connections that can't open hand
 // their messages to the others; every message is delivered once.
+//
+// Which worker is turned away, and when, is the scheduler's choice; the
+// test leaves it none: the server holds every message at its end until it
+// has turned two connections away, so that all four are tried while two
+// are busy, and the list is closed only once those two have retired, so
+// that no worker leaves before. (A worker that finds the queue closed
+// leaves, and lets a late one open a third connection, or makes the last
+// one turned away the last standing: see TestSMTPTurnedAwayLast.)
 func TestSMTPFewerConnections(t *testing.T) {
-	ts := startServer(t, serverOpts{cert: &certs(t).good, mechs: []string{"PLAIN"}, maxConns: 2})
+	refused := make(chan string, 4)
+	gate := make(chan struct{})
+	go func() {
+		defer close(gate)
+		for range 2 {
+			select {
+			case <-refused:
+			case <-t.Context().Done():
+				return
+			}
+		}
+	}()
+	ts := startServer(t, serverOpts{cert: &certs(t).good, mechs: []string{"PLAIN"}, more: []smtptest.Option{
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 451, Enhanced: [3]int{4, 7, 0}, WhenOpen: 2, Notify: refused},
+		smtptest.Fault{Stage: smtptest.AtData, Hold: gate},
+	}})
 	cfg := ts.config(t, StartTLS)
 	cfg.Connections = 4
+	ctx := context.Background()
+	s, err := DialSMTP(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	msgs := testMessages(30)
+	o := newOutcomes()
+	for _, m := range msgs {
+		if err := s.Send(ctx, m, o.done(m)); err != nil {
+			t.Fatalf("Send %s: %v", m.To, err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.workers() > 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers at work, want 2: those turned away did not retire", s.workers())
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for to, err := range o.check(t, msgs) {
+		if err != nil {
+			t.Errorf("%s: %v", to, err)
+		}
+	}
+	conns, got := ts.snapshot()
+	deliveredOnce(t, got, msgs)
+	if s.Dials() != 2 {
+		t.Errorf("%d connections opened, want 2: the server takes 2", s.Dials())
+	}
+	turnedAway := 0
+	for _, c := range conns {
+		if len(c.Hellos) == 0 {
+			turnedAway++
+		}
+	}
+	if len(conns) != 4 || turnedAway != 2 {
+		t.Errorf("the server saw %d connections, %d turned away; want 4, 2: each worker tried once", len(conns), turnedAway)
+	}
+}
+
+// workers returns how many workers are still at work.
+func (s *SMTP) workers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.alive
+}
+
+// TestSMTPTurnedAwayLast: a connection turned away while another works,
+// whose worker finds itself the last one standing when the answer comes
+// (the other found the queue empty and left), tries again as the last one
+// does, instead of stopping the campaign.
+func TestSMTPTurnedAwayLast(t *testing.T) {
+	dialed := make(chan string, 1)
+	sent, refuse := make(chan struct{}), make(chan struct{})
+	ts := startServer(t, serverOpts{more: []smtptest.Option{
+		// The first message waits until the second connection is tried;
+		// that one is turned away once the first has gone.
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Times: 1, Notify: dialed, Hold: refuse},
+		smtptest.Fault{Stage: smtptest.AtData, Hold: sent},
+	}})
+	go func() {
+		select {
+		case <-dialed:
+		case <-t.Context().Done():
+		}
+		close(sent)
+		for deadline := time.Now().Add(5 * time.Second); !ts.Conns()[0].Closed && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		close(refuse)
+	}()
+	cfg := ts.config(t, NoTLS)
+	cfg.Connections = 2
+	cfg.redialWait = time.Millisecond
+	msgs := testMessages(2)
 	s, o := sendAll(t, cfg, msgs)
 	for to, err := range o.check(t, msgs) {
 		if err != nil {
 			t.Errorf("%s: %v", to, err)
 		}
 	}
-	_, got := ts.snapshot()
+	conns, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
-	if s.Dials() > 2 {
-		t.Errorf("%d connections opened, the server takes 2", s.Dials())
+	if len(conns) != 3 || len(conns[1].Hellos) != 0 || s.Dials() != 2 {
+		t.Errorf("%d connections (the second turned away: %v), %d dials; want 3, the second turned away, 2",
+			len(conns), len(conns) > 1 && len(conns[1].Hellos) == 0, s.Dials())
 	}
 }
 
@@ -701,7 +777,9 @@ func TestSMTPFewerConnections(t *testing.T) {
 // now (421 at EHLO) is tried again, and the campaign goes on; a wrong
 // password is not tried again.
 func TestSMTPBusyServer(t *testing.T) {
-	ts := startServer(t, serverOpts{cert: &certs(t).good, mechs: []string{"PLAIN"}, busy: 2})
+	ts := startServer(t, serverOpts{cert: &certs(t).good, mechs: []string{"PLAIN"}, more: []smtptest.Option{
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, Times: 2},
+	}})
 	cfg := ts.config(t, StartTLS)
 	cfg.redialWait = time.Millisecond
 	msgs := testMessages(3)
@@ -976,7 +1054,7 @@ func TestSMTPIdleCheck(t *testing.T) {
 		if len(conns) != 1 || s.Dials() != 1 {
 			t.Fatalf("%d connections, %d dials; want 1", len(conns), s.Dials())
 		}
-		v := verbs(conns[0].commands())
+		v := verbs(conns[0].Commands())
 		first := slices.Index(v, "MAIL")
 		noop := slices.Index(v, "NOOP")
 		last := -1
@@ -1009,7 +1087,7 @@ func TestSMTPIdleCheck(t *testing.T) {
 		if err := o.wait(t, msgs[0]); err != nil {
 			t.Fatal(err)
 		}
-		ts.dropAll()
+		ts.Drop()
 		time.Sleep(5 * time.Millisecond)
 		if err := s.Send(ctx, msgs[1], o.done(msgs[1])); err != nil {
 			t.Fatal(err)
@@ -1028,7 +1106,7 @@ func TestSMTPIdleCheck(t *testing.T) {
 		if !strings.Contains(debug.String(), "C: NOOP") {
 			t.Errorf("no NOOP in the transcript:\n%s", debug.String())
 		}
-		if v := verbs(conns[1].commands()); slices.Contains(v, "NOOP") {
+		if v := verbs(conns[1].Commands()); slices.Contains(v, "NOOP") {
 			t.Errorf("NOOP on the new connection: %v", v)
 		}
 	})
@@ -1190,7 +1268,7 @@ func TestSMTPLineEndInAddress(t *testing.T) {
 			}
 			conns, got := ts.snapshot()
 			deliveredOnce(t, got, msgs[1:])
-			if cmds := strings.Join(conns[0].commands(), "\n"); strings.Contains(cmds, "victim") {
+			if cmds := strings.Join(conns[0].Commands(), "\n"); strings.Contains(cmds, "victim") {
 				t.Errorf("the server saw %q", cmds)
 			}
 		})
@@ -1200,7 +1278,7 @@ func TestSMTPLineEndInAddress(t *testing.T) {
 // TestSMTPBDATRefused: a server that offers CHUNKING and refuses BDAT gets
 // every message all the same, with DATA from then on.
 func TestSMTPBDATRefused(t *testing.T) {
-	ts := startServer(t, serverOpts{noBDAT: true})
+	ts := startServer(t, serverOpts{more: []smtptest.Option{smtptest.RefuseBDAT()}})
 	msgs := testMessages(3)
 	_, o := sendAll(t, ts.config(t, NoTLS), msgs)
 	for to, err := range o.check(t, msgs) {
@@ -1210,7 +1288,7 @@ func TestSMTPBDATRefused(t *testing.T) {
 	}
 	conns, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
-	if v := strings.Join(verbs(conns[0].commands()), " "); v != "EHLO MAIL RCPT BDAT RSET MAIL RCPT DATA MAIL RCPT DATA MAIL RCPT DATA QUIT" {
+	if v := strings.Join(verbs(conns[0].Commands()), " "); v != "EHLO MAIL RCPT BDAT RSET MAIL RCPT DATA MAIL RCPT DATA MAIL RCPT DATA QUIT" {
 		t.Errorf("commands %s, want one BDAT refused, then DATA for every message", v)
 	}
 }

@@ -2,7 +2,6 @@ package smtptest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,11 +169,16 @@ func TestDeliver(t *testing.T) {
 	wantCounts(t, "Received", s.Received(), want)
 	wantCounts(t, "Attempts", s.Attempts(), want)
 	msgs := s.Messages()
-	if len(msgs) != 2 || string(msgs[0]) != m1 || string(msgs[1]) != m2 {
-		t.Errorf("Messages = %q, want %q", msgs, []string{m1, m2})
+	if len(msgs) != 2 || string(msgs[0].Data) != m1 || string(msgs[1].Data) != m2 {
+		t.Fatalf("Messages = %+v, want %q", msgs, []string{m1, m2})
 	}
-	msgs[0][0] = 'X' // a copy
-	if s.Messages()[0][0] != 'F' {
+	if m := msgs[0]; m.Conn != 1 || m.Helo != "client.test" || m.TLS || m.User != "" || m.From != sender ||
+		!slices.Equal(m.To, []string{"A@Example.NET", "b@example.net"}) {
+		t.Errorf("first message %+v: want on connection 1 from client.test, in plain text, no user, from %s to both as given", m, sender)
+	}
+	msgs[0].Data[0] = 'X' // a copy
+	msgs[0].To[0] = "X"
+	if m := s.Messages()[0]; m.Data[0] != 'F' || m.To[0] != "A@Example.NET" {
 		t.Error("Messages returns the server's own buffers")
 	}
 	if n := s.Connections(); n != 1 {
@@ -585,14 +590,26 @@ func TestFaultCheck(t *testing.T) {
 		{Stage: AtData, MidData: true, HangUp: true},
 		{Stage: AtData, Notify: make(chan string)},
 		{Stage: AtRcpt, Flood: true, Delay: time.Second},
+		{Stage: AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, Times: 2},
+		{Stage: AtHello, Code: 451, WhenOpen: 2},
+		{Stage: AtHello, HangUp: true, Delay: time.Second},
+		{Stage: AtMail, Code: 421, AfterMessages: 2},
+		{Stage: AtData, Hold: make(chan struct{})},
 	} {
 		if err := f.check(); err != nil {
 			t.Errorf("%+v: %v", f, err)
 		}
 	}
 	for _, f := range []Fault{
-		{Stage: AtData + 1},
+		{Stage: AtHello + 1},
 		{Stage: -1},
+		{Rcpt: "a@example.net", Stage: AtHello, Code: 421},
+		{Stage: AtRcpt, Code: 451, WhenOpen: 1},
+		{Stage: AtHello, Code: 451, WhenOpen: -1},
+		{Stage: AtMail, Code: 421, AfterMessages: -1},
+		{Stage: AtHello, Silent: true},
+		{Stage: AtHello, MidData: true},
+		{Stage: AtData, Silent: true, Hold: make(chan struct{})},
 		{Rcpt: "a@example.net", Stage: AtMail, Code: 451},
 		{Stage: AtRcpt, Code: 250},
 		{Stage: AtRcpt, Code: 600},
@@ -712,26 +729,4 @@ func TestFlood(t *testing.T) {
 			wantCounts(t, "Received", s.Received(), received)
 		})
 	}
-}
-
-// TestBDAT checks that a transaction in chunks is refused rather than
-// treated as if it were DATA.
-func TestBDAT(t *testing.T) {
-	s := Start(t)
-	conn, err := net.Dial("tcp", net.JoinHostPort(s.Host(), strconv.Itoa(s.Port())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Second))
-	body := "Subject: x\r\n\r\nhi\r\n"
-	fmt.Fprintf(conn, "EHLO client.test\r\nMAIL FROM:<%s>\r\nRCPT TO:<a@example.net>\r\nBDAT %d LAST\r\n%sQUIT\r\n", sender, len(body), body)
-	replies, err := io.ReadAll(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(replies, []byte("\r\n502 5.5.1 ")) {
-		t.Errorf("BDAT was not refused:\n%s", replies)
-	}
-	wantCounts(t, "Delivered", s.Delivered(), nil)
 }
