@@ -31,6 +31,7 @@ type Zone struct {
 func ParseZone(name string, r io.Reader) (*Zone, error) {
 	z := &Zone{}
 	zp := dns.NewZoneParser(r, "", name)
+	zp.SetDefaultTTL(300)
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		z.rrs = append(z.rrs, rr)
 	}
