@@ -60,8 +60,12 @@ func (r *DNSReport) Write(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "bulk sender: yes, %s: Gmail's and Yahoo's bulk-sender requirements are met\n", count(r.Messages, "message"))
 		return err
 	}
-	fmt.Fprintf(w, "bulk sender: yes, %s (past %s a day): %s of Gmail's and Yahoo's bulk-sender requirements not met:\n",
-		count(r.Messages, "message"), thousands(dnscheck.BulkThreshold), count(len(r.Unmet), "requirement"))
+	verb := "are"
+	if len(r.Unmet) == 1 {
+		verb = "is"
+	}
+	fmt.Fprintf(w, "bulk sender: yes, %s (past %s a day): %d of Gmail's and Yahoo's requirements for bulk senders %s not met:\n",
+		count(r.Messages, "message"), thousands(dnscheck.BulkThreshold), len(r.Unmet), verb)
 	return dnscheck.WriteBulk(w, r.Unmet)
 }
 
