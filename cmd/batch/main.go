@@ -256,6 +256,9 @@ func (c *cli) check(ctx context.Context, args []string) error {
 		}
 	}
 	if len(all) > 0 {
+		if *dns {
+			all = append(all, errDNSNotChecked)
+		}
 		return all
 	}
 	fmt.Fprintf(c.stdout, "%s: ready: %s%s%s\n", path, plural(sum.Messages, "message"), warned(sum), skipped(sum))
@@ -271,6 +274,9 @@ func (c *cli) check(ctx context.Context, args []string) error {
 	}
 	return nil
 }
+
+// errDNSNotChecked ends the problems of a campaign checked with --dns.
+var errDNSNotChecked = errors.New("DNS records not looked up: fix the problems above, then run batch check --dns again")
 
 // checkDNS is check --dns once the campaign is ready: it prints the
 // verdict on each DNS record the mail is judged by, and fails when one
