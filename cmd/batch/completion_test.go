@@ -85,7 +85,7 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"batch", "--v"}, []string{"--version"}},
 		{[]string{"batch", "send", "--d"}, []string{"--debug", "--dry-run"}},
 		{[]string{"batch", "send", "--re"}, []string{"--resend-unknown", "--retry-failed"}},
-		{[]string{"batch", "check", "--"}, []string{"--help"}},
+		{[]string{"batch", "check", "--"}, []string{"--dns", "--help"}},
 		{[]string{"batch", "status", "--"}, []string{"--failed", "--help", "--json", "--raw", "--shard"}},
 		{[]string{"batch", "preview", "--"}, []string{"--help", "--listen", "--open"}},
 		{[]string{"batch", "help", "--"}, []string{"--help", "--man"}},

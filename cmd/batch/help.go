@@ -82,11 +82,16 @@ skipping everyone already sent.`,
 	},
 	{
 		name:     "check",
-		synopsis: []string{"check CAMPAIGN.toml"},
+		synopsis: []string{"check [--dns] CAMPAIGN.toml"},
 		brief:    "render every message in memory and list every problem",
 		about: `Render every message in memory and list every problem:
-campaign file, templates, missing files, invalid rows.`,
+campaign file, templates, missing files, invalid rows. With
+--dns, then look up the sending domains' DNS records.`,
 		args: argCampaign,
+		flags: []flagDoc{
+			{name: "dns", brief: "also check the SPF, DKIM, DMARC and MX records of the sending domains",
+				help: "once the campaign is ready, look up SPF, DKIM, DMARC\nand MX of the From and sender domains, and their\nalignment; say what to publish, and, past 5,000\nmessages, which bulk-sender rules aren't met; exit 1\nif a record is missing or wrong; the DNS server asked\nis /etc/resolv.conf's, or BATCH_RESOLVER (host:port)"},
+		},
 	},
 	{
 		name:     "status",
@@ -181,8 +186,9 @@ finish, and records everything; a second Ctrl-C quits at once. It is also
 how a preview ends, with exit status 0.
 
 Exit status: 0 on success (every recipient sent); 1 when the campaign has
-problems or a run fails; 2 for a usage error; 3 when some recipients failed
-or their outcome is unknown (the others were sent); 130 when interrupted.
+problems, a run fails or check --dns finds a DNS record missing or wrong; 2
+for a usage error; 3 when some recipients failed or their outcome is unknown
+(the others were sent); 130 when interrupted.
 `
 
 // lookup returns the command called name, or nil.
@@ -388,10 +394,12 @@ message as an .eml file (a dry run) or delivers it over SMTP.
 		}
 	}
 	fmt.Fprintf(w, ".SH ENVIRONMENT\n.TP\n.B SOURCE_DATE_EPOCH\n%s\n", roff(strings.Join(strings.Fields(strings.SplitN(trailer, "\n\n", 2)[0]), " "), false))
+	fmt.Fprintf(w, ".TP\n.B BATCH_RESOLVER\n%s\n", roff("The DNS server (host:port) batch check --dns asks, instead of those of /etc/resolv.conf.", false))
 	fmt.Fprint(w, `.SH EXIT STATUS
-0 on success (every recipient sent); 1 when the campaign has problems or a
-run fails; 2 for a usage error; 3 when some recipients failed or their
-outcome is unknown (the others were sent); 130 when interrupted.
+0 on success (every recipient sent); 1 when the campaign has problems, a
+run fails or check \-\-dns finds a DNS record missing or wrong; 2 for a
+usage error; 3 when some recipients failed or their outcome is unknown (the
+others were sent); 130 when interrupted.
 .SH SEE ALSO
 README.md in batch's repository: the campaign file, the list, the
 templates and the messages.

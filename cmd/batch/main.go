@@ -230,6 +230,7 @@ func (c *cli) parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func (c *cli) check(ctx context.Context, args []string) error {
 	fs := c.flags("check")
+	dns := fs.Bool("dns", false, "")
 	path, err := c.parse(fs, args)
 	if err != nil {
 		return err
@@ -257,6 +258,9 @@ func (c *cli) check(ctx context.Context, args []string) error {
 		}
 	}
 	if len(all) > 0 {
+		if *dns {
+			all = append(all, errDNSNotChecked)
+		}
 		return all
 	}
 	fmt.Fprintf(c.stdout, "%s: ready: %s%s%s\n", path, plural(sum.Messages, "message"), warned(sum), skipped(sum))
@@ -267,7 +271,41 @@ func (c *cli) check(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(c.stdout, "publish this DNS TXT record for DKIM:\n  %s\n", rec)
 	}
+	if *dns {
+		return c.checkDNS(ctx, path, camp, sum)
+	}
 	return nil
+}
+
+// errDNSNotChecked ends the problems of a campaign checked with --dns.
+var errDNSNotChecked = errors.New("DNS records not looked up: fix the problems above, then run batch check --dns again")
+
+// checkDNS is check --dns once the campaign is ready: it prints the
+// verdict on each DNS record the mail is judged by, and fails when one
+// is missing or wrong (notes, and unmet bulk-sender requirements that
+// aren't records, are told and let pass). The campaign's own problems
+// come first: with any of them, DNS is not looked up.
+func (c *cli) checkDNS(ctx context.Context, path string, camp *campaign.Campaign, sum *campaign.Summary) error {
+	rep, err := camp.CheckDNS(ctx, c.getenv(campaign.ResolverEnv), sum.Messages)
+	if err != nil {
+		return err
+	}
+	if err := rep.Write(c.stdout); err != nil {
+		return err
+	}
+	if n := rep.Failing(); n > 0 {
+		return fmt.Errorf("%s: can be sent, but %s: publish or fix what is said above, then run batch check --dns again", path, failing(n))
+	}
+	return nil
+}
+
+// failing says how many DNS checks failed: "1 DNS record is missing or
+// wrong".
+func failing(n int) string {
+	if n == 1 {
+		return "1 DNS record is missing or wrong"
+	}
+	return fmt.Sprintf("%d DNS records are missing or wrong", n)
 }
 
 // options gives the run's options from the environment.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/batch-mailer/batch/internal/dnstest"
 )
 
 // TestMain lets the test binary act as the batch command, the way age's
@@ -32,9 +35,10 @@ func TestScripts(t *testing.T) {
 		Dir:                "testdata",
 		RequireUniqueNames: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode": cmdExitcode,
-			"ls":       cmdLs,
-			"csvcells": cmdCSVCells,
+			"exitcode":  cmdExitcode,
+			"ls":        cmdLs,
+			"csvcells":  cmdCSVCells,
+			"dnsserver": cmdDNSServer,
 		},
 	})
 }
@@ -115,4 +119,32 @@ func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
 	}
+}
+
+// cmdDNSServer starts a DNS server on the loopback that answers from a
+// zone file, as an authoritative server would (dnstest.Zone), until the
+// script ends, and points batch at it with BATCH_RESOLVER: "dnsserver
+// dns.zone". "dnsserver -closed" instead names a port where nothing
+// listens, which refuses every query at once.
+func cmdDNSServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! dnsserver")
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: dnsserver zone-file | -closed")
+	}
+	if args[0] == "-closed" {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		ts.Check(err)
+		addr := pc.LocalAddr().String()
+		ts.Check(pc.Close())
+		ts.Setenv("BATCH_RESOLVER", addr)
+		return
+	}
+	z, err := dnstest.ParseZone(args[0], strings.NewReader(ts.ReadFile(args[0])))
+	ts.Check(err)
+	addr, stop, err := dnstest.Start(z)
+	ts.Check(err)
+	ts.Defer(stop)
+	ts.Setenv("BATCH_RESOLVER", addr)
 }

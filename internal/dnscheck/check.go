@@ -208,7 +208,11 @@ func (rep *Report) alignment(from, sender, dkim string, dmarc *DMARC) Result {
 		res.Message += ": DMARC passes on DKIM alone, as it does for most senders through a provider"
 	case rep.spfAligned:
 		res.Verdict = Note
-		res.Message += ": DMARC passes on SPF alone, which forwarding breaks; sign with [dkim] domain = " + OrgDomain(from) + " or " + from
+		domain := from
+		if org := OrgDomain(from); org != from {
+			domain = org + " or " + from
+		}
+		res.Message += ": DMARC passes on SPF alone, which forwarding breaks; sign with [dkim] domain = " + domain
 	default:
 		res.Verdict = Wrong
 		res.Message += ": DMARC fails for every message; sign with [dkim] domain = " + from + ", or send with [smtp] sender at " + from

@@ -348,6 +348,18 @@ func TestAlignment(t *testing.T) {
 		t.Errorf("bulk: alignment not unmet: %+v", unmet)
 	}
 
+	// No signature of batch's: SPF alone aligns, and [dkim] is the fix,
+	// the From domain named once when it is its own organizational one.
+	rep = check(t, good(t, d), Domains{From: "example.org"})
+	res := result(t, rep, CheckAlignment)
+	want(t, res, Note, "", "DMARC passes on SPF alone", "sign with [dkim] domain = example.org")
+	if strings.Contains(res.Message, " or ") {
+		t.Errorf("the From domain named twice: %s", res.Message)
+	}
+	rs = good(t, d).with("more", `news.example.org. TXT "v=spf1 -all"`, `news.example.org. MX 10 mx.example.org.`)
+	rep = check(t, rs, Domains{From: "news.example.org"})
+	want(t, result(t, rep, CheckAlignment), Note, "", "sign with [dkim] domain = example.org or news.example.org")
+
 	// A public suffix's two labels are two organizations.
 	if aligned("news.example.co.uk", "other.co.uk", 'r') {
 		t.Error("news.example.co.uk aligns with other.co.uk")
