@@ -82,52 +82,14 @@ func run(sizes, dir, send string, python, keep bool) error {
 	}
 	fmt.Println(machine())
 	fmt.Printf("%-28s %10s %10s %12s %10s %10s\n", "case", "messages", "seconds", "messages/s", "CPU s", "peak MiB")
-	var first, firstOut string
-	var outputs []string // kept until the end, or until the disk is needed
-	room := func(n int) error {
-		need := uint64(n) * messageSize * 11 / 10
-		if free(work) >= need || len(outputs) == 0 {
-			return nil
-		}
-		fmt.Printf("(deleting the earlier cases' files to make room for %d more)\n", n)
-		for _, o := range outputs {
-			if err := os.RemoveAll(o); err != nil {
-				return err
-			}
-		}
-		outputs = nil
-		return nil
-	}
-	for _, s := range strings.Split(sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return fmt.Errorf("size %q", s)
-		}
-		dir := filepath.Join(work, "campaign-"+strconv.Itoa(n))
-		if err := generate(dir, n); err != nil {
-			return err
-		}
-		if first == "" {
-			first = dir
-		}
-		if err := room(n); err != nil {
-			return err
-		}
-		out := filepath.Join(work, "out-"+strconv.Itoa(n))
-		outputs = append(outputs, out)
-		if firstOut == "" {
-			firstOut = out
-		}
-		if err := measure(fmt.Sprintf("batch dry run, %d", n), n, bin, "send", "--dry-run", out, filepath.Join(dir, "c.toml")); err != nil {
-			return err
-		}
-		if err := measure(fmt.Sprintf("batch check, %d", n), n, bin, "check", filepath.Join(dir, "c.toml")); err != nil {
-			return err
-		}
+	outs := &outputs{work: work}
+	first, firstOut, err := dryRuns(bin, sizes, outs)
+	if err != nil {
+		return err
 	}
 	if py, err := exec.LookPath("python3"); err == nil && python {
 		n := countRows(first)
-		if err := room(n); err != nil {
+		if err := outs.room(n); err != nil {
 			return err
 		}
 		if err := measure(fmt.Sprintf("Python email, %d", n), n, py, "bench/reference.py", first, filepath.Join(work, "out-python")); err != nil {
@@ -137,13 +99,9 @@ func run(sizes, dir, send string, python, keep bool) error {
 	if send == "" {
 		return nil
 	}
-	var conns []int
-	for _, s := range strings.Split(send, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return fmt.Errorf("-send: connection count %q", s)
-		}
-		conns = append(conns, n)
+	conns, err := connCounts(send)
+	if err != nil {
+		return err
 	}
 	if _, err := os.Stat(firstOut); err != nil {
 		// Deleted to make room: the same files again.
@@ -153,6 +111,74 @@ func run(sizes, dir, send string, python, keep bool) error {
 		}
 	}
 	return benchSend(bin, first, firstOut, conns)
+}
+
+// dryRuns generates the campaign at each of sizes and measures a dry run
+// and a check of it, and returns the first size's campaign directory and
+// the dry run's output.
+func dryRuns(bin, sizes string, outs *outputs) (first, firstOut string, err error) {
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return "", "", fmt.Errorf("size %q", s)
+		}
+		dir := filepath.Join(outs.work, "campaign-"+strconv.Itoa(n))
+		if err := generate(dir, n); err != nil {
+			return "", "", err
+		}
+		if err := outs.room(n); err != nil {
+			return "", "", err
+		}
+		out := filepath.Join(outs.work, "out-"+strconv.Itoa(n))
+		outs.dirs = append(outs.dirs, out)
+		if first == "" {
+			first, firstOut = dir, out
+		}
+		if err := measure(fmt.Sprintf("batch dry run, %d", n), n, bin, "send", "--dry-run", out, filepath.Join(dir, "c.toml")); err != nil {
+			return "", "", err
+		}
+		if err := measure(fmt.Sprintf("batch check, %d", n), n, bin, "check", filepath.Join(dir, "c.toml")); err != nil {
+			return "", "", err
+		}
+	}
+	return first, firstOut, nil
+}
+
+// outputs are the dry runs' output directories in work, kept until the
+// end, or until the disk is needed.
+type outputs struct {
+	work string
+	dirs []string
+}
+
+// room deletes the earlier outputs when the disk has no room for n more
+// messages.
+func (o *outputs) room(n int) error {
+	need := uint64(n) * messageSize * 11 / 10
+	if free(o.work) >= need || len(o.dirs) == 0 {
+		return nil
+	}
+	fmt.Printf("(deleting the earlier cases' files to make room for %d more)\n", n)
+	for _, d := range o.dirs {
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
+	}
+	o.dirs = nil
+	return nil
+}
+
+// connCounts parses -send, connection counts comma-separated.
+func connCounts(send string) ([]int, error) {
+	var conns []int
+	for _, s := range strings.Split(send, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-send: connection count %q", s)
+		}
+		conns = append(conns, n)
+	}
+	return conns, nil
 }
 
 // measure runs a command and prints its rate, CPU time and peak memory.

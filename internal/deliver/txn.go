@@ -188,37 +188,51 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 			return fail(stageReset, err)
 		}
 	}
-	steps = append(steps, step{"DATA", 354, stageData})
-	if c.pipelining {
-		c.commands(steps)
-		if err := c.send(c.buf); err != nil {
-			return fail(stageMail, err)
-		}
-		if stage, err := c.replies(steps); err != nil {
-			return fail(stage, err)
-		}
-	} else {
-		for _, s := range steps {
-			if err := c.cmd(s); err != nil {
-				return fail(s.stage, err)
-			}
-		}
+	if err := c.exchange(append(steps, step{"DATA", 354, stageData}), fail); err != nil {
+		return err
 	}
 	c.buf = dotStuff(c.buf[:0], m.Data)
 	if err := c.send(c.buf); err != nil {
 		return fail(stageMessage, err)
 	}
-	end := "\r\n.\r\n"
-	switch {
-	case len(c.buf) >= 2 && string(c.buf[len(c.buf)-2:]) == "\r\n":
-		end = ".\r\n"
-	case len(c.buf) >= 1 && c.buf[len(c.buf)-1] == '\r':
-		end = "\n.\r\n"
-	}
+	end := dataEnd(c.buf)
 	if err := t.Ready(); err != nil {
 		return fail(stageReady, err)
 	}
 	return c.end([]byte(end), fail)
+}
+
+// exchange sends the commands of steps and reads their replies, all at once
+// with PIPELINING, else one by one.
+func (c *conn) exchange(steps []step, fail func(string, error) error) error {
+	if !c.pipelining {
+		for _, s := range steps {
+			if err := c.cmd(s); err != nil {
+				return fail(s.stage, err)
+			}
+		}
+		return nil
+	}
+	c.commands(steps)
+	if err := c.send(c.buf); err != nil {
+		return fail(stageMail, err)
+	}
+	if stage, err := c.replies(steps); err != nil {
+		return fail(stage, err)
+	}
+	return nil
+}
+
+// dataEnd returns what ends content data, dot-stuffed, after DATA: the
+// final dot on a line of its own.
+func dataEnd(data []byte) string {
+	switch {
+	case len(data) >= 2 && string(data[len(data)-2:]) == "\r\n":
+		return ".\r\n"
+	case len(data) >= 1 && data[len(data)-1] == '\r':
+		return "\n.\r\n"
+	}
+	return "\r\n.\r\n"
 }
 
 // chunked sends the message with PIPELINING and CHUNKING: MAIL FROM,

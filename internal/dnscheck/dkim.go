@@ -35,28 +35,10 @@ func ParseDKIMKey(txt string) (*DKIMKey, error) {
 	var p string
 	hasP := false
 	for i, t := range tags {
-		switch t.name {
-		case "v":
-			if i != 0 || t.value != "DKIM1" {
-				return nil, fmt.Errorf("v=%s: a key record starts with v=DKIM1, or has no v=", t.value)
-			}
-		case "k":
-			k.Type = strings.ToLower(t.value)
-			if k.Type != "rsa" && k.Type != "ed25519" {
-				return nil, fmt.Errorf("k=%s: DKIM keys are rsa or ed25519", t.value)
-			}
-		case "h":
-			if !hasItem(t.value, "sha256") {
-				return nil, fmt.Errorf("h=%s: batch signs with sha256, which it doesn't allow", t.value)
-			}
-		case "s":
-			if !hasItem(t.value, "email") && !hasItem(t.value, "*") {
-				return nil, fmt.Errorf("s=%s: the key is not for email", t.value)
-			}
-		case "t":
-			k.Testing = hasItem(strings.ReplaceAll(t.value, ":", ","), "y")
-		case "p":
+		if t.name == "p" {
 			p, hasP = t.value, true
+		} else if err := k.tag(i, t); err != nil {
+			return nil, err
 		}
 	}
 	if !hasP {
@@ -76,26 +58,57 @@ func ParseDKIMKey(txt string) (*DKIMKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p= is not base64: %w", err)
 	}
-	switch k.Type {
-	case "ed25519":
+	if k.Key, err = parseDKIMPublicKey(k.Type, der); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// tag reads the tag t, the i'th of the record, other than p=, into k.
+func (k *DKIMKey) tag(i int, t tag) error {
+	switch t.name {
+	case "v":
+		if i != 0 || t.value != "DKIM1" {
+			return fmt.Errorf("v=%s: a key record starts with v=DKIM1, or has no v=", t.value)
+		}
+	case "k":
+		k.Type = strings.ToLower(t.value)
+		if k.Type != "rsa" && k.Type != "ed25519" {
+			return fmt.Errorf("k=%s: DKIM keys are rsa or ed25519", t.value)
+		}
+	case "h":
+		if !hasItem(t.value, "sha256") {
+			return fmt.Errorf("h=%s: batch signs with sha256, which it doesn't allow", t.value)
+		}
+	case "s":
+		if !hasItem(t.value, "email") && !hasItem(t.value, "*") {
+			return fmt.Errorf("s=%s: the key is not for email", t.value)
+		}
+	case "t":
+		k.Testing = hasItem(strings.ReplaceAll(t.value, ":", ","), "y")
+	}
+	return nil
+}
+
+// parseDKIMPublicKey parses der, p= decoded, as a key of type typ, k=.
+func parseDKIMPublicKey(typ string, der []byte) (crypto.PublicKey, error) {
+	if typ == "ed25519" {
 		if len(der) != ed25519.PublicKeySize {
 			return nil, fmt.Errorf("p= has %d octets: an ed25519 key has %d", len(der), ed25519.PublicKeySize)
 		}
-		k.Key = ed25519.PublicKey(der)
-	default:
-		pub, err := x509.ParsePKIXPublicKey(der)
-		if err != nil {
-			pub, err = x509.ParsePKCS1PublicKey(der)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("p= is not an RSA public key (a SubjectPublicKeyInfo): %w", err)
-		}
-		if _, ok := pub.(*rsa.PublicKey); !ok {
-			return nil, fmt.Errorf("p= is a %T key, not the RSA key k=rsa says", pub)
-		}
-		k.Key = pub
+		return ed25519.PublicKey(der), nil
 	}
-	return k, nil
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		pub, err = x509.ParsePKCS1PublicKey(der)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("p= is not an RSA public key (a SubjectPublicKeyInfo): %w", err)
+	}
+	if _, ok := pub.(*rsa.PublicKey); !ok {
+		return nil, fmt.Errorf("p= is a %T key, not the RSA key k=rsa says", pub)
+	}
+	return pub, nil
 }
 
 // hasItem reports whether a colon-separated list has item.

@@ -35,48 +35,20 @@ func ParseDMARC(txt string) (*DMARC, error) {
 		return nil, err
 	}
 	d := &DMARC{ADKIM: 'r', ASPF: 'r', Percent: 100}
-	policy := func(tag, v string) (string, error) {
-		switch v = strings.ToLower(v); v {
-		case "none", "quarantine", "reject":
-			return v, nil
-		}
-		return "", fmt.Errorf("%s=%s: the policy is none, quarantine or reject", tag, v)
-	}
-	mode := func(tag, v string) (byte, error) {
-		switch v = strings.ToLower(v); v {
-		case "r", "s":
-			return v[0], nil
-		}
-		return 0, fmt.Errorf("%s=%s: r (relaxed) or s (strict)", tag, v)
-	}
 	for _, t := range tags[1:] {
 		switch t.name {
 		case "p":
-			d.Policy, err = policy(t.name, t.value)
+			d.Policy, err = dmarcPolicy(t.name, t.value)
 		case "sp":
-			d.Subdomain, err = policy(t.name, t.value)
+			d.Subdomain, err = dmarcPolicy(t.name, t.value)
 		case "adkim":
-			d.ADKIM, err = mode(t.name, t.value)
+			d.ADKIM, err = dmarcMode(t.name, t.value)
 		case "aspf":
-			d.ASPF, err = mode(t.name, t.value)
+			d.ASPF, err = dmarcMode(t.name, t.value)
 		case "pct":
-			n, ok := 0, isDigits(t.value) && len(t.value) <= 3
-			if ok {
-				fmt.Sscan(t.value, &n)
-			}
-			if !ok || n > 100 {
-				err = fmt.Errorf("pct=%s: a percentage, 0 to 100", t.value)
-			}
-			d.Percent = n
+			d.Percent, err = dmarcPercent(t.value)
 		case "rua":
-			for _, u := range strings.Split(t.value, ",") {
-				u = strings.TrimSpace(u)
-				if len(u) < 7 || !strings.EqualFold(u[:7], "mailto:") {
-					err = fmt.Errorf("rua=%s: reports go to mailto: addresses", t.value)
-					break
-				}
-				d.RUA = append(d.RUA, u)
-			}
+			d.RUA, err = dmarcRUA(t.value)
 		}
 		if err != nil {
 			return nil, err
@@ -86,6 +58,49 @@ func ParseDMARC(txt string) (*DMARC, error) {
 		return nil, fmt.Errorf("no p=: the policy, none, quarantine or reject")
 	}
 	return d, nil
+}
+
+// dmarcPolicy parses the value v of p= or sp=, tag.
+func dmarcPolicy(tag, v string) (string, error) {
+	switch v = strings.ToLower(v); v {
+	case "none", "quarantine", "reject":
+		return v, nil
+	}
+	return "", fmt.Errorf("%s=%s: the policy is none, quarantine or reject", tag, v)
+}
+
+// dmarcMode parses the value v of adkim= or aspf=, tag.
+func dmarcMode(tag, v string) (byte, error) {
+	switch v = strings.ToLower(v); v {
+	case "r", "s":
+		return v[0], nil
+	}
+	return 0, fmt.Errorf("%s=%s: r (relaxed) or s (strict)", tag, v)
+}
+
+// dmarcPercent parses the value v of pct=.
+func dmarcPercent(v string) (int, error) {
+	n, ok := 0, isDigits(v) && len(v) <= 3
+	if ok {
+		fmt.Sscan(v, &n)
+	}
+	if !ok || n > 100 {
+		return n, fmt.Errorf("pct=%s: a percentage, 0 to 100", v)
+	}
+	return n, nil
+}
+
+// dmarcRUA parses the value v of rua=: mailto: addresses.
+func dmarcRUA(v string) ([]string, error) {
+	var rua []string
+	for _, u := range strings.Split(v, ",") {
+		u = strings.TrimSpace(u)
+		if len(u) < 7 || !strings.EqualFold(u[:7], "mailto:") {
+			return rua, fmt.Errorf("rua=%s: reports go to mailto: addresses", v)
+		}
+		rua = append(rua, u)
+	}
+	return rua, nil
 }
 
 // tag is one tag=value of a tag list (RFC 6376 §3.2, RFC 7489 §6.4).

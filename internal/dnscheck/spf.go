@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -65,19 +66,7 @@ func parseTerm(t string) (SPFTerm, error) {
 	term := SPFTerm{Text: t}
 	// A modifier is name=…, its name before any ':' or '/'.
 	if i := strings.IndexAny(t, "=:/"); i > 0 && t[i] == '=' {
-		name := strings.ToLower(t[:i])
-		if !isModifierName(name) {
-			return term, fmt.Errorf("%q is not a modifier's name", t[:i])
-		}
-		term.Name, term.Value = name, t[i+1:]
-		var err error
-		switch name {
-		case "redirect", "exp":
-			err = checkDomainSpec(term.Value)
-		default:
-			err = checkMacroString(term.Value)
-		}
-		return term, err
+		return parseModifier(term, t[:i], t[i+1:])
 	}
 	term.Qualifier = '+'
 	if strings.IndexByte("+-~?", t[0]) >= 0 {
@@ -110,20 +99,7 @@ func parseTerm(t string) (SPFTerm, error) {
 			return term, checkDomainSpec(arg)
 		}
 	case "a", "mx":
-		if !hasArg {
-			arg = rest // only prefix lengths, or nothing
-		}
-		spec, err := cutDualCIDR(arg)
-		if err != nil {
-			return term, err
-		}
-		term.Value = arg
-		if hasArg {
-			return term, checkDomainSpec(spec)
-		}
-		if spec != "" {
-			return term, fmt.Errorf("%s/ needs a prefix length", term.Name)
-		}
+		return parseHostTerm(term, rest)
 	case "ip4", "ip6":
 		if !hasArg {
 			return term, fmt.Errorf("%s needs a network: %s", term.Name, map[string]string{"ip4": "ip4:192.0.2.0/24", "ip6": "ip6:2001:db8::/32"}[term.Name])
@@ -136,6 +112,41 @@ func parseTerm(t string) (SPFTerm, error) {
 		return term, fmt.Errorf("%q is not a mechanism: all, include, a, mx, ptr, ip4, ip6 or exists", name)
 	}
 	return term, nil
+}
+
+// parseHostTerm parses the rest of an a or mx term, after its name: a
+// domain, prefix lengths, both or nothing.
+func parseHostTerm(term SPFTerm, rest string) (SPFTerm, error) {
+	arg, hasArg := strings.CutPrefix(rest, ":")
+	if !hasArg {
+		arg = rest // only prefix lengths, or nothing
+	}
+	spec, err := cutDualCIDR(arg)
+	if err != nil {
+		return term, err
+	}
+	term.Value = arg
+	if hasArg {
+		return term, checkDomainSpec(spec)
+	}
+	if spec != "" {
+		return term, fmt.Errorf("%s/ needs a prefix length", term.Name)
+	}
+	return term, nil
+}
+
+// parseModifier parses the modifier name=value into term.
+func parseModifier(term SPFTerm, name, value string) (SPFTerm, error) {
+	lower := strings.ToLower(name)
+	if !isModifierName(lower) {
+		return term, fmt.Errorf("%q is not a modifier's name", name)
+	}
+	term.Name, term.Value = lower, value
+	switch lower {
+	case "redirect", "exp":
+		return term, checkDomainSpec(value)
+	}
+	return term, checkMacroString(value)
 }
 
 // isModifierName: ALPHA *( ALPHA / DIGIT / "-" / "_" / "." ).
@@ -384,62 +395,88 @@ func checkSPF(ctx context.Context, r *Resolver, domain string) (Result, error) {
 		res.Publish = generic
 		return res, nil
 	}
-
-	// Follow include and redirect, counting every lookup, to find the
-	// record that ends the check and whether the limit holds.
-	count := 0
-	var bad string // an include or redirect that fails
-	var walk func(rec *SPF) (*SPF, error)
-	walk = func(rec *SPF) (*SPF, error) {
-		count += rec.lookups()
-		last := rec
-		for _, t := range rec.Terms {
-			follow := t.Qualifier != 0 && t.Name == "include" ||
-				t.Qualifier == 0 && t.Name == "redirect" && rec.all() == nil
-			if !follow || hasMacro(t.Value) || count > maxLookups || bad != "" {
-				continue
-			}
-			txt, n, err := spfRecord(ctx, r, t.Value)
-			if err != nil {
-				return nil, err
-			}
-			var sub *SPF
-			if n == 1 {
-				sub, err = ParseSPF(txt)
-			}
-			switch {
-			case n == 0:
-				bad = fmt.Sprintf("%s: %s has no SPF record", t.Text, t.Value)
-			case n > 1:
-				bad = fmt.Sprintf("%s: %s has %d SPF records", t.Text, t.Value, n)
-			case err != nil:
-				bad = fmt.Sprintf("%s: %s's record %s: %v", t.Text, t.Value, quote(txt), err)
-			}
-			if bad != "" {
-				continue
-			}
-			end, err := walk(sub)
-			if err != nil {
-				return nil, err
-			}
-			if t.Name == "redirect" {
-				last = end
-			}
-		}
-		return last, nil
-	}
-	end, err := walk(rec)
+	w := spfWalk{ctx: ctx, r: r}
+	end, err := w.walk(rec)
 	if err != nil {
 		return res, err
 	}
+	judgeSPF(&res, txt, rec, end, &w)
+	return res, nil
+}
 
+// spfWalk follows include and redirect, counting every lookup, to find
+// the record that ends the check and whether the limit holds.
+type spfWalk struct {
+	ctx   context.Context
+	r     *Resolver
+	count int    // DNS lookups
+	bad   string // an include or redirect that fails
+}
+
+// walk follows the include and redirect terms of rec and returns the
+// record that ends the check.
+func (w *spfWalk) walk(rec *SPF) (*SPF, error) {
+	w.count += rec.lookups()
+	last := rec
+	for _, t := range rec.Terms {
+		follow := t.Qualifier != 0 && t.Name == "include" ||
+			t.Qualifier == 0 && t.Name == "redirect" && rec.all() == nil
+		if !follow || hasMacro(t.Value) || w.count > maxLookups || w.bad != "" {
+			continue
+		}
+		sub, err := w.record(t)
+		if err != nil {
+			return nil, err
+		}
+		if sub == nil {
+			continue // w.bad says why
+		}
+		end, err := w.walk(sub)
+		if err != nil {
+			return nil, err
+		}
+		if t.Name == "redirect" {
+			last = end
+		}
+	}
+	return last, nil
+}
+
+// record looks up and parses the record that t includes or redirects to;
+// it is nil, with w.bad saying why, where that domain has none, more than
+// one, or one that is wrong.
+func (w *spfWalk) record(t SPFTerm) (*SPF, error) {
+	txt, n, err := spfRecord(w.ctx, w.r, t.Value)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case n == 0:
+		w.bad = fmt.Sprintf("%s: %s has no SPF record", t.Text, t.Value)
+		return nil, nil
+	case n > 1:
+		w.bad = fmt.Sprintf("%s: %s has %d SPF records", t.Text, t.Value, n)
+		return nil, nil
+	}
+	sub, err := ParseSPF(txt)
+	if err != nil {
+		w.bad = fmt.Sprintf("%s: %s's record %s: %v", t.Text, t.Value, quote(txt), err)
+		return nil, nil
+	}
+	return sub, nil
+}
+
+// judgeSPF gives res its verdict on the record txt, parsed as rec, whose
+// check ends in end, after the walk w.
+func judgeSPF(res *Result, txt string, rec, end *SPF, w *spfWalk) {
+	domain := res.Domain
 	res.Verdict = OK
 	res.Message = quote(txt)
 	switch all := end.all(); {
-	case bad != "":
+	case w.bad != "":
 		res.Verdict = Wrong
-		res.Message = fmt.Sprintf("%s: %s: receivers fail SPF (permerror); fix or remove it", quote(txt), bad)
-	case count > maxLookups:
+		res.Message = fmt.Sprintf("%s: %s: receivers fail SPF (permerror); fix or remove it", quote(txt), w.bad)
+	case w.count > maxLookups:
 		res.Verdict = Wrong
 		res.Message = fmt.Sprintf("%s: more than %d DNS lookups (include, a, mx, ptr, exists, redirect, included records counted): receivers fail SPF (permerror); replace includes with the ip4:/ip6: networks they name, or drop the ones you don't send through", quote(txt), maxLookups)
 	case all != nil && all.Qualifier == '+':
@@ -461,16 +498,10 @@ func checkSPF(ctx context.Context, r *Resolver, domain string) (Result, error) {
 			res.Publish = zoneTXT(domain, replaceTerm(txt, all.Text, "~all"))
 		}
 	}
-	if res.Verdict == OK {
-		for _, t := range rec.Terms {
-			if t.Qualifier != 0 && t.Name == "ptr" {
-				res.Verdict = Note
-				res.Message += ": ptr is slow and receivers may skip it (RFC 7208 §5.5); use ip4:, ip6: or a"
-				break
-			}
-		}
+	if res.Verdict == OK && slices.ContainsFunc(rec.Terms, func(t SPFTerm) bool { return t.Qualifier != 0 && t.Name == "ptr" }) {
+		res.Verdict = Note
+		res.Message += ": ptr is slow and receivers may skip it (RFC 7208 §5.5); use ip4:, ip6: or a"
 	}
-	return res, nil
 }
 
 // replaceTerm replaces the term old of an SPF record with new.

@@ -216,6 +216,23 @@ func NewReader(path string, r io.Reader, cols Columns, lim Limits) (*Reader, err
 		return nil, csvError(path, err)
 	}
 	header = append([]string(nil), header...)
+	problems := trimHeader(header)
+	rd.header, rd.seed, rd.seen = header, maphash.MakeSeed(), make(map[uint64]int32)
+	problems = append(problems, rd.findColumns(cols, nameDefault)...)
+	if len(problems) > 0 {
+		herr := &HeaderError{Columns: header}
+		for _, p := range problems {
+			herr.Problems = append(herr.Problems, fmt.Errorf("%s:1: %s", path, p))
+		}
+		return nil, herr
+	}
+	rd.cr.FieldsPerRecord = len(header)
+	return rd, nil
+}
+
+// trimHeader trims the names of header in place and returns what is wrong
+// with them: not UTF-8, empty, or twice.
+func trimHeader(header []string) []string {
 	var problems []string
 	seen := map[string]bool{}
 	for i, h := range header {
@@ -231,8 +248,13 @@ func NewReader(path string, r io.Reader, cols Columns, lim Limits) (*Reader, err
 		}
 		seen[h] = true
 	}
-	rd.header, rd.seed, rd.seen = header, maphash.MakeSeed(), make(map[uint64]int32)
-	for i, h := range header {
+	return problems
+}
+
+// findColumns finds the columns of cols in the header and returns those
+// it lacks, the name column only when the campaign named it.
+func (rd *Reader) findColumns(cols Columns, nameDefault bool) []string {
+	for i, h := range rd.header {
 		switch h {
 		case cols.Email:
 			rd.email = i
@@ -240,24 +262,17 @@ func NewReader(path string, r io.Reader, cols Columns, lim Limits) (*Reader, err
 			rd.name = i
 		}
 	}
+	var problems []string
 	if rd.email < 0 {
-		problems = append(problems, fmt.Sprintf("no %q column: the header row (%s) must name the column that holds the addresses, or set [columns] email in the campaign file", cols.Email, strings.Join(header, ",")))
+		problems = append(problems, fmt.Sprintf("no %q column: the header row (%s) must name the column that holds the addresses, or set [columns] email in the campaign file", cols.Email, strings.Join(rd.header, ",")))
 	}
-	if cols.Attachments != "" && !slices.Contains(header, cols.Attachments) {
-		problems = append(problems, fmt.Sprintf("no %q column for [columns] attachments: the header row is %s", cols.Attachments, strings.Join(header, ",")))
+	if cols.Attachments != "" && !slices.Contains(rd.header, cols.Attachments) {
+		problems = append(problems, fmt.Sprintf("no %q column for [columns] attachments: the header row is %s", cols.Attachments, strings.Join(rd.header, ",")))
 	}
 	if rd.name < 0 && !nameDefault {
-		problems = append(problems, fmt.Sprintf("no %q column for [columns] name: the header row is %s", cols.Name, strings.Join(header, ",")))
+		problems = append(problems, fmt.Sprintf("no %q column for [columns] name: the header row is %s", cols.Name, strings.Join(rd.header, ",")))
 	}
-	if len(problems) > 0 {
-		herr := &HeaderError{Columns: header}
-		for _, p := range problems {
-			herr.Problems = append(herr.Problems, fmt.Errorf("%s:1: %s", path, p))
-		}
-		return nil, herr
-	}
-	rd.cr.FieldsPerRecord = len(header)
-	return rd, nil
+	return problems
 }
 
 // read reads the next record with csv, held to the row limit, and the line

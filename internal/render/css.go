@@ -185,69 +185,87 @@ func (s styles) apply(n ast.Node) {
 	if s == nil {
 		return
 	}
-	var el element
-	switch n := n.(type) {
-	case *ast.Paragraph:
-		el = elP
-	case *ast.Heading:
-		if n.Level < 1 || n.Level > 6 {
-			return
-		}
-		el = elH1 + element(n.Level-1)
-	case *ast.Link, *ast.AutoLink:
-		el = elA
-	case *ast.Image:
-		el = elImg
-		if class, ok := n.AttributeString("class"); ok {
-			if c, _ := class.([]byte); bytes.Equal(c, inlineClass.([]byte)) {
-				el = elImgInline
-			}
-		}
-	case *ast.List:
-		el = elUl
-		if n.IsOrdered() {
-			el = elOl
-		}
-	case *ast.ListItem:
-		el = elLi
-	case *ast.Blockquote:
-		el = elBlockquote
-	case *ast.FencedCodeBlock, *ast.CodeBlock:
+	el, ok := elementOf(n)
+	if !ok {
+		return
+	}
+	if el == elPre {
 		if v := s[elPreCode]; v != nil {
 			n.SetAttributeString(codeStyleAttr, v)
 		}
-		el = elPre
-	case *ast.CodeSpan:
-		el = elCode
-	case *ast.ThematicBreak:
-		el = elHr
-	case *ast.Emphasis:
-		el = elEm
-		if n.Level == 2 {
-			el = elStrong
-		}
-	case *east.Table:
-		el = elTable
-	case *east.TableCell:
-		header := n.Parent() != nil && n.Parent().Kind() == east.KindTableHeader
-		switch {
-		case header && n.Alignment != east.AlignNone:
-			el = elThAligned
-		case header:
-			el = elTh
-		case n.Alignment != east.AlignNone:
-			el = elTdAligned
-		default:
-			el = elTd
-		}
-	case *east.Strikethrough:
-		el = elDel
-	default:
-		return
 	}
 	if v := s[el]; v != nil {
 		n.SetAttributeString("style", v)
 	}
+}
+
+// elementOf returns the kind of element n is written as, or false for one
+// the layout's CSS is not inlined into.
+func elementOf(n ast.Node) (element, bool) {
+	switch n := n.(type) {
+	case *ast.Paragraph:
+		return elP, true
+	case *ast.Heading:
+		if n.Level < 1 || n.Level > 6 {
+			return 0, false
+		}
+		return elH1 + element(n.Level-1), true
+	case *ast.Link, *ast.AutoLink:
+		return elA, true
+	case *ast.Image:
+		return imageElement(n), true
+	case *ast.List:
+		if n.IsOrdered() {
+			return elOl, true
+		}
+		return elUl, true
+	case *ast.ListItem:
+		return elLi, true
+	case *ast.Blockquote:
+		return elBlockquote, true
+	case *ast.FencedCodeBlock, *ast.CodeBlock:
+		return elPre, true
+	case *ast.CodeSpan:
+		return elCode, true
+	case *ast.ThematicBreak:
+		return elHr, true
+	case *ast.Emphasis:
+		if n.Level == 2 {
+			return elStrong, true
+		}
+		return elEm, true
+	case *east.Table:
+		return elTable, true
+	case *east.TableCell:
+		return cellElement(n), true
+	case *east.Strikethrough:
+		return elDel, true
+	}
+	return 0, false
+}
+
+// imageElement is img, or img.inline for an image of that class.
+func imageElement(n *ast.Image) element {
+	if class, ok := n.AttributeString("class"); ok {
+		if c, _ := class.([]byte); bytes.Equal(c, inlineClass.([]byte)) {
+			return elImgInline
+		}
+	}
+	return elImg
+}
+
+// cellElement is th or td, aligned or not.
+func cellElement(n *east.TableCell) element {
+	header := n.Parent() != nil && n.Parent().Kind() == east.KindTableHeader
+	switch {
+	case header && n.Alignment != east.AlignNone:
+		return elThAligned
+	case header:
+		return elTh
+	case n.Alignment != east.AlignNone:
+		return elTdAligned
+	}
+	return elTd
 }
 
 // declaration is one "property: value" of a rule.
@@ -492,37 +510,51 @@ func forEachRule(toks []token, f func(prelude, block []token)) {
 func parseDeclarations(block []token) []declaration {
 	var out []declaration
 	for _, d := range split(block, css.SemicolonToken) {
-		d = trim(d)
-		if len(d) == 0 || d[0].tt != css.IdentToken && d[0].tt != css.CustomPropertyNameToken {
-			continue
+		if decl, ok := parseDeclaration(trim(d)); ok {
+			out = append(out, decl)
 		}
-		property := strings.ToLower(d[0].text)
-		d = trim(d[1:])
-		if len(d) == 0 || d[0].tt != css.ColonToken || !isIdent(property) {
-			continue
-		}
-		d = trim(d[1:])
-		important := false
-		if n := len(d); n >= 2 && d[n-1].tt == css.IdentToken && strings.EqualFold(d[n-1].text, "important") {
-			if bang := trim(d[:n-1]); len(bang) > 0 && bang[len(bang)-1].tt == css.DelimToken && bang[len(bang)-1].text == "!" {
-				important = true
-				d = trim(bang[:len(bang)-1])
-			}
-		}
-		if len(d) == 0 || slices.ContainsFunc(d, func(t token) bool {
-			// a nested rule, or a value the lexer gave up on
-			return t.tt == css.LeftBraceToken || t.tt == css.BadStringToken || t.tt == css.BadURLToken
-		}) {
-			continue
-		}
-		value := join(d)
-		if strings.Contains(value, "{{") ||
-			strings.ContainsFunc(value, func(r rune) bool { return r >= 0xE000 && r <= 0xF8FF }) {
-			continue // the last: private use, as merge's markers are
-		}
-		out = append(out, declaration{property: property, value: value, important: important})
 	}
 	return out
+}
+
+// parseDeclaration parses one "property: value", trimmed; ok is false for
+// one that is left out.
+func parseDeclaration(d []token) (declaration, bool) {
+	if len(d) == 0 || d[0].tt != css.IdentToken && d[0].tt != css.CustomPropertyNameToken {
+		return declaration{}, false
+	}
+	property := strings.ToLower(d[0].text)
+	d = trim(d[1:])
+	if len(d) == 0 || d[0].tt != css.ColonToken || !isIdent(property) {
+		return declaration{}, false
+	}
+	d, important := cutImportant(trim(d[1:]))
+	if len(d) == 0 || slices.ContainsFunc(d, func(t token) bool {
+		// a nested rule, or a value the lexer gave up on
+		return t.tt == css.LeftBraceToken || t.tt == css.BadStringToken || t.tt == css.BadURLToken
+	}) {
+		return declaration{}, false
+	}
+	value := join(d)
+	if strings.Contains(value, "{{") ||
+		strings.ContainsFunc(value, func(r rune) bool { return r >= 0xE000 && r <= 0xF8FF }) {
+		return declaration{}, false // the last: private use, as merge's markers are
+	}
+	return declaration{property: property, value: value, important: important}, true
+}
+
+// cutImportant returns a value without its "!important", trimmed, and
+// whether it had one.
+func cutImportant(d []token) ([]token, bool) {
+	n := len(d)
+	if n < 2 || d[n-1].tt != css.IdentToken || !strings.EqualFold(d[n-1].text, "important") {
+		return d, false
+	}
+	bang := trim(d[:n-1])
+	if len(bang) == 0 || bang[len(bang)-1].tt != css.DelimToken || bang[len(bang)-1].text != "!" {
+		return d, false
+	}
+	return trim(bang[:len(bang)-1]), true
 }
 
 // isIdent reports whether s is a CSS property name.
@@ -561,26 +593,36 @@ func target(sel []token) (element, [3]int, bool) {
 		}
 		spec[0], spec[1], spec[2] = spec[0]+c.spec[0], spec[1]+c.spec[1], spec[2]+c.spec[2]
 	}
+	el, ok = ancestors(el, compounds, combinators)
+	if !ok {
+		return 0, spec, false
+	}
+	return el, spec, true
+}
+
+// ancestors returns the element that el, the last of compounds, is with
+// the compounds before it, or false where those make it not every el.
+func ancestors(el element, compounds []compound, combinators []byte) (element, bool) {
 	last := len(compounds) - 1
 	content := func(i int) bool { _, ok := elements[compounds[i].name]; return ok && !wrappers[compounds[i].name] }
 	for i := range last {
 		switch {
 		case combinators[i] != ' ' && combinators[i] != '>':
-			return 0, spec, false // "h1 + p": not every p
+			return 0, false // "h1 + p": not every p
 		case el == elCode && compounds[i].bare && compounds[i].name == "pre":
 			// "pre code": the code of code blocks; "pre > code" too, as a
 			// code block's <code> is its <pre>'s child.
 			if i != last-1 {
-				return 0, spec, false // "pre span code": no such thing
+				return 0, false // "pre span code": no such thing
 			}
 			el = elPreCode
 		case content(i):
-			return 0, spec, false // "blockquote p": not every p
+			return 0, false // "blockquote p": not every p
 		case combinators[i] == '>' && (i == last-1 || content(i+1)):
-			return 0, spec, false // ".content > p": not every p
+			return 0, false // ".content > p": not every p
 		}
 	}
-	return el, spec, true
+	return el, true
 }
 
 // compound is a compound selector: "p", ".content", "img.inline", "a:hover".
@@ -668,25 +710,7 @@ func parseCompound(toks []token) (c compound, ok bool) {
 			c.spec[1]++
 			i = after(toks, i)
 		case t.tt == css.ColonToken:
-			i++
-			element := i < len(toks) && toks[i].tt == css.ColonToken // ::first-line
-			if element {
-				c.spec[2]++
-				i++
-			} else {
-				c.spec[1]++
-			}
-			if i == len(toks) {
-				return c, false
-			}
-			switch toks[i].tt {
-			case css.IdentToken:
-				c.pseudo = c.pseudo || element || !strings.EqualFold(toks[i].text, "root")
-				i++
-			case css.FunctionToken: // :not(.x), :nth-child(2n+1)
-				c.pseudo = true
-				i = after(toks, i)
-			default:
+			if i, ok = c.pseudoClass(toks, i+1); !ok {
 				return c, false
 			}
 		default:
@@ -694,4 +718,29 @@ func parseCompound(toks []token) (c compound, ok bool) {
 		}
 	}
 	return c, true
+}
+
+// pseudoClass reads the pseudo-class or pseudo-element at toks[i], after
+// its ':', into c and returns the index after it; ok is false where it is
+// not CSS this parser understands.
+func (c *compound) pseudoClass(toks []token, i int) (int, bool) {
+	element := i < len(toks) && toks[i].tt == css.ColonToken // ::first-line
+	if element {
+		c.spec[2]++
+		i++
+	} else {
+		c.spec[1]++
+	}
+	if i == len(toks) {
+		return i, false
+	}
+	switch toks[i].tt {
+	case css.IdentToken:
+		c.pseudo = c.pseudo || element || !strings.EqualFold(toks[i].text, "root")
+		return i + 1, true
+	case css.FunctionToken: // :not(.x), :nth-child(2n+1)
+		c.pseudo = true
+		return after(toks, i), true
+	}
+	return i, false
 }

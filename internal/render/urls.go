@@ -235,28 +235,9 @@ func (w *layoutWalk) node(n tparse.Node, in []string, dot, root dotKind) []strin
 		}
 		return in
 	case *tparse.TextNode:
-		out := make([]string, len(in))
-		for i, s := range in {
-			if j := bytes.LastIndexByte(n.Text, '<'); j >= 0 {
-				s = string(n.Text[j:])
-			} else {
-				s += string(n.Text)
-			}
-			out[i] = s
-		}
-		return ways(out)
+		return w.text(n, in)
 	case *tparse.ActionNode:
-		if len(n.Pipe.Decl) > 0 {
-			return in
-		}
-		if refersToList(n.Pipe, dot, root) {
-			w.check(n, in)
-		}
-		out := make([]string, len(in))
-		for i, s := range in {
-			out[i] = s + wroteValue
-		}
-		return ways(out)
+		return w.action(n, in, dot, root)
 	case *tparse.IfNode:
 		return w.branch(&n.BranchNode, in, dot, dot, root)
 	case *tparse.WithNode:
@@ -270,26 +251,62 @@ func (w *layoutWalk) node(n tparse.Node, in []string, dot, root dotKind) []strin
 		}
 		return ways(out)
 	case *tparse.TemplateNode:
-		name, _, _ := strings.Cut(n.Name, "$htmltemplate_") // escaped for another context
-		callee := w.t.Lookup(name)
-		if callee == nil || callee.Tree == nil {
-			return in // an empty template: escaping would have failed for a missing one
-		}
-		if w.depth >= maxDepth {
-			w.gaveUp = true
-			return []string{wroteUnknown}
-		}
-		arg := dotOther
-		if n.Pipe != nil {
-			arg = withDot(n.Pipe, dot, root)
-		}
-		tree := w.tree
-		w.tree, w.depth = callee.Tree, w.depth+1
-		out := w.list(callee.Tree.Root, in, arg, arg)
-		w.tree, w.depth = tree, w.depth-1
-		return out
+		return w.template(n, in, dot, root)
 	}
 	return in // comments, break, continue
+}
+
+// text returns what is written on each way after n: the text since its
+// last '<', or all of it added to what was before.
+func (w *layoutWalk) text(n *tparse.TextNode, in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		if j := bytes.LastIndexByte(n.Text, '<'); j >= 0 {
+			s = string(n.Text[j:])
+		} else {
+			s += string(n.Text)
+		}
+		out[i] = s
+	}
+	return ways(out)
+}
+
+// action checks an action that writes a list value where it lands, and
+// returns what is written on each way after it.
+func (w *layoutWalk) action(n *tparse.ActionNode, in []string, dot, root dotKind) []string {
+	if len(n.Pipe.Decl) > 0 {
+		return in
+	}
+	if refersToList(n.Pipe, dot, root) {
+		w.check(n, in)
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = s + wroteValue
+	}
+	return ways(out)
+}
+
+// template walks the template that n calls, with the dot n passes it.
+func (w *layoutWalk) template(n *tparse.TemplateNode, in []string, dot, root dotKind) []string {
+	name, _, _ := strings.Cut(n.Name, "$htmltemplate_") // escaped for another context
+	callee := w.t.Lookup(name)
+	if callee == nil || callee.Tree == nil {
+		return in // an empty template: escaping would have failed for a missing one
+	}
+	if w.depth >= maxDepth {
+		w.gaveUp = true
+		return []string{wroteUnknown}
+	}
+	arg := dotOther
+	if n.Pipe != nil {
+		arg = withDot(n.Pipe, dot, root)
+	}
+	tree := w.tree
+	w.tree, w.depth = callee.Tree, w.depth+1
+	out := w.list(callee.Tree.Root, in, arg, arg)
+	w.tree, w.depth = tree, w.depth-1
+	return out
 }
 
 // branch walks an if or a with: its list with dot, its else with outer.
@@ -453,7 +470,6 @@ const (
 // value there lands: in an attribute's value, a <style> element, text,
 // or elsewhere (a tag's name, a comment, a script, or unknown).
 func urlSpot(s string) spot {
-	const space = " \t\n\f\r"
 	rest, ok := strings.CutPrefix(s, "<")
 	switch {
 	case strings.Contains(s, wroteUnknown):
@@ -471,14 +487,20 @@ func urlSpot(s string) spot {
 		}
 		return spot{}
 	}
-	end := strings.IndexAny(rest, space+"/>")
+	end := strings.IndexAny(rest, htmlSpace+"/>")
 	if end < 0 {
 		return spot{} // in the tag's name
 	}
-	tag := strings.ToLower(rest[:end])
-	rest = rest[end:]
+	return tagSpot(strings.ToLower(rest[:end]), rest[end:])
+}
+
+// htmlSpace is the white space between a tag's attributes.
+const htmlSpace = " \t\n\f\r"
+
+// tagSpot is urlSpot in the attributes of a tag, rest, after its name.
+func tagSpot(tag, rest string) spot {
 	for {
-		rest = strings.TrimLeft(rest, space+"/")
+		rest = strings.TrimLeft(rest, htmlSpace+"/")
 		switch {
 		case rest == "":
 			return spot{} // between attributes
@@ -489,30 +511,39 @@ func urlSpot(s string) spot {
 		case rest[0] == '>':
 			return spot{kind: inTextSpot, before: html.UnescapeString(rest[1:])}
 		}
-		end := strings.IndexAny(rest[1:], space+"/>=")
+		end := strings.IndexAny(rest[1:], htmlSpace+"/>=")
 		if end < 0 {
 			return spot{} // in an attribute's name
 		}
 		name := strings.ToLower(rest[:1+end])
-		rest = strings.TrimLeft(rest[1+end:], space)
+		rest = strings.TrimLeft(rest[1+end:], htmlSpace)
 		if rest == "" || rest[0] != '=' {
 			continue // an attribute without a value
 		}
-		rest = strings.TrimLeft(rest[1:], space)
-		if rest != "" && (rest[0] == '"' || rest[0] == '\'') {
-			i := strings.IndexByte(rest[1:], rest[0])
-			if i < 0 {
-				return attrSpot(name, rest[1:])
-			}
-			rest = rest[2+i:]
-		} else {
-			i := strings.IndexAny(rest, space+">")
-			if i < 0 {
-				return attrSpot(name, rest)
-			}
-			rest = rest[i:]
+		value, next, closed := cutAttrValue(strings.TrimLeft(rest[1:], htmlSpace))
+		if !closed {
+			return attrSpot(name, value)
 		}
+		rest = next
 	}
+}
+
+// cutAttrValue cuts an attribute's value, quoted or not, from the start of
+// s; ok is false for one that s ends in, value then being what is there of
+// it.
+func cutAttrValue(s string) (value, rest string, ok bool) {
+	if s != "" && (s[0] == '"' || s[0] == '\'') {
+		i := strings.IndexByte(s[1:], s[0])
+		if i < 0 {
+			return s[1:], "", false
+		}
+		return s[1 : 1+i], s[2+i:], true
+	}
+	i := strings.IndexAny(s, htmlSpace+">")
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i:], true
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }

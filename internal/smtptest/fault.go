@@ -115,11 +115,28 @@ func (f Fault) apply(c *config) { c.faults = append(c.faults, f) }
 
 // check reports what is wrong with f.
 func (f Fault) check() error {
+	for _, check := range [...]func() error{f.checkStage, f.checkReply, f.checkCounts, f.checkKind} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkStage reports what is wrong with f's stage and recipient.
+func (f Fault) checkStage() error {
 	switch {
 	case f.Stage < AtMail || f.Stage > AtHello:
 		return fmt.Errorf("unknown stage %d", int(f.Stage))
 	case (f.Stage == AtMail || f.Stage == AtHello) && f.Rcpt != "":
 		return fmt.Errorf("a fault %s can't name a recipient: the server doesn't know it yet", stageName(f.Stage))
+	}
+	return nil
+}
+
+// checkReply reports what is wrong with f's reply codes.
+func (f Fault) checkReply() error {
+	switch {
 	case f.Code != 0 && (f.Code < 400 || f.Code > 599):
 		return fmt.Errorf("code %d is not a 4xx or 5xx reply", f.Code)
 	case f.Enhanced != [3]int{} && f.Code == 0:
@@ -127,12 +144,27 @@ func (f Fault) check() error {
 	case f.Enhanced != [3]int{} && f.Enhanced[0] != f.Code/100:
 		return fmt.Errorf("enhanced code %d.%d.%d is not of the class of code %d",
 			f.Enhanced[0], f.Enhanced[1], f.Enhanced[2], f.Code)
+	}
+	return nil
+}
+
+// checkCounts reports what is wrong with f's counts and Delay.
+func (f Fault) checkCounts() error {
+	switch {
 	case f.Times < 0 || f.AfterMessages < 0 || f.WhenOpen < 0:
 		return errors.New("negative Times, AfterMessages or WhenOpen")
 	case f.WhenOpen > 0 && f.Stage != AtHello:
 		return errors.New("WhenOpen is for the stage AtHello only")
 	case f.Delay < 0:
 		return errors.New("negative Delay")
+	}
+	return nil
+}
+
+// checkKind reports what is wrong with the kind of fault f is: Silent,
+// MidData and Flood with what they can't be combined with.
+func (f Fault) checkKind() error {
+	switch {
 	case (f.Silent || f.MidData) && f.Stage != AtData:
 		return errors.New("faults Silent and MidData are for the stage AtData only")
 	case f.Silent && (f.Code != 0 || f.HangUp || f.MidData || f.Delay != 0 || f.Hold != nil):

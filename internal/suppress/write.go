@@ -24,13 +24,8 @@ import (
 // stamped now; times are written in UTC to the second. Campaign and detail
 // are made one line. The list then has the entries too.
 func (l *List) Append(entries ...Entry) (int, error) {
-	for _, e := range entries {
-		if err := merge.CheckAddress(e.Email); err != nil {
-			return 0, fmt.Errorf("%s: can't suppress %q: %w: %v", l.path, e.Email, ErrInvalid, err)
-		}
-		if e.Reason.index() < 0 {
-			return 0, fmt.Errorf("%s: can't suppress %s: %w: reason %q is none of unsubscribed, bounced, complained, manual", l.path, e.Email, ErrInvalid, e.Reason)
-		}
+	if err := l.checkEntries(entries); err != nil {
+		return 0, err
 	}
 	if len(entries) == 0 {
 		return 0, nil
@@ -80,19 +75,8 @@ func (l *List) Append(entries ...Entry) (int, error) {
 	if err := w.Flush(); err != nil {
 		return 0, err
 	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		l.file.valid = false // what was written is read again
-		return 0, fmt.Errorf("%s: appending: %w", l.path, err)
-	}
-	if err := f.Sync(); err != nil {
-		l.file.valid = false
-		return 0, fmt.Errorf("%s: %w", l.path, err)
-	}
-	if l.file.pos.offset == 0 {
-		// A new file: make its name as durable as its lines.
-		if err := syncDir(filepath.Dir(l.path)); err != nil {
-			return 0, err
-		}
+	if err := l.write(f, buf.Bytes()); err != nil {
+		return 0, err
 	}
 	for _, e := range added {
 		l.add(e)
@@ -101,6 +85,37 @@ func (l *List) Append(entries ...Entry) (int, error) {
 	tail := append(l.file.tail, buf.Bytes()...)
 	l.file.pos, l.file.tail = pos, append([]byte(nil), tail[max(0, len(tail)-tailLen):]...)
 	return len(added), nil
+}
+
+// checkEntries reports the first entry Append can't write.
+func (l *List) checkEntries(entries []Entry) error {
+	for _, e := range entries {
+		if err := merge.CheckAddress(e.Email); err != nil {
+			return fmt.Errorf("%s: can't suppress %q: %w: %v", l.path, e.Email, ErrInvalid, err)
+		}
+		if e.Reason.index() < 0 {
+			return fmt.Errorf("%s: can't suppress %s: %w: reason %q is none of unsubscribed, bounced, complained, manual", l.path, e.Email, ErrInvalid, e.Reason)
+		}
+	}
+	return nil
+}
+
+// write appends lines to f, the locked file, and fsyncs it, and its
+// folder for a new file.
+func (l *List) write(f *os.File, lines []byte) error {
+	if _, err := f.Write(lines); err != nil {
+		l.file.valid = false // what was written is read again
+		return fmt.Errorf("%s: appending: %w", l.path, err)
+	}
+	if err := f.Sync(); err != nil {
+		l.file.valid = false
+		return fmt.Errorf("%s: %w", l.path, err)
+	}
+	if l.file.pos.offset == 0 {
+		// A new file: make its name as durable as its lines.
+		return syncDir(filepath.Dir(l.path))
+	}
+	return nil
 }
 
 // Remove drops every line of addr from the file and returns how many it
