@@ -63,6 +63,9 @@ type file struct {
 	Unsubscribe *unsubscribeFile  `toml:"unsubscribe"`
 	DKIM        *dkimFile         `toml:"dkim"`
 	Limits      *limitsFile       `toml:"limits"`
+	Suppress    string            `toml:"suppress"`
+	// SuppressBounces is a pointer, as its default is true.
+	SuppressBounces *bool `toml:"suppress_bounces"`
 }
 
 type columns struct {
@@ -93,6 +96,13 @@ type Campaign struct {
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
 	DKIM        *DKIM           // signs every message; nil without a [dkim] table
 	Limits      Limits          // what a row and a message may hold
+	// Suppress is the suppression list (package suppress), whose
+	// addresses are not sent to; "" for none. The file may not exist
+	// yet: the list is then empty.
+	Suppress string
+	// SuppressBounces adds to Suppress the recipients a server refuses
+	// for good as unknown (a hard bounce, see hardBounce).
+	SuppressBounces bool
 
 	// AttachmentsDir is the one directory whose files the attachments
 	// column may name: its values are paths relative to the campaign
@@ -321,6 +331,7 @@ func (l *loader) sending(f *file) {
 		}
 	}
 	c.Limits = loadLimits(f.Limits, l.bad)
+	l.suppress(f)
 }
 
 // extras checks what a message may have besides its body: preheader,
