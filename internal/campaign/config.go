@@ -19,6 +19,11 @@
 // this package says them in the campaign file's, with the keys to change
 // and their lines.
 //
+// The campaign's suppression list (its suppress key, package suppress) is
+// read by each pass, whose addresses it skips and counts by reason, and
+// added to by a send as its hard bounces come (suppress.go), which is
+// also where batch suppress edits it.
+//
 // The commands the file gives for secrets (smtp.password_cmd) are run by
 // [Commands], all the same way, each bounded in time and in output.
 package campaign
