@@ -198,8 +198,16 @@ func parseShard(cmd, s string) (campaign.Shard, error) {
 // nothingToSend says why a send had nothing to do.
 func (c *cli) nothingToSend(path string, rep *campaign.Report) error {
 	n := rep.List
-	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown\n",
+	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown",
 		n[campaign.Sent], n[campaign.Failed], n[campaign.Unknown])
+	total := 0
+	for _, k := range rep.Suppressed {
+		total += k
+	}
+	if total > 0 {
+		fmt.Fprintf(c.stdout, ", %d suppressed (%s)", total, byReason(rep.Suppressed))
+	}
+	fmt.Fprintln(c.stdout)
 	c.hints(path, n[campaign.Failed], n[campaign.Unknown])
 	if rep.Unsettled() > 0 {
 		return errSomeFailed

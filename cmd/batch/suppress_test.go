@@ -53,6 +53,12 @@ func TestSendSuppressed(t *testing.T) {
 		t.Errorf("suppress list: exit %d\n%s", code, stdout)
 	}
 
+	// Sending again: r1 is all that is left, and suppressed.
+	code, stdout, _ = batch(t, nil, "send", "--yes", path)
+	if code != exitFailed || stdout != "nothing to send: 2 sent before, 1 failed, 0 unknown, 1 suppressed (1 unsubscribed)\n" {
+		t.Errorf("send again: exit %d\n%s", code, stdout)
+	}
+
 	// A test send takes the list as a send would, the journal aside: the
 	// suppressed stay out, and nothing is added to the list.
 	code, stdout, stderr = batch(t, nil, "send", "--yes", "--to", "tester@example.org", path)
