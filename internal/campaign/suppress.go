@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -53,6 +54,8 @@ func (l *loader) suppress(f *file) {
 		l.bad("suppress", "%s is a directory: name a CSV file, which batch creates on the first address added", c.Suppress)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		l.bad("suppress", "%v", err)
+	} else if st, err := os.Stat(filepath.Dir(c.Suppress)); err != nil || !st.IsDir() {
+		l.bad("suppress", "%s: no such directory, where the list is created: create it, or fix the path", filepath.Dir(c.Suppress))
 	}
 }
 
@@ -272,7 +275,11 @@ func (b *bouncer) flush() {
 	b.added += n
 	b.mu.Unlock()
 	if err != nil && b.warn != nil {
-		b.warn(fmt.Errorf("%d hard bounces not added to the suppression list (the journal has them as failed): %w", len(batch), err))
+		what := fmt.Sprintf("%d hard bounces", len(batch))
+		if len(batch) == 1 {
+			what = "a hard bounce (" + batch[0].Email + ")"
+		}
+		b.warn(fmt.Errorf("%s not added to the suppression list, the journal has the recipient as failed: %w", what, err))
 	}
 }
 

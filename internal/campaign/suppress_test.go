@@ -98,6 +98,10 @@ func TestSuppressKeys(t *testing.T) {
 	if p := problemsOf(t, err); !strings.Contains(p[0].Error(), "c.toml:6: suppress: ") || !strings.Contains(p[0].Error(), "is a directory") {
 		t.Errorf("got %v", p)
 	}
+	_, _, err = load(t, minimal+`suppress = "lists/s.csv"`+"\n", nil)
+	if p := problemsOf(t, err); !strings.Contains(p[0].Error(), "c.toml:6: suppress: ") || !strings.Contains(p[0].Error(), "lists: no such directory") {
+		t.Errorf("got %v", p)
+	}
 	c, _, err = load(t, minimal+`suppress = "../s.csv"`+"\n", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -267,5 +271,29 @@ func TestCountSuppressed(t *testing.T) {
 	}
 	if n["unsubscribed"] != 2 || n["bounced"] != 1 || len(n) != 2 {
 		t.Errorf("counted %v", n)
+	}
+}
+
+// TestHardBounceUnwritten: a list that can't be written is warned of,
+// naming it, and the journal still holds the recipient as failed.
+func TestHardBounceUnwritten(t *testing.T) {
+	c := newCampaign(t, listOf(faultList), "# Hello {{.name}}!\n", `suppress = "lists/suppressed.csv"`+"\n", map[string]string{"lists/keep": ""})
+	if err := os.RemoveAll(filepath.Dir(c.Suppress)); err != nil { // gone after Load
+		t.Fatal(err)
+	}
+	gone := faultList[1]
+	srv := smtptest.Start(t, smtptest.Fault{Rcpt: gone, Stage: smtptest.AtRcpt, Code: 550, Enhanced: [3]int{5, 1, 1}})
+	var warned []error
+	opts := faultOptions()
+	opts.Warn = func(err error) { warned = append(warned, err) }
+	r := sendVia(t, c, srv, quick, opts)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0].Error(), c.Suppress) || !strings.Contains(warned[0].Error(), "a hard bounce ("+gone+") not added") {
+		t.Errorf("warned %v, want one naming %s", warned, c.Suppress)
+	}
+	if r.sum.Bounced != 0 || readState(t, c).Get(gone).Status != Failed {
+		t.Errorf("bounced %d, %s is %v", r.sum.Bounced, gone, readState(t, c).Get(gone).Status)
 	}
 }
