@@ -81,7 +81,7 @@ func TestBashCompletion(t *testing.T) {
 		want  []string
 	}{
 		{[]string{"batch", ""}, all},
-		{[]string{"batch", "s"}, []string{"send", "status"}},
+		{[]string{"batch", "s"}, []string{"send", "status", "suppress"}},
 		{[]string{"batch", "--v"}, []string{"--version"}},
 		{[]string{"batch", "send", "--d"}, []string{"--debug", "--dry-run"}},
 		{[]string{"batch", "send", "--re"}, []string{"--resend-unknown", "--retry-failed"}},

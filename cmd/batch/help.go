@@ -115,6 +115,26 @@ front, unless --raw.`,
 		},
 	},
 	{
+		name: "suppress",
+		synopsis: []string{
+			"suppress add [--reason R] CAMPAIGN.toml ADDRESS...",
+			"suppress remove CAMPAIGN.toml ADDRESS...",
+			"suppress list CAMPAIGN.toml",
+		},
+		brief: "add to, remove from or list the suppression list of the campaign",
+		about: `Edit the suppression list the campaign's suppress key names:
+the addresses check and send skip. add appends each ADDRESS
+not on it yet, with the reason manual (or R: unsubscribed,
+bounced, complained) and the time, creating the file;
+remove drops every line of each ADDRESS; list prints the
+list as CSV, a cell a spreadsheet would run made text.`,
+		args: argCampaign,
+		flags: []flagDoc{
+			{name: "reason", arg: "R", value: argWord, brief: "with add, the reason, manual (the default), unsubscribed, bounced or complained",
+				help: "with add, why the addresses are suppressed: manual\n(the default), unsubscribed, bounced or complained"},
+		},
+	},
+	{
 		name:     "preview",
 		synopsis: []string{"preview [--listen ADDR] [--open] CAMPAIGN.toml"},
 		brief:    "serve the campaign as its readers will see it, on this machine",

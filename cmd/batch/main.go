@@ -154,6 +154,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.check(ctx, rest)
 	case "status":
 		return c.status(rest)
+	case "suppress":
+		return c.suppress(rest)
 	case "preview":
 		return c.preview(ctx, rest)
 	case "init":
@@ -263,7 +265,7 @@ func (c *cli) check(ctx context.Context, args []string) error {
 		}
 		return all
 	}
-	fmt.Fprintf(c.stdout, "%s: ready: %s%s%s\n", path, plural(sum.Messages, "message"), warned(sum), skipped(sum))
+	fmt.Fprintf(c.stdout, "%s: ready: %s%s%s%s\n", path, plural(sum.Messages, "message"), warned(sum), skipped(sum), suppressed(sum))
 	if camp.DKIM != nil {
 		rec, err := camp.DKIM.ZoneRecord()
 		if err != nil {
@@ -334,6 +336,28 @@ func skipped(s *campaign.Summary) string {
 // skipKinds says why rows were skipped: "1 invalid, 2 repeated addresses".
 func skipKinds(s *campaign.Summary) string {
 	return fmt.Sprintf("%d invalid, %s", s.Invalid, plural(s.Duplicates, "repeated address"))
+}
+
+// suppressed says, after a count of messages, how many recipients the
+// suppression list kept out, and why: " (3 suppressed: 2 unsubscribed,
+// 1 bounced)".
+func suppressed(s *campaign.Summary) string {
+	if s.Suppressed == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d suppressed: %s)", s.Suppressed, byReason(s.SuppressedBy))
+}
+
+// byReason says how many were suppressed for each reason:
+// "2 unsubscribed, 1 bounced".
+func byReason(n map[string]int) string {
+	var parts []string
+	for _, r := range campaign.SuppressReasons() {
+		if n[r] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[r], r))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // warned says, after a count of messages, how many of them were told of

@@ -198,8 +198,16 @@ func parseShard(cmd, s string) (campaign.Shard, error) {
 // nothingToSend says why a send had nothing to do.
 func (c *cli) nothingToSend(path string, rep *campaign.Report) error {
 	n := rep.List
-	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown\n",
+	fmt.Fprintf(c.stdout, "nothing to send: %d sent before, %d failed, %d unknown",
 		n[campaign.Sent], n[campaign.Failed], n[campaign.Unknown])
+	total := 0
+	for _, k := range rep.Suppressed {
+		total += k
+	}
+	if total > 0 {
+		fmt.Fprintf(c.stdout, ", %d suppressed (%s)", total, byReason(rep.Suppressed))
+	}
+	fmt.Fprintln(c.stdout)
 	c.hints(path, n[campaign.Failed], n[campaign.Unknown])
 	if rep.Unsettled() > 0 {
 		return errSomeFailed
@@ -227,7 +235,7 @@ func (c *cli) dryRun(ctx context.Context, camp *campaign.Campaign, dir string, o
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "wrote %s to %s%s%s in %s\n", plural(sum.Messages, "message"), dir, warned(sum), skipped(sum), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(c.stdout, "wrote %s to %s%s%s%s in %s\n", plural(sum.Messages, "message"), dir, warned(sum), skipped(sum), suppressed(sum), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -239,7 +247,7 @@ func plan(camp *campaign.Campaign, planned *campaign.Summary, to string) string 
 	if to != "" {
 		what = fmt.Sprintf("test-%s to %s, each as its recipient would see it but for a Message-ID of its own", what, to)
 	}
-	fmt.Fprintf(&b, "about to %s%s", what, skipped(planned))
+	fmt.Fprintf(&b, "about to %s%s%s", what, skipped(planned), suppressed(planned))
 	if planned.OtherShards > 0 {
 		fmt.Fprintf(&b, " (this shard's; %d recipients are the other shards')", planned.OtherShards)
 	}
@@ -275,8 +283,14 @@ func (c *cli) report(sum *campaign.Summary, elapsed time.Duration, to string, st
 	if sum.Skipped() > 0 {
 		fmt.Fprintf(c.stdout, " (%s)", skipKinds(sum)) // as the plan says it
 	}
+	if sum.Suppressed > 0 {
+		fmt.Fprintf(c.stdout, ", suppressed %d (%s)", sum.Suppressed, byReason(sum.SuppressedBy))
+	}
 	if sum.AlreadySent+sum.Held > 0 {
 		fmt.Fprintf(c.stdout, ", sent before %d, held %d", sum.AlreadySent, sum.Held)
+	}
+	if sum.Bounced > 0 {
+		fmt.Fprintf(c.stdout, ", %s added to the suppression list", plural(sum.Bounced, "hard bounce"))
 	}
 	if o.Deferred > 0 {
 		fmt.Fprintf(c.stdout, ", retried %d", o.Deferred)

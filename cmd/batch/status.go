@@ -42,11 +42,25 @@ func (c *cli) status(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The pending on the suppression list are counted apart: no send
+	// takes them.
+	supp, err := camp.CountSuppressed(state, shard)
+	if err != nil {
+		return err
+	}
+	total := 0
+	for _, k := range supp {
+		total += k
+	}
+	n[campaign.Pending] -= total
 	order := []campaign.Status{campaign.Sent, campaign.Failed, campaign.Unknown, campaign.Pending}
 	if *asJSON {
 		out := map[string]int{}
 		for _, s := range order {
 			out[s.String()] = n[s]
+		}
+		if supp != nil {
+			out["suppressed"] = total
 		}
 		b, _ := json.Marshal(out)
 		fmt.Fprintf(c.stdout, "%s\n", b)
@@ -54,6 +68,13 @@ func (c *cli) status(args []string) error {
 	}
 	for _, s := range order {
 		fmt.Fprintf(c.stdout, "%s %d\n", s, n[s])
+	}
+	if supp != nil {
+		fmt.Fprintf(c.stdout, "suppressed %d", total)
+		if total > 0 {
+			fmt.Fprintf(c.stdout, " (%s)", byReason(supp))
+		}
+		fmt.Fprintln(c.stdout)
 	}
 	return nil
 }

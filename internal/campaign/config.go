@@ -19,6 +19,11 @@
 // this package says them in the campaign file's, with the keys to change
 // and their lines.
 //
+// The campaign's suppression list (its suppress key, package suppress) is
+// read by each pass, whose addresses it skips and counts by reason, and
+// added to by a send as its hard bounces come (suppress.go), which is
+// also where batch suppress edits it.
+//
 // The commands the file gives for secrets (smtp.password_cmd) are run by
 // [Commands], all the same way, each bounded in time and in output.
 package campaign
@@ -63,6 +68,9 @@ type file struct {
 	Unsubscribe *unsubscribeFile  `toml:"unsubscribe"`
 	DKIM        *dkimFile         `toml:"dkim"`
 	Limits      *limitsFile       `toml:"limits"`
+	Suppress    string            `toml:"suppress"`
+	// SuppressBounces is a pointer, as its default is true.
+	SuppressBounces *bool `toml:"suppress_bounces"`
 }
 
 type columns struct {
@@ -93,6 +101,13 @@ type Campaign struct {
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
 	DKIM        *DKIM           // signs every message; nil without a [dkim] table
 	Limits      Limits          // what a row and a message may hold
+	// Suppress is the suppression list (package suppress), whose
+	// addresses are not sent to; "" for none. The file may not exist
+	// yet: the list is then empty.
+	Suppress string
+	// SuppressBounces adds to Suppress the recipients a server refuses
+	// for good as unknown (a hard bounce, see hardBounce).
+	SuppressBounces bool
 
 	// AttachmentsDir is the one directory whose files the attachments
 	// column may name: its values are paths relative to the campaign
@@ -321,6 +336,7 @@ func (l *loader) sending(f *file) {
 		}
 	}
 	c.Limits = loadLimits(f.Limits, l.bad)
+	l.suppress(f)
 }
 
 // extras checks what a message may have besides its body: preheader,

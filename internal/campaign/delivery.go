@@ -24,6 +24,9 @@ type delivery struct {
 	s    deliver.Sender
 	opts Options
 	sum  *Summary
+	// bounces adds the hard bounces to the suppression list; nil for
+	// none.
+	bounces *bouncer
 
 	mu          sync.Mutex
 	inflight    int
@@ -296,6 +299,11 @@ func (t *tracker) settle(kind string, err, jerr error) {
 	}
 	if st == journal.Pending {
 		return
+	}
+	if st == journal.Failed && d.bounces != nil {
+		if reply, ok := hardBounce(err); ok {
+			d.bounces.add(t.m.To, reply)
+		}
 	}
 	d.sum.outcome(st)
 	if d.opts.Outcome != nil {

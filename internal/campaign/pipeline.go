@@ -10,6 +10,7 @@ import (
 
 	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/render"
+	"github.com/batch-mailer/batch/internal/suppress"
 )
 
 // itemKind is what became of one row of the list on its way through a pass.
@@ -38,7 +39,8 @@ const (
 type item struct {
 	kind itemKind
 	rec  *merge.Recipient
-	skip skipKind // why an itemSkipped is
+	skip skipKind        // why an itemSkipped is
+	why  suppress.Reason // a skipSuppressed's reason
 	m    *render.Message
 	err  error
 	done chan struct{} // an itemMessage's: closed once it is rendered

@@ -290,8 +290,12 @@ func (s *previewState) checked(ctx context.Context) (*checkResult, error) {
 		if s.rerr != nil {
 			probs.add(s.rerr)
 		}
-		check := &pass{c: c, opts: &Options{Warn: warn}, sum: sum, r: s.r, probs: probs, out: checking{}}
-		err := check.run(ctx)
+		sup, err := c.suppressionList()
+		if err != nil {
+			probs.add(err)
+		}
+		check := &pass{c: c, opts: &Options{Warn: warn}, sum: sum, r: s.r, probs: probs, sup: sup, out: checking{}}
+		err = check.run(ctx)
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
 		}

@@ -112,6 +112,10 @@ type Report struct {
 	// does not record, and when the journal or the list could not be read
 	// again (Deliver's error says why).
 	List Counts
+	// Suppressed counts by reason the pending recipients the suppression
+	// list keeps out, when there was nothing to send (ErrNothingToSend);
+	// nil otherwise.
+	Suppressed map[string]int
 	// Stopped is a recorded send cut short, interrupted or by an error
 	// once messages went out: sending again resumes where it stopped.
 	Stopped bool
@@ -180,6 +184,9 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	state, serr := c.ReadState(opts.Shard)
 	if serr == nil {
 		rep.List, serr = c.Count(state, opts.Shard)
+	}
+	if serr == nil && errors.Is(err, ErrNothingToSend) {
+		rep.Suppressed, serr = c.CountSuppressed(state, opts.Shard)
 	}
 	if serr != nil {
 		rep.List = nil

@@ -14,6 +14,7 @@ import (
 	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/render"
+	"github.com/batch-mailer/batch/internal/suppress"
 )
 
 // Options are the choices of one run.
@@ -61,7 +62,11 @@ func (c *Campaign) Check(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{}
 	probs := newProblems()
 	r := c.newRenderer(opts, probs)
-	check := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, out: checking{}}
+	sup, err := c.suppressionList()
+	if err != nil {
+		probs.add(err)
+	}
+	check := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, sup: sup, out: checking{}}
 	return sum, check.run(ctx)
 }
 
@@ -92,8 +97,13 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	// and the attachments are read and encoded once.
 	probs := newProblems()
 	r := c.newRenderer(opts, probs)
+	sup, err := c.suppressionList()
+	if err != nil {
+		probs.add(err)
+	}
+	warn := opts.Warn
 	if !opts.SinglePass {
-		check := &pass{c: c, opts: &opts, sum: planned, r: r, probs: probs, out: checking{}}
+		check := &pass{c: c, opts: &opts, sum: planned, r: r, probs: probs, sup: sup, out: checking{}}
 		if err := check.run(ctx); err != nil {
 			return nil, err
 		}
@@ -112,12 +122,14 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	sum := &Summary{}
 	d := c.newDelivery(ctx, s, opts, sum)
-	send := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs,
+	d.bounces = c.newBouncer(&opts, warn)
+	send := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, sup: sup,
 		out: &sending{d: d, to: opts.To, limit: opts.Limit, checked: !opts.SinglePass}}
 	err = send.run(ctx)
 	if ferr := d.finish(); err == nil {
 		err = ferr
 	}
+	sum.Bounced = d.bounces.close()
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}
@@ -167,6 +179,7 @@ type pass struct {
 	sum   *Summary
 	r     *render.Renderer // nil: the campaign can't render, and the list is read for its own problems
 	probs *problems
+	sup   *suppress.List // the campaign's suppression list; nil for none
 	out   handoff
 
 	// Set once the list's header is read: blank are the fields the
@@ -284,7 +297,7 @@ func (p *pass) rows(ctx context.Context, rd *merge.Reader) error {
 	if err := p.probs.err(); err != nil {
 		return err
 	}
-	if s := p.sum; s.Messages == 0 && p.ready && s.AlreadySent+s.Held+s.OtherShards == 0 {
+	if s := p.sum; s.Messages == 0 && p.ready && s.AlreadySent+s.Held+s.OtherShards+s.Suppressed == 0 {
 		return fmt.Errorf("%s: no recipients to send to: the list has no valid rows", p.c.Recipients)
 	}
 	return nil
@@ -317,6 +330,12 @@ func (p *pass) read(ctx context.Context, rd *merge.Reader, room *budget) (*item,
 		if it.skip = journalSkip(rec, p.opts); it.skip != skipNone {
 			it.kind = itemSkipped
 			break
+		}
+		if p.sup != nil {
+			if e, ok := p.sup.Has(rec.Email); ok {
+				it.kind, it.skip, it.why = itemSkipped, skipSuppressed, e.Reason
+				break
+			}
 		}
 		for _, name := range p.blank {
 			rec.Fields[name] = ""
@@ -355,6 +374,9 @@ func (p *pass) take(it *item) (done bool, err error) {
 	case itemSkipped:
 		if !past {
 			p.sum.count(it.skip)
+			if it.skip == skipSuppressed {
+				p.sum.suppressed(it.why)
+			}
 			if it.err != nil && p.opts.Warn != nil {
 				p.opts.Warn(it.err)
 			}

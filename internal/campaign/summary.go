@@ -15,6 +15,14 @@ type Summary struct {
 	Held        int // failed or unknown before, not tried again this run
 	OtherShards int // recipients of the other shards
 	Warned      int // rows rendered, and sent, with a warning (told to Options.Warn)
+	// Suppressed are the recipients on the suppression list, not sent to
+	// and not failures; SuppressedBy counts them by reason (see
+	// SuppressReasons), nil for none.
+	Suppressed   int
+	SuppressedBy map[string]int
+	// Bounced is how many hard bounces of a send were added to the
+	// suppression list.
+	Bounced int
 
 	mu       sync.Mutex
 	outcomes Outcomes
@@ -64,12 +72,13 @@ func (s *Summary) deferred() {
 type skipKind int
 
 const (
-	skipNone      skipKind = iota
-	skipInvalid            // an address batch can't send to
-	skipDuplicate          // an address seen before in the list
-	skipSent               // the journal says sent
-	skipHeld               // failed or unknown before, not tried again
-	skipShard              // another shard's
+	skipNone       skipKind = iota
+	skipInvalid             // an address batch can't send to
+	skipDuplicate           // an address seen before in the list
+	skipSent                // the journal says sent
+	skipHeld                // failed or unknown before, not tried again
+	skipShard               // another shard's
+	skipSuppressed          // on the suppression list (counted with its reason)
 )
 
 func (s *Summary) count(k skipKind) {
