@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // The journal is the durable record of a campaign's deliveries: one line per
@@ -351,7 +350,7 @@ func OpenJournal(path, campaign string) (*Journal, *State, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("journal: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lock(f); err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: another batch is sending this campaign (the journal is locked): wait for it to finish", path)
 	}
