@@ -24,6 +24,7 @@ const usage = `Usage:
     batch send [--yes] [--limit N] [--to ADDR] [--debug] [--shard K/N]
                [--retry-failed] [--resend-unknown] CAMPAIGN.toml
     batch send --dry-run DIR [--limit N] [--shard K/N] CAMPAIGN.toml
+    batch send --mbox FILE [--limit N] [--shard K/N] CAMPAIGN.toml
     batch check CAMPAIGN.toml
     batch status [--json | --failed [--raw]] [--shard K/N] CAMPAIGN.toml
     batch preview [--listen ADDR] [--open] CAMPAIGN.toml
@@ -53,6 +54,8 @@ Commands:
 Flags of send:
     --dry-run DIR     write one .eml file per recipient into DIR (created if
                       missing) instead of sending; nothing touches the network
+    --mbox FILE       the same, into one mbox file (mboxrd, LF line ends)
+                      that mutt, neomutt and aerc open as a folder
     --yes             send without asking (needed when not on a terminal)
     --limit N         send to the first N recipients not yet sent
     --to ADDR         test send: every message goes to ADDR instead of its
@@ -144,7 +147,12 @@ func tuneGC(args []string, getenv func(string) string) {
 		return
 	}
 	if args[0] == "check" || args[0] == "status" || args[0] == "send" && slices.ContainsFunc(args, func(a string) bool {
-		return a == "--dry-run" || a == "-dry-run" || strings.HasPrefix(a, "--dry-run=") || strings.HasPrefix(a, "-dry-run=")
+		for _, f := range []string{"dry-run", "mbox"} {
+			if a == "--"+f || a == "-"+f || strings.HasPrefix(a, "--"+f+"=") || strings.HasPrefix(a, "-"+f+"=") {
+				return true
+			}
+		}
+		return false
 	}) {
 		debug.SetMemoryLimit(48 << 20)
 	}

@@ -35,6 +35,7 @@ func TestScripts(t *testing.T) {
 			"exitcode": cmdExitcode,
 			"ls":       cmdLs,
 			"csvcells": cmdCSVCells,
+			"mboxeq":   cmdMboxEq,
 		},
 	})
 }

@@ -23,6 +23,7 @@ var errDeclined = errors.New("nothing sent")
 func (c *cli) send(ctx context.Context, args []string) error {
 	fs := c.flags("send")
 	dryRun := fs.String("dry-run", "", "")
+	mbox := fs.String("mbox", "", "")
 	yes := fs.Bool("yes", false, "")
 	limit := fs.Int("limit", 0, "")
 	to := fs.String("to", "", "")
@@ -34,17 +35,26 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	dry := "" // the flag of a dry run, if it is one
+	switch {
+	case *dryRun != "" && *mbox != "":
+		return usageError{"send: --dry-run and --mbox can't be used together: choose a directory of .eml files or one mbox file"}
+	case *dryRun != "":
+		dry = "--dry-run"
+	case *mbox != "":
+		dry = "--mbox"
+	}
 	switch {
 	case *limit < 0:
 		return usageError{"send: --limit must be a positive number"}
-	case *dryRun != "" && *to != "":
-		return usageError{"send: --to can't be used with --dry-run: a dry run sends nothing"}
-	case *dryRun != "" && *debug:
-		return usageError{"send: --debug can't be used with --dry-run: there is no SMTP dialogue"}
-	case *dryRun != "" && *yes:
-		return usageError{"send: --yes can't be used with --dry-run: a dry run asks nothing"}
-	case *dryRun != "" && (*retryFailed || *resendUnknown):
-		return usageError{"send: --retry-failed and --resend-unknown can't be used with --dry-run: a dry run writes every message"}
+	case dry != "" && *to != "":
+		return usageError{"send: --to can't be used with " + dry + ": a dry run sends nothing"}
+	case dry != "" && *debug:
+		return usageError{"send: --debug can't be used with " + dry + ": there is no SMTP dialogue"}
+	case dry != "" && *yes:
+		return usageError{"send: --yes can't be used with " + dry + ": a dry run asks nothing"}
+	case dry != "" && (*retryFailed || *resendUnknown):
+		return usageError{"send: --retry-failed and --resend-unknown can't be used with " + dry + ": a dry run writes every message"}
 	case *to != "" && (*retryFailed || *resendUnknown):
 		return usageError{"send: --retry-failed and --resend-unknown can't be used with --to: a test send doesn't count as sending"}
 	}
@@ -67,8 +77,15 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	}
 	opts.Limit = *limit
 	opts.Shard = shard
-	if *dryRun != "" {
-		return c.dryRun(ctx, camp, *dryRun, opts)
+	switch {
+	case *dryRun != "":
+		return c.dryRun(ctx, camp, *dryRun, deliver.NewDir(*dryRun), opts)
+	case *mbox != "":
+		s, err := deliver.NewMbox(*mbox)
+		if err != nil {
+			return err
+		}
+		return c.dryRun(ctx, camp, *mbox, s, opts)
 	}
 	if camp.SMTP == nil {
 		return fmt.Errorf("%s has no [smtp] table: add one to send (see README.md), or write the messages with --dry-run DIR", path)
@@ -231,15 +248,16 @@ func (c *cli) hints(path string, failed, unknown int) {
 	}
 }
 
-// dryRun writes the messages into dir.
-func (c *cli) dryRun(ctx context.Context, camp *campaign.Campaign, dir string, opts campaign.Options) error {
+// dryRun writes the messages with s, into dest (a directory or an mbox
+// file).
+func (c *cli) dryRun(ctx context.Context, camp *campaign.Campaign, dest string, s deliver.Sender, opts campaign.Options) error {
 	start := time.Now()
 	opts.SinglePass = true // the files go if a problem turns up
-	sum, err := camp.Send(ctx, func(*campaign.Summary) (deliver.Sender, error) { return deliver.NewDir(dir), nil }, opts)
+	sum, err := camp.Send(ctx, func(*campaign.Summary) (deliver.Sender, error) { return s, nil }, opts)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "wrote %s to %s%s in %s\n", plural(sum.Messages, "message"), dir, skipped(sum), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(c.stdout, "wrote %s to %s%s in %s\n", plural(sum.Messages, "message"), dest, skipped(sum), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
