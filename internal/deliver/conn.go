@@ -328,8 +328,11 @@ func tlsHint(err error, cfg *SMTPConfig) string {
 	case errors.As(err, &invalid):
 		return "the server's certificate is not valid (expired, or not for a server)"
 	case errors.As(err, &rec):
-		if cfg.Security == ImplicitTLS {
-			return "the server did not answer in TLS: a submission port (587) takes security = \"starttls\""
+		switch {
+		case cfg.Security == ImplicitTLS && cfg.Port == 465:
+			return "the server did not answer in TLS on port 465, where security = \"tls\" expects it: check [smtp] host and port"
+		case cfg.Security == ImplicitTLS:
+			return fmt.Sprintf("the server did not answer in TLS: security = \"tls\" is for port 465, TLS from the first byte; port %d takes security = \"starttls\" (or set port = 465)", cfg.Port)
 		}
 		return "the server did not answer in TLS"
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):

@@ -3,6 +3,7 @@ package deliver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -196,9 +197,17 @@ func TestSMTPWrongCA(t *testing.T) {
 
 func TestSMTPImplicitTLSToPlainServer(t *testing.T) {
 	ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}})
-	ce := dialFails(t, ts.config(t, ImplicitTLS), "tls")
-	if !strings.Contains(ce.Hint, "starttls") {
-		t.Errorf("hint %q does not suggest starttls", ce.Hint)
+	cfg := ts.config(t, ImplicitTLS)
+	ce := dialFails(t, cfg, "tls")
+	var rec tls.RecordHeaderError
+	if !errors.As(ce, &rec) {
+		t.Errorf("error %v is not a tls.RecordHeaderError", ce.Err)
+	}
+	// The server's port (a free one here, 25 or 587 in life) is not
+	// implicit TLS's: the hint names the one that is, and starttls.
+	port := fmt.Sprintf("port %d takes security = \"starttls\"", cfg.Port)
+	if !strings.Contains(ce.Hint, "starttls") || !strings.Contains(ce.Hint, "465") || !strings.Contains(ce.Hint, port) || strings.Contains(ce.Hint, "587") {
+		t.Errorf("hint %q does not say that tls is port 465 and %s", ce.Hint, port)
 	}
 	nothingSent(t, ts)
 }
