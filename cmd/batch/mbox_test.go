@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
+	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -58,4 +61,28 @@ json.dump([box.get_bytes(k).decode("latin-1") for k in box.iterkeys()], sys.stdo
 		}
 	}
 	ts.Logf("%s: %d messages, each its .eml", args[0], len(got))
+}
+
+// TestTuneGCMbox: a dry run into an mbox gets a dry run's memory limit,
+// whichever way the flag is written, and a send none.
+func TestTuneGCMbox(t *testing.T) {
+	limit, percent := debug.SetMemoryLimit(-1), debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetMemoryLimit(limit); debug.SetGCPercent(percent) })
+	none := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"send", "--mbox", "out.mbox", "c.toml"},
+		{"send", "-mbox=out.mbox", "c.toml"},
+		{"send", "--dry-run", "out", "c.toml"},
+	} {
+		debug.SetMemoryLimit(math.MaxInt64)
+		tuneGC(args, none)
+		if got := debug.SetMemoryLimit(-1); got != 48<<20 {
+			t.Errorf("%q: memory limit %d, want 48 MiB", args, got)
+		}
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	tuneGC([]string{"send", "--yes", "c.toml"}, none)
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("a send got a memory limit, %d", got)
+	}
 }
