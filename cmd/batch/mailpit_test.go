@@ -52,9 +52,12 @@ func mailpitBinary(t *testing.T) string {
 	}
 	notice(t, fmt.Sprintf("cmd/batch: building Mailpit %s into %s for the end-to-end tests: about a minute, once", mailpitVersion, dir))
 	start := time.Now()
-	// Without symbols or DWARF (-s -w) the link is shorter and the binary
-	// a third smaller; nothing debugs Mailpit here.
-	cmd := exec.Command(goCmd, "install", "-trimpath", "-ldflags=-s -w", "github.com/axllent/mailpit@"+mailpitVersion)
+	// Compiled without optimisations (-N -l) and linked without symbols or
+	// DWARF (-s -w): a server that takes a few messages needs no speed, and
+	// the build is shorter and lighter, most of all modernc.org/sqlite's
+	// compile. From an empty build cache on 2 shared cores: 1:00 and a
+	// 511 MiB peak, against 2:37 and 744 MiB with the defaults.
+	cmd := exec.Command(goCmd, "install", "-trimpath", "-gcflags=all=-N -l", "-ldflags=-s -w", "github.com/axllent/mailpit@"+mailpitVersion)
 	cmd.Env = append(os.Environ(), "GOBIN="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go install mailpit: %v\n%s", err, out)
