@@ -52,6 +52,7 @@ var commands = []cmdDoc{
 		synopsis: []string{
 			"send [--yes] [--limit N] [--to ADDR] [--debug] [--shard K/N]\n           [--retry-failed] [--resend-unknown] CAMPAIGN.toml",
 			"send --dry-run DIR [--limit N] [--shard K/N] CAMPAIGN.toml",
+			"send --mbox FILE [--limit N] [--shard K/N] CAMPAIGN.toml",
 		},
 		brief: "check the campaign, then deliver it over SMTP or write .eml files",
 		about: `Check the whole campaign, then render every recipient's message
@@ -64,6 +65,8 @@ skipping everyone already sent.`,
 		flags: []flagDoc{
 			{name: "dry-run", arg: "DIR", value: argDir, brief: "write one .eml file per recipient into DIR instead of sending",
 				help: "write one .eml file per recipient into DIR (created if\nmissing) instead of sending; nothing touches the network"},
+			{name: "mbox", arg: "FILE", value: argWord, brief: "write the messages into one mbox file instead of sending",
+				help: "the same, into one mbox file (mboxrd, LF line ends)\nthat mutt, neomutt and aerc open as a folder"},
 			{name: "yes", brief: "send without asking",
 				help: "send without asking (needed when not on a terminal)"},
 			{name: "limit", arg: "N", value: argWord, brief: "send to the first N recipients not yet sent",

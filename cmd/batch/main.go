@@ -77,7 +77,12 @@ func tuneGC(args []string, getenv func(string) string) {
 		return
 	}
 	if args[0] == "check" || args[0] == "status" || args[0] == "send" && slices.ContainsFunc(args, func(a string) bool {
-		return a == "--dry-run" || a == "-dry-run" || strings.HasPrefix(a, "--dry-run=") || strings.HasPrefix(a, "-dry-run=")
+		for _, f := range []string{"dry-run", "mbox"} {
+			if a == "--"+f || a == "-"+f || strings.HasPrefix(a, "--"+f+"=") || strings.HasPrefix(a, "-"+f+"=") {
+				return true
+			}
+		}
+		return false
 	}) {
 		debug.SetMemoryLimit(48 << 20)
 	}

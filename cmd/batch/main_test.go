@@ -39,6 +39,7 @@ func TestScripts(t *testing.T) {
 			"ls":        cmdLs,
 			"csvcells":  cmdCSVCells,
 			"dnsserver": cmdDNSServer,
+			"mboxeq":    cmdMboxEq,
 		},
 	})
 }

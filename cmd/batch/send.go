@@ -41,15 +41,18 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	}
 	opts.Limit = f.limit
 	opts.Shard = shard
-	if f.dryRun != "" {
-		return c.dryRun(ctx, camp, f.dryRun, opts)
+	switch {
+	case f.dryRun != "":
+		return c.dryRun(ctx, camp, f.dryRun, opts, camp.DryRun)
+	case f.mbox != "":
+		return c.dryRun(ctx, camp, f.mbox, opts, camp.DryRunMbox)
 	}
 	return c.deliver(ctx, camp, f, opts)
 }
 
 // sendFlags are the flags of send.
 type sendFlags struct {
-	dryRun, to, shard          string
+	dryRun, mbox, to, shard    string
 	yes, debug                 bool
 	retryFailed, resendUnknown bool
 	limit                      int
@@ -61,6 +64,7 @@ func (c *cli) parseSend(args []string) (*sendFlags, string, error) {
 	fs := c.flags("send")
 	f := &sendFlags{}
 	fs.StringVar(&f.dryRun, "dry-run", "", "")
+	fs.StringVar(&f.mbox, "mbox", "", "")
 	fs.BoolVar(&f.yes, "yes", false, "")
 	fs.IntVar(&f.limit, "limit", 0, "")
 	fs.StringVar(&f.to, "to", "", "")
@@ -77,17 +81,26 @@ func (c *cli) parseSend(args []string) (*sendFlags, string, error) {
 
 // check says which flags don't go together, and whether --to is an address.
 func (f *sendFlags) check() error {
+	dry := "" // the flag of a dry run, if it is one
+	switch {
+	case f.dryRun != "" && f.mbox != "":
+		return usageError{"send: --dry-run and --mbox can't be used together: choose a directory of .eml files or one mbox file"}
+	case f.dryRun != "":
+		dry = "--dry-run"
+	case f.mbox != "":
+		dry = "--mbox"
+	}
 	switch {
 	case f.limit < 0:
 		return usageError{"send: --limit must be a positive number"}
-	case f.dryRun != "" && f.to != "":
-		return usageError{"send: --to can't be used with --dry-run: a dry run sends nothing"}
-	case f.dryRun != "" && f.debug:
-		return usageError{"send: --debug can't be used with --dry-run: there is no SMTP dialogue"}
-	case f.dryRun != "" && f.yes:
-		return usageError{"send: --yes can't be used with --dry-run: a dry run asks nothing"}
-	case f.dryRun != "" && (f.retryFailed || f.resendUnknown):
-		return usageError{"send: --retry-failed and --resend-unknown can't be used with --dry-run: a dry run writes every message"}
+	case dry != "" && f.to != "":
+		return usageError{"send: --to can't be used with " + dry + ": a dry run sends nothing"}
+	case dry != "" && f.debug:
+		return usageError{"send: --debug can't be used with " + dry + ": there is no SMTP dialogue"}
+	case dry != "" && f.yes:
+		return usageError{"send: --yes can't be used with " + dry + ": a dry run asks nothing"}
+	case dry != "" && (f.retryFailed || f.resendUnknown):
+		return usageError{"send: --retry-failed and --resend-unknown can't be used with " + dry + ": a dry run writes every message"}
 	case f.to != "" && (f.retryFailed || f.resendUnknown):
 		return usageError{"send: --retry-failed and --resend-unknown can't be used with --to: a test send doesn't count as sending"}
 	}
@@ -228,14 +241,16 @@ func (c *cli) hints(path string, failed, unknown int) {
 	}
 }
 
-// dryRun writes the messages into dir.
-func (c *cli) dryRun(ctx context.Context, camp *campaign.Campaign, dir string, opts campaign.Options) error {
+// dryRun writes the messages into dest (a directory, or an mbox file) with
+// write, the campaign's DryRun or DryRunMbox.
+func (c *cli) dryRun(ctx context.Context, camp *campaign.Campaign, dest string, opts campaign.Options,
+	write func(context.Context, string, campaign.Options) (*campaign.Summary, error)) error {
 	start := time.Now()
-	sum, err := camp.DryRun(ctx, dir, opts)
+	sum, err := write(ctx, dest, opts)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "wrote %s to %s%s%s%s in %s\n", plural(sum.Messages, "message"), dir, warned(sum), skipped(sum), suppressed(sum), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(c.stdout, "wrote %s to %s%s%s%s in %s\n", plural(sum.Messages, "message"), dest, warned(sum), skipped(sum), suppressed(sum), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

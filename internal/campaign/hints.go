@@ -63,7 +63,7 @@ func (c *Campaign) connHint(h deliver.Hint) string {
 	case deliver.HintCertHost:
 		return "the certificate is not for " + c.SMTP.Host + ": check [smtp] host" + at("host")
 	case deliver.HintTakesSTARTTLS:
-		return `the server did not answer in TLS: a submission port (587) takes security = "starttls"` + at("security")
+		return `the server did not answer in TLS: security = "tls" expects TLS from the first byte, as port 465 speaks it; a port that speaks plain text first (587, 25) takes security = "starttls"` + at("security")
 	case deliver.HintTLS:
 		return "check [smtp] security, port and ca_file" + at("security")
 	case deliver.HintNotSMTP:

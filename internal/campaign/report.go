@@ -61,6 +61,17 @@ func (c *Campaign) DryRun(ctx context.Context, dir string, opts Options) (*Summa
 	return c.Send(ctx, func(*Summary) (deliver.Sender, error) { return deliver.NewDir(dir), nil }, opts)
 }
 
+// DryRunMbox writes every message into one mbox file (mboxrd), which mail
+// programs such as mutt open as a folder; like DryRun otherwise.
+func (c *Campaign) DryRunMbox(ctx context.Context, file string, opts Options) (*Summary, error) {
+	s, err := deliver.NewMbox(file)
+	if err != nil {
+		return nil, err
+	}
+	opts.SinglePass = true
+	return c.Send(ctx, func(*Summary) (deliver.Sender, error) { return s, nil }, opts)
+}
+
 // SendRequest is a send over SMTP, to the server of the campaign's [smtp]
 // table.
 type SendRequest struct {

@@ -126,7 +126,7 @@ var hints = [...]string{
 	HintCertHost:      "the certificate is not for the host batch connected to: check the host name",
 	HintCertInvalid:   "the server's certificate is not valid (expired, or not for a server)",
 	HintNotTLS:        "the server did not answer in TLS",
-	HintTakesSTARTTLS: "the server did not answer in TLS: a submission port (587) takes STARTTLS",
+	HintTakesSTARTTLS: "the server did not answer in TLS: implicit TLS is for port 465; a port that speaks plain text first takes STARTTLS",
 	HintClosed:        "the server closed the connection",
 	HintReply:         "the server's reply says why",
 	HintTLS:           "check the security, the port and the CA certificates",

@@ -1,5 +1,5 @@
 // Package deliver hands rendered messages to their destination: a directory
-// of .eml files (a dry run), or an SMTP submission server (RFC 5321, RFC
+// of .eml files or one mbox file (a dry run), or an SMTP submission server (RFC 5321, RFC
 // 6409) over TLS (RFC 8314 implicit TLS, or RFC 3207 STARTTLS, never
 // dropped), with AUTH PLAIN or LOGIN (RFC 4954), a set of reused
 // connections and a shared rate limit. A server's replies are bounded in

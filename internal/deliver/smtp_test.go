@@ -3,6 +3,7 @@ package deliver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -198,6 +199,10 @@ func TestSMTPWrongCA(t *testing.T) {
 func TestSMTPImplicitTLSToPlainServer(t *testing.T) {
 	ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}})
 	ce := dialFails(t, ts.config(t, ImplicitTLS), "tls")
+	var rec tls.RecordHeaderError
+	if !errors.As(ce, &rec) {
+		t.Errorf("error %v is not a tls.RecordHeaderError", ce.Err)
+	}
 	if ce.Hint != HintTakesSTARTTLS {
 		t.Errorf("hint %q, want HintTakesSTARTTLS", ce.Hint)
 	}

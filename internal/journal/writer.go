@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // Journal appends records to a campaign's journal file: one goroutine
@@ -84,7 +83,7 @@ func Open(path, campaign string) (*Journal, *State, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("journal: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lock(f); err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: another batch is sending this campaign (the journal is locked): wait for it to finish", path)
 	}

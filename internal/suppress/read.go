@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -71,10 +70,7 @@ func (l *List) catchUp(f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("suppression list: %w", err)
 	}
-	var dev, ino uint64
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		dev, ino = uint64(st.Dev), uint64(st.Ino)
-	}
+	dev, ino := fileID(info)
 	size := info.Size()
 	from := l.file.pos
 	// Read again from the start: another file, one cut shorter or changed

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 
@@ -165,15 +164,13 @@ func (l *List) Remove(addr string) (int, error) {
 	}()
 	// The new file is locked before it has the name, so that a process
 	// that opens the name after the rename waits for this one.
-	if err := syscall.Flock(int(tmp.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(tmp); err != nil {
 		return 0, fmt.Errorf("%s: locking the new file: %w", l.path, err)
 	}
 	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
 		return 0, fmt.Errorf("%s: %w", l.path, err)
 	}
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		tmp.Chown(int(st.Uid), int(st.Gid)) // where allowed: root's edit of a user's file stays the user's
-	}
+	chownLike(tmp, info)
 	var at int64
 	for _, d := range drop {
 		if _, err := io.Copy(tmp, io.NewSectionReader(f, at, d[0]-at)); err != nil {
@@ -212,7 +209,7 @@ func (l *List) lock(path string) (*os.File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("suppression list: %w", err)
 		}
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err = tryLock(f)
 		if err == nil {
 			if same, serr := samePath(f, path); serr != nil || same {
 				if serr != nil {
@@ -223,7 +220,7 @@ func (l *List) lock(path string) (*os.File, error) {
 			}
 		}
 		f.Close()
-		if err != nil && !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+		if err != nil && !busy(err) {
 			return nil, fmt.Errorf("%s: locking: %w", path, err)
 		}
 		if time.Now().After(deadline) {
