@@ -17,7 +17,7 @@ func (c *cli) version(args []string) error {
 		return usageError{fmt.Sprintf("version: no arguments expected, got %q", rest[0])}
 	}
 	info, _ := debug.ReadBuildInfo()
-	fmt.Fprintln(c.stdout, versionLine(info))
+	fmt.Fprintln(c.stdout, versionLine(version, info))
 	return nil
 }
 
@@ -25,7 +25,8 @@ func (c *cli) version(args []string) error {
 // when the binary has none): "batch v1.2.0 (revision 030c04b5e1f2,
 // modified) go1.26.8 linux/amd64". A build outside a module (go run of a
 // file) is "(devel)"; one without VCS stamping has "revision unknown".
-func versionLine(info *debug.BuildInfo) string {
+// stamped, the version a release build set (main.version), comes first.
+func versionLine(stamped string, info *debug.BuildInfo) string {
 	v, goVersion := "(devel)", runtime.Version()
 	rev, modified := "unknown", false
 	if info != nil {
@@ -46,6 +47,9 @@ func versionLine(info *debug.BuildInfo) string {
 				modified = s.Value == "true"
 			}
 		}
+	}
+	if stamped != "" {
+		v = stamped
 	}
 	dirty := ""
 	if modified {

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -25,7 +26,7 @@ func TestVersionLine(t *testing.T) {
 		{&debug.BuildInfo{GoVersion: "go1.27rc1"}, "batch (devel) (revision unknown) go1.27rc1 " + platform},
 		{nil, "batch (devel) (revision unknown) " + runtime.Version() + " " + platform},
 	} {
-		if got := versionLine(tc.info); got != tc.want {
+		if got := versionLine("", tc.info); got != tc.want {
 			t.Errorf("versionLine(%+v) = %q, want %q", tc.info, got, tc.want)
 		}
 	}
@@ -38,9 +39,18 @@ func TestVersionOfThisBinary(t *testing.T) {
 	if !ok {
 		t.Fatal("no build information in the test binary")
 	}
-	got := versionLine(info)
+	got := versionLine("", info)
 	format := regexp.MustCompile(`^batch (v\S+|\(devel\)) \(revision ([0-9a-f]{12}|unknown)(, modified)?\) go1\.\d+\S* \w+/\w+$`)
 	if !format.MatchString(got) {
 		t.Errorf("version line %q doesn't match %s", got, format)
+	}
+}
+
+// TestVersionStamped: a release build's version (main.version, set by
+// -ldflags) wins over the module's.
+func TestVersionStamped(t *testing.T) {
+	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}
+	if got := versionLine("v1.4.0", info); !strings.HasPrefix(got, "batch v1.4.0 (revision unknown) go1.26.8 ") {
+		t.Errorf("versionLine = %q, want the stamped v1.4.0", got)
 	}
 }
