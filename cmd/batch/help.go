@@ -156,6 +156,25 @@ Nothing is sent.`,
 		},
 	},
 	{
+		name:     "unsubscribe-server",
+		synopsis: []string{"unsubscribe-server [--listen ADDR] CAMPAIGN.toml"},
+		brief:    "answer the one-click unsubscribe links, adding to the suppression list",
+		about: `Answer the unsubscribe links of a campaign whose
+[unsubscribe] table has token = true: a POST of
+List-Unsubscribe=One-Click (RFC 8058, what mail clients
+send) with a valid token adds its address to the
+suppression list as unsubscribed; a GET shows a page whose
+button does the same, as a GET alone never unsubscribes. A
+token that is not valid gets 400 and adds nothing. It reads
+the secret as send does and serves plain HTTP: put it
+behind an HTTPS reverse proxy (see README.md).`,
+		args: argCampaign,
+		flags: []flagDoc{
+			{name: "listen", arg: "ADDR", value: argWord, brief: "listen on ADDR, by default port 8089 of the loopback",
+				help: "listen on ADDR (default 127.0.0.1:8089, this\nmachine's loopback, where the reverse proxy forwards to;\nport 0 for a free one, printed)"},
+		},
+	},
+	{
 		name:     "init",
 		synopsis: []string{"init [DIR]"},
 		brief:    "write a small working campaign to start from",
@@ -206,7 +225,7 @@ runs of the same campaign write identical files.
 
 Ctrl-C (or SIGTERM) stops taking new messages, lets the ones in flight
 finish, and records everything; a second Ctrl-C quits at once. It is also
-how a preview ends, with exit status 0.
+how a preview and an unsubscribe server end, with exit status 0.
 
 Exit status: 0 on success (every recipient sent); 1 when the campaign has
 problems, a run fails or check --dns finds a DNS record missing or wrong; 2
@@ -295,8 +314,11 @@ func writeUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nCommands:")
 	for _, cmd := range commands {
+		if len(cmd.name) > 11 { // too long for the column: a line of its own
+			fmt.Fprintf(w, "    %s\n", cmd.name)
+		}
 		for i, line := range wrap(cmd.about, lineWidth-16) {
-			if i == 0 {
+			if i == 0 && len(cmd.name) <= 11 {
 				fmt.Fprintf(w, "    %-11s %s\n", cmd.name, line)
 			} else {
 				fmt.Fprintf(w, "                %s\n", line)

@@ -50,6 +50,9 @@ func command(args []string) int {
 	if len(args) > 0 && args[0] == "preview" {
 		stopping = "preview stopped"
 	}
+	if len(args) > 0 && args[0] == "unsubscribe-server" {
+		stopping = "unsubscribe server stopped"
+	}
 	go func() {
 		<-sigs
 		fmt.Fprintf(os.Stderr, "\nbatch: %s\n", stopping)
@@ -163,6 +166,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.suppress(rest)
 	case "preview":
 		return c.preview(ctx, rest)
+	case "unsubscribe-server":
+		return c.unsubscribeServer(ctx, rest)
 	case "init":
 		return c.init(rest)
 	case "version":

@@ -507,13 +507,15 @@ func TestPreviewOpen(t *testing.T) {
 	p.stop(t)
 }
 
-// batchProc is batch preview running as a process.
+// batchProc is batch preview or unsubscribe-server running as a process.
 type batchProc struct {
 	cmd    *exec.Cmd
 	url    string
 	stderr *syncBuffer
 	line   chan struct{} // a token for each line of stderr
 	done   chan error
+	// stopped is the line batch ends with after Ctrl-C.
+	stopped string
 }
 
 // await waits until batch has written want on stderr; a guard ends a hung
@@ -541,7 +543,10 @@ func startBatch(t *testing.T, args ...string) *batchProc {
 	if err != nil {
 		t.Fatalf("batch, which TestMain puts in PATH: %v", err)
 	}
-	p := &batchProc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, line: make(chan struct{}, 1), done: make(chan error, 1)}
+	p := &batchProc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, line: make(chan struct{}, 1), done: make(chan error, 1), stopped: "preview stopped"}
+	if args[0] == "unsubscribe-server" {
+		p.stopped = "unsubscribe server stopped"
+	}
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -559,7 +564,7 @@ func startBatch(t *testing.T, args ...string) *batchProc {
 			case p.line <- struct{}{}:
 			default:
 			}
-			if m := regexp.MustCompile(`^batch: preview at (\S+) — Ctrl-C to stop$`).FindStringSubmatch(line); m != nil {
+			if m := regexp.MustCompile(`^batch: (?:preview|unsubscribe server) at (\S+) .*— .*Ctrl-C to stop$`).FindStringSubmatch(line); m != nil {
 				urls <- m[1]
 			}
 		}
@@ -592,7 +597,7 @@ func (p *batchProc) stop(t *testing.T) {
 		p.cmd.Process.Kill()
 		t.Fatalf("batch did not stop after Ctrl-C:\n%s", p.stderr.String())
 	}
-	if !strings.HasSuffix(p.stderr.String(), "\nbatch: preview stopped\n") {
+	if !strings.HasSuffix(p.stderr.String(), "\nbatch: "+p.stopped+"\n") {
 		t.Errorf("stderr after Ctrl-C:\n%s", p.stderr.String())
 	}
 }

@@ -41,6 +41,10 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	}
 	opts.Limit = f.limit
 	opts.Shard = shard
+	// The unsubscribe links' tokens, in a dry run's files as in a send.
+	if err := camp.ReadSecret(ctx, campaign.Secrets{Getenv: c.getenv}); err != nil {
+		return err
+	}
 	switch {
 	case f.dryRun != "":
 		return c.dryRun(ctx, camp, f.dryRun, opts, camp.DryRun)

@@ -24,8 +24,15 @@
 // added to by a send as its hard bounces come (suppress.go), which is
 // also where batch suppress edits it.
 //
-// The commands the file gives for secrets (smtp.password_cmd) are run by
-// [Commands], all the same way, each bounded in time and in output.
+// The commands the file gives for secrets (smtp.password_cmd,
+// unsubscribe.secret_cmd) are run by [Commands], all the same way, each
+// bounded in time and in output.
+//
+// With [unsubscribe] token = true each unsubscribe link carries a token,
+// the address and its HMAC under the campaign's secret (unsubscribe.go),
+// and UnsubscribeHandler (unsubserver.go), behind batch
+// unsubscribe-server, adds the address of a valid token's one-click POST
+// to the suppression list.
 package campaign
 
 import (
@@ -224,6 +231,10 @@ func (l *loader) exists(key, p string) bool {
 func (l *loader) undecoded(md toml.MetaData) {
 	for _, k := range md.Undecoded() {
 		key := k.String()
+		if k[len(k)-1] == "secret" && len(k) == 2 && k[0] == "unsubscribe" {
+			l.bad(key, "a secret can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by secret_env or the output of secret_cmd")
+			continue
+		}
 		if k[len(k)-1] == "password" {
 			l.bad(key, "a password can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by password_env, the output of password_cmd, or a prompt")
 			continue

@@ -118,7 +118,7 @@ func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes
 		}
 	}
 	if c.Unsubscribe != nil {
-		if in.Unsubscribe, err = c.Unsubscribe.link(rec.Fields); err != nil {
+		if in.Unsubscribe, err = c.Unsubscribe.link(rec.Email, rec.Fields); err != nil {
 			return nil, err
 		}
 		in.UnsubMailto = c.Unsubscribe.Mailto

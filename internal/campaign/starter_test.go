@@ -171,13 +171,14 @@ func writeStarter(t *testing.T, campaignFile string) string {
 
 // TestStarterKeysLoad uncomments every key of the starter and loads it:
 // each is a key Load takes, with a value it takes. Two keys are the
-// alternative of another (password_cmd of password_env, [smtp] sender of
-// sender), so the file is loaded once with each of the pair.
+// alternative of another (password_cmd of password_env, secret_cmd of
+// secret_env, [smtp] sender of sender), so the file is loaded once with
+// each of the pair.
 func TestStarterKeysLoad(t *testing.T) {
 	text := starterCampaign(t)
 	for _, alt := range []struct{ leave, drop map[string]bool }{
-		{leave: map[string]bool{"smtp.password_cmd": true, "smtp.sender": true}},
-		{leave: map[string]bool{"smtp.password_env": true, "sender": true}},
+		{leave: map[string]bool{"smtp.password_cmd": true, "smtp.sender": true, "unsubscribe.secret_cmd": true}},
+		{leave: map[string]bool{"smtp.password_env": true, "sender": true, "unsubscribe.secret_env": true}},
 	} {
 		full := uncomment(text, alt.leave, alt.drop)
 		path := writeStarter(t, full)
