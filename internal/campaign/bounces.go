@@ -13,6 +13,7 @@ import (
 
 	"github.com/batch-mailer/batch/internal/bounce"
 	"github.com/batch-mailer/batch/internal/journal"
+	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/render"
 	"github.com/batch-mailer/batch/internal/suppress"
 )
@@ -106,7 +107,7 @@ func (c *Campaign) Bounces(o BounceOptions) (*BounceReport, error) {
 		acts, reason := m.match(name, v)
 		if reason != "" {
 			rep.Counts[LeftAloneKind]++
-			rep.Left = append(rep.Left, LeftAlone{Message: name, Reason: reason})
+			rep.Left = append(rep.Left, LeftAlone{Message: name, Reason: merge.OneLine(reason)}) // it may quote the message
 			return nil
 		}
 		rep.Counts[v.Kind.String()]++
@@ -217,7 +218,7 @@ func (m *bounceMatcher) match(name string, v bounce.Verdict) ([]BounceAction, st
 		}
 	}
 	if !about {
-		return nil, fmt.Sprintf("a %s about no recipient of campaign %q", v.Kind, m.campaign)
+		return nil, fmt.Sprintf("a %s about no recipient of campaign %q (another campaign's message, or an address not in its list): run batch bounces with that campaign, or read it yourself", v.Kind, m.campaign)
 	}
 	return acts, ""
 }
