@@ -138,6 +138,27 @@ list as CSV, a cell a spreadsheet would run made text.`,
 		},
 	},
 	{
+		name:     "bounces",
+		synopsis: []string{"bounces --maildir DIR | --mbox FILE [--dry-run] CAMPAIGN.toml"},
+		brief:    "read a bounce mailbox and suppress its hard bounces, complaints and unsubscribes",
+		about: `Read the bounce mailbox, a Maildir (new/ and cur/) or an mbox,
+and match each message to the campaign's recipients by their
+Message-IDs: hard bounces are added to the suppression list as
+bounced, complaints as complained, mails to the unsubscribe
+mailto as unsubscribed. Soft bounces are counted; every other
+message is left alone and listed with why. The mailbox is only
+read, never changed.`,
+		args: argCampaign,
+		flags: []flagDoc{
+			{name: "maildir", arg: "DIR", value: argDir, brief: "read the Maildir DIR",
+				help: "read the messages of the Maildir DIR (new/ and cur/,\nnever tmp/)"},
+			{name: "mbox", arg: "FILE", value: argWord, brief: "read the mbox FILE",
+				help: "read the messages of the mbox FILE (mboxo or mboxrd)"},
+			{name: "dry-run", brief: "say what would be suppressed, change nothing",
+				help: "say what would be suppressed, and change nothing"},
+		},
+	},
+	{
 		name:     "preview",
 		synopsis: []string{"preview [--listen ADDR] [--open] CAMPAIGN.toml"},
 		brief:    "serve the campaign as its readers will see it, on this machine",

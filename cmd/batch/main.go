@@ -164,6 +164,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.status(rest)
 	case "suppress":
 		return c.suppress(rest)
+	case "bounces":
+		return c.bounces(rest)
 	case "preview":
 		return c.preview(ctx, rest)
 	case "unsubscribe-server":
