@@ -183,3 +183,34 @@ func TestAuthHintRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestTranscriptHidesToken: an access token, once the transcript knows
+// it, is hidden wherever it appears after, in clear or in base64, as the
+// password is; XOAUTH2's error challenge and the empty answer too.
+func TestTranscriptHidesToken(t *testing.T) {
+	const token = "ya29.tok"
+	in := strings.Join([]string{
+		"AUTH XOAUTH2 " + base64.StdEncoding.EncodeToString([]byte("user=a@example.org\x01auth=Bearer "+token+"\x01\x01")),
+		"334 " + base64.StdEncoding.EncodeToString([]byte(`{"status":"401"}`)),
+		"",
+		"535 5.7.8 bad token " + token,
+		"NOOP " + base64.StdEncoding.EncodeToString([]byte(token)),
+		"",
+	}, "\r\n")
+	var out bytes.Buffer
+	var mu sync.Mutex
+	tr := newTranscript(&out, &mu, 2, "")
+	tr.hide(token)
+	tr.Write([]byte(in))
+	want := strings.Join([]string{
+		"[2] C: AUTH XOAUTH2 ***",
+		"[2] S: 334 ***",
+		"[2] C: ***",
+		"[2] S: 535 5.7.8 bad token ***",
+		"[2] C: NOOP ***",
+		"",
+	}, "\n")
+	if out.String() != want {
+		t.Errorf("transcript:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
