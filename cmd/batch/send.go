@@ -136,7 +136,7 @@ func (c *cli) deliver(ctx context.Context, camp *campaign.Campaign, f *sendFlags
 	}
 	opts.To = f.to
 	opts.RetryFailed, opts.ResendUnknown = f.retryFailed, f.resendUnknown
-	req := campaign.SendRequest{Options: opts, Password: password}
+	req := campaign.SendRequest{Options: opts, Password: password, Token: camp.SMTP.Token(secrets)}
 	if f.debug {
 		req.Debug = c.stderr
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // Commands runs the commands a campaign file gives batch for a secret
-// (smtp.password_cmd, unsubscribe.secret_cmd), each the same way: with sh
+// (smtp.password_cmd, smtp.token_cmd, unsubscribe.secret_cmd), each the same way: with sh
 // -c, in batch's working directory and environment, its standard input
 // empty, in a process group of its own. A command must print its value and exit within Timeout, printing
 // at most MaxOutput bytes; past either, it is killed with its whole process

@@ -76,6 +76,12 @@ func (c *Campaign) connHint(h deliver.Hint) string {
 		return "remove [smtp] username" + at("username") + " if the server needs no login"
 	case deliver.HintAuth:
 		return "check [smtp] username" + at("username") + " and the password"
+	case deliver.HintToken:
+		return "the server refused the access token, fetched again: check [smtp] username" + at("username") + " and that token_cmd" + at("token_cmd") + " prints a token for that account, with the scope for mail"
+	case deliver.HintBasicAuthDisabled:
+		return `the server takes no password login (basic authentication is disabled): set auth = "xoauth2"` + at("auth") + ` and token_cmd in [smtp]`
+	case deliver.HintAppPassword:
+		return `the server wants an app password or OAuth2: give an app password, or set auth = "xoauth2"` + at("auth") + ` and token_cmd in [smtp]`
 	case deliver.HintReplyLimit:
 		return "batch dropped the connection; check that [smtp] host and port" + at("host") + " are an SMTP server's, and tell its operator if they are"
 	}

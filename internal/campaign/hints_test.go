@@ -44,6 +44,9 @@ func TestConnHints(t *testing.T) {
 		{deliver.HintNoAuth, []string{"remove [smtp] username " + at(8)}},
 		{deliver.HintAuth, []string{"check [smtp] username " + at(8) + " and the password"}},
 		{deliver.HintReplyLimit, []string{"batch dropped the connection; check that [smtp] host and port " + at(7) + " are an SMTP server's"}},
+		{deliver.HintToken, []string{"refused the access token", "[smtp] username " + at(8), "token_cmd " + at(6)}},
+		{deliver.HintBasicAuthDisabled, []string{"basic authentication is disabled", `set auth = "xoauth2" ` + at(6) + " and token_cmd"}},
+		{deliver.HintAppPassword, []string{"app password", `set auth = "xoauth2" ` + at(6)}},
 		{deliver.HintClosed, []string{"the server closed the connection"}},
 		{deliver.HintReply, []string{"the server's reply says why"}},
 	} {

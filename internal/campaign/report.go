@@ -82,6 +82,9 @@ type SendRequest struct {
 	Options Options
 	// Password is the [smtp] account's, if it has a username.
 	Password string
+	// Token gives the access token of an OAuth2 login (SMTP.Token);
+	// nil for a password login.
+	Token deliver.Token
 	// Debug, if not nil, is where the SMTP dialogue goes, the password
 	// hidden.
 	Debug io.Writer
@@ -165,6 +168,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	if err != nil {
 		return rep, err
 	}
+	cfg.Token = req.Token
 	opts.Retries, opts.RetryWait, opts.MaxErrors = c.SMTP.Retries, c.SMTP.RetryWait, c.SMTP.MaxErrors
 	opts.Journal, opts.State = nil, nil
 	if !rep.tested {

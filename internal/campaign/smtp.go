@@ -21,6 +21,8 @@ type smtpFile struct {
 	Username         string `toml:"username"`
 	PasswordEnv      string `toml:"password_env"`
 	PasswordCmd      string `toml:"password_cmd"`
+	Auth             string `toml:"auth"`
+	TokenCmd         string `toml:"token_cmd"`
 	CAFile           string `toml:"ca_file"`
 	HELO             string `toml:"helo"`
 	Timeout          string `toml:"timeout"`
@@ -39,9 +41,11 @@ type SMTP struct {
 	Port             int
 	Security         deliver.Security
 	Username         string
-	PasswordEnv      string // the variable that holds the password
-	PasswordCmd      string // or a command that prints it
-	CAFile           string // resolved path, "" for none
+	PasswordEnv      string       // the variable that holds the password
+	PasswordCmd      string       // or a command that prints it
+	Auth             deliver.Auth // the password (PLAIN or LOGIN), or XOAUTH2 or OAUTHBEARER with a token
+	TokenCmd         string       // the command that prints the access token, for XOAUTH2 and OAUTHBEARER
+	CAFile           string       // resolved path, "" for none
 	HELO             string
 	Timeout          time.Duration
 	Connections      int
@@ -69,6 +73,7 @@ func loadSMTP(f *smtpFile, from string, rel, at func(string) string, bad func(ke
 		Username:         f.Username,
 		PasswordEnv:      f.PasswordEnv,
 		PasswordCmd:      f.PasswordCmd,
+		TokenCmd:         f.TokenCmd,
 		HELO:             f.HELO,
 		Connections:      f.Connections,
 		MaxPerConnection: f.MaxPerConnection,
@@ -130,6 +135,7 @@ func (s *SMTP) loadLogin(f *smtpFile, from string, rel func(string) string, bad 
 	if s.PasswordEnv == "" {
 		s.PasswordEnv = DefaultPasswordEnv
 	}
+	s.loadAuth(f, bad)
 	if f.CAFile != "" {
 		s.CAFile = rel(f.CAFile)
 		if _, err := os.Stat(s.CAFile); err != nil {
@@ -141,6 +147,33 @@ func (s *SMTP) loadLogin(f *smtpFile, from string, rel func(string) string, bad 
 	}
 	if strings.ContainsAny(s.HELO, " \t\r\n") {
 		bad("smtp.helo", "%q: a host name has no spaces", s.HELO)
+	}
+}
+
+// loadAuth checks auth and token_cmd: an OAuth2 login takes the token
+// that token_cmd prints, for the username's account, and no password.
+func (s *SMTP) loadAuth(f *smtpFile, bad func(key, format string, args ...any)) {
+	switch f.Auth {
+	case "":
+		s.Auth = deliver.AuthPassword
+	case "xoauth2":
+		s.Auth = deliver.AuthXOAUTH2
+	case "oauthbearer":
+		s.Auth = deliver.AuthOAuthBearer
+	default:
+		bad("smtp.auth", `%q: want "xoauth2" or "oauthbearer" (an OAuth2 token from token_cmd), or leave it out for the password`, f.Auth)
+		return
+	}
+	switch {
+	case s.Auth == deliver.AuthPassword && s.TokenCmd != "":
+		bad("smtp.token_cmd", `is for an OAuth2 login: set auth = "xoauth2" or "oauthbearer", or remove token_cmd`)
+	case s.Auth == deliver.AuthPassword:
+	case strings.TrimSpace(s.TokenCmd) == "":
+		bad("smtp.token_cmd", `auth = %q needs a command that prints the access token, e.g. token_cmd = "gcloud auth print-access-token"`, f.Auth)
+	case s.Username == "":
+		bad("smtp.username", `auth = %q needs the account the token is for, e.g. username = "news@example.org"`, f.Auth)
+	case s.PasswordCmd != "" || f.PasswordEnv != "":
+		bad("smtp.auth", `%q logs in with token_cmd's token, not a password: remove password_env and password_cmd`, f.Auth)
 	}
 }
 
@@ -201,11 +234,27 @@ type Secrets struct {
 	Prompt func(question string) (string, error)
 }
 
+// Token returns how deliver gets the access token of an OAuth2 login: by
+// running token_cmd at each login (a token command keeps the token while
+// it is valid, and prints a fresh one after), so that a campaign outlives
+// its tokens. Nil for a password login. A token_cmd that fails gives a
+// *CommandError.
+func (s *SMTP) Token(sec Secrets) deliver.Token {
+	if s.Auth == deliver.AuthPassword {
+		return nil
+	}
+	const key = "smtp.token_cmd"
+	cmd := Command{Key: key, At: s.loc(key), Line: s.TokenCmd, What: "the access token"}
+	return func(ctx context.Context) (string, error) {
+		return sec.Commands.Output(ctx, cmd)
+	}
+}
+
 // Password returns the SMTP password: the output of password_cmd, or the
 // variable password_env names, or an answer at the terminal. Without a
-// username there is none. A password_cmd that fails gives a *CommandError.
+// username, or with an OAuth2 login, there is none. A password_cmd that fails gives a *CommandError.
 func (s *SMTP) Password(ctx context.Context, sec Secrets) (string, error) {
-	if s.Username == "" {
+	if s.Username == "" || s.Auth != deliver.AuthPassword {
 		return "", nil
 	}
 	if s.PasswordCmd != "" {
@@ -237,6 +286,7 @@ func (s *SMTP) Config(password string, debug io.Writer) (deliver.SMTPConfig, err
 		Security:         s.Security,
 		Username:         s.Username,
 		Password:         password,
+		Auth:             s.Auth,
 		HELO:             s.HELO,
 		Timeout:          s.Timeout,
 		Connections:      s.Connections,

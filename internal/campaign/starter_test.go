@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/batch-mailer/batch/internal/deliver"
 	"github.com/batch-mailer/batch/templates"
 )
 
@@ -170,15 +171,16 @@ func writeStarter(t *testing.T, campaignFile string) string {
 }
 
 // TestStarterKeysLoad uncomments every key of the starter and loads it:
-// each is a key Load takes, with a value it takes. Two keys are the
-// alternative of another (password_cmd of password_env, secret_cmd of
-// secret_env, [smtp] sender of sender), so the file is loaded once with
-// each of the pair.
+// each is a key Load takes, with a value it takes. Some keys are the
+// alternative of another (password_cmd of password_env, and auth with
+// token_cmd of both; secret_cmd of secret_env; [smtp] sender of sender),
+// so the file is loaded once with each.
 func TestStarterKeysLoad(t *testing.T) {
 	text := starterCampaign(t)
 	for _, alt := range []struct{ leave, drop map[string]bool }{
-		{leave: map[string]bool{"smtp.password_cmd": true, "smtp.sender": true, "unsubscribe.secret_cmd": true}},
-		{leave: map[string]bool{"smtp.password_env": true, "sender": true, "unsubscribe.secret_env": true}},
+		{leave: map[string]bool{"smtp.password_cmd": true, "smtp.sender": true, "smtp.auth": true, "smtp.token_cmd": true, "unsubscribe.secret_cmd": true}},
+		{leave: map[string]bool{"smtp.password_env": true, "sender": true, "smtp.auth": true, "smtp.token_cmd": true, "unsubscribe.secret_env": true}},
+		{leave: map[string]bool{"smtp.password_env": true, "smtp.password_cmd": true, "sender": true, "unsubscribe.secret_cmd": true}},
 	} {
 		full := uncomment(text, alt.leave, alt.drop)
 		path := writeStarter(t, full)
@@ -191,6 +193,9 @@ func TestStarterKeysLoad(t *testing.T) {
 		}
 		if c.SMTP == nil || c.SMTP.Host != "smtp.example.org" || c.SMTP.Rate == 0 {
 			t.Errorf("[smtp] was not read: %+v", c.SMTP)
+		}
+		if oauth := !alt.leave["smtp.token_cmd"]; c.SMTP != nil && oauth != (c.SMTP.Auth == deliver.AuthXOAUTH2 && c.SMTP.TokenCmd != "") {
+			t.Errorf("[smtp] auth %v, token_cmd %q", c.SMTP.Auth, c.SMTP.TokenCmd)
 		}
 		if c.DKIM == nil || c.Unsubscribe == nil || len(c.Headers) != 1 || c.Columns.Attachments != "files" {
 			t.Errorf("[dkim], [unsubscribe], [headers] or [columns] was not read: %+v", c)

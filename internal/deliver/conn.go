@@ -111,6 +111,15 @@ const (
 	HintNoAuth
 	// HintAuth: the username and the password.
 	HintAuth
+	// HintToken: the server refused the access token, fetched again: the
+	// username and where the token comes from.
+	HintToken
+	// HintBasicAuthDisabled: the server takes no password login (535
+	// 5.7.139, 550 5.7.30, Microsoft's): log in with XOAUTH2.
+	HintBasicAuthDisabled
+	// HintAppPassword: the server wants an app password or OAuth2 (534
+	// 5.7.9, Gmail's).
+	HintAppPassword
 	// HintReplyLimit: the server said more than batch takes (a
 	// *ReplyLimitError): the host and port may not be an SMTP server's, or
 	// its operator should know.
@@ -118,25 +127,28 @@ const (
 )
 
 var hints = [...]string{
-	HintNone:          "",
-	HintReachable:     "check the host and port, and that the server is up and reachable",
-	HintHELO:          "the server did not accept the name batch gave in EHLO: give this host's name",
-	HintNoSTARTTLS:    "batch never falls back to plain text; if the server speaks TLS from the start (port 465), connect with TLS",
-	HintUntrusted:     "the server's certificate is not signed by a trusted authority; for a private relay, trust its CA certificate",
-	HintCertHost:      "the certificate is not for the host batch connected to: check the host name",
-	HintCertInvalid:   "the server's certificate is not valid (expired, or not for a server)",
-	HintNotTLS:        "the server did not answer in TLS",
-	HintTakesSTARTTLS: "the server did not answer in TLS: implicit TLS is for port 465; a port that speaks plain text first takes STARTTLS",
-	HintClosed:        "the server closed the connection",
-	HintReply:         "the server's reply says why",
-	HintTLS:           "check the security, the port and the CA certificates",
-	HintNotSMTP:       "the server did not greet batch as an SMTP server does: check the host, port and security",
-	HintTurnedAway:    "the server turned batch away: its reply says why",
-	HintCredentials:   "the server refused the username or password: check them",
-	HintNeedsTLS:      "connect with STARTTLS or TLS",
-	HintNoAuth:        "give no username if the server needs no login",
-	HintAuth:          "check the username and the password",
-	HintReplyLimit:    "batch dropped the connection; check that the host and port are an SMTP server's, and tell its operator if they are",
+	HintNone:              "",
+	HintReachable:         "check the host and port, and that the server is up and reachable",
+	HintHELO:              "the server did not accept the name batch gave in EHLO: give this host's name",
+	HintNoSTARTTLS:        "batch never falls back to plain text; if the server speaks TLS from the start (port 465), connect with TLS",
+	HintUntrusted:         "the server's certificate is not signed by a trusted authority; for a private relay, trust its CA certificate",
+	HintCertHost:          "the certificate is not for the host batch connected to: check the host name",
+	HintCertInvalid:       "the server's certificate is not valid (expired, or not for a server)",
+	HintNotTLS:            "the server did not answer in TLS",
+	HintTakesSTARTTLS:     "the server did not answer in TLS: implicit TLS is for port 465; a port that speaks plain text first takes STARTTLS",
+	HintClosed:            "the server closed the connection",
+	HintReply:             "the server's reply says why",
+	HintTLS:               "check the security, the port and the CA certificates",
+	HintNotSMTP:           "the server did not greet batch as an SMTP server does: check the host, port and security",
+	HintTurnedAway:        "the server turned batch away: its reply says why",
+	HintCredentials:       "the server refused the username or password: check them",
+	HintNeedsTLS:          "connect with STARTTLS or TLS",
+	HintNoAuth:            "give no username if the server needs no login",
+	HintAuth:              "check the username and the password",
+	HintToken:             "the server refused the access token, fetched again: check the username and the token's account and scope",
+	HintBasicAuthDisabled: "the server takes no password login (basic authentication is disabled): log in with XOAUTH2",
+	HintAppPassword:       "the server wants an app password or OAuth2: use an app password, or log in with XOAUTH2",
+	HintReplyLimit:        "batch dropped the connection; check that the host and port are an SMTP server's, and tell its operator if they are",
 }
 
 func (h Hint) String() string {
@@ -270,7 +282,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 		// the server makes: go-smtp gives each its own.
 		bc.expect(stageAuth)
 		bc.within(cfg.Timeout)
-		err := s.auth(c, secured)
+		err := s.auth(ctx, c, secured, log)
 		bc.within(0)
 		if err != nil {
 			c.Close()
@@ -285,15 +297,19 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	return cn, nil
 }
 
-// auth logs in with PLAIN or LOGIN, whichever the server offers; over a
-// connection that is not secured only to loopback.
-func (s *SMTP) auth(c *smtp.Client, secured bool) error {
+// auth logs in with PLAIN or LOGIN, whichever the server offers, or with
+// the token of cfg.Auth; over a connection that is not secured only to
+// loopback.
+func (s *SMTP) auth(ctx context.Context, c *smtp.Client, secured bool, log *transcript) error {
 	cfg := &s.cfg
 	if ok, _ := c.Extension("AUTH"); !ok {
 		return errNoAuth
 	}
 	if !secured && (cfg.remote || !IsLoopback(cfg.Host)) {
 		return errUnencrypted
+	}
+	if cfg.Auth != AuthPassword {
+		return s.oauth(ctx, c, log)
 	}
 	switch {
 	case c.SupportsAuth("PLAIN"):
@@ -437,6 +453,17 @@ func greetingHint(err error) Hint {
 
 func authHint(err error) Hint {
 	var se *smtp.SMTPError
+	isSE := errors.As(err, &se)
+	switch {
+	case isSE && (se.Code == 535 && se.EnhancedCode == smtp.EnhancedCode{5, 7, 139} || se.Code == 550 && se.EnhancedCode == smtp.EnhancedCode{5, 7, 30}):
+		return HintBasicAuthDisabled
+	case isSE && se.Code == 534 && se.EnhancedCode == smtp.EnhancedCode{5, 7, 9}:
+		return HintAppPassword
+	case errors.Is(err, errTokenRefused):
+		return HintToken
+	case errors.As(err, new(*TokenError)):
+		return HintNone
+	}
 	if errors.As(err, &se) && (se.Code == 535 || se.Code == 534 || se.Code == 454 && se.EnhancedCode == smtp.EnhancedCode{4, 7, 0}) {
 		return HintCredentials
 	}

@@ -1,7 +1,9 @@
 // Package deliver hands rendered messages to their destination: a directory
 // of .eml files or one mbox file (a dry run), or an SMTP submission server (RFC 5321, RFC
 // 6409) over TLS (RFC 8314 implicit TLS, or RFC 3207 STARTTLS, never
-// dropped), with AUTH PLAIN or LOGIN (RFC 4954), a set of reused
+// dropped), with AUTH PLAIN or LOGIN (RFC 4954), or XOAUTH2 or
+// OAUTHBEARER (RFC 7628) with an OAuth2 token fetched again when the server
+// refuses it, a set of reused
 // connections and a shared rate limit. A server's replies are bounded in
 // size (a *ReplyLimitError past the bounds) and in time (the timeout holds
 // for the whole of each), so that no server can fill memory or hang a run.

@@ -25,6 +25,8 @@ type SMTPConfig struct {
 	Security         Security
 	Username         string // "" for no AUTH
 	Password         string
+	Auth             Auth           // how to log in: the password by default
+	Token            Token          // the access token, for AuthXOAUTH2 and AuthOAuthBearer
 	RootCAs          *x509.CertPool // nil for the system's
 	HELO             string         // the name batch gives in EHLO
 	Timeout          time.Duration  // for connecting and each command
@@ -120,6 +122,9 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	}
 	if cfg.redialWait <= 0 {
 		cfg.redialWait = time.Second
+	}
+	if cfg.Auth != AuthPassword && cfg.Token == nil {
+		return nil, fmt.Errorf("%s needs a Token", cfg.Auth)
 	}
 	s := &SMTP{cfg: cfg, jobs: make(chan job, cfg.Connections), broken: make(chan struct{}), alive: cfg.Connections}
 	first, err := s.redial(ctx, 1)

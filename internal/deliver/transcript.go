@@ -30,10 +30,16 @@ type transcript struct {
 
 func newTranscript(out io.Writer, mu *sync.Mutex, id int, password string) *transcript {
 	t := &transcript{out: out, mu: mu, id: id}
-	if password != "" {
-		t.secrets = append(t.secrets, password, base64.StdEncoding.EncodeToString([]byte(password)))
-	}
+	t.hide(password)
 	return t
+}
+
+// hide keeps secret, an access token, out of the lines to come, in clear
+// or in base64.
+func (t *transcript) hide(secret string) {
+	if secret != "" {
+		t.secrets = append(t.secrets, secret, base64.StdEncoding.EncodeToString([]byte(secret)))
+	}
 }
 
 // note writes a line of batch's own.

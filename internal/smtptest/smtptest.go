@@ -7,7 +7,8 @@
 //
 //   - StartTLS and ImplicitTLS give it TLS, with a certificate that a CA
 //     (NewCA) made in the test issued;
-//   - WithAuth asks for AUTH PLAIN or LOGIN as one user, or offers it;
+//   - WithAuth asks for AUTH PLAIN or LOGIN as one user, or offers it, or
+//     XOAUTH2 and OAUTHBEARER with an access token the test can change;
 //   - Without leaves PIPELINING or CHUNKING out of the EHLO reply, and
 //     RefuseBDAT offers CHUNKING and refuses BDAT, as some servers do;
 //   - a Fault makes it misbehave on demand: it rejects a command with a
@@ -79,6 +80,11 @@ type Auth struct {
 	// Optional takes mail without AUTH too; by default MAIL FROM before
 	// AUTH is refused (502 5.7.0).
 	Optional bool
+	// Token, if not nil, is the only OAuth2 access token that XOAUTH2 and
+	// OAUTHBEARER take, asked at each login so that a test can change it;
+	// those mechanisms must be among Mechanisms to be offered. A token
+	// refused gets the mechanism's error challenge, then 535 5.7.8.
+	Token func() string
 }
 
 // WithAuth offers AUTH and takes a's login: in plain text only when the
