@@ -65,9 +65,9 @@ func (c *Campaign) DryRun(ctx context.Context, dir string, opts Options) (*Summa
 // table.
 type SendRequest struct {
 	// Options are the run's: Now, Warn, Limit, Shard, To (a test send,
-	// which the journal does not record), RetryFailed and ResendUnknown.
-	// Deliver sets the rest: the journal and its state, the retries of
-	// [smtp], and Outcome.
+	// which the journal does not record), RetryFailed, ResendUnknown,
+	// QuotaWait and Waiting. Deliver sets the rest: the journal and its
+	// state, the retries and the quota of [smtp], and Outcome.
 	Options Options
 	// Password is the [smtp] account's, if it has a username.
 	Password string
@@ -155,6 +155,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 		return rep, err
 	}
 	opts.Retries, opts.RetryWait, opts.MaxErrors = c.SMTP.Retries, c.SMTP.RetryWait, c.SMTP.MaxErrors
+	opts.Quota = c.SMTP.Quota
 	opts.Journal, opts.State = nil, nil
 	if !rep.tested {
 		// A test send goes to the tester, not the list: no journal.

@@ -54,6 +54,15 @@ type Options struct {
 	Retries   int
 	RetryWait time.Duration
 	MaxErrors int
+	// Quota, if set, limits the messages handed over in its window,
+	// counted from every journal of the campaign: once spent, the send
+	// stops with a *QuotaError (nothing failed), or, with QuotaWait,
+	// sleeps until the window reopens, telling Waiting (may be nil)
+	// first. Clock is the quota's; nil for the real one.
+	Quota     *Quota
+	QuotaWait bool
+	Waiting   func(until time.Time)
+	Clock     deliver.Clock
 }
 
 // Check renders every recipient's message in memory and reports every
@@ -122,6 +131,10 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	sum := &Summary{}
 	d := c.newDelivery(ctx, s, opts, sum)
+	if d.quota, err = c.newQuotaWindow(&opts); err != nil {
+		s.Close()
+		return nil, err
+	}
 	d.bounces = c.newBouncer(&opts, warn)
 	send := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, sup: sup,
 		out: &sending{d: d, to: opts.To, limit: opts.Limit, checked: !opts.SinglePass}}
@@ -141,6 +154,9 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	if err == nil {
 		err = d.stopped()
+	}
+	if err == nil {
+		err = d.quotaSpent() // a retry's
 	}
 	if err == nil {
 		err = ctx.Err()
@@ -228,7 +244,7 @@ func (s *sending) take(it *item) error {
 	}
 	if err := s.d.deliver(it.m); err != nil {
 		var ce *deliver.ConnError
-		if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, errStopped) || errors.Is(err, context.Canceled) {
+		if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, errStopped) || errors.Is(err, context.Canceled) || errors.Is(err, ErrQuota) {
 			return err // the campaign's, not the recipient's
 		}
 		return fmt.Errorf("%s (row %d): %w", it.rec.Email, it.rec.Row, err)
