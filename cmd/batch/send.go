@@ -21,6 +21,10 @@ var errDeclined = errors.New("nothing sent")
 // and resume line are printed already.
 var errInterrupted = errors.New("interrupted")
 
+// errQuotaSaid ends a send stopped by its quota, whose summary and
+// reopening time are printed already.
+var errQuotaSaid = errors.New("quota reached")
+
 // send is batch send: its flags, then a dry run or a send over SMTP.
 func (c *cli) send(ctx context.Context, args []string) error {
 	f, path, err := c.parseSend(args)
@@ -52,6 +56,7 @@ type sendFlags struct {
 	dryRun, to, shard          string
 	yes, debug                 bool
 	retryFailed, resendUnknown bool
+	wait                       bool
 	limit                      int
 }
 
@@ -68,6 +73,7 @@ func (c *cli) parseSend(args []string) (*sendFlags, string, error) {
 	fs.BoolVar(&f.retryFailed, "retry-failed", false, "")
 	fs.BoolVar(&f.resendUnknown, "resend-unknown", false, "")
 	fs.StringVar(&f.shard, "shard", "", "")
+	fs.BoolVar(&f.wait, "wait", false, "")
 	path, err := c.parse(fs, args)
 	if err != nil {
 		return nil, "", err
@@ -88,6 +94,8 @@ func (f *sendFlags) check() error {
 		return usageError{"send: --yes can't be used with --dry-run: a dry run asks nothing"}
 	case f.dryRun != "" && (f.retryFailed || f.resendUnknown):
 		return usageError{"send: --retry-failed and --resend-unknown can't be used with --dry-run: a dry run writes every message"}
+	case f.dryRun != "" && f.wait:
+		return usageError{"send: --wait can't be used with --dry-run: a dry run has no quota"}
 	case f.to != "" && (f.retryFailed || f.resendUnknown):
 		return usageError{"send: --retry-failed and --resend-unknown can't be used with --to: a test send doesn't count as sending"}
 	}
@@ -119,11 +127,13 @@ func (c *cli) deliver(ctx context.Context, camp *campaign.Campaign, f *sendFlags
 	}
 	opts.To = f.to
 	opts.RetryFailed, opts.ResendUnknown = f.retryFailed, f.resendUnknown
+	opts.QuotaWait = f.wait
+	var prog *progress
+	opts.Waiting = func(until time.Time) { prog.waiting(camp.SMTP.Quota, until) }
 	req := campaign.SendRequest{Options: opts, Password: password}
 	if f.debug {
 		req.Debug = c.stderr
 	}
-	var prog *progress
 	req.Outcome = func(r campaign.Result) { prog.outcome(r) }
 	req.Confirm = func(planned *campaign.Summary) error {
 		fmt.Fprintf(c.stderr, "batch: %s\n", plan(camp, planned, f.to))
@@ -160,6 +170,10 @@ func (c *cli) sent(camp *campaign.Campaign, rep *campaign.Report, err error, to 
 	case errors.Is(err, campaign.ErrNothingToSend):
 		return c.nothingToSend(camp.Path, rep)
 	}
+	var qe *campaign.QuotaError
+	if errors.As(err, &qe) {
+		return c.quotaReached(camp.Path, rep, qe)
+	}
 	if rep.Summary != nil {
 		c.report(rep.Summary, rep.Elapsed, to, rep.Stopped, rep.List)
 	}
@@ -181,6 +195,21 @@ func (c *cli) sent(camp *campaign.Campaign, rep *campaign.Report, err error, to 
 		return errSomeFailed
 	}
 	return nil
+}
+
+// quotaReached prints the summary of a send its quota stopped, how many
+// recipients remain and when the window reopens.
+func (c *cli) quotaReached(path string, rep *campaign.Report, qe *campaign.QuotaError) error {
+	if rep.Summary != nil {
+		c.report(rep.Summary, rep.Elapsed, "", false, nil)
+	}
+	fmt.Fprintf(c.stderr, "batch: %v\n", qe)
+	if rep.List != nil {
+		fmt.Fprintf(c.stderr, "batch: %s remain, nothing failed: run batch send %s again after %s, or add --wait\n",
+			plural(rep.List[campaign.Pending], "recipient"), path, qe.Reopens.Local().Format("2006-01-02 15:04:05 MST"))
+		c.hints(path, rep.List[campaign.Failed], rep.List[campaign.Unknown])
+	}
+	return errQuotaSaid
 }
 
 // parseShard reads the --shard flag of cmd; "" is the whole list.
@@ -261,6 +290,9 @@ func plan(camp *campaign.Campaign, planned *campaign.Summary, to string) string 
 	rate := "no rate limit"
 	if s.RateText != "" {
 		rate = "at most " + s.RateText
+	}
+	if s.Quota != nil {
+		rate += ", a quota of " + s.Quota.Text
 	}
 	fmt.Fprintf(&b, "), %s, %s", rate, plural(s.Connections, "connection"))
 	return b.String()

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/batch-mailer/batch/internal/campaign"
 )
@@ -53,6 +54,14 @@ func (c *cli) status(args []string) error {
 		total += k
 	}
 	n[campaign.Pending] -= total
+	var quota *campaign.QuotaUse
+	if camp.SMTP != nil && camp.SMTP.Quota != nil {
+		use, err := camp.QuotaUsed(*camp.SMTP.Quota, time.Now())
+		if err != nil {
+			return err
+		}
+		quota = &use
+	}
 	order := []campaign.Status{campaign.Sent, campaign.Failed, campaign.Unknown, campaign.Pending}
 	if *asJSON {
 		out := map[string]int{}
@@ -61,6 +70,9 @@ func (c *cli) status(args []string) error {
 		}
 		if supp != nil {
 			out["suppressed"] = total
+		}
+		if quota != nil {
+			out["quota_used"] = quota.Used
 		}
 		b, _ := json.Marshal(out)
 		fmt.Fprintf(c.stdout, "%s\n", b)
@@ -76,7 +88,21 @@ func (c *cli) status(args []string) error {
 		}
 		fmt.Fprintln(c.stdout)
 	}
+	if quota != nil {
+		c.quotaLine(camp.SMTP.Quota, quota)
+	}
 	return nil
+}
+
+// quotaLine prints how much of the quota is used, every shard's on this
+// machine, and when it frees up.
+func (c *cli) quotaLine(q *campaign.Quota, use *campaign.QuotaUse) {
+	fmt.Fprintf(c.stdout, "quota %d/%d used (%s)", use.Used, q.N, q.Text)
+	if use.Used > 0 {
+		fmt.Fprintf(c.stdout, ", the next frees up at %s (%s UTC)",
+			use.Frees.Local().Format("2006-01-02 15:04:05 MST"), use.Frees.UTC().Format("2006-01-02 15:04:05"))
+	}
+	fmt.Fprintln(c.stdout)
 }
 
 // failedRows prints the failed rows as CSV: the list's columns, then error;
