@@ -24,6 +24,12 @@
 // added to by a send as its hard bounces come (suppress.go), which is
 // also where batch suppress edits it.
 //
+// The [smtp] quota (quota.go) is a rolling window counted from the
+// "sending" records of every journal of the campaign on this machine,
+// read when a send starts; the delivery takes one of it before each
+// message goes to the sender, and stops, or waits on Options.Clock, when
+// it is spent.
+//
 // The commands the file gives for secrets (smtp.password_cmd) are run by
 // [Commands], all the same way, each bounded in time and in output.
 package campaign
