@@ -11,7 +11,7 @@ import (
 // TestSendQuota: a quota not reached sends everyone; one reached stops the
 // send with exit status 4, nothing failed, saying how many remain and when
 // the window reopens; status shows the quota used. A second run the same
-// day sends nothing.
+// hour sends nothing, and neither reaches the server nor asks.
 func TestSendQuota(t *testing.T) {
 	srv := smtptest.Start(t)
 	path := smtpCampaign(t, srv, 3, "quota = \"100/day\"\n")
@@ -57,7 +57,7 @@ func TestSendQuota(t *testing.T) {
 
 	// The same hour: nothing more goes.
 	code, stdout, stderr = batch(t, nil, "send", "--yes", path)
-	if code != exitQuota || !strings.HasPrefix(stdout, "sent 0, failed 0, ") || !reopen.MatchString(stderr) {
+	if code != exitQuota || !strings.HasPrefix(stdout, "sent 0, failed 0, unknown 0, skipped 0, sent before 2, held 0 in 0s") || !reopen.MatchString(stderr) || strings.Contains(stderr, "about to send") {
 		t.Errorf("send again: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if n := len(srv.Delivered()); n != 2 {

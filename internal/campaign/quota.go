@@ -31,7 +31,7 @@ func ParseQuota(s string) (Quota, error) {
 	n, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
 	v, err := strconv.Atoi(strings.TrimSpace(n))
 	if !ok || err != nil || v < 1 || v > 1e7 {
-		return Quota{}, fmt.Errorf("quota %q: want N/day or N/h with N a whole number of messages from 1, e.g. \"2000/day\"", s)
+		return Quota{}, fmt.Errorf("quota %q: want N/day or N/h with N a whole number of messages from 1 to 10000000, e.g. \"2000/day\"", s)
 	}
 	per := map[string]time.Duration{"h": time.Hour, "hour": time.Hour, "d": 24 * time.Hour, "day": 24 * time.Hour}
 	w, ok := per[strings.TrimSpace(unit)]
@@ -95,6 +95,20 @@ func (w *quotaWindow) take(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// spentAtStart is the *QuotaError of a send that can hand nothing over:
+// the quota is spent, there is something to send, and the send doesn't
+// wait. nil otherwise, and for no quota.
+func (w *quotaWindow) spentAtStart(planned *Summary) error {
+	if w == nil || w.wait != nil || planned.Messages == 0 {
+		return nil
+	}
+	w.expire(w.clock.Now())
+	if len(w.times) < w.q.N {
+		return nil
+	}
+	return &QuotaError{Quota: w.q, Reopens: w.times[0].Add(w.q.Window)}
 }
 
 // expire forgets the times out of the window at now.

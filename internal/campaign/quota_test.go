@@ -105,6 +105,12 @@ func TestQuotaAcrossRuns(t *testing.T) {
 		t.Fatalf("second run: %v, want a *QuotaError", r.err)
 	}
 	wantOutcomes(t, r.sum, Outcomes{})
+	if r.planned != nil {
+		t.Error("the quota spent, the sender was opened all the same")
+	}
+	if r.sum.AlreadySent != 5 || r.sum.Messages != 0 {
+		t.Errorf("the summary counts %d sent before and %d messages, want 5 and 0", r.sum.AlreadySent, r.sum.Messages)
+	}
 	if want := clock.Now().Add(21 * time.Hour); !qe.Reopens.Equal(want) {
 		t.Errorf("reopens at %v, want %v", qe.Reopens, want)
 	}

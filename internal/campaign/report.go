@@ -170,7 +170,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	var start time.Time
 	sum, err := c.Send(ctx, req.opener(ctx, cfg, &start), opts)
 	rep.Summary = sum
-	if sum != nil {
+	if sum != nil && !start.IsZero() {
 		rep.Elapsed = time.Since(start)
 	}
 	if rep.tested {

@@ -119,6 +119,15 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		probs = newProblems() // the check found none
 		opts.Warn = nil       // told already
 	}
+	quota, err := c.newQuotaWindow(&opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := quota.spentAtStart(planned); err != nil {
+		// Nothing to hand over: the server is not reached, nobody asked.
+		planned.Messages = 0 // this run's summary: none handed over
+		return planned, err
+	}
 	s, err := open(planned)
 	if err != nil {
 		return nil, c.explainConn(err)
@@ -131,10 +140,7 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	sum := &Summary{}
 	d := c.newDelivery(ctx, s, opts, sum)
-	if d.quota, err = c.newQuotaWindow(&opts); err != nil {
-		s.Close()
-		return nil, err
-	}
+	d.quota = quota
 	d.bounces = c.newBouncer(&opts, warn)
 	send := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, sup: sup,
 		out: &sending{d: d, to: opts.To, limit: opts.Limit, checked: !opts.SinglePass}}
