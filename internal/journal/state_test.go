@@ -107,3 +107,24 @@ func TestSendings(t *testing.T) {
 		t.Errorf("a damaged journal: %v, want an *Error at line 1", err)
 	}
 }
+
+// BenchmarkSendings reads a journal of 100,000 messages, each a "sending"
+// and a "sent" record, for a quota of 2,000: what it keeps is the
+// quota's, not the journal's.
+func BenchmarkSendings(b *testing.B) {
+	var data []byte
+	for i := range 100_000 {
+		r := Record{Kind: KindSending, To: "reader@example.org", Row: i + 1, ID: "x@example.org", At: int64(i)}
+		data = encodeRecord(data, &r)
+		r.Kind = KindSent
+		data = encodeRecord(data, &r)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		at, err := Sendings("j", bytes.NewReader(data), 0, 2000)
+		if err != nil || len(at) != 2000 || at[0] != 98_000 {
+			b.Fatalf("%d times from %v, %v", len(at), at[:1], err)
+		}
+	}
+}
