@@ -93,7 +93,7 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"batch", "send", ""}, []string{"news.toml", "out/", "spring/"}},
 		{[]string{"batch", "check", "n"}, []string{"news.toml"}},
 		{[]string{"batch", "check", "spring/"}, []string{"spring/campaign.toml"}},
-		{[]string{"batch", "send", "--yes", "news.toml", "--"}, []string{"--debug", "--dry-run", "--help", "--limit", "--mbox", "--resend-unknown", "--retry-failed", "--shard", "--to", "--yes"}},
+		{[]string{"batch", "send", "--yes", "news.toml", "--"}, []string{"--debug", "--dry-run", "--help", "--limit", "--mbox", "--resend-unknown", "--retry-failed", "--shard", "--to", "--wait", "--yes"}},
 		// A flag's value: a directory for --dry-run, nothing to offer
 		// for a number or an address.
 		{[]string{"batch", "send", "--dry-run", ""}, []string{"out/", "spring/"}},

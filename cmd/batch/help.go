@@ -50,7 +50,7 @@ var commands = []cmdDoc{
 	{
 		name: "send",
 		synopsis: []string{
-			"send [--yes] [--limit N] [--to ADDR] [--debug] [--shard K/N]\n           [--retry-failed] [--resend-unknown] CAMPAIGN.toml",
+			"send [--yes] [--limit N] [--to ADDR] [--debug] [--shard K/N]\n           [--retry-failed] [--resend-unknown] [--wait] CAMPAIGN.toml",
 			"send --dry-run DIR [--limit N] [--shard K/N] CAMPAIGN.toml",
 			"send --mbox FILE [--limit N] [--shard K/N] CAMPAIGN.toml",
 		},
@@ -79,6 +79,8 @@ skipping everyone already sent.`,
 				help: "also send to recipients that failed for good before"},
 			{name: "resend-unknown", brief: "also send to recipients whose outcome is unknown",
 				help: "also send to recipients whose outcome is unknown (the\nrun died between handing the message over and the\nserver's reply): they may get it twice"},
+			{name: "wait", brief: "when the quota is spent, wait for it to reopen",
+				help: "when [smtp] quota is spent, wait until its window\nreopens and go on, instead of stopping with exit\nstatus 4"},
 			{name: "shard", arg: "K/N", value: argWord, brief: "send to part K of N of the list",
 				help: "send to part K of N of the list, split by a stable\nhash of the address, with a journal of its own: N\nmachines or accounts, one shard each, cover the list\nexactly once"},
 		},
@@ -251,7 +253,8 @@ how a preview and an unsubscribe server end, with exit status 0.
 Exit status: 0 on success (every recipient sent); 1 when the campaign has
 problems, a run fails or check --dns finds a DNS record missing or wrong; 2
 for a usage error; 3 when some recipients failed or their outcome is unknown
-(the others were sent); 130 when interrupted.
+(the others were sent); 4 when [smtp] quota is spent, nothing failed (run
+send again once its window reopens, or with --wait); 130 when interrupted.
 `
 
 // lookup returns the command called name, or nil.
@@ -465,7 +468,8 @@ message as an .eml file (a dry run) or delivers it over SMTP.
 0 on success (every recipient sent); 1 when the campaign has problems, a
 run fails or check \-\-dns finds a DNS record missing or wrong; 2 for a
 usage error; 3 when some recipients failed or their outcome is unknown (the
-others were sent); 130 when interrupted.
+others were sent); 4 when [smtp] quota is spent, nothing failed (run send
+again once its window reopens, or with \-\-wait); 130 when interrupted.
 .SH SEE ALSO
 README.md in batch's repository: the campaign file, the list, the
 templates and the messages.

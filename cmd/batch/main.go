@@ -25,6 +25,7 @@ const (
 	exitProblem     = 1
 	exitUsage       = 2
 	exitFailed      = 3
+	exitQuota       = 4
 	exitInterrupted = 130
 )
 
@@ -115,6 +116,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 		return exitOK
 	case errors.Is(err, errSomeFailed):
 		return exitFailed
+	case errors.Is(err, errQuotaSaid):
+		return exitQuota
 	case errors.As(err, &ue), errors.As(err, &fe):
 		msg := ue.msg
 		if fe != nil {

@@ -122,3 +122,16 @@ func (p *progress) draw() {
 	fmt.Fprintf(p.w, "\r\x1b[K[%s%s] %s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), status)
 	p.drawn = true
 }
+
+// waiting says that the send waits for the quota's window to reopen
+// (--wait), until then.
+func (p *progress) waiting(q *campaign.Quota, until time.Time) {
+	if p == nil || q == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+	fmt.Fprintf(p.w, "batch: quota of %s reached: waiting until %s (%s UTC), then going on; Ctrl-C stops\n",
+		q.Text, until.Local().Format("2006-01-02 15:04:05 MST"), until.UTC().Format("2006-01-02 15:04:05"))
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batch-mailer/batch/internal/campaign"
 )
@@ -33,5 +34,25 @@ func TestProgressOutcomes(t *testing.T) {
 		if !strings.HasPrefix(lines[i], w) {
 			t.Errorf("line %d: %q, want %q…", i+1, lines[i], w)
 		}
+	}
+}
+
+// TestProgressWaiting: --wait's line says the quota, until when (local
+// time and UTC) and that Ctrl-C stops; on a terminal it clears the bar
+// first.
+func TestProgressWaiting(t *testing.T) {
+	q, err := campaign.ParseQuota("5/day")
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Date(2026, 12, 2, 9, 30, 0, 0, time.UTC)
+	var out bytes.Buffer
+	p := newProgress(&out, true, 12)
+	p.drawn = true
+	p.waiting(&q, until)
+	want := "\r\x1b[Kbatch: quota of 5/day reached: waiting until " + until.Local().Format("2006-01-02 15:04:05 MST") +
+		" (2026-12-02 09:30:00 UTC), then going on; Ctrl-C stops\n"
+	if out.String() != want {
+		t.Errorf("printed %q, want %q", out.String(), want)
 	}
 }

@@ -21,6 +21,10 @@ var errDeclined = errors.New("nothing sent")
 // and resume line are printed already.
 var errInterrupted = errors.New("interrupted")
 
+// errQuotaSaid ends a send stopped by its quota, whose summary and
+// reopening time are printed already.
+var errQuotaSaid = errors.New("quota reached")
+
 // send is batch send: its flags, then a dry run or a send over SMTP.
 func (c *cli) send(ctx context.Context, args []string) error {
 	f, path, err := c.parseSend(args)
@@ -59,6 +63,7 @@ type sendFlags struct {
 	dryRun, mbox, to, shard    string
 	yes, debug                 bool
 	retryFailed, resendUnknown bool
+	wait                       bool
 	limit                      int
 }
 
@@ -76,6 +81,7 @@ func (c *cli) parseSend(args []string) (*sendFlags, string, error) {
 	fs.BoolVar(&f.retryFailed, "retry-failed", false, "")
 	fs.BoolVar(&f.resendUnknown, "resend-unknown", false, "")
 	fs.StringVar(&f.shard, "shard", "", "")
+	fs.BoolVar(&f.wait, "wait", false, "")
 	path, err := c.parse(fs, args)
 	if err != nil {
 		return nil, "", err
@@ -85,33 +91,46 @@ func (c *cli) parseSend(args []string) (*sendFlags, string, error) {
 
 // check says which flags don't go together, and whether --to is an address.
 func (f *sendFlags) check() error {
-	dry := "" // the flag of a dry run, if it is one
-	switch {
-	case f.dryRun != "" && f.mbox != "":
+	if f.dryRun != "" && f.mbox != "" {
 		return usageError{"send: --dry-run and --mbox can't be used together: choose a directory of .eml files or one mbox file"}
-	case f.dryRun != "":
-		dry = "--dry-run"
-	case f.mbox != "":
-		dry = "--mbox"
 	}
-	switch {
-	case f.limit < 0:
+	if f.limit < 0 {
 		return usageError{"send: --limit must be a positive number"}
-	case dry != "" && f.to != "":
-		return usageError{"send: --to can't be used with " + dry + ": a dry run sends nothing"}
-	case dry != "" && f.debug:
-		return usageError{"send: --debug can't be used with " + dry + ": there is no SMTP dialogue"}
-	case dry != "" && f.yes:
-		return usageError{"send: --yes can't be used with " + dry + ": a dry run asks nothing"}
-	case dry != "" && (f.retryFailed || f.resendUnknown):
-		return usageError{"send: --retry-failed and --resend-unknown can't be used with " + dry + ": a dry run writes every message"}
-	case f.to != "" && (f.retryFailed || f.resendUnknown):
+	}
+	if err := f.checkDry(); err != nil {
+		return err
+	}
+	if f.to != "" && (f.retryFailed || f.resendUnknown) {
 		return usageError{"send: --retry-failed and --resend-unknown can't be used with --to: a test send doesn't count as sending"}
 	}
 	if f.to != "" {
 		if err := campaign.CheckAddress(f.to); err != nil {
 			return usageError{fmt.Sprintf("send: --to %q: %v", f.to, err)}
 		}
+	}
+	return nil
+}
+
+// checkDry says which flags a dry run (--dry-run or --mbox) can't take.
+func (f *sendFlags) checkDry() error {
+	dry := "--dry-run"
+	switch {
+	case f.mbox != "":
+		dry = "--mbox"
+	case f.dryRun == "":
+		return nil
+	}
+	switch {
+	case f.to != "":
+		return usageError{"send: --to can't be used with " + dry + ": a dry run sends nothing"}
+	case f.debug:
+		return usageError{"send: --debug can't be used with " + dry + ": there is no SMTP dialogue"}
+	case f.yes:
+		return usageError{"send: --yes can't be used with " + dry + ": a dry run asks nothing"}
+	case f.retryFailed || f.resendUnknown:
+		return usageError{"send: --retry-failed and --resend-unknown can't be used with " + dry + ": a dry run writes every message"}
+	case f.wait:
+		return usageError{"send: --wait can't be used with " + dry + ": a dry run has no quota"}
 	}
 	return nil
 }
@@ -136,11 +155,13 @@ func (c *cli) deliver(ctx context.Context, camp *campaign.Campaign, f *sendFlags
 	}
 	opts.To = f.to
 	opts.RetryFailed, opts.ResendUnknown = f.retryFailed, f.resendUnknown
+	opts.QuotaWait = f.wait
+	var prog *progress
+	opts.Waiting = func(until time.Time) { prog.waiting(camp.SMTP.Quota, until) }
 	req := campaign.SendRequest{Options: opts, Password: password, Token: camp.SMTP.Token(secrets)}
 	if f.debug {
 		req.Debug = c.stderr
 	}
-	var prog *progress
 	req.Outcome = func(r campaign.Result) { prog.outcome(r) }
 	req.Confirm = func(planned *campaign.Summary) error {
 		fmt.Fprintf(c.stderr, "batch: %s\n", plan(camp, planned, f.to))
@@ -177,6 +198,10 @@ func (c *cli) sent(camp *campaign.Campaign, rep *campaign.Report, err error, to 
 	case errors.Is(err, campaign.ErrNothingToSend):
 		return c.nothingToSend(camp.Path, rep)
 	}
+	var qe *campaign.QuotaError
+	if errors.As(err, &qe) {
+		return c.quotaReached(camp.Path, rep, qe)
+	}
 	if rep.Summary != nil {
 		c.report(rep.Summary, rep.Elapsed, to, rep.Stopped, rep.List)
 	}
@@ -198,6 +223,21 @@ func (c *cli) sent(camp *campaign.Campaign, rep *campaign.Report, err error, to 
 		return errSomeFailed
 	}
 	return nil
+}
+
+// quotaReached prints the summary of a send its quota stopped, how many
+// recipients remain and when the window reopens.
+func (c *cli) quotaReached(path string, rep *campaign.Report, qe *campaign.QuotaError) error {
+	if rep.Summary != nil {
+		c.report(rep.Summary, rep.Elapsed, "", false, nil)
+	}
+	fmt.Fprintf(c.stderr, "batch: %v\n", qe)
+	if rep.List != nil {
+		fmt.Fprintf(c.stderr, "batch: %s remain, nothing failed: run batch send %s again after %s, or add --wait\n",
+			plural(rep.List[campaign.Pending], "recipient"), path, qe.Reopens.Local().Format("2006-01-02 15:04:05 MST"))
+		c.hints(path, rep.List[campaign.Failed], rep.List[campaign.Unknown])
+	}
+	return errQuotaSaid
 }
 
 // parseShard reads the --shard flag of cmd; "" is the whole list.
@@ -280,6 +320,9 @@ func plan(camp *campaign.Campaign, planned *campaign.Summary, to string) string 
 	rate := "no rate limit"
 	if s.RateText != "" {
 		rate = "at most " + s.RateText
+	}
+	if s.Quota != nil {
+		rate += ", a quota of " + s.Quota.Text
 	}
 	fmt.Fprintf(&b, "), %s, %s", rate, plural(s.Connections, "connection"))
 	return b.String()

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/batch-mailer/batch/internal/campaign"
 )
@@ -53,30 +54,86 @@ func (c *cli) status(args []string) error {
 		total += k
 	}
 	n[campaign.Pending] -= total
-	order := []campaign.Status{campaign.Sent, campaign.Failed, campaign.Unknown, campaign.Pending}
+	quota, err := quotaUse(camp)
+	if err != nil {
+		return err
+	}
+	r := &statusReport{n: n, supp: supp, suppressed: total, use: quota}
+	if quota != nil {
+		r.quota = camp.SMTP.Quota
+	}
 	if *asJSON {
-		out := map[string]int{}
-		for _, s := range order {
-			out[s.String()] = n[s]
-		}
-		if supp != nil {
-			out["suppressed"] = total
-		}
-		b, _ := json.Marshal(out)
-		fmt.Fprintf(c.stdout, "%s\n", b)
-		return nil
+		return c.statusJSON(r)
 	}
-	for _, s := range order {
-		fmt.Fprintf(c.stdout, "%s %d\n", s, n[s])
+	c.statusText(r)
+	return nil
+}
+
+// statusReport is what status says.
+type statusReport struct {
+	n          campaign.Counts // the pending on the suppression list left out
+	supp       map[string]int  // the suppressed by reason; nil without a suppression list
+	suppressed int
+	quota      *campaign.Quota // nil for none
+	use        *campaign.QuotaUse
+}
+
+var statusOrder = []campaign.Status{campaign.Sent, campaign.Failed, campaign.Unknown, campaign.Pending}
+
+func (c *cli) statusJSON(r *statusReport) error {
+	out := map[string]int{}
+	for _, s := range statusOrder {
+		out[s.String()] = r.n[s]
 	}
-	if supp != nil {
-		fmt.Fprintf(c.stdout, "suppressed %d", total)
-		if total > 0 {
-			fmt.Fprintf(c.stdout, " (%s)", byReason(supp))
+	if r.supp != nil {
+		out["suppressed"] = r.suppressed
+	}
+	if r.use != nil {
+		out["quota_used"] = r.use.Used
+	}
+	b, _ := json.Marshal(out)
+	fmt.Fprintf(c.stdout, "%s\n", b)
+	return nil
+}
+
+func (c *cli) statusText(r *statusReport) {
+	for _, s := range statusOrder {
+		fmt.Fprintf(c.stdout, "%s %d\n", s, r.n[s])
+	}
+	if r.supp != nil {
+		fmt.Fprintf(c.stdout, "suppressed %d", r.suppressed)
+		if r.suppressed > 0 {
+			fmt.Fprintf(c.stdout, " (%s)", byReason(r.supp))
 		}
 		fmt.Fprintln(c.stdout)
 	}
-	return nil
+	if r.use != nil {
+		c.quotaLine(r.quota, r.use)
+	}
+}
+
+// quotaUse is how much of the campaign's quota is used now; nil for a
+// campaign without one.
+func quotaUse(camp *campaign.Campaign) (*campaign.QuotaUse, error) {
+	if camp.SMTP == nil || camp.SMTP.Quota == nil {
+		return nil, nil
+	}
+	use, err := camp.QuotaUsed(*camp.SMTP.Quota, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &use, nil
+}
+
+// quotaLine prints how much of the quota is used, every shard's on this
+// machine, and when it frees up.
+func (c *cli) quotaLine(q *campaign.Quota, use *campaign.QuotaUse) {
+	fmt.Fprintf(c.stdout, "quota %d/%d used (%s)", use.Used, q.N, q.Text)
+	if use.Used > 0 {
+		fmt.Fprintf(c.stdout, ", the next frees up at %s (%s UTC)",
+			use.Frees.Local().Format("2006-01-02 15:04:05 MST"), use.Frees.UTC().Format("2006-01-02 15:04:05"))
+	}
+	fmt.Fprintln(c.stdout)
 }
 
 // failedRows prints the failed rows as CSV: the list's columns, then error;

@@ -28,14 +28,20 @@
 // bounces, complaints and unsubscribes to the list.
 //
 // The commands the file gives for secrets (smtp.password_cmd,
-// unsubscribe.secret_cmd) are run by [Commands], all the same way, each
-// bounded in time and in output.
+// smtp.token_cmd, unsubscribe.secret_cmd) are run by [Commands], all the
+// same way, each bounded in time and in output.
 //
 // With [unsubscribe] token = true each unsubscribe link carries a token,
 // the address and its HMAC under the campaign's secret (unsubscribe.go),
 // and UnsubscribeHandler (unsubserver.go), behind batch
 // unsubscribe-server, adds the address of a valid token's one-click POST
 // to the suppression list.
+//
+// The [smtp] quota (quota.go) is a rolling window counted from the
+// "sending" records of every journal of the campaign on this machine,
+// read when a send starts; the delivery takes one of it before each
+// message goes to the sender, and stops, or waits on Options.Clock, when
+// it is spent.
 package campaign
 
 import (

@@ -27,6 +27,10 @@ type delivery struct {
 	// bounces adds the hard bounces to the suppression list; nil for
 	// none.
 	bounces *bouncer
+	// quota counts the messages handed over in the quota's window; nil
+	// for no quota.
+	quota *quotaWindow
+	spent error // the quota's *QuotaError once it is spent: no more messages, those given finish
 
 	mu          sync.Mutex
 	inflight    int
@@ -57,6 +61,17 @@ func (d *delivery) send(m *render.Message, attempt int) error {
 	if err := d.stopped(); err != nil {
 		return err
 	}
+	if d.quota != nil {
+		// Before the sender has it, so before its "sending" record.
+		if err := d.quota.take(d.ctx); err != nil {
+			d.mu.Lock()
+			if d.spent == nil && errors.Is(err, ErrQuota) {
+				d.spent = err
+			}
+			d.mu.Unlock()
+			return err
+		}
+	}
 	t := &tracker{d: d, m: m, attempt: attempt}
 	d.mu.Lock()
 	d.inflight++
@@ -68,10 +83,27 @@ func (d *delivery) send(m *render.Message, attempt int) error {
 	return nil
 }
 
+// now is the time of the journal's records: the quota's clock's, which
+// counts them.
+func (d *delivery) now() time.Time {
+	if d.opts.Clock != nil {
+		return d.opts.Clock.Now()
+	}
+	return time.Now()
+}
+
 func (d *delivery) stopped() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.stop
+}
+
+// quotaSpent is the *QuotaError that stopped the run taking messages; nil
+// if none did.
+func (d *delivery) quotaSpent() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.spent
 }
 
 // dispatchDue sends the retries whose time has come.
@@ -96,7 +128,7 @@ func (d *delivery) dispatchDue() error {
 func (d *delivery) finish() error {
 	for {
 		d.mu.Lock()
-		halted := d.stop != nil || d.ctx.Err() != nil
+		halted := d.stop != nil || d.ctx.Err() != nil || d.spent != nil
 		if halted {
 			d.later = nil
 		}
@@ -119,7 +151,7 @@ func (d *delivery) finish() error {
 		case <-done:
 		}
 		if !halted && d.ctx.Err() == nil {
-			if err := d.dispatchDue(); err != nil {
+			if err := d.dispatchDue(); err != nil && !errors.Is(err, ErrQuota) {
 				return err
 			}
 		}
@@ -146,7 +178,7 @@ func (d *delivery) record(t *tracker, kind string, err error) {
 		return
 	}
 	m := t.m
-	r := journal.Record{Kind: kind, To: m.To, Row: m.Seq, ID: m.ID, At: time.Now().Unix()}
+	r := journal.Record{Kind: kind, To: m.To, Row: m.Seq, ID: m.ID, At: d.now().Unix()}
 	if err != nil {
 		r.Error = err.Error()
 		var se *deliver.SendError
@@ -204,7 +236,7 @@ func (t *tracker) Start() error {
 	}
 	if j := t.d.opts.Journal; j != nil {
 		t.started = true
-		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: time.Now().Unix()})
+		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: t.d.now().Unix()})
 	}
 	return nil
 }

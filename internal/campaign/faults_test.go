@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,6 +88,12 @@ type sendRun struct {
 // it opens for the run and closes after, as batch send does.
 func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Duration, opts Options) sendRun {
 	t.Helper()
+	return sendViaContext(t, t.Context(), c, srv, timeout, opts)
+}
+
+// sendViaContext is sendVia with ctx.
+func sendViaContext(t *testing.T, ctx context.Context, c *Campaign, srv *smtptest.Server, timeout time.Duration, opts Options) sendRun {
+	t.Helper()
 	j, state, err := journal.Open(c.JournalPath(Shard{}), c.Name)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +107,6 @@ func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Durat
 		HELO:     "test.example",
 		Timeout:  timeout,
 	}
-	ctx := t.Context()
 	var r sendRun
 	open := func(planned *Summary) (deliver.Sender, error) {
 		r.planned = planned

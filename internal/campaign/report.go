@@ -76,9 +76,9 @@ func (c *Campaign) DryRunMbox(ctx context.Context, file string, opts Options) (*
 // table.
 type SendRequest struct {
 	// Options are the run's: Now, Warn, Limit, Shard, To (a test send,
-	// which the journal does not record), RetryFailed and ResendUnknown.
-	// Deliver sets the rest: the journal and its state, the retries of
-	// [smtp], and Outcome.
+	// which the journal does not record), RetryFailed, ResendUnknown,
+	// QuotaWait and Waiting. Deliver sets the rest: the journal and its
+	// state, the retries and the quota of [smtp], and Outcome.
 	Options Options
 	// Password is the [smtp] account's, if it has a username.
 	Password string
@@ -170,6 +170,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	}
 	cfg.Token = req.Token
 	opts.Retries, opts.RetryWait, opts.MaxErrors = c.SMTP.Retries, c.SMTP.RetryWait, c.SMTP.MaxErrors
+	opts.Quota = c.SMTP.Quota
 	opts.Journal, opts.State = nil, nil
 	if !rep.tested {
 		// A test send goes to the tester, not the list: no journal.
@@ -184,7 +185,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	var start time.Time
 	sum, err := c.Send(ctx, req.opener(ctx, cfg, &start), opts)
 	rep.Summary = sum
-	if sum != nil {
+	if sum != nil && !start.IsZero() {
 		rep.Elapsed = time.Since(start)
 	}
 	if rep.tested {

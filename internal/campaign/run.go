@@ -54,6 +54,15 @@ type Options struct {
 	Retries   int
 	RetryWait time.Duration
 	MaxErrors int
+	// Quota, if set, limits the messages handed over in its window,
+	// counted from every journal of the campaign: once spent, the send
+	// stops with a *QuotaError (nothing failed), or, with QuotaWait,
+	// sleeps until the window reopens, telling Waiting (may be nil)
+	// first. Clock is the quota's; nil for the real one.
+	Quota     *Quota
+	QuotaWait bool
+	Waiting   func(until time.Time)
+	Clock     deliver.Clock
 }
 
 // Check renders every recipient's message in memory and reports every
@@ -110,6 +119,15 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		probs = newProblems() // the check found none
 		opts.Warn = nil       // told already
 	}
+	quota, err := c.newQuotaWindow(&opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := quota.spentAtStart(planned); err != nil {
+		// Nothing to hand over: the server is not reached, nobody asked.
+		planned.Messages = 0 // this run's summary: none handed over
+		return planned, err
+	}
 	s, err := open(planned)
 	if err != nil {
 		return nil, c.explainConn(err)
@@ -122,6 +140,7 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	sum := &Summary{}
 	d := c.newDelivery(ctx, s, opts, sum)
+	d.quota = quota
 	d.bounces = c.newBouncer(&opts, warn)
 	send := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, sup: sup,
 		out: &sending{d: d, to: opts.To, limit: opts.Limit, checked: !opts.SinglePass}}
@@ -141,6 +160,9 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	}
 	if err == nil {
 		err = d.stopped()
+	}
+	if err == nil {
+		err = d.quotaSpent() // a retry's
 	}
 	if err == nil {
 		err = ctx.Err()
@@ -228,7 +250,7 @@ func (s *sending) take(it *item) error {
 	}
 	if err := s.d.deliver(it.m); err != nil {
 		var ce *deliver.ConnError
-		if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, errStopped) || errors.Is(err, context.Canceled) {
+		if errors.As(err, &ce) || errors.Is(err, ErrTooManyFailures) || errors.Is(err, errStopped) || errors.Is(err, context.Canceled) || errors.Is(err, ErrQuota) {
 			return err // the campaign's, not the recipient's
 		}
 		return fmt.Errorf("%s (row %d): %w", it.rec.Email, it.rec.Row, err)

@@ -29,6 +29,7 @@ type smtpFile struct {
 	Connections      int    `toml:"connections"`
 	MaxPerConnection int    `toml:"max_per_connection"`
 	Rate             string `toml:"rate"`
+	Quota            string `toml:"quota"`
 	Sender           string `toml:"sender"`
 	Retries          *int   `toml:"retries"`
 	RetryWait        string `toml:"retry_wait"`
@@ -52,6 +53,7 @@ type SMTP struct {
 	MaxPerConnection int
 	Rate             float64       // messages a second, 0 for no limit
 	RateText         string        // as written
+	Quota            *Quota        // nil for none
 	Sender           string        // MAIL FROM
 	Retries          int           // tries again after a temporary failure
 	RetryWait        time.Duration // before the first retry; then doubling
@@ -93,6 +95,14 @@ func loadSMTP(f *smtpFile, from string, rel, at func(string) string, bad func(ke
 			bad("smtp.rate", "%v", err)
 		}
 		s.Rate = r
+	}
+	if f.Quota != "" {
+		q, err := ParseQuota(f.Quota)
+		if err != nil {
+			bad("smtp.quota", "%v", err)
+		} else {
+			s.Quota = &q
+		}
 	}
 	if s.Sender != "" {
 		if err := merge.CheckAddress(s.Sender); err != nil {

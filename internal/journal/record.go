@@ -73,6 +73,16 @@ func allZero(b []byte) bool {
 // ahead of its records (see Journal.write), not damage.
 func read(path string, r io.Reader) (*State, int64, error) {
 	st := newState()
+	good, err := scan(path, r, st.apply)
+	if err != nil {
+		return nil, 0, err
+	}
+	return st, good, nil
+}
+
+// scan calls each with every good record of a journal, in order, and
+// returns the length of the journal up to the end of its last good line.
+func scan(path string, r io.Reader, each func(*Record)) (int64, error) {
 	br := bufio.NewReader(r)
 	var damaged *Error
 	var good, offset int64
@@ -83,7 +93,7 @@ func read(path string, r io.Reader) (*State, int64, error) {
 		}
 		if len(line) > 0 {
 			if damaged != nil {
-				return nil, 0, damaged // damage before the last line
+				return 0, damaged // damage before the last line
 			}
 			offset += int64(len(line))
 			rec, perr := parseRecord(line)
@@ -93,7 +103,7 @@ func read(path string, r io.Reader) (*State, int64, error) {
 			if perr != nil {
 				damaged = &Error{Path: path, Line: n, Err: perr}
 			} else {
-				st.apply(rec)
+				each(rec)
 				good = offset
 			}
 		}
@@ -101,10 +111,34 @@ func read(path string, r io.Reader) (*State, int64, error) {
 			break
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", path, err)
+			return 0, fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	return st, good, nil
+	return good, nil
+}
+
+// Sendings returns the times (Unix seconds) of the journal's "sending"
+// records at or after since, in the journal's order: the messages handed
+// over, or about to be, in a quota's window. It keeps at most the last
+// keep of them, so that its memory is bounded by the quota, not the list.
+// A journal is read as Read reads it; path is used in messages.
+func Sendings(path string, r io.Reader, since int64, keep int) ([]int64, error) {
+	var at []int64 // a ring once full: next is the oldest
+	next := 0
+	_, err := scan(path, r, func(rec *Record) {
+		switch {
+		case rec.Kind != KindSending || rec.At < since || keep <= 0:
+		case len(at) < keep:
+			at = append(at, rec.At)
+		default:
+			at[next] = rec.At
+			next = (next + 1) % keep
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(at[next:], at[:next]...), nil
 }
 
 // parseRecord reads one line of the journal, its line feed included or not.

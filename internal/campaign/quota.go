@@ -1,0 +1,228 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/journal"
+)
+
+// Quota is [smtp] quota: at most N messages handed over in any Window (a
+// rolling hour or day), counted from the "sending" records of the
+// campaign's journals on this machine, every shard's, so that it holds
+// across runs. It is independent of the rate.
+type Quota struct {
+	N      int
+	Window time.Duration
+	Text   string // as written
+}
+
+// ParseQuota parses "N/day", "N/d", "N/h" or "N/hour".
+func ParseQuota(s string) (Quota, error) {
+	n, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	v, err := strconv.Atoi(strings.TrimSpace(n))
+	if !ok || err != nil || v < 1 || v > 1e7 {
+		return Quota{}, fmt.Errorf("quota %q: want N/day or N/h with N a whole number of messages from 1 to 10000000, e.g. \"2000/day\"", s)
+	}
+	per := map[string]time.Duration{"h": time.Hour, "hour": time.Hour, "d": 24 * time.Hour, "day": 24 * time.Hour}
+	w, ok := per[strings.TrimSpace(unit)]
+	if !ok {
+		return Quota{}, fmt.Errorf("quota %q: unknown unit %q: use h or day", s, unit)
+	}
+	return Quota{N: v, Window: w, Text: s}, nil
+}
+
+// ErrQuota is a send stopped by its quota: nothing failed, and the rest
+// is pending until the window reopens.
+var ErrQuota = errors.New("quota reached")
+
+// QuotaError is a send stopped by its quota, with when the window reopens.
+type QuotaError struct {
+	Quota   Quota
+	Reopens time.Time
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("quota of %s reached: %d messages handed over in the last %s; the window reopens at %s (%s UTC)",
+		e.Quota.Text, e.Quota.N, windowName(e.Quota.Window),
+		e.Reopens.Local().Format("2006-01-02 15:04:05 MST"), e.Reopens.UTC().Format("2006-01-02 15:04:05"))
+}
+
+func (e *QuotaError) Unwrap() error { return ErrQuota }
+
+func windowName(w time.Duration) string {
+	if w == time.Hour {
+		return "hour"
+	}
+	return "24 hours"
+}
+
+// quotaWindow counts the messages handed over in a quota's window: those
+// of the journals at the start, then this run's as they go. It holds at
+// most N times.
+type quotaWindow struct {
+	q     Quota
+	clock deliver.Clock
+	times []time.Time           // oldest first
+	wait  func(until time.Time) // nil: stop when spent, else told before each wait
+}
+
+// take takes one message of the quota, waiting for the window to reopen
+// if w.wait is set; a *QuotaError if spent and not waiting.
+func (w *quotaWindow) take(ctx context.Context) error {
+	for {
+		now := w.clock.Now()
+		w.expire(now)
+		if len(w.times) < w.q.N {
+			w.times = append(w.times, now)
+			return nil
+		}
+		reopens := w.times[0].Add(w.q.Window)
+		if w.wait == nil {
+			return &QuotaError{Quota: w.q, Reopens: reopens}
+		}
+		w.wait(reopens)
+		if err := w.clock.Sleep(ctx, reopens.Sub(now)); err != nil {
+			return err
+		}
+	}
+}
+
+// spentAtStart is the *QuotaError of a send that can hand nothing over:
+// the quota is spent, there is something to send, and the send doesn't
+// wait. nil otherwise, and for no quota.
+func (w *quotaWindow) spentAtStart(planned *Summary) error {
+	if w == nil || w.wait != nil || planned.Messages == 0 {
+		return nil
+	}
+	w.expire(w.clock.Now())
+	if len(w.times) < w.q.N {
+		return nil
+	}
+	return &QuotaError{Quota: w.q, Reopens: w.times[0].Add(w.q.Window)}
+}
+
+// expire forgets the times out of the window at now.
+func (w *quotaWindow) expire(now time.Time) {
+	i := 0
+	for i < len(w.times) && !w.times[i].Add(w.q.Window).After(now) {
+		i++
+	}
+	w.times = w.times[i:]
+}
+
+// QuotaUse is how much of the quota the journals say is used at a time.
+type QuotaUse struct {
+	Used  int
+	Frees time.Time // when the oldest message counted leaves the window; zero if none
+}
+
+// QuotaUsed reads every journal of the campaign (every shard's) and says
+// how much of its quota is used at now.
+func (c *Campaign) QuotaUsed(q Quota, now time.Time) (QuotaUse, error) {
+	times, err := c.quotaTimes(q, now)
+	if err != nil {
+		return QuotaUse{}, err
+	}
+	u := QuotaUse{Used: len(times)}
+	if len(times) > 0 {
+		u.Frees = times[0].Add(q.Window)
+	}
+	return u, nil
+}
+
+// shardJournal finds the shard in a journal's file name.
+var shardJournal = regexp.MustCompile(`\.shard-([0-9]+)-of-([0-9]+)`)
+
+// quotaTimes returns the times of the last q.N "sending" records in the
+// window at now of every journal of the campaign, oldest first.
+func (c *Campaign) quotaTimes(q Quota, now time.Time) ([]time.Time, error) {
+	dir := filepath.Dir(c.JournalPath(Shard{}))
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	since := now.Add(-q.Window).Unix() + 1
+	var all []int64
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		if !c.isJournal(path) {
+			continue
+		}
+		at, err := readSendings(path, since, q.N)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, at...)
+	}
+	slices.Sort(all)
+	if len(all) > q.N {
+		all = all[len(all)-q.N:]
+	}
+	times := make([]time.Time, len(all))
+	for i, at := range all {
+		times[i] = time.Unix(at, 0)
+	}
+	return times, nil
+}
+
+// isJournal reports whether path is the journal of the campaign or one of
+// its shards.
+func (c *Campaign) isJournal(path string) bool {
+	if path == c.JournalPath(Shard{}) {
+		return true
+	}
+	m := shardJournal.FindStringSubmatch(filepath.Base(path))
+	if m == nil {
+		return false
+	}
+	k, err1 := strconv.Atoi(m[1])
+	n, err2 := strconv.Atoi(m[2])
+	return err1 == nil && err2 == nil && n > 1 && k >= 1 && k <= n && path == c.JournalPath(Shard{K: k, N: n})
+}
+
+func readSendings(path string, since int64, keep int) ([]int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return journal.Sendings(path, f, since, keep)
+}
+
+// newQuotaWindow is the run's quota window, from the journals; nil without
+// a quota or a journal (a dry run, a test send).
+func (c *Campaign) newQuotaWindow(opts *Options) (*quotaWindow, error) {
+	if opts.Quota == nil || opts.Journal == nil {
+		return nil, nil
+	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = deliver.RealClock{}
+	}
+	times, err := c.quotaTimes(*opts.Quota, clock.Now())
+	if err != nil {
+		return nil, fmt.Errorf("reading the quota's window: %w", err)
+	}
+	w := &quotaWindow{q: *opts.Quota, clock: clock, times: times}
+	if opts.QuotaWait {
+		w.wait = func(until time.Time) {
+			if opts.Waiting != nil {
+				opts.Waiting(until)
+			}
+		}
+	}
+	return w, nil
+}

@@ -1,0 +1,239 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batch-mailer/batch/internal/journal"
+	"github.com/batch-mailer/batch/internal/smtptest"
+)
+
+// fakeClock is a quota's clock that sleeps by moving on.
+type fakeClock struct {
+	mu     sync.Mutex
+	t      time.Time
+	slept  []time.Duration
+	cancel context.CancelFunc // if set, a sleep cancels instead
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.slept = append(c.slept, d)
+	cancel := c.cancel
+	if cancel == nil {
+		c.t = c.t.Add(d)
+	}
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return ctx.Err()
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func quotaList(n int) []string {
+	var list []string
+	for i := range n {
+		list = append(list, fmt.Sprintf("r%02d@example.org", i))
+	}
+	return list
+}
+
+func wantNoFailure(t *testing.T, c *Campaign) {
+	t.Helper()
+	for _, r := range journalRecords(t, c) {
+		if r.Kind == journal.KindFailed || r.Kind == journal.KindUnknown {
+			t.Errorf("the journal has %+v", r)
+		}
+	}
+}
+
+func countStatus(t *testing.T, c *Campaign, list []string, want Status) int {
+	t.Helper()
+	st := readState(t, c)
+	n := 0
+	for _, a := range list {
+		if st.Get(a).Status == want {
+			n++
+		}
+	}
+	return n
+}
+
+func TestQuotaAcrossRuns(t *testing.T) {
+	list := quotaList(12)
+	c := faultCampaign(t, list)
+	srv := smtptest.Start(t)
+	q, err := ParseQuota("5/day")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	opts := faultOptions()
+	opts.Quota, opts.Clock = &q, clock
+
+	r := sendVia(t, c, srv, quick, opts)
+	var qe *QuotaError
+	if !errors.As(r.err, &qe) || !errors.Is(r.err, ErrQuota) {
+		t.Fatalf("first run: %v, want a *QuotaError", r.err)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: 5})
+	if want := clock.Now().Add(24 * time.Hour); !qe.Reopens.Equal(want) {
+		t.Errorf("reopens at %v, want %v", qe.Reopens, want)
+	}
+
+	clock.add(3 * time.Hour) // the same day
+	r = sendVia(t, c, srv, quick, opts)
+	if !errors.As(r.err, &qe) {
+		t.Fatalf("second run: %v, want a *QuotaError", r.err)
+	}
+	wantOutcomes(t, r.sum, Outcomes{})
+	if r.planned != nil {
+		t.Error("the quota spent, the sender was opened all the same")
+	}
+	if r.sum.AlreadySent != 5 || r.sum.Messages != 0 {
+		t.Errorf("the summary counts %d sent before and %d messages, want 5 and 0", r.sum.AlreadySent, r.sum.Messages)
+	}
+	if want := clock.Now().Add(21 * time.Hour); !qe.Reopens.Equal(want) {
+		t.Errorf("reopens at %v, want %v", qe.Reopens, want)
+	}
+	if got := qe.Error(); !containsAll(got, "5/day", "2026-12-02 09:00:00 UTC") {
+		t.Errorf("the error says %q", got)
+	}
+	if n := len(srv.Delivered()); n != 5 {
+		t.Errorf("the server has %d messages after two runs, want 5", n)
+	}
+
+	clock.add(21 * time.Hour) // a day after the first run
+	r = sendVia(t, c, srv, quick, opts)
+	if !errors.As(r.err, &qe) {
+		t.Fatalf("third run: %v, want a *QuotaError", r.err)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: 5})
+	if got := countStatus(t, c, list, Sent); got != 10 {
+		t.Errorf("%d sent, want 10", got)
+	}
+	if got := countStatus(t, c, list, Pending); got != 2 {
+		t.Errorf("%d pending, want 2", got)
+	}
+	wantNoFailure(t, c)
+
+	use, err := c.QuotaUsed(q, clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if use.Used != 5 || !use.Frees.Equal(clock.Now().Add(24*time.Hour)) {
+		t.Errorf("QuotaUsed = %+v, want 5 used, freeing at %v", use, clock.Now().Add(24*time.Hour))
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestQuotaWait(t *testing.T) {
+	list := quotaList(12)
+	c := faultCampaign(t, list)
+	srv := smtptest.Start(t)
+	q, _ := ParseQuota("5/day")
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: start}
+	opts := faultOptions()
+	opts.Quota, opts.Clock, opts.QuotaWait = &q, clock, true
+	var waits []time.Time
+	opts.Waiting = func(until time.Time) { waits = append(waits, until) }
+	r := sendVia(t, c, srv, quick, opts)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: 12})
+	want := []time.Time{start.Add(24 * time.Hour), start.Add(48 * time.Hour)}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waited until %v, want %v", waits, want)
+	}
+	if !slices.Equal(clock.slept, []time.Duration{24 * time.Hour, 24 * time.Hour}) {
+		t.Errorf("slept %v", clock.slept)
+	}
+	wantNoFailure(t, c)
+	// Never more than 5 in a day: the journal's "sending" times.
+	var at []int64
+	for _, rec := range journalRecords(t, c) {
+		if rec.Kind == journal.KindSending {
+			at = append(at, rec.At)
+		}
+	}
+	for i := q.N; i < len(at); i++ {
+		if at[i]-at[i-q.N] < 86400 {
+			t.Errorf("messages %d and %d went out %d s apart: 6 in a day", i-q.N, i, at[i]-at[i-q.N])
+		}
+	}
+}
+
+func TestQuotaWaitInterrupted(t *testing.T) {
+	list := quotaList(8)
+	c := faultCampaign(t, list)
+	srv := smtptest.Start(t)
+	q, _ := ParseQuota("5/h")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), cancel: cancel}
+	opts := faultOptions()
+	opts.Quota, opts.Clock, opts.QuotaWait = &q, clock, true
+	r := sendViaContext(t, ctx, c, srv, quick, opts)
+	if !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("%v, want context.Canceled", r.err)
+	}
+	// Ctrl-C during the wait: the messages in flight finish or are
+	// released, none fails, the rest is pending.
+	o := r.sum.Outcomes()
+	if o.Sent > 5 || o.Failed+o.Unknown > 0 {
+		t.Errorf("Outcomes = %+v, want at most 5 sent and nothing else", o)
+	}
+	if got := countStatus(t, c, list, Pending); got != 8-o.Sent {
+		t.Errorf("%d pending, want %d", got, 8-o.Sent)
+	}
+	if len(clock.slept) != 1 {
+		t.Errorf("slept %v, want one wait", clock.slept)
+	}
+	wantNoFailure(t, c)
+}
+
+func TestParseQuota(t *testing.T) {
+	for s, want := range map[string]Quota{
+		"2000/day": {N: 2000, Window: 24 * time.Hour, Text: "2000/day"},
+		"100/h":    {N: 100, Window: time.Hour, Text: "100/h"},
+		"100/hour": {N: 100, Window: time.Hour, Text: "100/hour"},
+		" 7 / d ":  {N: 7, Window: 24 * time.Hour, Text: " 7 / d "},
+	} {
+		if got, err := ParseQuota(s); err != nil || got != want {
+			t.Errorf("ParseQuota(%q) = %+v, %v; want %+v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "2000", "0/day", "-1/day", "1.5/day", "10/min", "10/week", "x/day"} {
+		if _, err := ParseQuota(s); err == nil {
+			t.Errorf("ParseQuota(%q) took it", s)
+		}
+	}
+}
