@@ -121,22 +121,9 @@ func (c *cli) preview(ctx context.Context, args []string) error {
 			}()
 		}
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("preview: %w", err)
-	case <-ctx.Done():
-	}
 	// Ctrl-C is how a preview ends: the requests under way are cancelled
 	// with ctx, and the server waits a moment for them.
-	stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(stop); err != nil {
-		srv.Close()
-	}
-	<-served
-	return nil
+	return serve(ctx, srv, ln, "preview")
 }
 
 // previewNow gives the Date of a preview's messages each time the campaign

@@ -59,18 +59,5 @@ func (c *cli) unsubscribeServer(ctx context.Context, args []string) error {
 		ErrorLog:          log.New(stderr, "batch: unsubscribe-server: ", 0),
 	}
 	fmt.Fprintf(stderr, "batch: unsubscribe server at http://%s/ adding to %s — serve it through an HTTPS reverse proxy; Ctrl-C to stop\n", ln.Addr(), camp.Suppress)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("unsubscribe-server: %w", err)
-	case <-ctx.Done():
-	}
-	stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(stop); err != nil {
-		srv.Close()
-	}
-	<-served
-	return nil
+	return serve(ctx, srv, ln, "unsubscribe-server")
 }
