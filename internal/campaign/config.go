@@ -244,6 +244,10 @@ func (l *loader) undecoded(md toml.MetaData) {
 			l.bad(key, "a secret can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by secret_env or the output of secret_cmd")
 			continue
 		}
+		if key == "smtp.oauth.client_secret" {
+			l.bad(key, "a client secret can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by client_secret_env or the output of client_secret_cmd")
+			continue
+		}
 		if k[len(k)-1] == "password" {
 			l.bad(key, "a password can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by password_env, the output of password_cmd, or a prompt")
 			continue
