@@ -347,8 +347,12 @@ func (t *storedSource) token(ctx context.Context) (string, error) {
 		}
 		t.path, t.tok, t.cfg = path, tok, cfg
 	}
-	if t.tok.Valid() {
+	if t.tok.Valid() && deliver.RefusedToken(ctx) != t.tok.AccessToken {
 		return t.tok.AccessToken, nil
+	}
+	if t.tok.Valid() {
+		// Refused before its time: revoked, or the clocks disagree.
+		t.tok = &oauth2.Token{RefreshToken: t.tok.RefreshToken, TokenType: t.tok.TokenType}
 	}
 	fresh, err := t.cfg.TokenSource(oauthContext(ctx, t.s.Timeout), t.tok).Token()
 	if err != nil {
