@@ -58,7 +58,7 @@ const (
 )
 
 // Providers are those batch knows the endpoints of, and "custom".
-var providers = []string{"google", "microsoft", "custom"}
+func Providers() []string { return []string{"google", "microsoft", "custom"} }
 
 // loadOAuth checks the [smtp.oauth] table, the provider by default
 // guessed from the host.
