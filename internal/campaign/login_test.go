@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/batch-mailer/batch/internal/deliver"
 	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/oauthtest"
 	"github.com/batch-mailer/batch/internal/smtptest"
@@ -212,5 +213,21 @@ func TestOAuthProblemsAtTheirLines(t *testing.T) {
 		if !strings.Contains(p.Error(), want) {
 			t.Errorf("%v\nwant %q", p, want)
 		}
+	}
+}
+
+// TestStoredLoginHint: a token of batch login's refused twice says to
+// check the account batch login signed in as, not token_cmd.
+func TestStoredLoginHint(t *testing.T) {
+	p := oauthtest.Start(t, "batch-test", "client-shh", 0)
+	c, _ := loginCampaign(t, nil, p)
+	err := c.explainConn(&deliver.ConnError{Addr: "127.0.0.1:25", Step: "auth", Hint: deliver.HintToken, Err: errors.New("no")})
+	for _, want := range []string{"refused the access token", "[smtp] username (" + c.loc("smtp.username") + ")", "batch login signed in as that account", "[smtp.oauth] scopes (" + c.loc("smtp.oauth.scopes") + ")"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "token_cmd") || !strings.Contains(c.loc("smtp.oauth.scopes"), ":") {
+		t.Errorf("%q names token_cmd, or scopes has no line (%s)", err, c.loc("smtp.oauth.scopes"))
 	}
 }
