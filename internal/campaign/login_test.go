@@ -231,3 +231,45 @@ func TestStoredLoginHint(t *testing.T) {
 		t.Errorf("%q names token_cmd, or scopes has no line (%s)", err, c.loc("smtp.oauth.scopes"))
 	}
 }
+
+// TestOAuthProviders: google's and microsoft's endpoints and scopes are
+// built in, the provider guessed from the host; the client ID comes from
+// the environment when [smtp.oauth] has none, and the secret from
+// client_secret_cmd.
+func TestOAuthProviders(t *testing.T) {
+	env := Secrets{Getenv: func(k string) string {
+		if k == DefaultClientIDEnv {
+			return "id-from-env"
+		}
+		return ""
+	}}
+	for _, tc := range []struct {
+		host, oauth, provider, device string
+		scopes                        []string
+	}{
+		{"smtp.gmail.com", "", "google", "https://oauth2.googleapis.com/device/code", []string{"https://mail.google.com/"}},
+		{"smtp.office365.com", "", "microsoft", "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode", []string{"https://outlook.office.com/SMTP.Send", "offline_access"}},
+		{"mail.example.org", "[smtp.oauth]\nprovider = \"microsoft\"\n", "microsoft", "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode", []string{"https://outlook.office.com/SMTP.Send", "offline_access"}},
+	} {
+		c, _, err := load(t, minimal+fmt.Sprintf("[smtp]\nhost = %q\nusername = \"news@example.org\"\nauth = \"xoauth2\"\n", tc.host)+tc.oauth, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.host, err)
+		}
+		cfg, err := c.SMTP.oauthConfig(t.Context(), env)
+		if err != nil || c.SMTP.OAuth.Provider != tc.provider || cfg.Endpoint.DeviceAuthURL != tc.device || !slices.Equal(cfg.Scopes, tc.scopes) || cfg.ClientID != "id-from-env" {
+			t.Errorf("%s: %v, provider %q, %+v", tc.host, err, c.SMTP.OAuth.Provider, cfg)
+		}
+	}
+	c, _, err := load(t, minimal+"[smtp]\nhost = \"smtp.gmail.com\"\nusername = \"news@example.org\"\nauth = \"xoauth2\"\n[smtp.oauth]\nclient_id = \"batch\"\nclient_secret_cmd = \"echo from-cmd\"\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.SMTP.oauthConfig(t.Context(), env)
+	if err != nil || cfg.ClientID != "batch" || cfg.ClientSecret != "from-cmd" {
+		t.Errorf("client_secret_cmd: %v, %q, %q", err, cfg.ClientID, cfg.ClientSecret)
+	}
+	c.SMTP.OAuth.ClientID = ""
+	if _, err = c.SMTP.oauthConfig(t.Context(), Secrets{Getenv: func(string) string { return "" }}); err == nil || !strings.Contains(err.Error(), DefaultClientIDEnv) {
+		t.Errorf("no client ID: %v, want it to name %s", err, DefaultClientIDEnv)
+	}
+}
