@@ -10,9 +10,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
@@ -222,11 +224,16 @@ func (s *SMTP) Login(ctx context.Context, req LoginRequest) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: asking for a device code: %w", s.OAuth.Provider, err)
 	}
-	fmt.Fprintf(req.Prompt, "To let batch send as %s, open %s\nand enter the code %s\n", s.Username, da.VerificationURI, da.UserCode)
+	fmt.Fprintf(req.Prompt, "To let batch send as %s, open %s\nand enter the code %s\n", s.Username, printable(da.VerificationURI), printable(da.UserCode))
 	if da.VerificationURIComplete != "" {
-		fmt.Fprintf(req.Prompt, "(or open %s)\n", da.VerificationURIComplete)
+		fmt.Fprintf(req.Prompt, "(or open %s)\n", printable(da.VerificationURIComplete))
 	}
 	fmt.Fprintf(req.Prompt, "Waiting for you to sign in...\n")
+	// The code's expiry bounds the wait; a provider that gives none, or
+	// one far off, gets MaxLoginWait.
+	if limit := time.Now().Add(MaxLoginWait); da.Expiry.IsZero() || da.Expiry.After(limit) {
+		da.Expiry = limit
+	}
 	tok, err := cfg.DeviceAccessToken(ctx, da)
 	if err != nil {
 		return "", fmt.Errorf("%s: signing in as %s: %w", s.OAuth.Provider, s.Username, scrub(err))
@@ -238,6 +245,19 @@ func (s *SMTP) Login(ctx context.Context, req LoginRequest) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// MaxLoginWait is the longest Login waits for the user, whatever the
+// provider says of its code's expiry.
+const MaxLoginWait = 30 * time.Minute
+
+// printable is s as the terminal can show it: quoted if it holds control
+// characters, which a provider has no business sending.
+func printable(s string) string {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // scrub keeps a provider's error's code and description, not its body.

@@ -273,3 +273,19 @@ func TestOAuthProviders(t *testing.T) {
 		t.Errorf("no client ID: %v, want it to name %s", err, DefaultClientIDEnv)
 	}
 }
+
+// TestPrintable: what the provider says to show goes to the terminal as
+// it is, but quoted when it holds control characters (an escape sequence
+// could rewrite the screen).
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://microsoft.com/devicelogin": "https://microsoft.com/devicelogin",
+		"WDJB-MJHT":                         "WDJB-MJHT",
+		"WDJB\x1b[2J":                       `"WDJB\x1b[2J"`,
+		"a\nb":                              `"a\nb"`,
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
