@@ -198,6 +198,25 @@ behind an HTTPS reverse proxy (see README.md).`,
 		},
 	},
 	{
+		name:     "login",
+		synopsis: []string{"login [--provider google|microsoft|custom] CAMPAIGN.toml"},
+		brief:    "sign in to the SMTP account with OAuth2 and keep the token for send",
+		about: `Sign in to the [smtp] username's account with OAuth2's device
+flow, for a campaign with auth = "xoauth2" or "oauthbearer"
+and no token_cmd: batch prints a URL and a code on stderr,
+to open and enter in any browser (this machine needs none),
+and waits until you have signed in or the code expires. The
+token is kept in the user's config directory
+(batch/tokens/PROVIDER-ACCOUNT.json, readable by the user
+alone), never beside the campaign; send refreshes it. The
+provider, client ID and secret come from [smtp.oauth].`,
+		args: argCampaign,
+		flags: []flagDoc{
+			{name: "provider", arg: "NAME", value: argWord, brief: "the OAuth2 provider, google, microsoft or custom",
+				help: "google, microsoft or custom ([smtp.oauth]'s endpoints);\nby default [smtp.oauth] provider, or the host's"},
+		},
+	},
+	{
 		name:     "init",
 		synopsis: []string{"init [DIR]"},
 		brief:    "write a small working campaign to start from",

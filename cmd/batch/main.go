@@ -173,6 +173,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.preview(ctx, rest)
 	case "unsubscribe-server":
 		return c.unsubscribeServer(ctx, rest)
+	case "login":
+		return c.login(ctx, rest)
 	case "init":
 		return c.init(rest)
 	case "version":

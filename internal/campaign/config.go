@@ -28,8 +28,14 @@
 // bounces, complaints and unsubscribes to the list.
 //
 // The commands the file gives for secrets (smtp.password_cmd,
-// smtp.token_cmd, unsubscribe.secret_cmd) are run by [Commands], all the
-// same way, each bounded in time and in output.
+// smtp.token_cmd, smtp.oauth.client_secret_cmd, unsubscribe.secret_cmd)
+// are run by [Commands], all the same way, each bounded in time and in
+// output.
+//
+// An OAuth2 login without token_cmd takes the token SMTP.Login (batch
+// login, login.go) stored under the user's config directory: the device
+// authorization flow of [smtp.oauth]'s provider, the token refreshed as
+// needed at each login and kept again when it changes.
 //
 // With [unsubscribe] token = true each unsubscribe link carries a token,
 // the address and its HMAC under the campaign's secret (unsubscribe.go),
@@ -242,6 +248,10 @@ func (l *loader) undecoded(md toml.MetaData) {
 		key := k.String()
 		if k[len(k)-1] == "secret" && len(k) == 2 && k[0] == "unsubscribe" {
 			l.bad(key, "a secret can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by secret_env or the output of secret_cmd")
+			continue
+		}
+		if key == "smtp.oauth.client_secret" {
+			l.bad(key, "a client secret can't be kept in the campaign file, which lives in git: batch reads it from the environment variable named by client_secret_env or the output of client_secret_cmd")
 			continue
 		}
 		if k[len(k)-1] == "password" {

@@ -77,11 +77,14 @@ func (c *Campaign) connHint(h deliver.Hint) string {
 	case deliver.HintAuth:
 		return "check [smtp] username" + at("username") + " and the password"
 	case deliver.HintToken:
+		if c.SMTP.Auth != deliver.AuthPassword && c.SMTP.TokenCmd == "" {
+			return "the server refused the access token, refreshed: check [smtp] username" + at("username") + " and that batch login signed in as that account (run it again), with the scope for mail: [smtp.oauth] scopes" + at("oauth.scopes")
+		}
 		return "the server refused the access token, fetched again: check [smtp] username" + at("username") + " and that token_cmd" + at("token_cmd") + " prints a token for that account, with the scope for mail"
 	case deliver.HintBasicAuthDisabled:
-		return `the server takes no password login (basic authentication is disabled): set auth = "xoauth2"` + at("auth") + ` and token_cmd in [smtp]`
+		return `the server takes no password login (basic authentication is disabled): set auth = "xoauth2"` + at("auth") + ` and token_cmd in [smtp], or run batch login`
 	case deliver.HintAppPassword:
-		return `the server wants an app password or OAuth2: give an app password, or set auth = "xoauth2"` + at("auth") + ` and token_cmd in [smtp]`
+		return `the server wants an app password or OAuth2: give an app password, or set auth = "xoauth2"` + at("auth") + ` and token_cmd in [smtp], or run batch login`
 	case deliver.HintReplyLimit:
 		return "batch dropped the connection; check that [smtp] host and port" + at("host") + " are an SMTP server's, and tell its operator if they are"
 	}

@@ -195,9 +195,16 @@ func TestLoadAuth(t *testing.T) {
 	}
 	for _, tc := range []struct{ more, want string }{
 		{"auth = \"cram-md5\"\n", `smtp.auth: "cram-md5": want "xoauth2" or "oauthbearer"`},
-		{"auth = \"oauthbearer\"\n", `smtp.token_cmd: auth = "oauthbearer" needs a command that prints the access token`},
+		{"auth = \"oauthbearer\"\n", `smtp.oauth.provider: "": want "google", "microsoft" or "custom"`},
+		{"auth = \"oauthbearer\"\ntoken_cmd = \" \"\n", `smtp.token_cmd: is empty: give a command that prints the access token`},
+		{"[smtp.oauth]\nprovider = \"google\"\n", `smtp.oauth: is for an OAuth2 login: set auth = "xoauth2"`},
+		{"auth = \"xoauth2\"\ntoken_cmd = \"oauth2l fetch\"\n[smtp.oauth]\nprovider = \"google\"\n", `smtp.oauth: is for batch login, and token_cmd gives the token`},
+		{"auth = \"xoauth2\"\n[smtp.oauth]\nprovider = \"custom\"\n", `smtp.oauth.token_url: "": provider "custom" needs the provider's token url`},
+		{"auth = \"xoauth2\"\n[smtp.oauth]\nprovider = \"yahoo\"\n", `smtp.oauth.provider: "yahoo": want`},
+		{"auth = \"xoauth2\"\n[smtp.oauth]\nprovider = \"google\"\nclient_secret = \"s3cret\"\n", `smtp.oauth.client_secret: a client secret can't be kept in the campaign file`},
+		{"auth = \"xoauth2\"\n[smtp.oauth]\nprovider = \"google\"\nclient_secret_env = \"A\"\nclient_secret_cmd = \"pass b\"\n", `smtp.oauth.client_secret_cmd: give client_secret_env or client_secret_cmd, not both`},
 		{"token_cmd = \"oauth2l fetch\"\n", `smtp.token_cmd: is for an OAuth2 login: set auth = "xoauth2"`},
-		{"auth = \"xoauth2\"\ntoken_cmd = \"oauth2l fetch\"\npassword_cmd = \"pass smtp\"\n", `smtp.auth: "xoauth2" logs in with token_cmd's token, not a password`},
+		{"auth = \"xoauth2\"\ntoken_cmd = \"oauth2l fetch\"\npassword_cmd = \"pass smtp\"\n", `smtp.auth: "xoauth2" logs in with an OAuth2 token, not a password`},
 	} {
 		_, _, err := load(t, minimal+base+tc.more, nil)
 		p := problemsOf(t, err)

@@ -34,6 +34,8 @@ type smtpFile struct {
 	Retries          *int   `toml:"retries"`
 	RetryWait        string `toml:"retry_wait"`
 	MaxErrors        *int   `toml:"max_errors"`
+
+	OAuth *oauthFile `toml:"oauth"`
 }
 
 // SMTP is the checked [smtp] table: where and how to send.
@@ -45,7 +47,8 @@ type SMTP struct {
 	PasswordEnv      string       // the variable that holds the password
 	PasswordCmd      string       // or a command that prints it
 	Auth             deliver.Auth // the password (PLAIN or LOGIN), or XOAUTH2 or OAUTHBEARER with a token
-	TokenCmd         string       // the command that prints the access token, for XOAUTH2 and OAUTHBEARER
+	TokenCmd         string       // the command that prints the access token, for XOAUTH2 and OAUTHBEARER; "" for batch login's
+	OAuth            *OAuth       // the provider batch login signs in with, for XOAUTH2 and OAUTHBEARER without token_cmd
 	CAFile           string       // resolved path, "" for none
 	HELO             string
 	Timeout          time.Duration
@@ -160,8 +163,9 @@ func (s *SMTP) loadLogin(f *smtpFile, from string, rel func(string) string, bad 
 	}
 }
 
-// loadAuth checks auth and token_cmd: an OAuth2 login takes the token
-// that token_cmd prints, for the username's account, and no password.
+// loadAuth checks auth, token_cmd and [smtp.oauth]: an OAuth2 login takes
+// the token that token_cmd prints, or else the one batch login stored, for
+// the username's account, and no password.
 func (s *SMTP) loadAuth(f *smtpFile, bad func(key, format string, args ...any)) {
 	switch f.Auth {
 	case "":
@@ -171,19 +175,26 @@ func (s *SMTP) loadAuth(f *smtpFile, bad func(key, format string, args ...any)) 
 	case "oauthbearer":
 		s.Auth = deliver.AuthOAuthBearer
 	default:
-		bad("smtp.auth", `%q: want "xoauth2" or "oauthbearer" (an OAuth2 token from token_cmd), or leave it out for the password`, f.Auth)
+		bad("smtp.auth", `%q: want "xoauth2" or "oauthbearer" (an OAuth2 token from token_cmd or batch login), or leave it out for the password`, f.Auth)
 		return
 	}
 	switch {
 	case s.Auth == deliver.AuthPassword && s.TokenCmd != "":
 		bad("smtp.token_cmd", `is for an OAuth2 login: set auth = "xoauth2" or "oauthbearer", or remove token_cmd`)
+	case s.Auth == deliver.AuthPassword && f.OAuth != nil:
+		bad("smtp.oauth", `is for an OAuth2 login: set auth = "xoauth2" or "oauthbearer", or remove [smtp.oauth]`)
 	case s.Auth == deliver.AuthPassword:
-	case strings.TrimSpace(s.TokenCmd) == "":
-		bad("smtp.token_cmd", `auth = %q needs a command that prints the access token, e.g. token_cmd = "gcloud auth print-access-token"`, f.Auth)
+	case s.TokenCmd != "" && strings.TrimSpace(s.TokenCmd) == "":
+		bad("smtp.token_cmd", `is empty: give a command that prints the access token, e.g. token_cmd = "gcloud auth print-access-token", or remove it to use batch login's`)
+	case s.TokenCmd != "" && f.OAuth != nil:
+		bad("smtp.oauth", `is for batch login, and token_cmd gives the token: remove one`)
 	case s.Username == "":
 		bad("smtp.username", `auth = %q needs the account the token is for, e.g. username = "news@example.org"`, f.Auth)
 	case s.PasswordCmd != "" || f.PasswordEnv != "":
-		bad("smtp.auth", `%q logs in with token_cmd's token, not a password: remove password_env and password_cmd`, f.Auth)
+		bad("smtp.auth", `%q logs in with an OAuth2 token, not a password: remove password_env and password_cmd`, f.Auth)
+	}
+	if s.Auth != deliver.AuthPassword && s.TokenCmd == "" {
+		s.loadOAuth(f.OAuth, bad)
 	}
 }
 
@@ -247,11 +258,15 @@ type Secrets struct {
 // Token returns how deliver gets the access token of an OAuth2 login: by
 // running token_cmd at each login (a token command keeps the token while
 // it is valid, and prints a fresh one after), so that a campaign outlives
-// its tokens. Nil for a password login. A token_cmd that fails gives a
-// *CommandError.
+// its tokens; without token_cmd, from the login batch login stored
+// (TokenFile), refreshed when it has expired. Nil for a password login. A
+// token_cmd that fails gives a *CommandError; no stored login, ErrNoLogin.
 func (s *SMTP) Token(sec Secrets) deliver.Token {
 	if s.Auth == deliver.AuthPassword {
 		return nil
+	}
+	if s.TokenCmd == "" {
+		return (&storedSource{s: s, sec: sec}).token
 	}
 	const key = "smtp.token_cmd"
 	cmd := Command{Key: key, At: s.loc(key), Line: s.TokenCmd, What: "the access token"}

@@ -19,10 +19,10 @@ import (
 // uncommented, is one Load takes.
 
 // starterKey is a key line of the starter's campaign.toml, commented out
-// or not: `# lang = "en"   # …`, `# [smtp]   # …`.
+// or not: `# lang = "en"   # …`, `# [smtp]   # …`, `# [smtp.oauth]   # …`.
 var (
 	starterKey   = regexp.MustCompile(`^(?:# )?([A-Za-z][A-Za-z_-]*) = `)
-	starterTable = regexp.MustCompile(`^(?:# )?\[([a-z]+)\]`)
+	starterTable = regexp.MustCompile(`^(?:# )?\[([a-z.]+)\]`)
 )
 
 // starterCampaign is the starter's campaign.toml.
@@ -71,10 +71,10 @@ func schemaKeys() (keys, tables map[string]bool) {
 				ft = ft.Elem()
 			}
 			switch {
-			case prefix == "" && (ft.Kind() == reflect.Struct || ft.Kind() == reflect.Map):
-				tables[name] = true
+			case ft.Kind() == reflect.Struct || prefix == "" && ft.Kind() == reflect.Map:
+				tables[prefix+name] = true
 				if ft.Kind() == reflect.Struct {
-					walk(ft, name+".")
+					walk(ft, prefix+name+".")
 				}
 			default:
 				keys[prefix+name] = true
@@ -109,20 +109,24 @@ func TestStarterShowsEveryKey(t *testing.T) {
 }
 
 // uncomment removes the "# " of every key and table line of the starter,
-// but for the keys in leave, and comments out the keys in drop.
+// but for the keys in leave, and the tables in leave with all their keys,
+// and comments out the keys in drop.
 func uncomment(text string, leave, drop map[string]bool) string {
 	var out []string
 	table := ""
 	for _, line := range strings.Split(text, "\n") {
 		if m := starterTable.FindStringSubmatch(line); m != nil {
 			table = m[1]
-			line = strings.TrimPrefix(line, "# ")
+			if !leave[table] {
+				line = strings.TrimPrefix(line, "# ")
+			}
 		} else if m := starterKey.FindStringSubmatch(line); m != nil {
 			key := m[1]
 			if table != "" {
 				key = table + "." + key
 			}
 			switch {
+			case leave[table]:
 			case drop[key]:
 				line = "# " + strings.TrimPrefix(line, "# ")
 			case !leave[key]:
@@ -173,14 +177,16 @@ func writeStarter(t *testing.T, campaignFile string) string {
 // TestStarterKeysLoad uncomments every key of the starter and loads it:
 // each is a key Load takes, with a value it takes. Some keys are the
 // alternative of another (password_cmd of password_env, and auth with
-// token_cmd of both; secret_cmd of secret_env; [smtp] sender of sender),
+// token_cmd or [smtp.oauth] of both; client_secret_cmd of
+// client_secret_env; secret_cmd of secret_env; [smtp] sender of sender),
 // so the file is loaded once with each.
 func TestStarterKeysLoad(t *testing.T) {
 	text := starterCampaign(t)
 	for _, alt := range []struct{ leave, drop map[string]bool }{
-		{leave: map[string]bool{"smtp.password_cmd": true, "smtp.sender": true, "smtp.auth": true, "smtp.token_cmd": true, "unsubscribe.secret_cmd": true}},
-		{leave: map[string]bool{"smtp.password_env": true, "sender": true, "smtp.auth": true, "smtp.token_cmd": true, "unsubscribe.secret_env": true}},
-		{leave: map[string]bool{"smtp.password_env": true, "smtp.password_cmd": true, "sender": true, "unsubscribe.secret_cmd": true}},
+		{leave: map[string]bool{"smtp.password_cmd": true, "smtp.sender": true, "smtp.auth": true, "smtp.token_cmd": true, "smtp.oauth": true, "unsubscribe.secret_cmd": true}},
+		{leave: map[string]bool{"smtp.password_env": true, "sender": true, "smtp.auth": true, "smtp.token_cmd": true, "smtp.oauth": true, "unsubscribe.secret_env": true}},
+		{leave: map[string]bool{"smtp.password_env": true, "smtp.password_cmd": true, "sender": true, "smtp.oauth": true, "unsubscribe.secret_cmd": true}},
+		{leave: map[string]bool{"smtp.password_env": true, "smtp.password_cmd": true, "sender": true, "smtp.token_cmd": true, "smtp.oauth.client_secret_cmd": true, "unsubscribe.secret_cmd": true}},
 	} {
 		full := uncomment(text, alt.leave, alt.drop)
 		path := writeStarter(t, full)
@@ -194,8 +200,11 @@ func TestStarterKeysLoad(t *testing.T) {
 		if c.SMTP == nil || c.SMTP.Host != "smtp.example.org" || c.SMTP.Rate == 0 {
 			t.Errorf("[smtp] was not read: %+v", c.SMTP)
 		}
-		if oauth := !alt.leave["smtp.token_cmd"]; c.SMTP != nil && oauth != (c.SMTP.Auth == deliver.AuthXOAUTH2 && c.SMTP.TokenCmd != "") {
+		if oauth := !alt.leave["smtp.auth"] && !alt.leave["smtp.token_cmd"]; c.SMTP != nil && oauth != (c.SMTP.Auth == deliver.AuthXOAUTH2 && c.SMTP.TokenCmd != "") {
 			t.Errorf("[smtp] auth %v, token_cmd %q", c.SMTP.Auth, c.SMTP.TokenCmd)
+		}
+		if stored := !alt.leave["smtp.oauth"]; c.SMTP != nil && stored != (c.SMTP.Auth == deliver.AuthXOAUTH2 && c.SMTP.OAuth != nil && c.SMTP.OAuth.TokenURL == "https://login.example.org/token" && len(c.SMTP.OAuth.Scopes) == 1) {
+			t.Errorf("[smtp] auth %v, [smtp.oauth] %+v", c.SMTP.Auth, c.SMTP.OAuth)
 		}
 		if c.DKIM == nil || c.Unsubscribe == nil || len(c.Headers) != 1 || c.Columns.Attachments != "files" {
 			t.Errorf("[dkim], [unsubscribe], [headers] or [columns] was not read: %+v", c)

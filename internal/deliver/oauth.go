@@ -36,8 +36,19 @@ func (a Auth) String() string {
 
 // Token returns an OAuth2 access token for SMTPConfig's username. It is
 // called at each login, and once more when the server refuses the token it
-// gave, which may have expired since: it should then give a fresh one.
+// gave, which may have expired since: it should then give a fresh one
+// (RefusedToken tells it which).
 type Token func(ctx context.Context) (string, error)
+
+// refusedKey is the context key of the token a server refused.
+type refusedKey struct{}
+
+// RefusedToken returns, in the context of a Token asked again, the token
+// the server just refused; "" at a login's first ask.
+func RefusedToken(ctx context.Context) string {
+	s, _ := ctx.Value(refusedKey{}).(string)
+	return s
+}
 
 // errTokenRefused is a server's refusal of a token: XOAUTH2's error
 // challenge, or OAUTHBEARER's.
@@ -69,9 +80,10 @@ func (s *SMTP) oauth(ctx context.Context, c *smtp.Client, log *transcript) error
 		return fmt.Errorf("the server offers AUTH %s, not %s", mechs, cfg.Auth)
 	}
 	var err error
+	ask := ctx
 	for try := 0; try < 2; try++ {
 		var token string
-		token, err = cfg.Token(ctx)
+		token, err = cfg.Token(ask)
 		if err != nil {
 			return &TokenError{Err: err}
 		}
@@ -81,6 +93,7 @@ func (s *SMTP) oauth(ctx context.Context, c *smtp.Client, log *transcript) error
 		if err = s.tokenLogin(c, token); err == nil || !tokenRefused(err) {
 			return err
 		}
+		ask = context.WithValue(ctx, refusedKey{}, token)
 	}
 	if !errors.Is(err, errTokenRefused) {
 		err = fmt.Errorf("%w: %w", errTokenRefused, err)

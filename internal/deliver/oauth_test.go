@@ -33,12 +33,15 @@ type tokens struct {
 	mu    sync.Mutex
 	seq   []string
 	calls int
+	// refused is RefusedToken at each call.
+	refused []string
 }
 
-func (k *tokens) get(context.Context) (string, error) {
+func (k *tokens) get(ctx context.Context) (string, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.calls++
+	k.refused = append(k.refused, RefusedToken(ctx))
 	return k.seq[min(k.calls, len(k.seq))-1], nil
 }
 
@@ -81,6 +84,9 @@ func TestSMTPTokenRefreshed(t *testing.T) {
 			deliveredOnce(t, got, msgs)
 			if s.Dials() != 3 || k.calls != 4 {
 				t.Errorf("%d dials, the token asked %d times; want 3 and 4 (once more for the refused one)", s.Dials(), k.calls)
+			}
+			if want := []string{"", "", "tok-1", ""}; !slices.Equal(k.refused, want) {
+				t.Errorf("RefusedToken at each ask %q, want %q: the refused token told only when asked again", k.refused, want)
 			}
 			var auths []string
 			for _, c := range conns {
