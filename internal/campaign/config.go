@@ -82,6 +82,7 @@ type file struct {
 	Lang        string            `toml:"lang"`
 	Sender      string            `toml:"sender"` // the bounce address; also [smtp] sender
 	Unsubscribe *unsubscribeFile  `toml:"unsubscribe"`
+	Bounces     *bouncesFile      `toml:"bounces"`
 	DKIM        *dkimFile         `toml:"dkim"`
 	Limits      *limitsFile       `toml:"limits"`
 	Suppress    string            `toml:"suppress"`
@@ -115,6 +116,7 @@ type Campaign struct {
 	Preheader   *merge.Template // nil for none
 	Lang        string          // the text's language, a BCP 47 tag; "" for none
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
+	Bounce      *BounceMailbox  // the IMAP bounce mailbox; nil without a [bounces] table
 	DKIM        *DKIM           // signs every message; nil without a [dkim] table
 	Limits      Limits          // what a row and a message may hold
 	// Suppress is the suppression list (package suppress), whose
@@ -360,7 +362,7 @@ func (l *loader) sending(f *file) {
 }
 
 // extras checks what a message may have besides its body: preheader,
-// lang, [unsubscribe].
+// lang, [unsubscribe], and [bounces], the mailbox its bounces come back to.
 func (l *loader) extras(f *file) {
 	c := l.c
 	if f.Preheader != "" {
@@ -378,6 +380,9 @@ func (l *loader) extras(f *file) {
 	}
 	if f.Unsubscribe != nil {
 		c.Unsubscribe = loadUnsubscribe(f.Unsubscribe, c.loc, l.bad, &l.errs)
+	}
+	if f.Bounces != nil {
+		c.Bounce = loadBounces(f.Bounces, l.rel, c.loc, l.bad)
 	}
 	if c.Unsubscribe == nil || c.Unsubscribe.URL == nil {
 		if c.Body != nil && c.Body.UsesUnsubscribe() {

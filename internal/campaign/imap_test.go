@@ -1,0 +1,214 @@
+package campaign
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/batch-mailer/batch/internal/smtptest"
+)
+
+// literal is a message to append.
+type literal struct{ *bytes.Reader }
+
+func (l literal) Size() int64 { return l.Reader.Size() }
+
+// imapServer is an in-process IMAP server on a loopback port, over TLS
+// with a certificate of its own CA, holding one user's INBOX and
+// Processed.
+type imapServer struct {
+	user   *imapmemserver.User
+	addr   string
+	caFile string
+}
+
+func startIMAP(t *testing.T, caps imap.CapSet) *imapServer {
+	t.Helper()
+	ca, err := smtptest.NewCA("imap test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("bounces", "s3cret")
+	for _, name := range []string{"INBOX", "Processed"} {
+		if err := u.Create(name, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:   caps,
+		Logger: nopLogger{},
+	})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return &imapServer{user: u, addr: ln.Addr().String(), caFile: caFile}
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}
+
+func (s *imapServer) append(t *testing.T, text string) {
+	t.Helper()
+	if _, err := s.user.Append("INBOX", literal{bytes.NewReader([]byte(text))}, &imap.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// status is a folder's messages and unseen messages.
+func (s *imapServer) status(t *testing.T, folder string) string {
+	t.Helper()
+	st, err := s.user.Status(folder, &imap.StatusOptions{NumMessages: true, NumUnseen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d messages, %d unseen", *st.NumMessages, *st.NumUnseen)
+}
+
+// testdataMail is a message of internal/bounce/testdata, its strings
+// replaced old, new, ….
+func testdataMail(t *testing.T, name string, oldnew ...string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "bounce", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer(oldnew...).Replace(string(data))
+}
+
+// imapCampaign is a campaign whose [bounces] is s's INBOX, moving to
+// moveTo, and s holding a DSN for bob, an ARF complaint for carol, an
+// unsubscribe from dave and a vacation reply.
+func imapCampaign(t *testing.T, s *imapServer, moveTo string) *Campaign {
+	t.Helper()
+	table := fmt.Sprintf("[bounces]\nimap = \"imaps://bounces@%s/INBOX\"\nca_file = %q\npassword_env = \"TEST_IMAP_PW\"\ntimeout = \"10s\"\n", s.addr, s.caFile)
+	if moveTo != "" {
+		table += fmt.Sprintf("move_to = %q\n", moveTo)
+	}
+	c := newCampaign(t, listOf(faultList), "# Hello {{.name}}!\n", "suppress = \"suppressed.csv\"\n[unsubscribe]\nmailto = \"unsubscribe@example.org\"\n"+table, nil)
+	s.append(t, testdataMail(t, "postfix-hard.eml", "ada.lovelace@mx.example.net", "bob@example.net", "6sy7fazoktoq2yi3mav6n6mu@example.org", c.MessageID("bob@example.net")))
+	s.append(t, testdataMail(t, "arf-abuse.eml", "frank@example.com", "carol@example.com", "vpn3qlnt6mbfnungl5nsjnai@example.org", c.MessageID("carol@example.com")))
+	s.append(t, testdataMail(t, "unsubscribe.eml", "Ada@Example.net", "dave@example.com"))
+	s.append(t, testdataMail(t, "vacation-gmail.eml"))
+	return c
+}
+
+func imapSecrets() Secrets {
+	return Secrets{Getenv: func(k string) string {
+		if k == "TEST_IMAP_PW" {
+			return "s3cret"
+		}
+		return ""
+	}}
+}
+
+func TestBouncesIMAP(t *testing.T) {
+	for name, caps := range map[string]imap.CapSet{
+		"move":             {imap.CapIMAP4rev1: {}, imap.CapMove: {}},
+		"copy and expunge": {imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := startIMAP(t, caps)
+			c := imapCampaign(t, s, "Processed")
+			const before = "4 messages, 4 unseen"
+			rep, err := c.Bounces(BounceOptions{IMAP: true, DryRun: true, Secrets: imapSecrets()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Messages != 4 || rep.Added != 3 || len(rep.Left) != 1 {
+				t.Errorf("dry run: %d messages, %d to add, left alone %+v; want 4, 3, the vacation reply", rep.Messages, rep.Added, rep.Left)
+			}
+			if got := s.status(t, "INBOX"); got != before {
+				t.Errorf("after the dry run INBOX has %s, want %s", got, before)
+			}
+			if got := s.status(t, "Processed"); got != "0 messages, 0 unseen" {
+				t.Errorf("after the dry run Processed has %s", got)
+			}
+			if _, err := os.Stat(c.Suppress); err == nil {
+				t.Error("the dry run wrote the list")
+			}
+
+			rep, err = c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var list bytes.Buffer
+			if err := c.ListSuppressed(&list); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"\nbob@example.net,bounced,", "\ncarol@example.com,complained,", "\ndave@example.com,unsubscribed,"} {
+				if !strings.Contains(list.String(), want) {
+					t.Errorf("the list has no %q:\n%s", want, list.String())
+				}
+			}
+			if rep.Added != 3 || len(rep.Left) != 1 || !strings.HasSuffix(rep.Left[0].Message, ";UID=4") {
+				t.Errorf("added %d, left alone %+v; want 3, UID 4", rep.Added, rep.Left)
+			}
+			if got := s.status(t, "INBOX"); got != "1 messages, 1 unseen" {
+				t.Errorf("INBOX has %s, want the vacation reply only, unseen", got)
+			}
+			if got := s.status(t, "Processed"); got != "3 messages, 3 unseen" {
+				t.Errorf("Processed has %s, want the three handled", got)
+			}
+		})
+	}
+}
+
+// Without move_to the handled messages are flagged \Seen, and stay.
+func TestBouncesIMAPSeen(t *testing.T) {
+	s := startIMAP(t, imap.CapSet{imap.CapIMAP4rev1: {}})
+	c := imapCampaign(t, s, "")
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.status(t, "INBOX"); got != "4 messages, 1 unseen" {
+		t.Errorf("INBOX has %s, want all four, the vacation reply alone unseen", got)
+	}
+}
+
+func TestBouncesIMAPErrors(t *testing.T) {
+	s := startIMAP(t, imap.CapSet{imap.CapIMAP4rev1: {}})
+	c := imapCampaign(t, s, "Processed")
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()}); err == nil || !strings.Contains(err.Error(), "neither MOVE nor UIDPLUS") {
+		t.Errorf("a server without MOVE and UIDPLUS: %v", err)
+	}
+	if got := s.status(t, "INBOX"); got != "4 messages, 4 unseen" {
+		t.Errorf("INBOX has %s after the refused move", got)
+	}
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: Secrets{Getenv: func(string) string { return "" }}}); err == nil || !strings.Contains(err.Error(), "TEST_IMAP_PW") {
+		t.Errorf("no password: %v", err)
+	}
+	plain := newCampaign(t, listOf(faultList), "# Hello\n", "suppress = \"s.csv\"\n", nil)
+	if _, err := plain.Bounces(BounceOptions{IMAP: true}); !errors.Is(err, ErrNoBounceMailbox) {
+		t.Errorf("no [bounces]: %v", err)
+	}
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Mbox: "mbox"}); !errors.Is(err, ErrBounceSource) {
+		t.Errorf("--imap and --mbox: %v", err)
+	}
+}
