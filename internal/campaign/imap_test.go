@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -210,5 +211,38 @@ func TestBouncesIMAPErrors(t *testing.T) {
 	}
 	if _, err := c.Bounces(BounceOptions{IMAP: true, Mbox: "mbox"}); !errors.Is(err, ErrBounceSource) {
 		t.Errorf("--imap and --mbox: %v", err)
+	}
+}
+
+func TestLoadBounces(t *testing.T) {
+	c, _, err := load(t, minimal+"[bounces]\nimap = \"imap://bounces%40example.org@imap.example.org:1143/Bounces\"\nmove_to = \"Done\"\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Bounce
+	if b.Host != "imap.example.org" || b.Port != 1143 || b.TLS || b.Username != "bounces@example.org" || b.Mailbox != "Bounces" ||
+		b.MoveTo != "Done" || b.PasswordEnv != DefaultIMAPPasswordEnv || b.Timeout != 30*time.Second {
+		t.Errorf("got %+v", b)
+	}
+	c, _, err = load(t, minimal+"[bounces]\nimap = \"imaps://u@imap.example.org\"\n", nil)
+	if err != nil || c.Bounce.Port != 993 || !c.Bounce.TLS || c.Bounce.Mailbox != "INBOX" {
+		t.Errorf("imaps:// without a port or a folder: %+v, %v", c.Bounce, err)
+	}
+	for text, want := range map[string]string{
+		"imap = \"pop3://u@h/INBOX\"\n":                        "c.toml:8: bounces.imap: \"pop3://u@h/INBOX\": want imaps://",
+		"imap = \"imaps://imap.example.org/INBOX\"\n":          "c.toml:8: bounces.imap: \"imaps://imap.example.org/INBOX\": name the user",
+		"imap = \"imaps://u:pw@imap.example.org/INBOX\"\n":     "c.toml:8: bounces.imap: a password can't be kept in the campaign file",
+		"imap = \"imaps://u@h/\"\npassword = \"x\"\n":          "c.toml:9: bounces.password: a password can't be kept in the campaign file",
+		"imap = \"imaps://u@h/\"\ntimeout = \"soon\"\n":        "c.toml:9: bounces.timeout: \"soon\": want a duration",
+		"imap = \"imaps://u@h/\"\nfolder = \"x\"\n":            "c.toml:9: bounces.folder: unknown key",
+		"password_env = \"A\"\npassword_cmd = \"b\"\n":         "bounces.password_cmd: give password_env or password_cmd, not both",
+		"imap = \"imaps://u@h:99999/\"\n":                      "is not a port number",
+		"imap = \"imaps://u@h/\"\nca_file = \"missing.pem\"\n": "c.toml:9: bounces.ca_file: stat ",
+	} {
+		_, _, err := load(t, minimal+"\n[bounces]\n"+text, nil)
+		var p Problems
+		if !errors.As(err, &p) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", text, err, want)
+		}
 	}
 }
