@@ -23,12 +23,13 @@
 // read by each pass, whose addresses it skips and counts by reason, and
 // added to by a send as its hard bounces come (suppress.go), which is
 // also where batch suppress edits it. Bounces (bounces.go) reads a bounce
-// mailbox, a Maildir or an mbox, matches each report (package bounce) to
-// the campaign's recipients by their Message-IDs, and adds its hard
-// bounces, complaints and unsubscribes to the list.
+// mailbox, a Maildir, an mbox or the [bounces] table's IMAP folder
+// (imap.go), matches each report (package bounce) to the campaign's
+// recipients by their Message-IDs, and adds its hard bounces, complaints
+// and unsubscribes to the list.
 //
 // The commands the file gives for secrets (smtp.password_cmd,
-// smtp.token_cmd, unsubscribe.secret_cmd) are run by [Commands], all the
+// smtp.token_cmd, unsubscribe.secret_cmd, bounces.password_cmd) are run by [Commands], all the
 // same way, each bounded in time and in output.
 //
 // With [unsubscribe] token = true each unsubscribe link carries a token,
