@@ -3,6 +3,7 @@ package campaign
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -244,5 +245,31 @@ func TestLoadBounces(t *testing.T) {
 		if !errors.As(err, &p) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want %q", text, err, want)
 		}
+	}
+}
+
+// The server's certificate is verified: without ca_file its CA is
+// unknown, and batch doesn't log in. password_cmd gives the password.
+func TestBouncesIMAPTLS(t *testing.T) {
+	s := startIMAP(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapMove: {}})
+	c := imapCampaign(t, s, "Processed")
+	caFile := c.Bounce.CAFile
+	c.Bounce.CAFile = ""
+	var unknown x509.UnknownAuthorityError
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()}); !errors.As(err, &unknown) || !strings.Contains(err.Error(), "ca_file") {
+		t.Errorf("a certificate of an unknown CA: %v", err)
+	}
+	c.Bounce.CAFile = caFile
+	c.Bounce.PasswordCmd = "echo wrong"
+	if _, err := c.Bounces(BounceOptions{IMAP: true}); err == nil || !strings.Contains(err.Error(), "logging in as bounces") {
+		t.Errorf("a wrong password: %v", err)
+	}
+	c.Bounce.PasswordCmd = "echo s3cret"
+	rep, err := c.Bounces(BounceOptions{IMAP: true})
+	if err != nil || rep.Added != 3 {
+		t.Fatalf("with password_cmd: %+v, %v", rep, err)
+	}
+	if got := s.status(t, "Processed"); got != "3 messages, 3 unseen" {
+		t.Errorf("Processed has %s", got)
 	}
 }
