@@ -55,6 +55,13 @@ func (c *cli) bounces(args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%s: %s %d, %d on it already\n", rep.List, verb, rep.Added, len(rep.Suppress)-rep.Added)
+	if *useIMAP && !*dryRun {
+		if to := camp.Bounce.MoveTo; to != "" {
+			fmt.Fprintf(c.stdout, "%s: moved %s to %s\n", camp.Bounce.URL, plural(rep.Filed, "message"), to)
+		} else {
+			fmt.Fprintf(c.stdout, "%s: flagged %s seen\n", camp.Bounce.URL, plural(rep.Filed, "message"))
+		}
+	}
 	for _, l := range rep.Left {
 		fmt.Fprintf(c.stdout, "left alone: %s: %s\n", l.Message, l.Reason)
 	}

@@ -68,6 +68,9 @@ type BounceReport struct {
 	Added    int         // of Suppress, those not on the list before
 	Left     []LeftAlone // the messages left alone, in the order of the mailbox
 	List     string      // the suppression list's file
+	// Filed is, over IMAP, how many handled messages were moved to
+	// [bounces] move_to, or flagged \Seen without it.
+	Filed int
 }
 
 // BounceAction is an address to suppress and the message that says so.
@@ -175,7 +178,11 @@ func (c *Campaign) bouncesIMAP(l *suppress.List, rep *BounceReport, o BounceOpti
 	if err := c.suppressBounces(l, rep, o.DryRun); err != nil || o.DryRun {
 		return true, err
 	}
-	return true, mb.finish(handled)
+	if err := mb.finish(handled); err != nil {
+		return true, err
+	}
+	rep.Filed = mb.handled
+	return true, nil
 }
 
 func btoi(b bool) int {

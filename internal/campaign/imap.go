@@ -45,8 +45,9 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 // imapMailbox is a logged-in connection to the bounce mailbox, its folder
 // selected.
 type imapMailbox struct {
-	b *BounceMailbox
-	c *imapclient.Client
+	b       *BounceMailbox
+	c       *imapclient.Client
+	handled int // messages each said it handled
 }
 
 // openIMAP connects to b (TLS verified, or STARTTLS; plain text only to
@@ -193,6 +194,7 @@ func (m *imapMailbox) one(uid imap.UID, body io.Reader, each func(name string, r
 	}
 	if ok {
 		handled.AddNum(uid)
+		m.handled++
 	}
 	return nil
 }

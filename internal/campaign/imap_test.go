@@ -169,8 +169,8 @@ func TestBouncesIMAP(t *testing.T) {
 					t.Errorf("the list has no %q:\n%s", want, list.String())
 				}
 			}
-			if rep.Added != 3 || len(rep.Left) != 1 || !strings.HasSuffix(rep.Left[0].Message, ";UID=4") {
-				t.Errorf("added %d, left alone %+v; want 3, UID 4", rep.Added, rep.Left)
+			if rep.Added != 3 || rep.Filed != 3 || len(rep.Left) != 1 || !strings.HasSuffix(rep.Left[0].Message, ";UID=4") {
+				t.Errorf("added %d, filed %d, left alone %+v; want 3, 3, UID 4", rep.Added, rep.Filed, rep.Left)
 			}
 			if got := s.status(t, "INBOX"); got != "1 messages, 1 unseen" {
 				t.Errorf("INBOX has %s, want the vacation reply only, unseen", got)
