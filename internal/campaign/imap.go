@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -22,17 +23,37 @@ var ErrNoBounceMailbox = errors.New("the campaign file has no [bounces] table: a
 const imapBatch = 50
 
 // deadlineConn gives every read and write its own deadline, so that a
-// server that stops answering is given up on after the timeout.
+// server that stops answering is given up on after the timeout, and
+// bounds what the server may send for a command: budget bytes, set
+// before each, after which a read fails with ErrIMAPReplyTooLarge.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	budget  atomic.Int64
 }
 
+// ErrIMAPReplyTooLarge is a server that sent more for a command than
+// batch asked for.
+var ErrIMAPReplyTooLarge = errors.New("the IMAP server's reply is larger than batch allows")
+
+// The bytes a server may send for a command: for a FETCH of n messages
+// at most max+1 bytes each, n*(max+1) and fetchSlack; for anything else,
+// replySize (a UID SEARCH of a million messages fits).
+const (
+	fetchSlack = 1 << 20
+	replySize  = 32 << 20
+)
+
 func (c *deadlineConn) Read(p []byte) (int, error) {
+	if c.budget.Load() <= 0 {
+		return 0, ErrIMAPReplyTooLarge
+	}
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.budget.Add(-int64(n))
+	return n, err
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
@@ -47,8 +68,12 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 type imapMailbox struct {
 	b       *BounceMailbox
 	c       *imapclient.Client
+	conn    *deadlineConn
 	handled int // messages each said it handled
 }
+
+// allow lets the server send n bytes for the next command.
+func (m *imapMailbox) allow(n int64) { m.conn.budget.Store(n) }
 
 // openIMAP connects to b (TLS verified, or STARTTLS; plain text only to
 // this machine), logs in with password and selects b.Mailbox, read-only
@@ -64,6 +89,7 @@ func openIMAP(ctx context.Context, b *BounceMailbox, password string, readOnly b
 		return nil, fmt.Errorf("%s: %w", b.URL, err)
 	}
 	conn := &deadlineConn{Conn: raw, timeout: b.Timeout}
+	conn.budget.Store(replySize)
 	opts := &imapclient.Options{TLSConfig: cfg}
 	var c *imapclient.Client
 	switch {
@@ -85,7 +111,7 @@ func openIMAP(ctx context.Context, b *BounceMailbox, password string, readOnly b
 			return nil, fmt.Errorf("%s: STARTTLS: %w (batch never logs in over plain text: use imaps:// for port 993)", b.URL, err)
 		}
 	}
-	m := &imapMailbox{b: b, c: c}
+	m := &imapMailbox{b: b, c: c, conn: conn}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", b.URL, err)
@@ -119,6 +145,7 @@ func (m *imapMailbox) name(uid imap.UID) string {
 // reaches Classify cut, and is left alone as too large. It returns the
 // UIDs each said it handled.
 func (m *imapMailbox) read(max int64, each func(name string, r io.Reader) (bool, error)) (imap.UIDSet, error) {
+	m.allow(replySize)
 	search, err := m.c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
 	if err != nil {
 		return nil, fmt.Errorf("%s: listing messages: %w", m.b.URL, err)
@@ -131,6 +158,7 @@ func (m *imapMailbox) read(max int64, each func(name string, r io.Reader) (bool,
 		var set imap.UIDSet
 		set.AddNum(uids[:n]...)
 		uids = uids[n:]
+		m.allow(int64(n)*(max+1) + fetchSlack)
 		cmd := m.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
 		if err := m.fetched(cmd, max, each, &handled); err != nil {
 			cmd.Close()
@@ -206,6 +234,7 @@ func (m *imapMailbox) finish(handled imap.UIDSet) error {
 	if len(handled) == 0 {
 		return nil
 	}
+	m.allow(replySize)
 	if m.b.MoveTo == "" {
 		err := m.c.Store(handled, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
 		if err != nil {

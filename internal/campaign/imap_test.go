@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,5 +272,49 @@ func TestBouncesIMAPTLS(t *testing.T) {
 	}
 	if got := s.status(t, "Processed"); got != "3 messages, 3 unseen" {
 		t.Errorf("Processed has %s", got)
+	}
+}
+
+// A server that sends without end is stopped at the reply's bound, not
+// read into memory: here a greeting that never ends, over imap:// in plain
+// text to loopback.
+func TestBouncesIMAPReplyBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sent := make(chan int64, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			sent <- 0
+			return
+		}
+		defer conn.Close()
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		n, _ := conn.Write([]byte("* OK "))
+		total := int64(n)
+		for total < 4*replySize {
+			n, err := conn.Write(chunk)
+			total += int64(n)
+			if err != nil {
+				break
+			}
+		}
+		sent <- total
+	}()
+	c := newCampaign(t, listOf(faultList), "# Hello\n", fmt.Sprintf("suppress = \"s.csv\"\n[bounces]\nimap = \"imap://u@%s/INBOX\"\npassword_env = \"TEST_IMAP_PW\"\ntimeout = \"5s\"\n", ln.Addr()), nil)
+	_, err = c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()})
+	ln.Close() // no wait, should batch give up before connecting
+	if err == nil {
+		t.Fatal("an endless greeting was taken")
+	}
+	// go-imap quotes the read's error as text, so its chain is lost.
+	if !strings.Contains(err.Error(), ErrIMAPReplyTooLarge.Error()) {
+		t.Errorf("got %v, want the reply's bound named", err)
+	}
+	if total := <-sent; total >= 4*replySize {
+		t.Errorf("batch read all the server's %d bytes: %v", total, err)
 	}
 }
