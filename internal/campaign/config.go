@@ -29,8 +29,8 @@
 // and unsubscribes to the list.
 //
 // The commands the file gives for secrets (smtp.password_cmd,
-// smtp.token_cmd, unsubscribe.secret_cmd, bounces.password_cmd) are run by [Commands], all the
-// same way, each bounded in time and in output.
+// smtp.token_cmd, unsubscribe.secret_cmd, bounces.password_cmd) are run
+// by [Commands], all the same way, each bounded in time and in output.
 //
 // With [unsubscribe] token = true each unsubscribe link carries a token,
 // the address and its HMAC under the campaign's secret (unsubscribe.go),
