@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/batch-mailer/batch/internal/campaign"
@@ -13,19 +14,20 @@ func (c *cli) bounces(args []string) error {
 	fs := c.flags("bounces")
 	maildir := fs.String("maildir", "", "")
 	mbox := fs.String("mbox", "", "")
+	useIMAP := fs.Bool("imap", false, "")
 	dryRun := fs.Bool("dry-run", false, "")
 	path, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if (*maildir == "") == (*mbox == "") {
-		return usageError{"bounces: give exactly one of --maildir DIR and --mbox FILE"}
+	if n := len(slices.DeleteFunc([]bool{*maildir != "", *mbox != "", *useIMAP}, func(b bool) bool { return !b })); n != 1 {
+		return usageError{"bounces: give exactly one of --maildir DIR, --mbox FILE and --imap"}
 	}
 	camp, err := campaign.Load(path)
 	if err != nil {
 		return err
 	}
-	rep, err := camp.Bounces(campaign.BounceOptions{Maildir: *maildir, Mbox: *mbox, DryRun: *dryRun})
+	rep, err := camp.Bounces(campaign.BounceOptions{Maildir: *maildir, Mbox: *mbox, IMAP: *useIMAP, DryRun: *dryRun, Secrets: campaign.Secrets{Getenv: c.getenv}})
 	if rep == nil {
 		return err
 	}
@@ -37,7 +39,11 @@ func (c *cli) bounces(args []string) error {
 			kinds = append(kinds, plural(rep.Counts[k], k))
 		}
 	}
-	fmt.Fprintf(c.stdout, "%s: %s: %s\n", strings.TrimSuffix(*maildir+*mbox, "/"), plural(rep.Messages, "message"), strings.Join(kinds, ", "))
+	source := strings.TrimSuffix(*maildir+*mbox, "/")
+	if *useIMAP {
+		source = camp.Bounce.URL
+	}
+	fmt.Fprintf(c.stdout, "%s: %s: %s\n", source, plural(rep.Messages, "message"), strings.Join(kinds, ", "))
 	verb := "added"
 	if *dryRun {
 		verb = "would add"
@@ -49,6 +55,13 @@ func (c *cli) bounces(args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%s: %s %d, %d on it already\n", rep.List, verb, rep.Added, len(rep.Suppress)-rep.Added)
+	if *useIMAP && !*dryRun {
+		if to := camp.Bounce.MoveTo; to != "" {
+			fmt.Fprintf(c.stdout, "%s: moved %s to %s\n", camp.Bounce.URL, plural(rep.Filed, "message"), to)
+		} else {
+			fmt.Fprintf(c.stdout, "%s: flagged %s seen\n", camp.Bounce.URL, plural(rep.Filed, "message"))
+		}
+	}
 	for _, l := range rep.Left {
 		fmt.Fprintf(c.stdout, "left alone: %s: %s\n", l.Message, l.Reason)
 	}

@@ -141,21 +141,26 @@ list as CSV, a cell a spreadsheet would run made text.`,
 	},
 	{
 		name:     "bounces",
-		synopsis: []string{"bounces --maildir DIR | --mbox FILE [--dry-run] CAMPAIGN.toml"},
+		synopsis: []string{"bounces --maildir DIR | --mbox FILE | --imap [--dry-run] CAMPAIGN.toml"},
 		brief:    "read a bounce mailbox and suppress its hard bounces, complaints and unsubscribes",
-		about: `Read the bounce mailbox, a Maildir (new/ and cur/) or an mbox,
-and match each message to the campaign's recipients by their
-Message-IDs: hard bounces are added to the suppression list as
-bounced, complaints as complained, mails to the unsubscribe
-mailto as unsubscribed. Soft bounces are counted; every other
-message is left alone and listed with why. The mailbox is only
-read, never changed.`,
+		about: `Read the bounce mailbox, a Maildir (new/ and cur/), an mbox or
+the campaign's [bounces] IMAP mailbox, and match each message
+to the campaign's recipients by their Message-IDs: hard bounces
+are added to the suppression list as bounced, complaints as
+complained, mails to the unsubscribe mailto as unsubscribed.
+Soft bounces are counted; every other message is left alone
+and listed with why. A Maildir or an mbox is only read, never
+changed; over IMAP the handled messages are then moved to
+[bounces] move_to, or flagged \Seen without it, and those left
+alone are not touched.`,
 		args: argCampaign,
 		flags: []flagDoc{
 			{name: "maildir", arg: "DIR", value: argDir, brief: "read the Maildir DIR",
 				help: "read the messages of the Maildir DIR (new/ and cur/,\nnever tmp/)"},
 			{name: "mbox", arg: "FILE", value: argWord, brief: "read the mbox FILE",
 				help: "read the messages of the mbox FILE (mboxo or mboxrd)"},
+			{name: "imap", brief: "read the IMAP bounce mailbox the campaign file names",
+				help: "read the IMAP mailbox the campaign's [bounces] imap\nnames, and file the handled messages"},
 			{name: "dry-run", brief: "say what would be suppressed, change nothing",
 				help: "say what would be suppressed, and change nothing"},
 		},

@@ -3,6 +3,7 @@ package campaign
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,18 +23,25 @@ import (
 // classified by package bounce, matched to the campaign's recipients by
 // batch's stable Message-IDs, and its hard bounces, complaints and
 // unsubscribes are added to the suppression list. The mailbox is only
-// read: no file of it is moved, changed or added.
+// read: no file of it is moved, changed or added. An IMAP mailbox
+// ([bounces], imap.go) is read with BODY.PEEK[], and only after the list
+// is written are the handled messages (all but those left alone) moved to
+// move_to, or flagged \Seen without it; the others are not touched.
 
-// BounceOptions say which mailbox Bounces reads: exactly one of Maildir
-// and Mbox.
+// BounceOptions say which mailbox Bounces reads: exactly one of Maildir,
+// Mbox and IMAP.
 type BounceOptions struct {
 	Maildir string // a Maildir: the files of its new/ and cur/
 	Mbox    string // an mbox file (mboxo or mboxrd)
-	DryRun  bool   // say what would be added, add nothing
+	IMAP    bool   // the campaign's [bounces] imap mailbox
+	DryRun  bool   // say what would be added, add nothing, change nothing on the server
+	// Secrets give the IMAP password.
+	Secrets Secrets
 }
 
-// ErrBounceSource is a BounceOptions with no mailbox, or with both.
-var ErrBounceSource = errors.New("name one mailbox, a Maildir or an mbox")
+// ErrBounceSource is a BounceOptions with no mailbox, or with more than
+// one.
+var ErrBounceSource = errors.New("name one mailbox, a Maildir, an mbox or the campaign's IMAP mailbox")
 
 // LeftAloneKind is the kind BounceReport.Counts counts the messages left
 // alone by.
@@ -60,6 +68,9 @@ type BounceReport struct {
 	Added    int         // of Suppress, those not on the list before
 	Left     []LeftAlone // the messages left alone, in the order of the mailbox
 	List     string      // the suppression list's file
+	// Filed is, over IMAP, how many handled messages were moved to
+	// [bounces] move_to, or flagged \Seen without it.
+	Filed int
 }
 
 // BounceAction is an address to suppress and the message that says so.
@@ -85,8 +96,11 @@ const maxBounceSize = bounce.DefaultMaxSize
 // (unsubscribed); soft bounces are counted, and everything else is listed
 // as left alone. With o.DryRun the list is not written.
 func (c *Campaign) Bounces(o BounceOptions) (*BounceReport, error) {
-	if (o.Maildir == "") == (o.Mbox == "") {
+	if n := btoi(o.Maildir != "") + btoi(o.Mbox != "") + btoi(o.IMAP); n != 1 {
 		return nil, ErrBounceSource
+	}
+	if o.IMAP && c.Bounce == nil {
+		return nil, fmt.Errorf("%s: %w", c.Path, ErrNoBounceMailbox)
 	}
 	l, err := c.mustList()
 	if err != nil {
@@ -98,17 +112,19 @@ func (c *Campaign) Bounces(o BounceOptions) (*BounceReport, error) {
 	}
 	rep := &BounceReport{Counts: map[string]int{}, List: c.Suppress}
 	seen := map[string]bool{}
-	each := func(name string, r io.Reader) error {
+	// handle classifies a message and says whether it is handled (not
+	// left alone).
+	handle := func(name string, r io.Reader) (bool, error) {
 		v, err := bounce.Classify(r, m.opts)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return false, fmt.Errorf("%s: %w", name, err)
 		}
 		rep.Messages++
 		acts, reason := m.match(name, v)
 		if reason != "" {
 			rep.Counts[LeftAloneKind]++
 			rep.Left = append(rep.Left, LeftAlone{Message: name, Reason: merge.OneLine(reason)}) // it may quote the message
-			return nil
+			return false, nil
 		}
 		rep.Counts[v.Kind.String()]++
 		for _, a := range acts {
@@ -117,17 +133,63 @@ func (c *Campaign) Bounces(o BounceOptions) (*BounceReport, error) {
 				rep.Suppress = append(rep.Suppress, a)
 			}
 		}
-		return nil
+		return true, nil
 	}
-	if o.Maildir != "" {
+	each := func(name string, r io.Reader) error {
+		_, err := handle(name, r)
+		return err
+	}
+	switch {
+	case o.IMAP:
+		listed, err := c.bouncesIMAP(l, rep, o, handle)
+		if !listed {
+			return nil, err
+		}
+		return rep, err
+	case o.Maildir != "":
 		err = readMaildir(o.Maildir, each)
-	} else {
+	default:
 		err = readMbox(o.Mbox, maxBounceSize, each)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return rep, c.suppressBounces(l, rep, o.DryRun)
+}
+
+// bouncesIMAP reads the [bounces] mailbox with handle, writes the list,
+// and then, but for a dry run, files the handled messages. It says
+// whether it got to the list.
+func (c *Campaign) bouncesIMAP(l *suppress.List, rep *BounceReport, o BounceOptions, handle func(string, io.Reader) (bool, error)) (bool, error) {
+	ctx := context.Background()
+	pw, err := c.Bounce.Password(ctx, o.Secrets)
+	if err != nil {
+		return false, err
+	}
+	mb, err := openIMAP(ctx, c.Bounce, pw, o.DryRun)
+	if err != nil {
+		return false, err
+	}
+	defer mb.close()
+	handled, err := mb.read(maxBounceSize, handle)
+	if err != nil {
+		return false, err
+	}
+	if err := c.suppressBounces(l, rep, o.DryRun); err != nil || o.DryRun {
+		return true, err
+	}
+	if err := mb.finish(handled); err != nil {
+		return true, err
+	}
+	rep.Filed = mb.handled
+	return true, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // suppressBounces adds rep.Suppress to l, or with dryRun counts those it

@@ -23,14 +23,15 @@
 // read by each pass, whose addresses it skips and counts by reason, and
 // added to by a send as its hard bounces come (suppress.go), which is
 // also where batch suppress edits it. Bounces (bounces.go) reads a bounce
-// mailbox, a Maildir or an mbox, matches each report (package bounce) to
-// the campaign's recipients by their Message-IDs, and adds its hard
-// bounces, complaints and unsubscribes to the list.
+// mailbox, a Maildir, an mbox or the [bounces] table's IMAP folder
+// (imap.go), matches each report (package bounce) to the campaign's
+// recipients by their Message-IDs, and adds its hard bounces, complaints
+// and unsubscribes to the list.
 //
 // The commands the file gives for secrets (smtp.password_cmd,
-// smtp.token_cmd, smtp.oauth.client_secret_cmd, unsubscribe.secret_cmd)
-// are run by [Commands], all the same way, each bounded in time and in
-// output.
+// smtp.token_cmd, smtp.oauth.client_secret_cmd, unsubscribe.secret_cmd,
+// bounces.password_cmd) are run by [Commands], all the same way, each
+// bounded in time and in output.
 //
 // An OAuth2 login without token_cmd takes the token SMTP.Login (batch
 // login, login.go) stored under the user's config directory: the device
@@ -88,6 +89,7 @@ type file struct {
 	Lang        string            `toml:"lang"`
 	Sender      string            `toml:"sender"` // the bounce address; also [smtp] sender
 	Unsubscribe *unsubscribeFile  `toml:"unsubscribe"`
+	Bounces     *bouncesFile      `toml:"bounces"`
 	DKIM        *dkimFile         `toml:"dkim"`
 	Limits      *limitsFile       `toml:"limits"`
 	Suppress    string            `toml:"suppress"`
@@ -121,6 +123,7 @@ type Campaign struct {
 	Preheader   *merge.Template // nil for none
 	Lang        string          // the text's language, a BCP 47 tag; "" for none
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
+	Bounce      *BounceMailbox  // the IMAP bounce mailbox; nil without a [bounces] table
 	DKIM        *DKIM           // signs every message; nil without a [dkim] table
 	Limits      Limits          // what a row and a message may hold
 	// Suppress is the suppression list (package suppress), whose
@@ -370,7 +373,7 @@ func (l *loader) sending(f *file) {
 }
 
 // extras checks what a message may have besides its body: preheader,
-// lang, [unsubscribe].
+// lang, [unsubscribe], and [bounces], the mailbox its bounces come back to.
 func (l *loader) extras(f *file) {
 	c := l.c
 	if f.Preheader != "" {
@@ -388,6 +391,9 @@ func (l *loader) extras(f *file) {
 	}
 	if f.Unsubscribe != nil {
 		c.Unsubscribe = loadUnsubscribe(f.Unsubscribe, c.loc, l.bad, &l.errs)
+	}
+	if f.Bounces != nil {
+		c.Bounce = loadBounces(f.Bounces, l.rel, c.loc, l.bad)
 	}
 	if c.Unsubscribe == nil || c.Unsubscribe.URL == nil {
 		if c.Body != nil && c.Body.UsesUnsubscribe() {

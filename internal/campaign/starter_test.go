@@ -161,6 +161,7 @@ func writeStarter(t *testing.T, campaignFile string) string {
 		"layout.html":         templates.DefaultLayout,
 		"files/programme.pdf": "%PDF-1.4\n",
 		"relay-ca.pem":        "",
+		"imap-ca.pem":         "",
 		"dkim.pem":            pemOf(t, key, "pkcs8"),
 	} {
 		p := filepath.Join(dir, filepath.FromSlash(name))
@@ -183,10 +184,10 @@ func writeStarter(t *testing.T, campaignFile string) string {
 func TestStarterKeysLoad(t *testing.T) {
 	text := starterCampaign(t)
 	for _, alt := range []struct{ leave, drop map[string]bool }{
-		{leave: map[string]bool{"smtp.password_cmd": true, "smtp.sender": true, "smtp.auth": true, "smtp.token_cmd": true, "smtp.oauth": true, "unsubscribe.secret_cmd": true}},
-		{leave: map[string]bool{"smtp.password_env": true, "sender": true, "smtp.auth": true, "smtp.token_cmd": true, "smtp.oauth": true, "unsubscribe.secret_env": true}},
-		{leave: map[string]bool{"smtp.password_env": true, "smtp.password_cmd": true, "sender": true, "smtp.oauth": true, "unsubscribe.secret_cmd": true}},
-		{leave: map[string]bool{"smtp.password_env": true, "smtp.password_cmd": true, "sender": true, "smtp.token_cmd": true, "smtp.oauth.client_secret_cmd": true, "unsubscribe.secret_cmd": true}},
+		{leave: map[string]bool{"smtp.password_cmd": true, "smtp.sender": true, "smtp.auth": true, "smtp.token_cmd": true, "smtp.oauth": true, "unsubscribe.secret_cmd": true, "bounces.password_cmd": true}},
+		{leave: map[string]bool{"smtp.password_env": true, "sender": true, "smtp.auth": true, "smtp.token_cmd": true, "smtp.oauth": true, "unsubscribe.secret_env": true, "bounces.password_env": true}},
+		{leave: map[string]bool{"smtp.password_env": true, "smtp.password_cmd": true, "sender": true, "smtp.oauth": true, "unsubscribe.secret_cmd": true, "bounces.password_cmd": true}},
+		{leave: map[string]bool{"smtp.password_env": true, "smtp.password_cmd": true, "sender": true, "smtp.token_cmd": true, "smtp.oauth.client_secret_cmd": true, "unsubscribe.secret_cmd": true, "bounces.password_cmd": true}},
 	} {
 		full := uncomment(text, alt.leave, alt.drop)
 		path := writeStarter(t, full)

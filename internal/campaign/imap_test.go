@@ -1,0 +1,320 @@
+package campaign
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/batch-mailer/batch/internal/smtptest"
+)
+
+// literal is a message to append.
+type literal struct{ *bytes.Reader }
+
+func (l literal) Size() int64 { return l.Reader.Size() }
+
+// imapServer is an in-process IMAP server on a loopback port, over TLS
+// with a certificate of its own CA, holding one user's INBOX and
+// Processed.
+type imapServer struct {
+	user   *imapmemserver.User
+	addr   string
+	caFile string
+}
+
+func startIMAP(t *testing.T, caps imap.CapSet) *imapServer {
+	t.Helper()
+	ca, err := smtptest.NewCA("imap test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("bounces", "s3cret")
+	for _, name := range []string{"INBOX", "Processed"} {
+		if err := u.Create(name, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:   caps,
+		Logger: nopLogger{},
+	})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return &imapServer{user: u, addr: ln.Addr().String(), caFile: caFile}
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}
+
+func (s *imapServer) append(t *testing.T, text string) {
+	t.Helper()
+	if _, err := s.user.Append("INBOX", literal{bytes.NewReader([]byte(text))}, &imap.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// status is a folder's messages and unseen messages.
+func (s *imapServer) status(t *testing.T, folder string) string {
+	t.Helper()
+	st, err := s.user.Status(folder, &imap.StatusOptions{NumMessages: true, NumUnseen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d messages, %d unseen", *st.NumMessages, *st.NumUnseen)
+}
+
+// testdataMail is a message of internal/bounce/testdata, its strings
+// replaced old, new, ….
+func testdataMail(t *testing.T, name string, oldnew ...string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "bounce", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer(oldnew...).Replace(string(data))
+}
+
+// imapCampaign is a campaign whose [bounces] is s's INBOX, moving to
+// moveTo, and s holding a DSN for bob, an ARF complaint for carol, an
+// unsubscribe from dave and a vacation reply.
+func imapCampaign(t *testing.T, s *imapServer, moveTo string) *Campaign {
+	t.Helper()
+	table := fmt.Sprintf("[bounces]\nimap = \"imaps://bounces@%s/INBOX\"\nca_file = %q\npassword_env = \"TEST_IMAP_PW\"\ntimeout = \"10s\"\n", s.addr, s.caFile)
+	if moveTo != "" {
+		table += fmt.Sprintf("move_to = %q\n", moveTo)
+	}
+	c := newCampaign(t, listOf(faultList), "# Hello {{.name}}!\n", "suppress = \"suppressed.csv\"\n[unsubscribe]\nmailto = \"unsubscribe@example.org\"\n"+table, nil)
+	s.append(t, testdataMail(t, "postfix-hard.eml", "ada.lovelace@mx.example.net", "bob@example.net", "6sy7fazoktoq2yi3mav6n6mu@example.org", c.MessageID("bob@example.net")))
+	s.append(t, testdataMail(t, "arf-abuse.eml", "frank@example.com", "carol@example.com", "vpn3qlnt6mbfnungl5nsjnai@example.org", c.MessageID("carol@example.com")))
+	s.append(t, testdataMail(t, "unsubscribe.eml", "Ada@Example.net", "dave@example.com"))
+	s.append(t, testdataMail(t, "vacation-gmail.eml"))
+	return c
+}
+
+func imapSecrets() Secrets {
+	return Secrets{Getenv: func(k string) string {
+		if k == "TEST_IMAP_PW" {
+			return "s3cret"
+		}
+		return ""
+	}}
+}
+
+func TestBouncesIMAP(t *testing.T) {
+	for name, caps := range map[string]imap.CapSet{
+		"move":             {imap.CapIMAP4rev1: {}, imap.CapMove: {}},
+		"copy and expunge": {imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := startIMAP(t, caps)
+			c := imapCampaign(t, s, "Processed")
+			const before = "4 messages, 4 unseen"
+			rep, err := c.Bounces(BounceOptions{IMAP: true, DryRun: true, Secrets: imapSecrets()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Messages != 4 || rep.Added != 3 || len(rep.Left) != 1 {
+				t.Errorf("dry run: %d messages, %d to add, left alone %+v; want 4, 3, the vacation reply", rep.Messages, rep.Added, rep.Left)
+			}
+			if got := s.status(t, "INBOX"); got != before {
+				t.Errorf("after the dry run INBOX has %s, want %s", got, before)
+			}
+			if got := s.status(t, "Processed"); got != "0 messages, 0 unseen" {
+				t.Errorf("after the dry run Processed has %s", got)
+			}
+			if _, err := os.Stat(c.Suppress); err == nil {
+				t.Error("the dry run wrote the list")
+			}
+
+			rep, err = c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var list bytes.Buffer
+			if err := c.ListSuppressed(&list); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"\nbob@example.net,bounced,", "\ncarol@example.com,complained,", "\ndave@example.com,unsubscribed,"} {
+				if !strings.Contains(list.String(), want) {
+					t.Errorf("the list has no %q:\n%s", want, list.String())
+				}
+			}
+			if rep.Added != 3 || rep.Filed != 3 || len(rep.Left) != 1 || !strings.HasSuffix(rep.Left[0].Message, ";UID=4") {
+				t.Errorf("added %d, filed %d, left alone %+v; want 3, 3, UID 4", rep.Added, rep.Filed, rep.Left)
+			}
+			if got := s.status(t, "INBOX"); got != "1 messages, 1 unseen" {
+				t.Errorf("INBOX has %s, want the vacation reply only, unseen", got)
+			}
+			if got := s.status(t, "Processed"); got != "3 messages, 3 unseen" {
+				t.Errorf("Processed has %s, want the three handled", got)
+			}
+		})
+	}
+}
+
+// Without move_to the handled messages are flagged \Seen, and stay.
+func TestBouncesIMAPSeen(t *testing.T) {
+	s := startIMAP(t, imap.CapSet{imap.CapIMAP4rev1: {}})
+	c := imapCampaign(t, s, "")
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.status(t, "INBOX"); got != "4 messages, 1 unseen" {
+		t.Errorf("INBOX has %s, want all four, the vacation reply alone unseen", got)
+	}
+}
+
+func TestBouncesIMAPErrors(t *testing.T) {
+	s := startIMAP(t, imap.CapSet{imap.CapIMAP4rev1: {}})
+	c := imapCampaign(t, s, "Processed")
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()}); err == nil || !strings.Contains(err.Error(), "neither MOVE nor UIDPLUS") {
+		t.Errorf("a server without MOVE and UIDPLUS: %v", err)
+	}
+	if got := s.status(t, "INBOX"); got != "4 messages, 4 unseen" {
+		t.Errorf("INBOX has %s after the refused move", got)
+	}
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: Secrets{Getenv: func(string) string { return "" }}}); err == nil || !strings.Contains(err.Error(), "TEST_IMAP_PW") {
+		t.Errorf("no password: %v", err)
+	}
+	plain := newCampaign(t, listOf(faultList), "# Hello\n", "suppress = \"s.csv\"\n", nil)
+	if _, err := plain.Bounces(BounceOptions{IMAP: true}); !errors.Is(err, ErrNoBounceMailbox) {
+		t.Errorf("no [bounces]: %v", err)
+	}
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Mbox: "mbox"}); !errors.Is(err, ErrBounceSource) {
+		t.Errorf("--imap and --mbox: %v", err)
+	}
+}
+
+func TestLoadBounces(t *testing.T) {
+	c, _, err := load(t, minimal+"[bounces]\nimap = \"imap://bounces%40example.org@imap.example.org:1143/Bounces\"\nmove_to = \"Done\"\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Bounce
+	if b.Host != "imap.example.org" || b.Port != 1143 || b.TLS || b.Username != "bounces@example.org" || b.Mailbox != "Bounces" ||
+		b.MoveTo != "Done" || b.PasswordEnv != DefaultIMAPPasswordEnv || b.Timeout != 30*time.Second {
+		t.Errorf("got %+v", b)
+	}
+	c, _, err = load(t, minimal+"[bounces]\nimap = \"imaps://u@imap.example.org\"\n", nil)
+	if err != nil || c.Bounce.Port != 993 || !c.Bounce.TLS || c.Bounce.Mailbox != "INBOX" {
+		t.Errorf("imaps:// without a port or a folder: %+v, %v", c.Bounce, err)
+	}
+	for text, want := range map[string]string{
+		"imap = \"pop3://u@h/INBOX\"\n":                        "c.toml:8: bounces.imap: \"pop3://u@h/INBOX\": want imaps://",
+		"imap = \"imaps://imap.example.org/INBOX\"\n":          "c.toml:8: bounces.imap: \"imaps://imap.example.org/INBOX\": name the user",
+		"imap = \"imaps://u:pw@imap.example.org/INBOX\"\n":     "c.toml:8: bounces.imap: a password can't be kept in the campaign file",
+		"imap = \"imaps://u@h/\"\npassword = \"x\"\n":          "c.toml:9: bounces.password: a password can't be kept in the campaign file",
+		"imap = \"imaps://u@h/\"\ntimeout = \"soon\"\n":        "c.toml:9: bounces.timeout: \"soon\": want a duration",
+		"imap = \"imaps://u@h/\"\nfolder = \"x\"\n":            "c.toml:9: bounces.folder: unknown key",
+		"password_env = \"A\"\npassword_cmd = \"b\"\n":         "bounces.password_cmd: give password_env or password_cmd, not both",
+		"imap = \"imaps://u@h:99999/\"\n":                      "is not a port number",
+		"imap = \"imaps://u@h/\"\nca_file = \"missing.pem\"\n": "c.toml:9: bounces.ca_file: stat ",
+	} {
+		_, _, err := load(t, minimal+"\n[bounces]\n"+text, nil)
+		var p Problems
+		if !errors.As(err, &p) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", text, err, want)
+		}
+	}
+}
+
+// The server's certificate is verified: without ca_file its CA is
+// unknown, and batch doesn't log in. password_cmd gives the password.
+func TestBouncesIMAPTLS(t *testing.T) {
+	s := startIMAP(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapMove: {}})
+	c := imapCampaign(t, s, "Processed")
+	caFile := c.Bounce.CAFile
+	c.Bounce.CAFile = ""
+	var unknown x509.UnknownAuthorityError
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()}); !errors.As(err, &unknown) || !strings.Contains(err.Error(), "ca_file") {
+		t.Errorf("a certificate of an unknown CA: %v", err)
+	}
+	c.Bounce.CAFile = caFile
+	c.Bounce.PasswordCmd = "echo wrong"
+	if _, err := c.Bounces(BounceOptions{IMAP: true}); err == nil || !strings.Contains(err.Error(), "logging in as bounces") {
+		t.Errorf("a wrong password: %v", err)
+	}
+	c.Bounce.PasswordCmd = "echo s3cret"
+	rep, err := c.Bounces(BounceOptions{IMAP: true})
+	if err != nil || rep.Added != 3 {
+		t.Fatalf("with password_cmd: %+v, %v", rep, err)
+	}
+	if got := s.status(t, "Processed"); got != "3 messages, 3 unseen" {
+		t.Errorf("Processed has %s", got)
+	}
+}
+
+// A server that sends without end is stopped at the reply's bound, not
+// read into memory: here a greeting that never ends, over imap:// in plain
+// text to loopback.
+func TestBouncesIMAPReplyBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sent := make(chan int64, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			sent <- 0
+			return
+		}
+		defer conn.Close()
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		n, _ := conn.Write([]byte("* OK "))
+		total := int64(n)
+		for total < 4*replySize {
+			n, err := conn.Write(chunk)
+			total += int64(n)
+			if err != nil {
+				break
+			}
+		}
+		sent <- total
+	}()
+	c := newCampaign(t, listOf(faultList), "# Hello\n", fmt.Sprintf("suppress = \"s.csv\"\n[bounces]\nimap = \"imap://u@%s/INBOX\"\npassword_env = \"TEST_IMAP_PW\"\ntimeout = \"5s\"\n", ln.Addr()), nil)
+	_, err = c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()})
+	ln.Close() // no wait, should batch give up before connecting
+	if err == nil {
+		t.Fatal("an endless greeting was taken")
+	}
+	// go-imap quotes the read's error as text, so its chain is lost.
+	if !strings.Contains(err.Error(), ErrIMAPReplyTooLarge.Error()) {
+		t.Errorf("got %v, want the reply's bound named", err)
+	}
+	if total := <-sent; total >= 4*replySize {
+		t.Errorf("batch read all the server's %d bytes: %v", total, err)
+	}
+}
