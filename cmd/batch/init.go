@@ -9,7 +9,6 @@ import (
 	"slices"
 
 	"github.com/batch-mailer/batch/internal/campaign"
-	"github.com/batch-mailer/batch/templates"
 )
 
 // filesDir is the directory batch init makes for attachments: the
@@ -31,7 +30,7 @@ func (c *cli) init(args []string) error {
 	default:
 		return usageError{fmt.Sprintf("init: one directory expected, got %d", len(rest))}
 	}
-	files := templates.Starter()
+	files := campaign.Starter()
 	targets := []string{filepath.Join(dir, filesDir)}
 	for _, f := range files {
 		targets = append(targets, filepath.Join(dir, filepath.FromSlash(f.Path)))
