@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/batch-mailer/batch/internal/oauthtest"
@@ -58,18 +57,8 @@ func TestLoginThenSend(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", config)
 	t.Setenv("HOME", t.TempDir())
 	p := oauthtest.Start(t, "batch-test", "client-shh", 1)
-	var mu sync.Mutex
-	checks := 0
 	srv := smtptest.Start(t, smtptest.WithAuth(smtptest.Auth{
-		Username: "news@example.org", Mechanisms: []string{"XOAUTH2"},
-		Token: func() string {
-			mu.Lock()
-			defer mu.Unlock()
-			if checks++; checks == 2 {
-				p.Revoke()
-			}
-			return p.Current()
-		},
+		Username: "news@example.org", Mechanisms: []string{"XOAUTH2"}, Token: p.RevokedAt(2),
 	}))
 	dir := t.TempDir()
 	files := map[string]string{

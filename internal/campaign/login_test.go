@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -89,18 +88,8 @@ func stored(t *testing.T, path string) *oauth2.Token {
 // neither the transcript nor the journal.
 func TestLoginThenSend(t *testing.T) {
 	p := oauthtest.Start(t, "batch-test", "client-shh", 1)
-	var mu sync.Mutex
-	checks := 0
 	srv := smtptest.Start(t, smtptest.WithAuth(smtptest.Auth{
-		Username: "news@example.org", Mechanisms: []string{"XOAUTH2"},
-		Token: func() string {
-			mu.Lock()
-			defer mu.Unlock()
-			if checks++; checks == 2 {
-				p.Revoke()
-			}
-			return p.Current()
-		},
+		Username: "news@example.org", Mechanisms: []string{"XOAUTH2"}, Token: p.RevokedAt(2),
 	}))
 	c, config := loginCampaign(t, srv, p)
 	path := login(t, c, config)

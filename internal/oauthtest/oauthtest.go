@@ -82,6 +82,22 @@ func (p *Provider) Revoke() {
 	p.access = "revoked"
 }
 
+// RevokedAt returns a check of tokens for an SMTP test server (the
+// Token of smtptest.Auth): the current access token, revoked as the nth
+// login asks for it, so that a send must refresh it part way.
+func (p *Provider) RevokedAt(n int) func() string {
+	var mu sync.Mutex
+	checks := 0
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if checks++; checks == n {
+			p.Revoke()
+		}
+		return p.Current()
+	}
+}
+
 // Grants lists the token endpoint's requests: "device_code pending",
 // "device_code", "refresh_token ref-1", "refresh_token ref-0 refused".
 func (p *Provider) Grants() []string {
