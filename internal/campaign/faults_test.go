@@ -529,10 +529,9 @@ func TestFaultMidData(t *testing.T) {
 // others are sent.
 //
 // batch waits for the reply to what ends the message (the final dot, or
-// BDAT LAST) for a minute at least (RFC 5321 §4.5.3.2.6 recommends ten),
-// whatever [smtp] timeout says, so the test doesn't wait for the client to
-// give up: it stops the server once the message is in, and the connection
-// is lost after its end. The target is last in the list, so that nothing
+// BDAT LAST) as long as [smtp] timeout says (TestFaultSlowDataReply), and
+// the test doesn't wait for that: it stops the server once the message is
+// in, and the connection is lost after its end. The target is last in the list, so that nothing
 // comes after it.
 func TestFaultSilent(t *testing.T) {
 	t.Parallel()
