@@ -2,9 +2,7 @@ package campaign
 
 import (
 	"bytes"
-	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -15,83 +13,15 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"github.com/batch-mailer/batch/internal/smtptest"
+	"github.com/batch-mailer/batch/internal/imaptest"
 )
 
-// literal is a message to append.
-type literal struct{ *bytes.Reader }
-
-func (l literal) Size() int64 { return l.Reader.Size() }
-
-// imapServer is an in-process IMAP server on a loopback port, over TLS
-// with a certificate of its own CA, holding one user's INBOX and
-// Processed.
-type imapServer struct {
-	user   *imapmemserver.User
-	addr   string
-	caFile string
-}
-
-func startIMAP(t *testing.T, caps imap.CapSet) *imapServer {
+// startIMAP starts an IMAP server over TLS holding the user bounces's
+// INBOX and Processed.
+func startIMAP(t *testing.T, caps imap.CapSet) *imaptest.Server {
 	t.Helper()
-	ca, err := smtptest.NewCA("imap test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser("bounces", "s3cret")
-	for _, name := range []string{"INBOX", "Processed"} {
-		if err := u.Create(name, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:   caps,
-		Logger: nopLogger{},
-	})
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return &imapServer{user: u, addr: ln.Addr().String(), caFile: caFile}
-}
-
-type nopLogger struct{}
-
-func (nopLogger) Printf(string, ...any) {}
-
-func (s *imapServer) append(t *testing.T, text string) {
-	t.Helper()
-	if _, err := s.user.Append("INBOX", literal{bytes.NewReader([]byte(text))}, &imap.AppendOptions{}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// status is a folder's messages and unseen messages.
-func (s *imapServer) status(t *testing.T, folder string) string {
-	t.Helper()
-	st, err := s.user.Status(folder, &imap.StatusOptions{NumMessages: true, NumUnseen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%d messages, %d unseen", *st.NumMessages, *st.NumUnseen)
+	return imaptest.Start(t, imaptest.Options{Username: "bounces", Password: "s3cret", Caps: caps, Folders: []string{"Processed"}})
 }
 
 // testdataMail is a message of internal/bounce/testdata, its strings
@@ -108,17 +38,17 @@ func testdataMail(t *testing.T, name string, oldnew ...string) string {
 // imapCampaign is a campaign whose [bounces] is s's INBOX, moving to
 // moveTo, and s holding a DSN for bob, an ARF complaint for carol, an
 // unsubscribe from dave and a vacation reply.
-func imapCampaign(t *testing.T, s *imapServer, moveTo string) *Campaign {
+func imapCampaign(t *testing.T, s *imaptest.Server, moveTo string) *Campaign {
 	t.Helper()
-	table := fmt.Sprintf("[bounces]\nimap = \"imaps://bounces@%s/INBOX\"\nca_file = %q\npassword_env = \"TEST_IMAP_PW\"\ntimeout = \"10s\"\n", s.addr, s.caFile)
+	table := fmt.Sprintf("[bounces]\nimap = \"imaps://bounces@%s/INBOX\"\nca_file = %q\npassword_env = \"TEST_IMAP_PW\"\ntimeout = \"10s\"\n", s.Addr(), s.CAFile())
 	if moveTo != "" {
 		table += fmt.Sprintf("move_to = %q\n", moveTo)
 	}
 	c := newCampaign(t, listOf(faultList), "# Hello {{.name}}!\n", "suppress = \"suppressed.csv\"\n[unsubscribe]\nmailto = \"unsubscribe@example.org\"\n"+table, nil)
-	s.append(t, testdataMail(t, "postfix-hard.eml", "ada.lovelace@mx.example.net", "bob@example.net", "6sy7fazoktoq2yi3mav6n6mu@example.org", c.MessageID("bob@example.net")))
-	s.append(t, testdataMail(t, "arf-abuse.eml", "frank@example.com", "carol@example.com", "vpn3qlnt6mbfnungl5nsjnai@example.org", c.MessageID("carol@example.com")))
-	s.append(t, testdataMail(t, "unsubscribe.eml", "Ada@Example.net", "dave@example.com"))
-	s.append(t, testdataMail(t, "vacation-gmail.eml"))
+	s.Append(t, "INBOX", testdataMail(t, "postfix-hard.eml", "ada.lovelace@mx.example.net", "bob@example.net", "6sy7fazoktoq2yi3mav6n6mu@example.org", c.MessageID("bob@example.net")))
+	s.Append(t, "INBOX", testdataMail(t, "arf-abuse.eml", "frank@example.com", "carol@example.com", "vpn3qlnt6mbfnungl5nsjnai@example.org", c.MessageID("carol@example.com")))
+	s.Append(t, "INBOX", testdataMail(t, "unsubscribe.eml", "Ada@Example.net", "dave@example.com"))
+	s.Append(t, "INBOX", testdataMail(t, "vacation-gmail.eml"))
 	return c
 }
 
@@ -147,10 +77,10 @@ func TestBouncesIMAP(t *testing.T) {
 			if rep.Messages != 4 || rep.Added != 3 || len(rep.Left) != 1 {
 				t.Errorf("dry run: %d messages, %d to add, left alone %+v; want 4, 3, the vacation reply", rep.Messages, rep.Added, rep.Left)
 			}
-			if got := s.status(t, "INBOX"); got != before {
+			if got := s.Status(t, "INBOX"); got != before {
 				t.Errorf("after the dry run INBOX has %s, want %s", got, before)
 			}
-			if got := s.status(t, "Processed"); got != "0 messages, 0 unseen" {
+			if got := s.Status(t, "Processed"); got != "0 messages, 0 unseen" {
 				t.Errorf("after the dry run Processed has %s", got)
 			}
 			if _, err := os.Stat(c.Suppress); err == nil {
@@ -173,10 +103,10 @@ func TestBouncesIMAP(t *testing.T) {
 			if rep.Added != 3 || rep.Filed != 3 || len(rep.Left) != 1 || !strings.HasSuffix(rep.Left[0].Message, ";UID=4") {
 				t.Errorf("added %d, filed %d, left alone %+v; want 3, 3, UID 4", rep.Added, rep.Filed, rep.Left)
 			}
-			if got := s.status(t, "INBOX"); got != "1 messages, 1 unseen" {
+			if got := s.Status(t, "INBOX"); got != "1 messages, 1 unseen" {
 				t.Errorf("INBOX has %s, want the vacation reply only, unseen", got)
 			}
-			if got := s.status(t, "Processed"); got != "3 messages, 3 unseen" {
+			if got := s.Status(t, "Processed"); got != "3 messages, 3 unseen" {
 				t.Errorf("Processed has %s, want the three handled", got)
 			}
 		})
@@ -190,7 +120,7 @@ func TestBouncesIMAPSeen(t *testing.T) {
 	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()}); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.status(t, "INBOX"); got != "4 messages, 1 unseen" {
+	if got := s.Status(t, "INBOX"); got != "4 messages, 1 unseen" {
 		t.Errorf("INBOX has %s, want all four, the vacation reply alone unseen", got)
 	}
 }
@@ -201,7 +131,7 @@ func TestBouncesIMAPErrors(t *testing.T) {
 	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()}); err == nil || !strings.Contains(err.Error(), "neither MOVE nor UIDPLUS") {
 		t.Errorf("a server without MOVE and UIDPLUS: %v", err)
 	}
-	if got := s.status(t, "INBOX"); got != "4 messages, 4 unseen" {
+	if got := s.Status(t, "INBOX"); got != "4 messages, 4 unseen" {
 		t.Errorf("INBOX has %s after the refused move", got)
 	}
 	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: Secrets{Getenv: func(string) string { return "" }}}); err == nil || !strings.Contains(err.Error(), "TEST_IMAP_PW") {
@@ -270,7 +200,7 @@ func TestBouncesIMAPTLS(t *testing.T) {
 	if err != nil || rep.Added != 3 {
 		t.Fatalf("with password_cmd: %+v, %v", rep, err)
 	}
-	if got := s.status(t, "Processed"); got != "3 messages, 3 unseen" {
+	if got := s.Status(t, "Processed"); got != "3 messages, 3 unseen" {
 		t.Errorf("Processed has %s", got)
 	}
 }
