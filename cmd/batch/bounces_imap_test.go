@@ -22,8 +22,8 @@ func TestBouncesIMAPCommand(t *testing.T) {
 		"c.toml": fmt.Sprintf("name = \"truth\"\nfrom = \"News <news@example.org>\"\nsubject = \"Hi {{.name}}\"\n"+
 			"template = \"t.md\"\nrecipients = \"r.csv\"\nsuppress = \"suppressed.csv\"\n[unsubscribe]\nmailto = \"unsubscribe@example.org\"\n"+
 			"[bounces]\nimap = \"imaps://bounces%%40example.org@%s/INBOX\"\nca_file = %q\nmove_to = \"Processed\"\ntimeout = \"10s\"\n", srv.Addr(), srv.CAFile()),
-		"t.md":   "Hello {{.name}}!\n",
-		"r.csv":  "email,name\nr1@example.org,One\nr2@example.org,Two\nr3@example.org,Three\n",
+		"t.md":  "Hello {{.name}}!\n",
+		"r.csv": "email,name\nr1@example.org,One\nr2@example.org,Two\nr3@example.org,Three\n",
 	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
