@@ -50,7 +50,20 @@ func TestBouncesIMAPCommand(t *testing.T) {
 	status := func(folder string) string { return srv.Status(t, folder) }
 
 	env := map[string]string{campaign.DefaultIMAPPasswordEnv: "pw"}
-	code, stdout, stderr := batch(t, env, "bounces", "--imap", "--dry-run", path)
+	// A move_to the server doesn't have: nothing read, nothing changed.
+	elsewhere := filepath.Join(dir, "archive.toml")
+	if err := os.WriteFile(elsewhere, []byte(strings.Replace(files["c.toml"], `move_to = "Processed"`, `move_to = "Archive"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := batch(t, env, "bounces", "--imap", elsewhere)
+	if code != exitProblem || stdout != "" || !strings.Contains(stderr, "archive.toml:12: bounces.move_to: \"Archive\": no such folder on the IMAP server (") ||
+		!strings.HasSuffix(stderr, "): create it on the server, or name a folder that exists; nothing was read, suppressed or moved\n") {
+		t.Errorf("move_to Archive: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if in := status("INBOX"); in != "4 messages, 4 unseen" {
+		t.Errorf("after move_to Archive: INBOX %s", in)
+	}
+	code, stdout, stderr = batch(t, env, "bounces", "--imap", "--dry-run", path)
 	if code != 0 || !strings.Contains(stdout, "/INBOX: 4 messages: 1 hard bounce, 0 soft bounces, 1 complaint, 1 unsubscribe, 1 left alone\n") ||
 		!strings.Contains(stdout, "would suppress r2@example.org as complained: imaps://") || !strings.Contains(stdout, "would add 3, 0 on it already") {
 		t.Errorf("dry run: exit %d\n%s%s", code, stdout, stderr)
