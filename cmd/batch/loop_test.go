@@ -28,14 +28,14 @@ import (
 // The readers of the suppression loop: what each does after the first
 // campaign.
 const (
-	loopGone      = "gone@example.net"         // 1: the server refuses it, 550 5.1.1
-	loopBounced   = "bounced@example.com"      // 2: a DSN comes back
-	loopComplains = "complainer@example.com"   // 3: an ARF abuse report
-	loopMails     = "Mailer@example.org"       // 4: mails the unsubscribe address
-	loopAway      = "away@example.net"         // 5: a vacation reply, and another campaign's bounce
-	loopClicks    = "clicker@example.com"      // 6: one-click unsubscribe
-	loopStays     = "stays@example.org"        // 7: does nothing
-	loopSMTPPass  = "smtp-pw-never-shown-4711" //nolint:gosec // a test's
+	loopGone      = "gone@example.net"       // 1: the server refuses it, 550 5.1.1
+	loopBounced   = "bounced@example.com"    // 2: a DSN comes back
+	loopComplains = "complainer@example.com" // 3: an ARF abuse report
+	loopMails     = "Mailer@example.org"     // 4: mails the unsubscribe address
+	loopAway      = "away@example.net"       // 5: a vacation reply, and another campaign's bounce
+	loopClicks    = "clicker@example.com"    // 6: one-click unsubscribe
+	loopStays     = "stays@example.org"      // 7: does nothing
+	loopSMTPPass  = "smtp-pw-never-shown-4711"
 	loopIMAPPass  = "imap-pw-never-shown-0815"
 	loopOne       = "2026-12-loop"
 	loopTwo       = "2027-01-loop"
