@@ -19,6 +19,14 @@ import (
 // [bounces] imap.
 var ErrNoBounceMailbox = errors.New("the campaign file has no [bounces] table: add one with imap = \"imaps://user@imap.example.org/INBOX\"")
 
+// ErrIMAPNoStartTLS is an imap:// server, not on this machine, that
+// refused STARTTLS: batch doesn't log in over plain text.
+var ErrIMAPNoStartTLS = errors.New("the IMAP server doesn't offer STARTTLS")
+
+// ErrIMAPNoFolder is a [bounces] move_to that names no folder of the
+// server.
+var ErrIMAPNoFolder = errors.New("no such folder on the IMAP server")
+
 // imapBatch is how many messages one UID FETCH asks for.
 const imapBatch = 50
 
@@ -76,15 +84,20 @@ type imapMailbox struct {
 func (m *imapMailbox) allow(n int64) { m.conn.budget.Store(n) }
 
 // openIMAP connects to b (TLS verified, or STARTTLS; plain text only to
-// this machine), logs in with password and selects b.Mailbox, read-only
-// with readOnly.
+// this machine), logs in with password, selects b.Mailbox, read-only with
+// readOnly, and makes sure b.MoveTo exists.
 func openIMAP(ctx context.Context, b *BounceMailbox, password string, readOnly bool) (*imapMailbox, error) {
 	cfg, err := b.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	d := &net.Dialer{Timeout: b.Timeout}
-	raw, err := d.DialContext(ctx, "tcp", b.Addr())
+	dial := b.dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: b.Timeout}).DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, b.Timeout)
+	raw, err := dial(dctx, "tcp", b.Addr())
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.URL, err)
 	}
@@ -107,8 +120,15 @@ func openIMAP(ctx context.Context, b *BounceMailbox, password string, readOnly b
 		c = imapclient.New(conn, opts)
 	default:
 		c, err = imapclient.NewStartTLS(conn, opts)
-		if err != nil {
-			return nil, fmt.Errorf("%s: STARTTLS: %w (batch never logs in over plain text: use imaps:// for port 993)", b.URL, err)
+		var refused *imap.Error
+		var cert *tls.CertificateVerificationError
+		switch {
+		case errors.As(err, &refused):
+			return nil, fmt.Errorf("%s: %w (%w): batch never logs in over plain text to another machine: use imaps:// (port 993), or have the server offer STARTTLS", b.URL, ErrIMAPNoStartTLS, err)
+		case errors.As(err, &cert):
+			return nil, fmt.Errorf("%s: STARTTLS: %w (for a private server's certificate, give its CA in [bounces] ca_file)", b.URL, err)
+		case err != nil:
+			return nil, fmt.Errorf("%s: STARTTLS: %w", b.URL, err)
 		}
 	}
 	m := &imapMailbox{b: b, c: c, conn: conn}
@@ -124,7 +144,35 @@ func openIMAP(ctx context.Context, b *BounceMailbox, password string, readOnly b
 		c.Close()
 		return nil, fmt.Errorf("%s: selecting %s: %w", b.URL, b.Mailbox, err)
 	}
+	if err := m.checkMoveTo(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return m, nil
+}
+
+// checkMoveTo makes sure move_to is a folder of the server before anything
+// is read, suppressed or moved (a dry run too, which then says what the
+// run would meet). batch doesn't create it: a typo would file the handled
+// messages in a folder nobody looks at.
+func (m *imapMailbox) checkMoveTo() error {
+	b := m.b
+	if b.MoveTo == "" {
+		return nil
+	}
+	_, err := m.c.Status(b.MoveTo, &imap.StatusOptions{NumMessages: true}).Wait()
+	var no *imap.Error
+	switch {
+	case errors.As(err, &no):
+		where := "bounces.move_to"
+		if at := b.loc(where); at != "" {
+			where = at + ": " + where
+		}
+		return fmt.Errorf("%s: %q: %w (%s: %w): create it on the server, or name a folder that exists; nothing was read, suppressed or moved", where, b.MoveTo, ErrIMAPNoFolder, b.URL, err)
+	case err != nil:
+		return fmt.Errorf("%s: looking for move_to %s: %w", b.URL, b.MoveTo, err)
+	}
+	return nil
 }
 
 // close logs out and closes the connection.

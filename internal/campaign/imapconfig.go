@@ -45,6 +45,9 @@ type BounceMailbox struct {
 	Timeout     time.Duration // connecting, and each reply
 
 	at func(string) string
+	// dial connects to Addr; nil for a net.Dialer of Timeout. A test
+	// reaches a server of its own under a name that isn't loopback's.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // loadBounces checks the [bounces] table.
