@@ -95,12 +95,10 @@ type Entry struct {
 // are not safe for concurrent use; the file is, by any number of Lists
 // and processes.
 type List struct {
-	path  string
+	store[Entry]
 	seed  maphash.Seed
 	set   map[uint64]mark
 	count [len(reasons)]int
-	file  fileState
-	wait  time.Duration // how long Append and Remove wait for the lock
 }
 
 // mark is what the List keeps of an address: 16 bytes.
@@ -114,7 +112,9 @@ type mark struct {
 const lockWait = 10 * time.Second
 
 func newList(path string) *List {
-	return &List{path: path, seed: maphash.MakeSeed(), set: make(map[uint64]mark), wait: lockWait}
+	l := &List{seed: maphash.MakeSeed(), set: make(map[uint64]mark)}
+	l.store = newStore(path, listFormat, func(e Entry) { l.add(e) }, l.forget)
+	return l
 }
 
 // Open reads the list at path. A file that does not exist is an empty list,
@@ -193,8 +193,8 @@ func (l *List) add(e Entry) bool {
 	return true
 }
 
-func (l *List) reset() {
+// forget forgets every address, to read the file again.
+func (l *List) forget() {
 	clear(l.set)
 	l.count = [len(reasons)]int{}
-	l.file = fileState{}
 }
