@@ -36,6 +36,18 @@
 // address's lines, atomically (a temporary file renamed over it). Cells
 // batch writes go through [merge.CSVWriter], so that none runs as a formula
 // when the file is opened in a spreadsheet.
+//
+// Beside the list, [SoftList] keeps the soft-bounce record ([SoftPath]:
+// suppressed.csv's is suppressed.soft.csv), the campaigns whose message to
+// an address failed for a while, each (address, campaign) once:
+//
+//	email,at,campaign,status,detail
+//	ada@example.org,2026-12-01T16:19:14Z,2026-12-newsletter,4.2.2,452 4.2.2 mailbox full
+//
+// so that an address that bounces softly campaign after campaign can be
+// suppressed (the caller decides after how many). It is written, read and
+// edited by hand as the list is, by the same code: deleting an address's
+// lines resets its count.
 package suppress
 
 import (
