@@ -26,7 +26,9 @@
 // mailbox, a Maildir, an mbox or the [bounces] table's IMAP folder
 // (imap.go), matches each report (package bounce) to the campaign's
 // recipients by their Message-IDs, and adds its hard bounces, complaints
-// and unsubscribes to the list.
+// and unsubscribes to the list; its soft bounces go to the soft-bounce
+// record beside the list (suppress.SoftList), and an address with soft
+// bounces of [bounces] soft_limit campaigns to the list as bounced.
 //
 // The commands the file gives for secrets (smtp.password_cmd,
 // smtp.token_cmd, smtp.oauth.client_secret_cmd, unsubscribe.secret_cmd,
