@@ -3,6 +3,7 @@ package campaign
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/batch-mailer/batch/internal/suppress"
 )
@@ -325,5 +328,49 @@ func TestLoadSoftLimit(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want %q", text, err, want)
 		}
+	}
+}
+
+// Over IMAP a soft bounce is handled, and moved, once it is counted: the
+// one whose campaign is known moves to Processed after the record is
+// written; the one without a Message-ID stays in INBOX, unseen; and when
+// the record can't be read, nothing moves.
+func TestBouncesSoftIMAP(t *testing.T) {
+	s := startIMAP(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapMove: {}})
+	table := fmt.Sprintf("[bounces]\nimap = \"imaps://bounces@%s/INBOX\"\nca_file = %q\npassword_env = \"TEST_IMAP_PW\"\ntimeout = \"10s\"\nmove_to = \"Processed\"\nsoft_limit = 2\n", s.addr, s.caFile)
+	c := newCampaign(t, listOf(faultList), "# Hello {{.name}}!\n", "suppress = \"suppressed.csv\"\n"+table, nil)
+	s.append(t, testdataMail(t, "postfix-delayed.eml", "bob@example.com", "bob@example.net", "quahcalljfmn3miws226ek7g@example.org", c.MessageID("bob@example.net")))
+	s.append(t, testdataMail(t, "exim-delayed.eml", "carol@gmail.com", "carol@example.com", "References: <olrswzamxs5twf2fear6jehh@example.org>\n", ""))
+	soft := suppress.SoftPath(c.Suppress)
+
+	if err := os.WriteFile(soft, []byte("email,at,campaign,status,detail\nbob@example.net,,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()}); err == nil || !strings.Contains(err.Error(), "suppressed.soft.csv:2: ") {
+		t.Errorf("a bad record: %v", err)
+	}
+	if got := s.status(t, "INBOX"); got != "2 messages, 2 unseen" {
+		t.Errorf("after the record failed INBOX has %s, want both, unseen", got)
+	}
+	if err := os.Remove(soft); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := c.Bounces(BounceOptions{IMAP: true, Secrets: imapSecrets()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := softOf(rep), []string{"bob@example.net 1 new 4.4.1"}; !reflect.DeepEqual(got, want) || rep.Filed != 1 ||
+		len(rep.Left) != 1 || !strings.Contains(rep.Left[0].Reason, "without the Message-ID") || !strings.HasSuffix(rep.Left[0].Message, ";UID=2") {
+		t.Errorf("soft %q, filed %d, left alone %+v; want %q, 1, carol's", got, rep.Filed, rep.Left, want)
+	}
+	if sl, err := suppress.OpenSoft(soft); err != nil || sl.Count("bob@example.net") != 1 || sl.Count("carol@example.com") != 0 {
+		t.Errorf("the record: %v", err)
+	}
+	if got := s.status(t, "INBOX"); got != "1 messages, 1 unseen" {
+		t.Errorf("INBOX has %s, want carol's only, unseen", got)
+	}
+	if got := s.status(t, "Processed"); got != "1 messages, 1 unseen" {
+		t.Errorf("Processed has %s, want bob's", got)
 	}
 }
