@@ -131,8 +131,10 @@ front, unless --raw.`,
 the addresses check and send skip. add appends each ADDRESS
 not on it yet, with the reason manual (or R: unsubscribed,
 bounced, complained) and the time, creating the file;
-remove drops every line of each ADDRESS; list prints the
-list as CSV, a cell a spreadsheet would run made text.`,
+remove drops every line of each ADDRESS, and its soft
+bounces (the list's .soft.csv), so that they count from none
+again; list prints the list as CSV, a cell a spreadsheet
+would run made text.`,
 		args: argCampaign,
 		flags: []flagDoc{
 			{name: "reason", arg: "R", value: argWord, brief: "with add, the reason, manual (the default), unsubscribed, bounced or complained",

@@ -196,6 +196,35 @@ func (c *Campaign) CountSuppressed(state *State, shard Shard) (map[string]int, e
 	return n, err
 }
 
+// CountSoftBounced counts the recipients of the list (the shard's) that
+// are not suppressed and have soft bounces in the soft-bounce record, by
+// how many campaigns they are of (1 to SoftLimit-1, unless the record was
+// edited): those soft_limit will suppress if they go on. It is nil when
+// soft bounces are not counted (no suppression list, or soft_limit = 0).
+func (c *Campaign) CountSoftBounced(shard Shard) (map[int]int, error) {
+	l, err := c.suppressionList()
+	if l == nil || c.SoftLimit == 0 {
+		return nil, err
+	}
+	soft, err := suppress.OpenSoft(suppress.SoftPath(c.Suppress))
+	if err != nil {
+		return nil, err
+	}
+	n := map[int]int{}
+	if soft.Len() == 0 {
+		return n, nil
+	}
+	_, err = c.Status(nil, shard, func(rec *Recipient, _ Entry) {
+		if _, ok := l.Has(rec.Email); ok {
+			return
+		}
+		if k := soft.Count(rec.Email); k > 0 {
+			n[k]++
+		}
+	})
+	return n, err
+}
+
 // suppressed counts a recipient skipped for the suppression list.
 func (s *Summary) suppressed(r suppress.Reason) {
 	if s.SuppressedBy == nil {
