@@ -232,8 +232,14 @@ func (c *Campaign) countSoft(l *suppress.List, rep *BounceReport, dryRun bool) e
 	}
 	rep.Soft, rep.Counted = keep, len(add)
 	if !dryRun {
-		if _, err := sl.Append(add...); err != nil {
+		n, err := sl.Append(add...)
+		if err != nil {
 			return err
+		}
+		// The record as it is now, with what another batch added meanwhile.
+		rep.Counted = n
+		for i := range rep.Soft {
+			rep.Soft[i].Campaigns = sl.Count(rep.Soft[i].Email)
 		}
 	}
 	var limited []string

@@ -81,20 +81,33 @@ func OpenSoft(path string) (*SoftList, error) {
 func (l *SoftList) Path() string { return l.path }
 
 func (l *SoftList) addrKey(addr string) uint64 {
-	return maphash.String(l.seed, merge.AddressKey(unformula(addr)))
+	k, _ := l.keys(addr, "")
+	return k
 }
 
 func (l *SoftList) pairKey(addr, campaign string) uint64 {
-	return maphash.String(l.seed, merge.AddressKey(unformula(addr))+"\x00"+campaign)
+	_, k := l.keys(addr, campaign)
+	return k
+}
+
+// keys returns the hashes of addr, and of addr with campaign.
+func (l *SoftList) keys(addr, campaign string) (uint64, uint64) {
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	h.WriteString(merge.AddressKey(unformula(addr)))
+	a := h.Sum64()
+	h.WriteByte(0)
+	h.WriteString(campaign)
+	return a, h.Sum64()
 }
 
 func (l *SoftList) add(b SoftBounce) {
-	k := l.pairKey(b.Email, b.Campaign)
+	a, k := l.keys(b.Email, b.Campaign)
 	if _, dup := l.pairs[k]; dup {
 		return
 	}
 	l.pairs[k] = struct{}{}
-	l.counts[l.addrKey(b.Email)]++
+	l.counts[a]++
 }
 
 func (l *SoftList) forget() {
