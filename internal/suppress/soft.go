@@ -136,7 +136,7 @@ func (l *SoftList) Append(bounces ...SoftBounce) (int, error) {
 		if err := merge.CheckAddress(b.Email); err != nil {
 			return 0, fmt.Errorf("%s: can't record %q: %w: %v", l.path, b.Email, ErrInvalid, err)
 		}
-		if strings.TrimSpace(b.Campaign) == "" {
+		if oneLine(b.Campaign) == "" {
 			return 0, fmt.Errorf("%s: can't record %s: %w: a soft bounce is of a campaign", l.path, b.Email, ErrInvalid)
 		}
 	}

@@ -120,7 +120,7 @@ func TestSoftBadLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []SoftBounce{{Email: "nobody", Campaign: "a"}, {Email: "ada@example.org"}} {
+	for _, b := range []SoftBounce{{Email: "nobody", Campaign: "a"}, {Email: "ada@example.org"}, {Email: "ada@example.org", Campaign: "\x01\r\n"}} {
 		if _, err := l.Append(b); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v, want ErrInvalid", b, err)
 		}
