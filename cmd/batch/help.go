@@ -131,8 +131,10 @@ front, unless --raw.`,
 the addresses check and send skip. add appends each ADDRESS
 not on it yet, with the reason manual (or R: unsubscribed,
 bounced, complained) and the time, creating the file;
-remove drops every line of each ADDRESS; list prints the
-list as CSV, a cell a spreadsheet would run made text.`,
+remove drops every line of each ADDRESS, and its soft
+bounces (the list's .soft.csv), so that they count from none
+again; list prints the list as CSV, a cell a spreadsheet
+would run made text.`,
 		args: argCampaign,
 		flags: []flagDoc{
 			{name: "reason", arg: "R", value: argWord, brief: "with add, the reason, manual (the default), unsubscribed, bounced or complained",
@@ -148,8 +150,11 @@ the campaign's [bounces] IMAP mailbox, and match each message
 to the campaign's recipients by their Message-IDs: hard bounces
 are added to the suppression list as bounced, complaints as
 complained, mails to the unsubscribe mailto as unsubscribed.
-Soft bounces are counted; every other message is left alone
-and listed with why. A Maildir or an mbox is only read, never
+Soft bounces are recorded beside the list (suppressed.soft.csv
+for suppressed.csv), once per address and campaign, and an
+address with soft bounces of [bounces] soft_limit campaigns
+(3) is suppressed as bounced. Every other message is left
+alone and listed with why. A Maildir or an mbox is only read, never
 changed; over IMAP the handled messages are then moved to
 [bounces] move_to, or flagged \Seen without it, and those left
 alone are not touched.`,
@@ -161,8 +166,8 @@ alone are not touched.`,
 				help: "read the messages of the mbox FILE (mboxo or mboxrd)"},
 			{name: "imap", brief: "read the IMAP bounce mailbox the campaign file names",
 				help: "read the IMAP mailbox the campaign's [bounces] imap\nnames, and file the handled messages"},
-			{name: "dry-run", brief: "say what would be suppressed, change nothing",
-				help: "say what would be suppressed, and change nothing"},
+			{name: "dry-run", brief: "say what would be counted and suppressed, change nothing",
+				help: "say what would be counted and suppressed, and change\nnothing"},
 		},
 	},
 	{

@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/campaign"
@@ -54,11 +57,15 @@ func (c *cli) status(args []string) error {
 		total += k
 	}
 	n[campaign.Pending] -= total
+	soft, err := camp.CountSoftBounced(shard)
+	if err != nil {
+		return err
+	}
 	quota, err := quotaUse(camp)
 	if err != nil {
 		return err
 	}
-	r := &statusReport{n: n, supp: supp, suppressed: total, use: quota}
+	r := &statusReport{n: n, supp: supp, suppressed: total, soft: soft, softLimit: camp.SoftLimit, use: quota}
 	if quota != nil {
 		r.quota = camp.SMTP.Quota
 	}
@@ -74,6 +81,8 @@ type statusReport struct {
 	n          campaign.Counts // the pending on the suppression list left out
 	supp       map[string]int  // the suppressed by reason; nil without a suppression list
 	suppressed int
+	soft       map[int]int // the not suppressed with soft bounces, by campaigns; nil when not counted
+	softLimit  int
 	quota      *campaign.Quota // nil for none
 	use        *campaign.QuotaUse
 }
@@ -87,6 +96,9 @@ func (c *cli) statusJSON(r *statusReport) error {
 	}
 	if r.supp != nil {
 		out["suppressed"] = r.suppressed
+	}
+	if r.soft != nil {
+		out["soft_bounced"] = softTotal(r.soft)
 	}
 	if r.use != nil {
 		out["quota_used"] = r.use.Used
@@ -107,9 +119,27 @@ func (c *cli) statusText(r *statusReport) {
 		}
 		fmt.Fprintln(c.stdout)
 	}
+	if n := softTotal(r.soft); n > 0 {
+		ks := slices.Sorted(maps.Keys(r.soft))
+		slices.Reverse(ks)
+		parts := make([]string, len(ks))
+		for i, k := range ks {
+			parts[i] = fmt.Sprintf("%d of %s", r.soft[k], plural(k, "campaign"))
+		}
+		fmt.Fprintf(c.stdout, "soft-bounced %d (%s; suppressed at %d)\n", n, strings.Join(parts, ", "), r.softLimit)
+	}
 	if r.use != nil {
 		c.quotaLine(r.quota, r.use)
 	}
+}
+
+// softTotal is how many recipients have soft bounces.
+func softTotal(soft map[int]int) int {
+	n := 0
+	for _, k := range soft {
+		n += k
+	}
+	return n
 }
 
 // quotaUse is how much of the campaign's quota is used now; nil for a

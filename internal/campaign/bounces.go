@@ -22,11 +22,15 @@ import (
 // Bounces reads a bounce mailbox (batch bounces): each message is
 // classified by package bounce, matched to the campaign's recipients by
 // batch's stable Message-IDs, and its hard bounces, complaints and
-// unsubscribes are added to the suppression list. The mailbox is only
-// read: no file of it is moved, changed or added. An IMAP mailbox
-// ([bounces], imap.go) is read with BODY.PEEK[], and only after the list
-// is written are the handled messages (all but those left alone) moved to
-// move_to, or flagged \Seen without it; the others are not touched.
+// unsubscribes are added to the suppression list. Its soft bounces are
+// recorded in the soft-bounce record beside the list (suppress.SoftList),
+// once per address and campaign, and an address with soft bounces of
+// [bounces] soft_limit campaigns is added to the list as bounced (see
+// countSoft). The mailbox is only read: no file of it is moved, changed or
+// added. An IMAP mailbox ([bounces], imap.go) is read with BODY.PEEK[], and
+// only after the record and the list are written are the handled messages
+// (all but those left alone) moved to move_to, or flagged \Seen without
+// it; the others are not touched.
 
 // BounceOptions say which mailbox Bounces reads: exactly one of Maildir,
 // Mbox and IMAP.
@@ -68,6 +72,19 @@ type BounceReport struct {
 	Added    int         // of Suppress, those not on the list before
 	Left     []LeftAlone // the messages left alone, in the order of the mailbox
 	List     string      // the suppression list's file
+	// SoftList is the soft-bounce record's file, and SoftLimit
+	// [bounces] soft_limit; "" and 0 when soft bounces are not counted.
+	SoftList  string
+	SoftLimit int
+	// Soft are the soft bounces counted toward SoftLimit (recorded, or
+	// that would be), each address once, in the order of the mailbox:
+	// those of addresses not suppressed already, from messages whose
+	// campaign is known.
+	Soft    []SoftBounce
+	Counted int // of Soft, those not in the record before
+	// Limited are the addresses of Soft that reached SoftLimit, which
+	// Suppress has as bounced.
+	Limited []string
 	// Filed is, over IMAP, how many handled messages were moved to
 	// [bounces] move_to, or flagged \Seen without it.
 	Filed int
@@ -79,6 +96,20 @@ type BounceAction struct {
 	Email   string // the recipient's address, as the campaign's list has it
 	Reason  string // bounced, complained or unsubscribed
 	Detail  string // the status and the report's diagnostic, one line
+}
+
+// SoftBounce is a soft bounce Bounces counts.
+type SoftBounce struct {
+	Message string // the mailbox file, and for an mbox the message's line
+	Email   string // the recipient's address, as the campaign's list has it
+	Status  string // the report's status (4.2.2), or ""
+	Detail  string // the report's diagnostic, one line
+	// New says the record didn't have the campaign's soft bounce of
+	// Email before.
+	New bool
+	// Campaigns is how many campaigns have soft-bounced at Email, this
+	// one with them.
+	Campaigns int
 }
 
 // LeftAlone is a message Bounces doesn't act on, and why.
@@ -93,8 +124,8 @@ const maxBounceSize = bounce.DefaultMaxSize
 // Bounces reads the mailbox o names and adds to the campaign's suppression
 // list the recipients whose mailbox refused for good (bounced), who
 // complained (complained) or who mailed the unsubscribe mailto
-// (unsubscribed); soft bounces are counted, and everything else is listed
-// as left alone. With o.DryRun the list is not written.
+// (unsubscribed); soft bounces are counted (countSoft), and everything else
+// is listed as left alone. With o.DryRun no file is written.
 func (c *Campaign) Bounces(o BounceOptions) (*BounceReport, error) {
 	if n := btoi(o.Maildir != "") + btoi(o.Mbox != "") + btoi(o.IMAP); n != 1 {
 		return nil, ErrBounceSource
@@ -111,7 +142,10 @@ func (c *Campaign) Bounces(o BounceOptions) (*BounceReport, error) {
 		return nil, err
 	}
 	rep := &BounceReport{Counts: map[string]int{}, List: c.Suppress}
-	seen := map[string]bool{}
+	if c.SoftLimit > 0 {
+		rep.SoftList, rep.SoftLimit = suppress.SoftPath(c.Suppress), c.SoftLimit
+	}
+	seen, seenSoft := map[string]bool{}, map[string]bool{}
 	// handle classifies a message and says whether it is handled (not
 	// left alone).
 	handle := func(name string, r io.Reader) (bool, error) {
@@ -120,7 +154,7 @@ func (c *Campaign) Bounces(o BounceOptions) (*BounceReport, error) {
 			return false, fmt.Errorf("%s: %w", name, err)
 		}
 		rep.Messages++
-		acts, reason := m.match(name, v)
+		acts, softs, reason := m.match(name, v)
 		if reason != "" {
 			rep.Counts[LeftAloneKind]++
 			rep.Left = append(rep.Left, LeftAlone{Message: name, Reason: merge.OneLine(reason)}) // it may quote the message
@@ -131,6 +165,12 @@ func (c *Campaign) Bounces(o BounceOptions) (*BounceReport, error) {
 			if k := strings.ToLower(a.Email); !seen[k] {
 				seen[k] = true
 				rep.Suppress = append(rep.Suppress, a)
+			}
+		}
+		for _, sb := range softs {
+			if k := strings.ToLower(sb.Email); !seenSoft[k] {
+				seenSoft[k] = true
+				rep.Soft = append(rep.Soft, sb)
 			}
 		}
 		return true, nil
@@ -155,6 +195,89 @@ func (c *Campaign) Bounces(o BounceOptions) (*BounceReport, error) {
 		return nil, err
 	}
 	return rep, c.suppressBounces(l, rep, o.DryRun)
+}
+
+// countSoft records rep.Soft in the soft-bounce record, those of addresses
+// not on l nor to be added by rep.Suppress, once per address and campaign
+// (a report read again, or a delay and then a failure of one message,
+// counts once), and adds to rep.Suppress, as bounced, those whose soft
+// bounces are now of rep.SoftLimit campaigns or more: those that reached
+// it here, and those the record had at it already (a run that wrote the
+// record but not the list). With dryRun the record is read, not written.
+func (c *Campaign) countSoft(l *suppress.List, rep *BounceReport, dryRun bool) error {
+	if rep.SoftLimit == 0 || len(rep.Soft) == 0 {
+		rep.Soft = nil
+		return nil
+	}
+	sl, err := suppress.OpenSoft(rep.SoftList)
+	if err != nil {
+		return err // the file and the line
+	}
+	suppressing := map[string]bool{}
+	for _, a := range rep.Suppress {
+		suppressing[strings.ToLower(a.Email)] = true
+	}
+	var keep []SoftBounce
+	var add []suppress.SoftBounce
+	for _, sb := range rep.Soft {
+		if _, ok := l.Has(sb.Email); ok || suppressing[strings.ToLower(sb.Email)] {
+			continue
+		}
+		sb.New = !sl.Has(sb.Email, c.Name)
+		sb.Campaigns = sl.Count(sb.Email) + btoi(sb.New)
+		if sb.New {
+			add = append(add, suppress.SoftBounce{Email: sb.Email, Campaign: c.Name, Status: sb.Status, Detail: sb.Detail})
+		}
+		keep = append(keep, sb)
+	}
+	rep.Soft, rep.Counted = keep, len(add)
+	if !dryRun {
+		n, err := sl.Append(add...)
+		if err != nil {
+			return err
+		}
+		// The record as it is now, with what another batch added meanwhile.
+		rep.Counted = n
+		for i := range rep.Soft {
+			rep.Soft[i].Campaigns = sl.Count(rep.Soft[i].Email)
+		}
+	}
+	var limited []string
+	byEmail := map[string]SoftBounce{}
+	for _, sb := range rep.Soft {
+		if sb.Campaigns >= rep.SoftLimit {
+			limited = append(limited, sb.Email)
+			byEmail[sb.Email] = sb
+		}
+	}
+	if len(limited) == 0 {
+		return nil
+	}
+	of, err := sl.Of(limited...)
+	if err != nil {
+		return err
+	}
+	for _, email := range limited {
+		sb := byEmail[email]
+		lines := of[email]
+		if dryRun && sb.New {
+			lines = append(lines, suppress.SoftBounce{Campaign: c.Name, Status: sb.Status})
+		}
+		rep.Limited = append(rep.Limited, email)
+		rep.Suppress = append(rep.Suppress, BounceAction{Message: sb.Message, Email: email, Reason: string(suppress.Bounced), Detail: softDetail(lines)})
+	}
+	return nil
+}
+
+// softDetail is the suppression's detail of an address suppressed for
+// its soft bounces: "3 soft bounces: campaign a 4.2.2, campaign b 4.4.1,
+// campaign c 4.4.1".
+func softDetail(lines []suppress.SoftBounce) string {
+	parts := make([]string, len(lines))
+	for i, b := range lines {
+		parts[i] = strings.TrimSpace("campaign " + b.Campaign + " " + b.Status)
+	}
+	return fmt.Sprintf("%d soft bounces: %s", len(lines), strings.Join(parts, ", "))
 }
 
 // bouncesIMAP reads the [bounces] mailbox with handle, writes the list,
@@ -192,9 +315,12 @@ func btoi(b bool) int {
 	return 0
 }
 
-// suppressBounces adds rep.Suppress to l, or with dryRun counts those it
-// would add.
+// suppressBounces counts rep.Soft (countSoft) and adds rep.Suppress to l,
+// or with dryRun counts those it would add.
 func (c *Campaign) suppressBounces(l *suppress.List, rep *BounceReport, dryRun bool) error {
+	if err := c.countSoft(l, rep, dryRun); err != nil {
+		return err
+	}
 	entries := make([]suppress.Entry, 0, len(rep.Suppress))
 	for _, a := range rep.Suppress {
 		if _, ok := l.Has(a.Email); ok {
@@ -214,6 +340,7 @@ func (c *Campaign) suppressBounces(l *suppress.List, rep *BounceReport, dryRun b
 // bounceMatcher matches verdicts to the campaign's recipients.
 type bounceMatcher struct {
 	campaign string
+	soft     bool // soft bounces are counted: one whose campaign can't be told is left alone
 	opts     bounce.Options
 	emails   map[string]string // the list's addresses, by their lower case
 	ids      map[string]string // the list's addresses, by their message's Message-ID
@@ -222,7 +349,7 @@ type bounceMatcher struct {
 // bounceMatcher reads the campaign's list for its addresses and their
 // Message-IDs.
 func (c *Campaign) bounceMatcher() (*bounceMatcher, error) {
-	m := &bounceMatcher{campaign: c.Name, emails: map[string]string{}, ids: map[string]string{}}
+	m := &bounceMatcher{campaign: c.Name, soft: c.SoftLimit > 0, emails: map[string]string{}, ids: map[string]string{}}
 	if c.Unsubscribe != nil {
 		m.opts.Unsubscribe = c.Unsubscribe.Mailto
 	}
@@ -247,42 +374,56 @@ func (c *Campaign) MessageID(address string) string {
 	return render.MessageID(c.Name, address, c.messageDomain())
 }
 
-// match returns the addresses v says to suppress, or why the message is
-// left alone. A recipient is the campaign's when the report's Message-ID
-// is that of the campaign's message to it, or, for a report without one
-// and for an unsubscribe (whose From wants off the list whatever it
-// replies to), when it is on the list. A report whose Message-ID is the
-// campaign's message to an address it doesn't name (forwarded, or
-// redacted) is about that address.
-func (m *bounceMatcher) match(name string, v bounce.Verdict) ([]BounceAction, string) {
+// match returns the addresses v says to suppress and its soft bounces, or
+// why the message is left alone. A recipient is the campaign's when the
+// report's Message-ID is that of the campaign's message to it, or, for a
+// report without one and for an unsubscribe (whose From wants off the list
+// whatever it replies to), when it is on the list. A report whose
+// Message-ID is the campaign's message to an address it doesn't name
+// (forwarded, or redacted) is about that address. A soft bounce is the
+// campaign's only by its Message-ID: when m.soft, a report of soft bounces
+// without one (which campaign's message failed can't be told, and counting
+// it for this one would count it again for the next) is left alone.
+func (m *bounceMatcher) match(name string, v bounce.Verdict) ([]BounceAction, []SoftBounce, string) {
 	if v.Kind == bounce.Leave {
-		return nil, v.Reason
+		return nil, nil, v.Reason
 	}
 	var acts []BounceAction
-	about := false
+	var softs []SoftBounce
+	about, unknown := false, false
+	note := func(email string, kind bounce.Kind, status, detail string) {
+		if kind == bounce.Soft {
+			if v.MessageID == "" {
+				unknown = true
+			} else {
+				softs = append(softs, SoftBounce{Message: name, Email: email, Status: status, Detail: detail})
+			}
+		} else if a, ok := action(name, email, kind, status, detail); ok {
+			acts = append(acts, a)
+		}
+	}
 	for _, r := range v.Recipients {
 		email, ok := m.emails[strings.ToLower(r.Address)]
 		if !ok || v.MessageID != "" && m.ids[v.MessageID] != email && v.Kind != bounce.Unsubscribe {
 			continue
 		}
 		about = true
-		if a, ok := action(name, email, r.Kind, r.Status, r.Detail); ok {
-			acts = append(acts, a)
-		}
+		note(email, r.Kind, r.Status, r.Detail)
 	}
 	if !about && v.MessageID != "" && v.Kind != bounce.Unsubscribe {
 		if email, ok := m.ids[v.MessageID]; ok {
 			about = true
 			r := firstOf(v)
-			if a, ok := action(name, email, v.Kind, r.Status, r.Detail); ok {
-				acts = append(acts, a)
-			}
+			note(email, v.Kind, r.Status, r.Detail)
 		}
 	}
 	if !about {
-		return nil, fmt.Sprintf("a %s about no recipient of campaign %q (another campaign's message, or an address not in its list): run batch bounces with that campaign, or read it yourself", v.Kind, m.campaign)
+		return nil, nil, fmt.Sprintf("a %s about no recipient of campaign %q (another campaign's message, or an address not in its list): run batch bounces with that campaign, or read it yourself", v.Kind, m.campaign)
 	}
-	return acts, ""
+	if m.soft && unknown && len(acts) == 0 && len(softs) == 0 {
+		return nil, nil, "a soft bounce without the Message-ID of the message that failed: which campaign's it was can't be told, so it isn't counted toward [bounces] soft_limit: read it yourself"
+	}
+	return acts, softs, ""
 }
 
 // firstOf returns the first recipient of v of its kind, for its status and
@@ -296,7 +437,7 @@ func firstOf(v bounce.Verdict) bounce.Recipient {
 }
 
 // action is the suppression of email for a recipient of kind; none for a
-// soft bounce.
+// soft bounce, which is counted instead.
 func action(name, email string, kind bounce.Kind, status, detail string) (BounceAction, bool) {
 	var reason suppress.Reason
 	switch kind {

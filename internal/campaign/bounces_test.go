@@ -83,7 +83,7 @@ func TestReadMboxNotMbox(t *testing.T) {
 func TestBounceMatch(t *testing.T) {
 	const name = "2026-12-newsletter"
 	id := func(a string) string { return render.MessageID(name, a, "example.org") }
-	m := &bounceMatcher{campaign: name, emails: map[string]string{}, ids: map[string]string{}}
+	m := &bounceMatcher{campaign: name, soft: true, emails: map[string]string{}, ids: map[string]string{}}
 	for _, a := range []string{"Ada@example.org", "bob@example.net", "carol@example.com"} {
 		m.emails[strings.ToLower(a)] = a
 		m.ids[id(a)] = a
@@ -96,38 +96,54 @@ func TestBounceMatch(t *testing.T) {
 		v    bounce.Verdict
 		want []string // email reason detail
 		left bool
+		soft []string // email status detail
 	}{
 		{"a hard bounce, its address in the list's case", bounce.Verdict{Kind: bounce.Hard, MessageID: id("Ada@example.org"), Recipients: []bounce.Recipient{hard("ada@EXAMPLE.org")}},
-			[]string{"Ada@example.org bounced 5.1.1 550 5.1.1 user unknown"}, false},
+			[]string{"Ada@example.org bounced 5.1.1 550 5.1.1 user unknown"}, false, nil},
 		{"a bounce from where the mail was forwarded to: by its Message-ID", bounce.Verdict{Kind: bounce.Hard, MessageID: id("bob@example.net"), Recipients: []bounce.Recipient{hard("bob@elsewhere.example")}},
-			[]string{"bob@example.net bounced 5.1.1 550 5.1.1 user unknown"}, false},
+			[]string{"bob@example.net bounced 5.1.1 550 5.1.1 user unknown"}, false, nil},
 		{"a complaint that names no one", bounce.Verdict{Kind: bounce.Complaint, MessageID: id("carol@example.com")},
-			[]string{"carol@example.com complained "}, false},
+			[]string{"carol@example.com complained "}, false, nil},
 		{"a report without a Message-ID, of an address of the list", bounce.Verdict{Kind: bounce.Hard, Recipients: []bounce.Recipient{hard("bob@example.net")}},
-			[]string{"bob@example.net bounced 5.1.1 550 5.1.1 user unknown"}, false},
+			[]string{"bob@example.net bounced 5.1.1 550 5.1.1 user unknown"}, false, nil},
 		{"a soft bounce: counted, not suppressed", bounce.Verdict{Kind: bounce.Soft, MessageID: id("bob@example.net"), Recipients: []bounce.Recipient{{Address: "bob@example.net", Kind: bounce.Soft, Status: "4.4.1"}}},
-			nil, false},
+			nil, false, []string{"bob@example.net 4.4.1 "}},
+		{"a soft bounce from where the mail was forwarded to: by its Message-ID", bounce.Verdict{Kind: bounce.Soft, MessageID: id("Ada@example.org"), Recipients: []bounce.Recipient{{Address: "ada@elsewhere.example", Kind: bounce.Soft, Status: "4.2.2", Detail: "452 4.2.2 full"}}},
+			nil, false, []string{"Ada@example.org 4.2.2 452 4.2.2 full"}},
+		{"a soft bounce without a Message-ID: its campaign can't be told", bounce.Verdict{Kind: bounce.Soft, Recipients: []bounce.Recipient{{Address: "bob@example.net", Kind: bounce.Soft, Status: "4.4.1"}}},
+			nil, true, nil},
+		{"a hard and a soft bounce without a Message-ID: the hard one acted on", bounce.Verdict{Kind: bounce.Hard, Recipients: []bounce.Recipient{hard("bob@example.net"), {Address: "carol@example.com", Kind: bounce.Soft, Status: "4.4.1"}}},
+			[]string{"bob@example.net bounced 5.1.1 550 5.1.1 user unknown"}, false, nil},
 		{"another campaign's message to an address of the list", bounce.Verdict{Kind: bounce.Hard, MessageID: render.MessageID("other", "bob@example.net", "example.org"), Recipients: []bounce.Recipient{hard("bob@example.net")}},
-			nil, true},
+			nil, true, nil},
 		{"a bounce of an address not in the list", bounce.Verdict{Kind: bounce.Hard, Recipients: []bounce.Recipient{hard("zed@example.org")}},
-			nil, true},
+			nil, true, nil},
 		{"an unsubscribe from an address of the list, whatever it replies to", bounce.Verdict{Kind: bounce.Unsubscribe, MessageID: "x@example.net", Recipients: []bounce.Recipient{{Address: "carol@example.com", Kind: bounce.Unsubscribe, Detail: "a mail to u@example.org"}}},
-			[]string{"carol@example.com unsubscribed a mail to u@example.org"}, false},
+			[]string{"carol@example.com unsubscribed a mail to u@example.org"}, false, nil},
 		{"an unsubscribe from an address not in the list", bounce.Verdict{Kind: bounce.Unsubscribe, MessageID: id("bob@example.net"), Recipients: []bounce.Recipient{{Address: "eve@example.org", Kind: bounce.Unsubscribe}}},
-			nil, true},
-		{"an auto-reply", bounce.Verdict{Kind: bounce.Leave, Reason: "an auto-reply"}, nil, true},
+			nil, true, nil},
+		{"an auto-reply", bounce.Verdict{Kind: bounce.Leave, Reason: "an auto-reply"}, nil, true, nil},
 	} {
-		acts, reason := m.match("msg", tc.v)
-		var got []string
+		acts, softs, reason := m.match("msg", tc.v)
+		var got, gotSoft []string
 		for _, a := range acts {
 			got = append(got, a.Email+" "+a.Reason+" "+a.Detail)
 			if a.Message != "msg" {
 				t.Errorf("%s: message %q", tc.what, a.Message)
 			}
 		}
-		if !reflect.DeepEqual(got, tc.want) || (reason != "") != tc.left {
-			t.Errorf("%s: got %q, left alone for %q; want %q, left alone %v", tc.what, got, reason, tc.want, tc.left)
+		for _, sb := range softs {
+			gotSoft = append(gotSoft, sb.Email+" "+sb.Status+" "+sb.Detail)
 		}
+		if !reflect.DeepEqual(got, tc.want) || (reason != "") != tc.left || !reflect.DeepEqual(gotSoft, tc.soft) {
+			t.Errorf("%s: got %q and soft %q, left alone for %q; want %q and %q, left alone %v", tc.what, got, gotSoft, reason, tc.want, tc.soft, tc.left)
+		}
+	}
+	// With soft_limit = 0, a soft bounce without a Message-ID is handled,
+	// as any other of a recipient: nothing is counted.
+	m.soft = false
+	if acts, softs, reason := m.match("msg", bounce.Verdict{Kind: bounce.Soft, Recipients: []bounce.Recipient{{Address: "bob@example.net", Kind: bounce.Soft}}}); reason != "" || acts != nil || softs != nil {
+		t.Errorf("soft_limit = 0: %v, %v, left alone for %q", acts, softs, reason)
 	}
 }
 

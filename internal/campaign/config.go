@@ -26,7 +26,9 @@
 // mailbox, a Maildir, an mbox or the [bounces] table's IMAP folder
 // (imap.go), matches each report (package bounce) to the campaign's
 // recipients by their Message-IDs, and adds its hard bounces, complaints
-// and unsubscribes to the list.
+// and unsubscribes to the list; its soft bounces go to the soft-bounce
+// record beside the list (suppress.SoftList), and an address with soft
+// bounces of [bounces] soft_limit campaigns to the list as bounced.
 //
 // The commands the file gives for secrets (smtp.password_cmd,
 // smtp.token_cmd, smtp.oauth.client_secret_cmd, unsubscribe.secret_cmd,
@@ -123,7 +125,7 @@ type Campaign struct {
 	Preheader   *merge.Template // nil for none
 	Lang        string          // the text's language, a BCP 47 tag; "" for none
 	Unsubscribe *Unsubscribe    // nil without an [unsubscribe] table
-	Bounce      *BounceMailbox  // the IMAP bounce mailbox; nil without a [bounces] table
+	Bounce      *BounceMailbox  // the IMAP bounce mailbox; nil without a [bounces] imap
 	DKIM        *DKIM           // signs every message; nil without a [dkim] table
 	Limits      Limits          // what a row and a message may hold
 	// Suppress is the suppression list (package suppress), whose
@@ -133,6 +135,11 @@ type Campaign struct {
 	// SuppressBounces adds to Suppress the recipients a server refuses
 	// for good as unknown (a hard bounce, see hardBounce).
 	SuppressBounces bool
+	// SoftLimit is [bounces] soft_limit: batch bounces suppresses an
+	// address as bounced once the soft-bounce record beside Suppress
+	// (suppress.SoftPath) has soft bounces of it from this many
+	// campaigns; 0 counts none.
+	SoftLimit int
 
 	// AttachmentsDir is the one directory whose files the attachments
 	// column may name: its values are paths relative to the campaign
@@ -392,7 +399,7 @@ func (l *loader) extras(f *file) {
 	if f.Unsubscribe != nil {
 		c.Unsubscribe = loadUnsubscribe(f.Unsubscribe, c.loc, l.bad, &l.errs)
 	}
-	if f.Bounces != nil {
+	if f.Bounces != nil && f.Bounces.mailbox() {
 		c.Bounce = loadBounces(f.Bounces, l.rel, c.loc, l.bad)
 	}
 	if c.Unsubscribe == nil || c.Unsubscribe.URL == nil {

@@ -17,7 +17,7 @@ import (
 
 // ErrNoBounceMailbox is batch bounces --imap for a campaign without a
 // [bounces] imap.
-var ErrNoBounceMailbox = errors.New("the campaign file has no [bounces] table: add one with imap = \"imaps://user@imap.example.org/INBOX\"")
+var ErrNoBounceMailbox = errors.New("the campaign file names no IMAP mailbox: add imap = \"imaps://user@imap.example.org/INBOX\" to its [bounces] table")
 
 // ErrIMAPNoStartTLS is an imap:// server, not on this machine, that
 // refused STARTTLS: batch doesn't log in over plain text.

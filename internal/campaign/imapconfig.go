@@ -23,6 +23,13 @@ type bouncesFile struct {
 	CAFile      string `toml:"ca_file"`
 	MoveTo      string `toml:"move_to"`
 	Timeout     string `toml:"timeout"`
+	SoftLimit   *int   `toml:"soft_limit"` // not the mailbox's: see loader.suppress
+}
+
+// mailbox says whether the table names an IMAP mailbox, or has a key of
+// one: a table of soft_limit alone has none.
+func (f *bouncesFile) mailbox() bool {
+	return f.IMAP != "" || f.PasswordEnv != "" || f.PasswordCmd != "" || f.CAFile != "" || f.MoveTo != "" || f.Timeout != ""
 }
 
 // DefaultIMAPPasswordEnv is the variable that holds the bounce mailbox's

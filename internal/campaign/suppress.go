@@ -39,15 +39,33 @@ func SuppressReasons() []string {
 // suppress key.
 var ErrNoSuppressionList = errors.New("has no suppression list")
 
-// suppress checks the suppress and suppress_bounces keys.
+// DefaultSoftLimit is [bounces] soft_limit when it is not given: an
+// address is suppressed at soft bounces of three campaigns.
+const DefaultSoftLimit = 3
+
+// suppress checks the suppress and suppress_bounces keys, and [bounces]
+// soft_limit.
 func (l *loader) suppress(f *file) {
 	c := l.c
 	c.SuppressBounces = f.SuppressBounces == nil || *f.SuppressBounces
+	var limit *int
+	if f.Bounces != nil {
+		limit = f.Bounces.SoftLimit
+	}
 	if f.Suppress == "" {
 		if f.SuppressBounces != nil {
 			l.bad("suppress_bounces", `goes with suppress, the list the bounces are added to: add suppress = "../suppressed.csv", or remove suppress_bounces`)
 		}
+		if limit != nil {
+			l.bad("bounces.soft_limit", `goes with suppress, the list an address that keeps bouncing softly is added to: add suppress = "../suppressed.csv", or remove soft_limit`)
+		}
 		return
+	}
+	c.SoftLimit = DefaultSoftLimit
+	if limit != nil {
+		if c.SoftLimit = *limit; c.SoftLimit < 0 || c.SoftLimit > 100 {
+			l.bad("bounces.soft_limit", "%d: want the number of campaigns, 1 to 100, or 0 to count no soft bounce", c.SoftLimit)
+		}
 	}
 	c.Suppress = l.rel(f.Suppress)
 	if st, err := os.Stat(c.Suppress); err == nil && st.IsDir() {
@@ -101,9 +119,15 @@ func (c *Campaign) AddSuppressed(reason, detail string, addresses ...string) (in
 }
 
 // RemoveSuppressed removes addresses from the campaign's suppression list, each
-// with every line it has, and returns how many lines went.
+// with every line it has, and returns how many lines went. Their lines of
+// the soft-bounce record beside it go too (not counted), so that an
+// address given another chance starts its soft bounces again from none.
 func (c *Campaign) RemoveSuppressed(addresses ...string) (int, error) {
 	l, err := c.mustList()
+	if err != nil {
+		return 0, err
+	}
+	soft, err := suppress.OpenSoft(suppress.SoftPath(c.Suppress))
 	if err != nil {
 		return 0, err
 	}
@@ -112,6 +136,9 @@ func (c *Campaign) RemoveSuppressed(addresses ...string) (int, error) {
 		k, err := l.Remove(a)
 		n += k
 		if err != nil {
+			return n, err
+		}
+		if _, err := soft.Remove(a); err != nil {
 			return n, err
 		}
 	}
@@ -164,6 +191,35 @@ func (c *Campaign) CountSuppressed(state *State, shard Shard) (map[string]int, e
 		}
 		if s, ok := l.Has(rec.Email); ok {
 			n[string(s.Reason)]++
+		}
+	})
+	return n, err
+}
+
+// CountSoftBounced counts the recipients of the list (the shard's) that
+// are not suppressed and have soft bounces in the soft-bounce record, by
+// how many campaigns they are of (1 to SoftLimit-1, unless the record was
+// edited): those soft_limit will suppress if they go on. It is nil when
+// soft bounces are not counted (no suppression list, or soft_limit = 0).
+func (c *Campaign) CountSoftBounced(shard Shard) (map[int]int, error) {
+	l, err := c.suppressionList()
+	if l == nil || c.SoftLimit == 0 {
+		return nil, err
+	}
+	soft, err := suppress.OpenSoft(suppress.SoftPath(c.Suppress))
+	if err != nil {
+		return nil, err
+	}
+	n := map[int]int{}
+	if soft.Len() == 0 {
+		return n, nil
+	}
+	_, err = c.Status(nil, shard, func(rec *Recipient, _ Entry) {
+		if _, ok := l.Has(rec.Email); ok {
+			return
+		}
+		if k := soft.Count(rec.Email); k > 0 {
+			n[k]++
 		}
 	})
 	return n, err

@@ -72,3 +72,45 @@ func bigList(b *testing.B, n int) string {
 	f.Close()
 	return path
 }
+
+// BenchmarkOpenSoft reads a soft-bounce record of a million lines (a
+// million addresses, each of one campaign) and reports the heap the
+// SoftList holds after it, per line:
+//
+//	go test -run=^$ -bench=OpenSoft -benchtime=3x ./internal/suppress/
+func BenchmarkOpenSoft(b *testing.B) {
+	const n = 1_000_000
+	path := filepath.Join(b.TempDir(), "s.soft.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	w.WriteString("email,at,campaign,status,detail\n")
+	for i := range n {
+		fmt.Fprintf(w, "someone.%d@example.org,2026-12-01T16:19:14Z,2026-12-newsletter,4.2.2,452 4.2.2 mailbox full\n", i)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	b.ResetTimer()
+	var heap uint64
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		l, err := OpenSoft(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if l.Len() != n {
+			b.Fatalf("Len = %d", l.Len())
+		}
+		heap = after.HeapAlloc - before.HeapAlloc
+		runtime.KeepAlive(l)
+	}
+	b.ReportMetric(float64(heap)/n, "heap-B/line")
+}

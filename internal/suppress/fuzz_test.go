@@ -77,3 +77,68 @@ func FuzzAppend(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendSoft takes any file as a hand-edited soft-bounce record:
+// reading it never panics, and when it reads, Append keeps it a record
+// that reads, with its bytes before what was added, every address's
+// count, and the new campaign counted once, however often it is appended;
+// Remove then drops the address's lines, and only those.
+//
+//	go test -fuzz=FuzzAppendSoft -fuzztime=30s ./internal/suppress/
+func FuzzAppendSoft(f *testing.F) {
+	f.Add([]byte("\uFEFFemail,at,campaign,status,detail\r\nada@example.org,,oct,4.2.2,\"a, b\"\r\n\r\nbob@example.org,,nov"), "ada@example.org", "dec", "=cmd|' /C calc'!A0")
+	f.Add([]byte("email,at,campaign,status,detail\n"), "zoe@example.org", "a\r\nb", "452\r\n4.2.2")
+	f.Add([]byte(""), "ada@example.org", "oct", "")
+	f.Add([]byte("email,at,campaign\nada@example.org,,\n"), "ada@example.org", "x", "x")
+	f.Add([]byte("email,at,campaign,status,detail\n"), "ada@example.org", "\x01", "")
+	f.Fuzz(func(t *testing.T, content []byte, addr, campaign, detail string) {
+		path := filepath.Join(t.TempDir(), "s.soft.csv")
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := OpenSoft(path)
+		if err != nil {
+			return // a bad line, named
+		}
+		var before []SoftBounce
+		if err := ScanSoft(path, bytes.NewReader(content), func(b SoftBounce) error { before = append(before, b); return nil }); err != nil {
+			t.Fatalf("OpenSoft reads it, ScanSoft does not: %v", err)
+		}
+		had := l.Count(addr)
+		n, err := l.Append(SoftBounce{Email: addr, Campaign: campaign, Status: detail, Detail: detail}, SoftBounce{Email: addr, Campaign: campaign})
+		if err != nil {
+			return // an address or a campaign batch can't write
+		}
+		if n > 1 {
+			t.Fatalf("one campaign appended %d times", n)
+		}
+		after, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(after, content) {
+			t.Fatalf("Append changed the file's bytes:\n%q\n%q", content, after)
+		}
+		again, err := OpenSoft(path)
+		if err != nil {
+			t.Fatalf("the file does not read after Append: %v\n%q", err, after)
+		}
+		for _, b := range before {
+			if l.addrKey(b.Email) == l.addrKey(addr) {
+				continue
+			}
+			if again.Count(b.Email) != l.Count(b.Email) {
+				t.Fatalf("%s: %d read again, %d before", b.Email, again.Count(b.Email), l.Count(b.Email))
+			}
+		}
+		if got := again.Count(addr); got != had+n || got == 0 {
+			t.Fatalf("%q counted %d after Append, %d before, %d added", addr, got, had, n)
+		}
+		if m, err := again.Append(SoftBounce{Email: addr, Campaign: campaign}); err != nil || m != 0 {
+			t.Fatalf("the same campaign again: %d, %v", m, err)
+		}
+		if removed, err := again.Remove(addr); err != nil || removed == 0 || again.Count(addr) != 0 {
+			t.Fatalf("Remove = %d, %v; count %d", removed, err, again.Count(addr))
+		}
+	})
+}

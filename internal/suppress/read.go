@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -25,7 +24,7 @@ const maxProblems = 20
 // entry in file order, every field read: for batch suppress list, or a
 // report. It stops at fn's first error and returns it.
 func Scan(path string, r io.Reader, fn func(Entry) error) error {
-	_, err := scan(path, r, position{line: 1}, func(e Entry, _, _ int64) error { return fn(e) })
+	_, err := scan(path, r, position{line: 1}, listFormat, func(e Entry, _, _ int64) error { return fn(e) })
 	return err
 }
 
@@ -50,66 +49,12 @@ type fileState struct {
 // tailLen is how many bytes before the end of what was read are kept.
 const tailLen = 64
 
-// read adds the entries of r, which starts at the file's position at, to
-// the list.
-func (l *List) read(r io.Reader, at position) (position, error) {
-	if at.line == 0 {
-		at.line = 1
-	}
-	return scan(l.path, r, at, func(e Entry, _, _ int64) error {
-		l.add(e)
-		return nil
-	})
-}
-
-// catchUp reads what f holds that the list has not read: what was added to
-// the end since it last read f, or all of it when it is another file or was
-// changed before that end.
-func (l *List) catchUp(f *os.File) error {
-	info, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("suppression list: %w", err)
-	}
-	dev, ino := fileID(info)
-	size := info.Size()
-	from := l.file.pos
-	// Read again from the start: another file, one cut shorter or changed
-	// before where it was read to, or one read to the middle of a line
-	// (by hand, without its end), which what was added may continue.
-	midLine := len(l.file.tail) > 0 && l.file.tail[len(l.file.tail)-1] != '\n'
-	if !l.file.valid || l.file.dev != dev || l.file.ino != ino || size < from.offset || !l.sameTail(f) || midLine && size > from.offset {
-		l.reset()
-		from = position{line: 1}
-	}
-	cr := &countReader{r: io.NewSectionReader(f, from.offset, size-from.offset)}
-	cr.last = append(cr.last, l.file.tail...)
-	end, err := l.read(cr, from)
-	if err != nil {
-		l.reset()
-		return err
-	}
-	l.file = fileState{valid: true, dev: dev, ino: ino, pos: end, tail: cr.last}
-	return nil
-}
-
-// sameTail reports whether the bytes before the end of what was read are
-// still those read.
-func (l *List) sameTail(f *os.File) bool {
-	t := l.file.tail
-	if len(t) == 0 {
-		return l.file.pos.offset == 0
-	}
-	got := make([]byte, len(t))
-	_, err := f.ReadAt(got, l.file.pos.offset-int64(len(t)))
-	return err == nil && bytes.Equal(got, t)
-}
-
-// scan reads the lines of the list from r, which starts at the file's
-// position at (line 1 at offset 0), and calls fn with each entry and the
-// bytes [start, end) of the file it spans, with the blank lines before it.
-// It returns the position at the end of r. Bad lines are reported
-// together, up to maxProblems, each a *merge.RowError.
-func scan(path string, r io.Reader, at position, fn func(e Entry, start, end int64) error) (position, error) {
+// scan reads the lines of a file of format f from r, which starts at the
+// file's position at (line 1 at offset 0), and calls fn with each entry
+// and the bytes [start, end) of the file it spans, with the blank lines
+// before it. It returns the position at the end of r. Bad lines are
+// reported together, up to maxProblems, each a *merge.RowError.
+func scan[T any](path string, r io.Reader, at position, f *format[T], fn func(e T, start, end int64) error) (position, error) {
 	cr, ok := r.(*countReader)
 	if !ok {
 		cr = &countReader{r: r}
@@ -153,8 +98,8 @@ func scan(path string, r io.Reader, at position, fn func(e Entry, start, end int
 		from := start
 		start = end
 		if !at.header {
-			if !isHeader(rec) {
-				bad(line, "the first line must be the header %s, not %s: put it back, or start the file again with it", strings.Join(header, ","), strings.Join(rec, ","))
+			if !isHeader(rec, f.header) {
+				bad(line, "the first line must be the header %s, not %s: put it back, or start the file again with it", strings.Join(f.header, ","), strings.Join(rec, ","))
 				break
 			}
 			at.header = true
@@ -163,12 +108,11 @@ func scan(path string, r io.Reader, at position, fn func(e Entry, start, end int
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a line of spaces, by hand
 		}
-		e, err := parseLine(rec)
+		e, err := f.parse(rec, line)
 		if err != nil {
 			bad(line, "%v", err)
 			continue
 		}
-		e.Line = line
 		if err := fn(e, base+from, base+end); err != nil {
 			return at, err
 		}
@@ -179,7 +123,7 @@ func scan(path string, r io.Reader, at position, fn func(e Entry, start, end int
 	return position{offset: at.offset + cr.n, line: at.line + cr.lines, header: at.header}, nil
 }
 
-func isHeader(rec []string) bool {
+func isHeader(rec, header []string) bool {
 	if len(rec) != len(header) {
 		return false
 	}
@@ -191,8 +135,11 @@ func isHeader(rec []string) bool {
 	return true
 }
 
-// parseLine reads one line's fields.
-func parseLine(rec []string) (Entry, error) {
+// listFormat is the suppression list's.
+var listFormat = &format[Entry]{header: header, parse: parseLine}
+
+// parseLine reads the fields of a line of the list.
+func parseLine(rec []string, line int) (Entry, error) {
 	if len(rec) < 2 || len(rec) > len(header) {
 		fields := fmt.Sprintf("%d fields", len(rec))
 		if len(rec) == 1 {
@@ -227,6 +174,7 @@ func parseLine(rec []string) (Entry, error) {
 	if len(rec) > 4 {
 		e.Detail = rec[4]
 	}
+	e.Line = line
 	return e, nil
 }
 

@@ -36,6 +36,18 @@
 // address's lines, atomically (a temporary file renamed over it). Cells
 // batch writes go through [merge.CSVWriter], so that none runs as a formula
 // when the file is opened in a spreadsheet.
+//
+// Beside the list, [SoftList] keeps the soft-bounce record ([SoftPath]:
+// suppressed.csv's is suppressed.soft.csv), the campaigns whose message to
+// an address failed for a while, each (address, campaign) once:
+//
+//	email,at,campaign,status,detail
+//	ada@example.org,2026-12-01T16:19:14Z,2026-12-newsletter,4.2.2,452 4.2.2 mailbox full
+//
+// so that an address that bounces softly campaign after campaign can be
+// suppressed (the caller decides after how many). It is written, read and
+// edited by hand as the list is, by the same code: deleting an address's
+// lines resets its count.
 package suppress
 
 import (
@@ -95,12 +107,10 @@ type Entry struct {
 // are not safe for concurrent use; the file is, by any number of Lists
 // and processes.
 type List struct {
-	path  string
+	store[Entry]
 	seed  maphash.Seed
 	set   map[uint64]mark
 	count [len(reasons)]int
-	file  fileState
-	wait  time.Duration // how long Append and Remove wait for the lock
 }
 
 // mark is what the List keeps of an address: 16 bytes.
@@ -114,7 +124,9 @@ type mark struct {
 const lockWait = 10 * time.Second
 
 func newList(path string) *List {
-	return &List{path: path, seed: maphash.MakeSeed(), set: make(map[uint64]mark), wait: lockWait}
+	l := &List{seed: maphash.MakeSeed(), set: make(map[uint64]mark)}
+	l.store = newStore(path, listFormat, func(e Entry) { l.add(e) }, l.forget)
+	return l
 }
 
 // Open reads the list at path. A file that does not exist is an empty list,
@@ -193,8 +205,8 @@ func (l *List) add(e Entry) bool {
 	return true
 }
 
-func (l *List) reset() {
+// forget forgets every address, to read the file again.
+func (l *List) forget() {
 	clear(l.set)
 	l.count = [len(reasons)]int{}
-	l.file = fileState{}
 }
