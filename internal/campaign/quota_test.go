@@ -247,3 +247,50 @@ func TestQuotaWaitQueued(t *testing.T) {
 		t.Errorf("waited until %v, want %v", waits, want)
 	}
 }
+
+func TestQuotaWaitInterrupted(t *testing.T) {
+	list := quotaList(8)
+	c := faultCampaign(t, list)
+	srv := smtptest.Start(t)
+	q, _ := ParseQuota("5/h")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), cancel: cancel}
+	opts := faultOptions()
+	opts.Quota, opts.Clock, opts.QuotaWait = &q, clock, true
+	r := sendViaContext(t, ctx, c, srv, quick, opts)
+	if !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("%v, want context.Canceled", r.err)
+	}
+	// Ctrl-C during the wait: the messages in flight finish or are
+	// released, none fails, the rest is pending.
+	o := r.sum.Outcomes()
+	if o.Sent > 5 || o.Failed+o.Unknown > 0 {
+		t.Errorf("Outcomes = %+v, want at most 5 sent and nothing else", o)
+	}
+	if got := countStatus(t, c, list, Pending); got != 8-o.Sent {
+		t.Errorf("%d pending, want %d", got, 8-o.Sent)
+	}
+	if len(clock.slept) != 1 {
+		t.Errorf("slept %v, want one wait", clock.slept)
+	}
+	wantNoFailure(t, c)
+}
+
+func TestParseQuota(t *testing.T) {
+	for s, want := range map[string]Quota{
+		"2000/day": {N: 2000, Window: 24 * time.Hour, Text: "2000/day"},
+		"100/h":    {N: 100, Window: time.Hour, Text: "100/h"},
+		"100/hour": {N: 100, Window: time.Hour, Text: "100/hour"},
+		" 7 / d ":  {N: 7, Window: 24 * time.Hour, Text: " 7 / d "},
+	} {
+		if got, err := ParseQuota(s); err != nil || got != want {
+			t.Errorf("ParseQuota(%q) = %+v, %v; want %+v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "2000", "0/day", "-1/day", "1.5/day", "10/min", "10/week", "x/day"} {
+		if _, err := ParseQuota(s); err == nil {
+			t.Errorf("ParseQuota(%q) took it", s)
+		}
+	}
+}
