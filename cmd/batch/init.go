@@ -81,14 +81,16 @@ func (c *cli) init(args []string) error {
 	return nil
 }
 
-// refuseExisting returns a problem for each of paths that exists.
+// refuseExisting returns a problem for each of paths that exists, saying
+// what is there when it is not a regular file (a directory where batch init
+// would make files/ or write campaign.toml, say).
 func refuseExisting(paths []string) error {
 	var probs campaign.Problems
 	for _, p := range paths {
-		_, err := os.Lstat(p)
+		info, err := os.Lstat(p)
 		switch {
 		case err == nil:
-			probs = append(probs, fmt.Errorf("init: %s: %w", p, fs.ErrExist))
+			probs = append(probs, fmt.Errorf("init: %s: %w", p, existing(info.Mode())))
 		case !errors.Is(err, fs.ErrNotExist):
 			probs = append(probs, fmt.Errorf("init: %w", err))
 		}
@@ -97,6 +99,36 @@ func refuseExisting(paths []string) error {
 		return append(probs, errors.New("init: batch init overwrites nothing, so it wrote no file: give it a new directory (batch init DIR), or move those aside"))
 	}
 	return nil
+}
+
+// existsError is a path batch init would write that is there already, as
+// something other than a regular file. It is an fs.ErrExist.
+type existsError struct{ kind string }
+
+func (e existsError) Error() string { return "exists (" + e.kind + ")" }
+func (e existsError) Unwrap() error { return fs.ErrExist }
+
+// existing is the error for a path in the way that has mode: fs.ErrExist
+// itself for a regular file, an existsError naming anything else.
+func existing(mode fs.FileMode) error {
+	var kind string
+	switch {
+	case mode.IsRegular():
+		return fs.ErrExist
+	case mode.IsDir():
+		kind = "a directory"
+	case mode&fs.ModeSymlink != 0:
+		kind = "a symbolic link"
+	case mode&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case mode&fs.ModeSocket != 0:
+		kind = "a socket"
+	case mode&fs.ModeDevice != 0:
+		kind = "a device"
+	default:
+		kind = "not a regular file"
+	}
+	return existsError{kind}
 }
 
 // writeNew writes a file that must not exist yet.

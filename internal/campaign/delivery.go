@@ -61,6 +61,7 @@ func (d *delivery) send(m *render.Message, attempt int) error {
 	if err := d.stopped(); err != nil {
 		return err
 	}
+	t := &tracker{d: d, m: m, attempt: attempt}
 	if d.quota != nil {
 		// Before the sender has it, so before its "sending" record.
 		if err := d.quota.take(d.ctx); err != nil {
@@ -71,12 +72,13 @@ func (d *delivery) send(m *render.Message, attempt int) error {
 			d.mu.Unlock()
 			return err
 		}
+		t.quota = true
 	}
-	t := &tracker{d: d, m: m, attempt: attempt}
 	d.mu.Lock()
 	d.inflight++
 	d.mu.Unlock()
 	if err := d.s.Send(d.ctx, m, t); err != nil {
+		t.giveBack()
 		d.finished()
 		return err
 	}
@@ -217,6 +219,18 @@ type tracker struct {
 	attempt int
 	ticket  journal.Ticket
 	started bool // the "sending" record was written
+	// quota: the message holds one of the quota's, taken and not yet
+	// handed over (started) or given back.
+	quota bool
+}
+
+// giveBack gives the quota's message back if the message holds one: it
+// never reached the server.
+func (t *tracker) giveBack() {
+	if t.quota {
+		t.quota = false
+		t.d.quota.givenBack()
+	}
 }
 
 // Start writes the "sending" record when a connection takes the message,
@@ -224,6 +238,7 @@ type tracker struct {
 // killed was never seen by the server, and is pending, not unknown. The
 // record goes to disk while the connection says MAIL FROM, RCPT TO and
 // DATA and sends the content; Ready waits for it before the final dot.
+// The quota's window counts the message from that record's time too.
 //
 // A campaign stopped meanwhile (too many failures, Ctrl-C) sends nothing
 // more: the message stays pending.
@@ -234,9 +249,15 @@ func (t *tracker) Start() error {
 	if err := t.d.ctx.Err(); err != nil {
 		return errHeldBack
 	}
+	at := t.d.now()
 	if j := t.d.opts.Journal; j != nil {
 		t.started = true
-		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: t.d.now().Unix()})
+		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
+	}
+	if t.quota {
+		// Counted in the window from now, as later runs count it.
+		t.quota = false
+		t.d.quota.handedOver(at)
 	}
 	return nil
 }
@@ -258,6 +279,7 @@ func (t *tracker) Ready() error {
 // campaign file's terms.
 func (t *tracker) Done(err error) {
 	d := t.d
+	t.giveBack() // not started: it never reached the server
 	err = d.c.explainConn(err)
 	var se *deliver.SendError
 	switch {

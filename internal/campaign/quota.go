@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
@@ -67,34 +68,89 @@ func windowName(w time.Duration) string {
 }
 
 // quotaWindow counts the messages handed over in a quota's window: those
-// of the journals at the start, then this run's as they go. It holds at
-// most N times.
+// of the journals at the start, then this run's as they go. A message is
+// taken before the sender has it, but handed over only when a connection
+// starts it (its "sending" record, which later runs count), which may be
+// well after: it waits for a free connection and for the rate. So a message
+// taken counts as in the window from then on, and leaves it a window after
+// it was handed over, never after it was taken: a message still queued when
+// the window is full would otherwise be handed over with the next window's.
+// It holds at most N times.
 type quotaWindow struct {
 	q     Quota
 	clock deliver.Clock
-	times []time.Time           // oldest first
 	wait  func(until time.Time) // nil: stop when spent, else told before each wait
+
+	mu      sync.Mutex
+	times   []time.Time   // handed over, oldest first
+	taken   int           // taken and not handed over yet, nor given back
+	changed chan struct{} // closed, and replaced, when one of those is handed over or given back
 }
 
 // take takes one message of the quota, waiting for the window to reopen
-// if w.wait is set; a *QuotaError if spent and not waiting.
+// if w.wait is set; a *QuotaError if spent and not waiting. The message
+// is then handedOver, or givenBack if it never reaches the server.
 func (w *quotaWindow) take(ctx context.Context) error {
 	for {
+		w.mu.Lock()
 		now := w.clock.Now()
 		w.expire(now)
-		if len(w.times) < w.q.N {
-			w.times = append(w.times, now)
+		if len(w.times)+w.taken < w.q.N {
+			w.taken++
+			w.mu.Unlock()
 			return nil
 		}
-		reopens := w.times[0].Add(w.q.Window)
-		if w.wait == nil {
-			return &QuotaError{Quota: w.q, Reopens: reopens}
+		reopens := now.Add(w.q.Window) // at the soonest, when all are yet to go
+		if len(w.times) > 0 {
+			reopens = w.times[0].Add(w.q.Window)
 		}
-		w.wait(reopens)
-		if err := w.clock.Sleep(ctx, reopens.Sub(now)); err != nil {
-			return err
+		taken, changed := w.taken, w.changed
+		w.mu.Unlock()
+		switch {
+		case w.wait == nil:
+			return &QuotaError{Quota: w.q, Reopens: reopens}
+		case taken > 0:
+			// When those go decides when the window reopens, if they
+			// are the oldest, and how full it is then: wait for them
+			// first (a connection is starting them, or will).
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		default:
+			w.wait(reopens)
+			if err := w.clock.Sleep(ctx, reopens.Sub(now)); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// handedOver counts a message taken as handed over at at, the time of its
+// "sending" record.
+func (w *quotaWindow) handedOver(at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.taken--
+	i, _ := slices.BinarySearchFunc(w.times, at, func(a, b time.Time) int { return a.Compare(b) })
+	w.times = slices.Insert(w.times, i, at)
+	w.tell()
+}
+
+// givenBack counts a message taken that never reached the server out of
+// the window.
+func (w *quotaWindow) givenBack() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.taken--
+	w.tell()
+}
+
+// tell wakes a take waiting for the messages taken; w.mu is held.
+func (w *quotaWindow) tell() {
+	close(w.changed)
+	w.changed = make(chan struct{})
 }
 
 // spentAtStart is the *QuotaError of a send that can hand nothing over:
@@ -104,6 +160,8 @@ func (w *quotaWindow) spentAtStart(planned *Summary) error {
 	if w == nil || w.wait != nil || planned.Messages == 0 {
 		return nil
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.expire(w.clock.Now())
 	if len(w.times) < w.q.N {
 		return nil
@@ -111,7 +169,7 @@ func (w *quotaWindow) spentAtStart(planned *Summary) error {
 	return &QuotaError{Quota: w.q, Reopens: w.times[0].Add(w.q.Window)}
 }
 
-// expire forgets the times out of the window at now.
+// expire forgets the times out of the window at now; w.mu is held.
 func (w *quotaWindow) expire(now time.Time) {
 	i := 0
 	for i < len(w.times) && !w.times[i].Add(w.q.Window).After(now) {
@@ -216,7 +274,7 @@ func (c *Campaign) newQuotaWindow(opts *Options) (*quotaWindow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the quota's window: %w", err)
 	}
-	w := &quotaWindow{q: *opts.Quota, clock: clock, times: times}
+	w := &quotaWindow{q: *opts.Quota, clock: clock, times: times, changed: make(chan struct{})}
 	if opts.QuotaWait {
 		w.wait = func(until time.Time) {
 			if opts.Waiting != nil {

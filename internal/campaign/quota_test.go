@@ -20,6 +20,9 @@ type fakeClock struct {
 	t      time.Time
 	slept  []time.Duration
 	cancel context.CancelFunc // if set, a sleep cancels instead
+	// sleeping, if set, hears of each sleep as it starts (a send that
+	// never blocks, so give it a buffer).
+	sleeping chan<- time.Duration
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -36,6 +39,12 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 		c.t = c.t.Add(d)
 	}
 	c.mu.Unlock()
+	if c.sleeping != nil {
+		select {
+		case c.sleeping <- d:
+		default:
+		}
+	}
 	if cancel != nil {
 		cancel()
 	}
@@ -177,17 +186,65 @@ func TestQuotaWait(t *testing.T) {
 		t.Errorf("slept %v", clock.slept)
 	}
 	wantNoFailure(t, c)
-	// Never more than 5 in a day: the journal's "sending" times.
+	wantWithinQuota(t, c, q)
+}
+
+// wantWithinQuota checks that the journal's "sending" times, when the
+// messages were handed over, never put more than q.N in q's window.
+func wantWithinQuota(t *testing.T, c *Campaign, q Quota) {
+	t.Helper()
 	var at []int64
 	for _, rec := range journalRecords(t, c) {
 		if rec.Kind == journal.KindSending {
 			at = append(at, rec.At)
 		}
 	}
+	slices.Sort(at) // in the order they went out, which the journal's may not be
+	w := int64(q.Window / time.Second)
 	for i := q.N; i < len(at); i++ {
-		if at[i]-at[i-q.N] < 86400 {
-			t.Errorf("messages %d and %d went out %d s apart: 6 in a day", i-q.N, i, at[i]-at[i-q.N])
+		if at[i]-at[i-q.N] < w {
+			t.Errorf("messages %d and %d went out %d s apart: %d in %s", i-q.N, i, at[i]-at[i-q.N], q.N+1, windowName(q.Window))
 		}
+	}
+}
+
+// TestQuotaWaitQueued: a message the quota let through but still queued
+// for a connection when the window filled is handed over, and its
+// "sending" record written, only after the wait, when the clock has moved
+// on. The quota must count it from then, not from when it let it through,
+// or the server sees 6 in a day: the 5th message at 24 h, and the 5 of the
+// next window with it. The server holds the 4th message while the 5th
+// waits in the connection's queue, until the quota sleeps (or, if it waits
+// for the 5th to go first, as it should, a moment).
+func TestQuotaWaitQueued(t *testing.T) {
+	list := quotaList(10)
+	c := faultCampaign(t, list)
+	gate := make(chan struct{})
+	srv := smtptest.Start(t, smtptest.Fault{Rcpt: list[3], Stage: smtptest.AtData, Hold: gate})
+	q, _ := ParseQuota("5/day")
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	sleeping := make(chan time.Duration, 10)
+	clock := &fakeClock{t: start, sleeping: sleeping}
+	go func() {
+		select {
+		case <-sleeping:
+		case <-time.After(200 * time.Millisecond):
+		}
+		close(gate)
+	}()
+	opts := faultOptions()
+	opts.Quota, opts.Clock, opts.QuotaWait = &q, clock, true
+	var waits []time.Time
+	opts.Waiting = func(until time.Time) { waits = append(waits, until) }
+	r := sendVia(t, c, srv, quick, opts)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	wantOutcomes(t, r.sum, Outcomes{Sent: 10})
+	wantNoFailure(t, c)
+	wantWithinQuota(t, c, q)
+	if want := []time.Time{start.Add(24 * time.Hour)}; !slices.Equal(waits, want) {
+		t.Errorf("waited until %v, want %v", waits, want)
 	}
 }
 

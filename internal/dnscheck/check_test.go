@@ -10,11 +10,13 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/batch-mailer/batch/internal/dnstest"
 	"github.com/batch-mailer/batch/internal/render"
 )
 
@@ -68,12 +70,23 @@ func (rs records) with(kind string, lines ...string) records {
 	return out
 }
 
-func (rs records) zone(t testing.TB) *zone {
+func (rs records) zone(t testing.TB) *dnstest.Zone {
 	var lines []string
 	for _, k := range []string{"spf", "dkim", "dmarc", "mx", "more"} {
 		lines = append(lines, rs[k]...)
 	}
-	return newZone(t, lines...)
+	return dnstest.MustParseZone(t, lines...)
+}
+
+// resolverFor returns a resolver that asks only h, served by dnstest.
+func resolverFor(t testing.TB, h dns.Handler) *Resolver {
+	t.Helper()
+	r, err := NewResolver(dnstest.Serve(t, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Timeout = 5 * time.Second
+	return r
 }
 
 func check(t *testing.T, rs records, d Domains) *Report {
@@ -441,8 +454,12 @@ func TestServerFailure(t *testing.T) {
 
 // TestTruncated: a truncated UDP answer is asked again over TCP.
 func TestTruncated(t *testing.T) {
-	z := newZone(t, `example.org. TXT "v=spf1 " "mx -all"`)
+	z := dnstest.MustParseZone(t, `example.org. TXT "v=spf1 " "mx -all"`)
+	var tcp atomic.Int32 // queries over TCP
 	r := resolverFor(t, dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		if w.RemoteAddr().Network() == "tcp" {
+			tcp.Add(1)
+		}
 		if w.RemoteAddr().Network() == "udp" {
 			m := new(dns.Msg)
 			m.SetReply(req)
@@ -459,8 +476,8 @@ func TestTruncated(t *testing.T) {
 	if !slices.Equal(txts, []string{"v=spf1 mx -all"}) {
 		t.Errorf("TXT %q", txts)
 	}
-	if z.tcp.Load() != 1 {
-		t.Errorf("%d queries over TCP", z.tcp.Load())
+	if tcp.Load() != 1 {
+		t.Errorf("%d queries over TCP", tcp.Load())
 	}
 }
 
@@ -488,7 +505,7 @@ func TestControlCharacters(t *testing.T) {
 // key's record and an include followed.
 func BenchmarkCheck(b *testing.B) {
 	d := rsaKey(b)
-	r, err := NewResolver(serve(b, good(b, d).zone(b)))
+	r, err := NewResolver(dnstest.Serve(b, good(b, d).zone(b)))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/batch-mailer/batch/internal/dnstest"
 )
 
 func TestNewResolver(t *testing.T) {
@@ -65,8 +67,8 @@ func TestNextServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	z := newZone(t, `example.org. TXT "caf\195\169 \"quoted\" back\\slash"`)
-	r := &Resolver{servers: []string{pc.LocalAddr().String(), serve(t, z)}, Timeout: 300 * time.Millisecond}
+	z := dnstest.MustParseZone(t, `example.org. TXT "caf\195\169 \"quoted\" back\\slash"`)
+	r := &Resolver{servers: []string{pc.LocalAddr().String(), dnstest.Serve(t, z)}, Timeout: 300 * time.Millisecond}
 	txts, err := r.TXT(context.Background(), "example.org")
 	if err != nil {
 		t.Fatal(err)

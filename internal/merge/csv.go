@@ -130,6 +130,7 @@ func (e *SizeError) Error() string {
 // Reader streams the recipients of a list. Next returns them in file order.
 type Reader struct {
 	path   string
+	br     *bufio.Reader // csv's buffer
 	cr     *csv.Reader
 	in     *rowLimiter // under csv's buffer; nil without a row limit
 	bom    int64       // bytes of a byte order mark, which csv doesn't count
@@ -142,6 +143,11 @@ type Reader struct {
 	row    int
 	next   int  // the line after the last row read: where the next starts, or blank lines before it
 	broken bool // a structural error that ends reading (unterminated quote, a row too large)
+
+	// The blank lines taken out of csv's buffer before it saw them (see
+	// skipBlank): csv's offsets and lines are short of these.
+	blankBytes int64
+	blankLines int
 }
 
 // csvBuffer is the size of the buffer csv reads the list through: how far
@@ -203,7 +209,7 @@ func NewReader(path string, r io.Reader, cols Columns, lim Limits) (*Reader, err
 		br.Discard(3)
 		rd.bom = 3
 	}
-	rd.cr = csv.NewReader(br)
+	rd.br, rd.cr = br, csv.NewReader(br)
 	rd.cr.ReuseRecord = true
 	header, line, err := rd.read()
 	var size *SizeError
@@ -222,7 +228,7 @@ func NewReader(path string, r io.Reader, cols Columns, lim Limits) (*Reader, err
 	if len(problems) > 0 {
 		herr := &HeaderError{Columns: header}
 		for _, p := range problems {
-			herr.Problems = append(herr.Problems, fmt.Errorf("%s:1: %s", path, p))
+			herr.Problems = append(herr.Problems, fmt.Errorf("%s:%d: %s", path, line, p))
 		}
 		return nil, herr
 	}
@@ -278,27 +284,71 @@ func (rd *Reader) findColumns(cols Columns, nameDefault bool) []string {
 // read reads the next record with csv, held to the row limit, and the line
 // where it starts. A record past the limit is a *SizeError, whatever csv
 // made of the part it saw, and ends the list: where such a row ends can't
-// be known without reading it. Blank lines before a record count in its
-// size, as csv reads them with it.
+// be known without reading it. The blank lines before a record count in no
+// row's size: they are skipped here, before csv would read them with it.
 func (r *Reader) read() (rec []string, line int, err error) {
-	start := r.cr.InputOffset()
+	if err := r.skipBlank(); err != nil {
+		return nil, r.next, err
+	}
+	start := r.offset()
 	if r.in != nil {
-		r.in.stop = r.bom + start + r.limits.Row + 1
+		r.in.stop = start + r.limits.Row + 1
 	}
 	rec, err = r.cr.Read()
 	line = r.next
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		pe.StartLine += r.blankLines
+		pe.Line += r.blankLines
+	}
 	if len(rec) > 0 {
 		line, _ = r.cr.FieldPos(0)
+		line += r.blankLines
 		// csv counts a line at each LF, and gives each line end inside
 		// a quoted value as one LF.
 		last, _ := r.cr.FieldPos(len(rec) - 1)
-		r.next = last + strings.Count(rec[len(rec)-1], "\n") + 1
+		r.next = last + r.blankLines + strings.Count(rec[len(rec)-1], "\n") + 1
 	}
-	if r.in != nil && (r.in.tripped || !errors.Is(err, io.EOF) && r.cr.InputOffset()-start > r.limits.Row) {
+	if r.in != nil && (r.in.tripped || !errors.Is(err, io.EOF) && r.offset()-start > r.limits.Row) {
 		r.broken = true
 		return nil, line, &SizeError{Limit: r.limits.Row}
 	}
 	return rec, line, err
+}
+
+// offset is how far into the list csv has read, the byte order mark and the
+// blank lines it did not see counted.
+func (r *Reader) offset() int64 { return r.bom + r.blankBytes + r.cr.InputOffset() }
+
+// skipBlank takes the blank lines (an LF, or a CRLF, alone) before the next
+// record out of csv's buffer, which csv would skip as it reads the record,
+// and counts them in r.blankBytes, r.blankLines and r.next, so that csv's
+// offsets and lines can be made the file's. Each moves the row limit's stop
+// on, so a run of them is not held to the limit either.
+func (r *Reader) skipBlank() error {
+	for {
+		if r.in != nil {
+			r.in.stop = r.offset() + r.limits.Row + 1
+		}
+		b, err := r.br.Peek(2)
+		n := 0
+		switch {
+		case len(b) > 0 && b[0] == '\n':
+			n = 1
+		case len(b) == 2 && b[0] == '\r' && b[1] == '\n':
+			n = 2
+		}
+		if n == 0 {
+			if err != nil && !errors.Is(err, io.EOF) {
+				return err // csv would meet it reading the record
+			}
+			return nil
+		}
+		r.br.Discard(n)
+		r.blankBytes += int64(n)
+		r.blankLines++
+		r.next++
+	}
 }
 
 // HeaderError is every problem with a list's header row. Columns are the

@@ -162,6 +162,50 @@ func TestReaderBlankLinesAndSpaces(t *testing.T) {
 	checkRecipients(t, readAll(t, in, merge.Columns{}), want)
 }
 
+// TestReaderBlankLineNumbers: however many blank lines, LF or CRLF, come
+// before a row, before the header too, or after a row with a quoted value
+// over several lines, the line of a row, or of what is wrong with it, is the
+// one an editor shows.
+func TestReaderBlankLineNumbers(t *testing.T) {
+	blank := strings.Repeat("\n\r\n", 2500) // 5,000 lines, more than csv's buffer
+	in := "\n\r\nemail,name\n" +            // header at line 3
+		blank + "ada@example.org,Ada\n" + // row 1, line 5,004
+		"\n\"bob@example.net\",\"Bob\nSmith\"\n" + // row 2, lines 5,006-5,007
+		blank + "cy@example.org,Cy,extra\n" + // row 3, line 5,008+5,000
+		"\r\n\r\ndi@example.org,Di\n" + // row 4, line 10,011
+		"\n\n\"eve@example.org,Eve\n" // row 5, line 10,014: a quote left open
+	got := readAllLimits(t, in, merge.Limits{Cell: 100, Row: 100})
+	if len(got) != 5 {
+		t.Fatalf("got %d results, want 5: %v", len(got), got)
+	}
+	for i, line := range []int{5004, 5006, 10008, 10011, 10014} {
+		if r := got[i].rcp; r != nil {
+			if r.Row != i+1 || r.Line != line {
+				t.Errorf("%s: row %d line %d, want row %d line %d", r.Email, r.Row, r.Line, i+1, line)
+			}
+			continue
+		}
+		if re := rowError(t, got[i].err); re.Row != i+1 || re.Line != line {
+			t.Errorf("%v: row %d line %d, want row %d line %d", got[i].err, re.Row, re.Line, i+1, line)
+		}
+	}
+	if !errors.Is(got[4].err, csv.ErrQuote) {
+		t.Errorf("row 5: %v, want csv.ErrQuote", got[4].err)
+	}
+
+	// The header's problems are at its line too.
+	_, err := merge.NewReader("list.csv", strings.NewReader("\n\r\nname,name\n"), merge.Columns{}, limits)
+	var herr *merge.HeaderError
+	if !errors.As(err, &herr) || len(herr.Problems) != 2 {
+		t.Fatalf("got %v, want a *HeaderError of two problems", err)
+	}
+	for _, p := range herr.Problems {
+		if !strings.HasPrefix(p.Error(), "list.csv:3: ") {
+			t.Errorf("%v: want it at list.csv:3, the header's line", p)
+		}
+	}
+}
+
 func TestReaderSkippedRows(t *testing.T) {
 	in := "email,name\n" +
 		"ada@example.org,Ada\n" + // row 1, line 2
@@ -561,6 +605,7 @@ func FuzzReader(f *testing.F) {
 		{"ada@example.org,\"A\nd\na\",x\nbob@example.org,\"B\no\nb\nb\ny\ny\",x\ncy@example.org,C,x\n", true, 28},
 		{"\"ada@example.org\nada@example.org,\nAda\",x\ncy@example.org,C,x\n", true, 28},
 		{"ada@example.org,Ada,x\n\n\n\n\n\n\n\n\nbob@example.org,Bob,x\n", true, 28},
+		{"ada@example.org,Ada,x\n\n\r\n\n\n\n\n\n\nbob@example.org,Bob,London\n\n\n", true, 28},
 		{"ada@example.org,Ada,Londonnn", true, 28},
 		{"ada@example.org,Ada,Londonnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", true, 28},
 		{"\uFEFFemail,name,city,country,planet,galaxy\nada@example.org,Ada,a,b,c,d\n", false, 28},
@@ -598,6 +643,13 @@ func FuzzReader(f *testing.F) {
 				}
 				if size.Column == "" && i != len(held.results)-1 {
 					t.Fatalf("row %d past the row limit was not the last: %v", re.Row, held.results[i+1:])
+				}
+				// Without quotes a row is its line, from its first byte
+				// to its line end: it is past the limit only if that
+				// line is. Blank lines before it are not rows.
+				if lines := bytes.SplitAfter(data, []byte("\n")); size.Column == "" && !bytes.ContainsRune(data, '"') &&
+					re.Line <= len(lines) && int64(len(lines[re.Line-1])) <= lim.Row {
+					t.Fatalf("row %d past the row limit at line %d, %q, of %d bytes", re.Row, re.Line, lines[re.Line-1], len(lines[re.Line-1]))
 				}
 				// Past a size error the reader's set of addresses seen
 				// differs: what follows is not compared.
@@ -747,8 +799,16 @@ func TestReaderRowLimit(t *testing.T) {
 		{"one over", head + row("a@example.org", 100, "\n") + row("b@example.org", 101, "\n") + row("c@example.org", 50, "\n"), 1, 3},
 		{"one over with CRLF", head + row("a@example.org", 101, "\r\n") + row("b@example.org", 50, "\n"), 0, 2},
 		{"one over, the last with no line end", head + row("a@example.org", 101, ""), 0, 2},
-		// Blank lines before a row are read with it, and count.
-		{"blank lines before", head + row("a@example.org", 50, "\n") + "\n\n" + row("b@example.org", 99, "\n"), 1, 5},
+		// Blank lines before a row, which csv skips, count in no row's
+		// size; the row past the limit is named at its own line.
+		{"blank lines before", head + row("a@example.org", 50, "\n") + "\n\r\n" + row("b@example.org", 100, "\n"), -1, 0},
+		{"blank lines before, one over", head + row("a@example.org", 50, "\n") + "\n\r\n" + row("b@example.org", 101, "\n"), 1, 5},
+		{"more blank lines than the limit and csv's buffer", head + row("a@example.org", 50, "\n") +
+			strings.Repeat("\r\n", 3000) + row("b@example.org", 100, "\n"), -1, 0},
+		{"more blank lines than the limit, then one over", head + row("a@example.org", 50, "\n") +
+			strings.Repeat("\n", 3000) + row("b@example.org", 101, "\n"), 1, 3003},
+		{"blank lines at the end", head + row("a@example.org", 50, "\n") + row("b@example.org", 100, "\n") +
+			strings.Repeat("\n", 300), -1, 0},
 		// Much more than the limit, and more than csv's buffer.
 		{"a long line", head + row("a@example.org", 50, "\n") + row("b@example.org", 100_000, "\n") + row("c@example.org", 50, "\n"), 1, 3},
 		// A quoted value over many lines: each line is short, the row is

@@ -6,7 +6,8 @@
 // one row at a time, never held whole in memory, and each row and value is
 // held to [Limits] as it is read: a row past its limit is refused having been
 // read no further than that, and ends the list; a value past its limit is a
-// problem of its row. The email column is checked as an RFC 5321 mailbox;
+// problem of its row. Blank lines are no row and count in no row's size, but
+// lines are numbered as the file has them. The email column is checked as an RFC 5321 mailbox;
 // rows with an invalid or repeated address are skipped with a warning that
 // names the row. A name with bidirectional control characters is read with a
 // warning ([Recipient].Warning, [ErrBidi]), and sent.

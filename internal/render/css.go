@@ -696,8 +696,7 @@ func parseCompound(toks []token) (c compound, ok bool) {
 		i++
 	}
 	c.bare = i == len(toks) && c.name != ""
-	c.inline = c.name == "img" && len(toks) == 3 && toks[1].tt == css.DelimToken && toks[1].text == "." &&
-		toks[2].tt == css.IdentToken && toks[2].text == "inline" // a class name is case-sensitive
+	c.inline = c.name == "img" && isInlineClass(toks[1:])
 	for i < len(toks) {
 		switch t := toks[i]; {
 		case t.tt == css.HashToken:
@@ -718,6 +717,14 @@ func parseCompound(toks []token) (c compound, ok bool) {
 		}
 	}
 	return c, true
+}
+
+// isInlineClass reports whether toks, after a compound's type selector, are
+// ".inline" and nothing else: the class of an image in a line of text (a
+// class name is case-sensitive).
+func isInlineClass(toks []token) bool {
+	return len(toks) == 2 && toks[0].tt == css.DelimToken && toks[0].text == "." &&
+		toks[1].tt == css.IdentToken && toks[1].text == "inline"
 }
 
 // pseudoClass reads the pseudo-class or pseudo-element at toks[i], after

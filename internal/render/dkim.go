@@ -75,19 +75,7 @@ func (d *DKIM) sign(data []byte) ([]byte, error) {
 	relaxedBody(h, body)
 	bh := base64.StdEncoding.EncodeToString(h.Sum(nil))
 
-	names := make([]string, 0, len(fields)+len(signedFields))
-	var date string
-	for _, f := range fields {
-		name := fieldName(f)
-		if strings.EqualFold(name, "DKIM-Signature") {
-			continue
-		}
-		if strings.EqualFold(name, "Date") {
-			date = string(f[bytes.IndexByte(f, ':')+1:])
-		}
-		names = append(names, name)
-	}
-	names = append(names, signedFields...)
+	names, date := signedNames(fields)
 
 	w := &sigWriter{}
 	w.b = append(w.b, "DKIM-Signature:"...)
@@ -114,9 +102,51 @@ func (d *DKIM) sign(data []byte) ([]byte, error) {
 	}
 	w.word(" ", "b=", 8) // with the start of the value on its line
 
-	// RFC 6376 §3.7: the fields named by h=, each the last not yet taken,
-	// then the signature field itself with b= empty and no final CRLF.
 	h.Reset()
+	hashFields(h, fields, names, w.b)
+	digest := h.Sum(nil)
+
+	var sig []byte
+	if algo == "ed25519-sha256" {
+		// RFC 8463 §3: PureEdDSA over the SHA-256 hash.
+		sig, err = d.Signer.Sign(rand.Reader, digest, crypto.Hash(0))
+	} else {
+		sig, err = d.Signer.Sign(rand.Reader, digest, crypto.SHA256)
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.base64(base64.StdEncoding.EncodeToString(sig))
+	w.b = append(w.b, "\r\n"...)
+
+	out := make([]byte, 0, len(w.b)+len(data))
+	out = append(out, w.b...)
+	return append(out, data...), nil
+}
+
+// signedNames are the names of the fields h= lists: every field of the
+// message but a DKIM-Signature, in order, then signedFields once more
+// (oversigning). date is the Date field's value.
+func signedNames(fields [][]byte) (names []string, date string) {
+	names = make([]string, 0, len(fields)+len(signedFields))
+	for _, f := range fields {
+		name := fieldName(f)
+		if strings.EqualFold(name, "DKIM-Signature") {
+			continue
+		}
+		if strings.EqualFold(name, "Date") {
+			date = string(f[bytes.IndexByte(f, ':')+1:])
+		}
+		names = append(names, name)
+	}
+	return append(names, signedFields...), date
+}
+
+// hashFields writes to h what RFC 6376 §3.7 signs of the header: the fields
+// named by h=, each the last of its name not yet taken (a name without one
+// left adds nothing), then the signature field sig itself, b= empty, without
+// its final CRLF; all in the relaxed form.
+func hashFields(h hash.Hash, fields [][]byte, names []string, sig []byte) {
 	var buf []byte
 	taken := map[string]int{}
 	for _, name := range names {
@@ -136,26 +166,8 @@ func (d *DKIM) sign(data []byte) ([]byte, error) {
 			seen++
 		}
 	}
-	buf = relaxedHeader(buf[:0], w.b)
+	buf = relaxedHeader(buf[:0], sig)
 	h.Write(buf[:len(buf)-2])
-	digest := h.Sum(nil)
-
-	var sig []byte
-	if algo == "ed25519-sha256" {
-		// RFC 8463 §3: PureEdDSA over the SHA-256 hash.
-		sig, err = d.Signer.Sign(rand.Reader, digest, crypto.Hash(0))
-	} else {
-		sig, err = d.Signer.Sign(rand.Reader, digest, crypto.SHA256)
-	}
-	if err != nil {
-		return nil, err
-	}
-	w.base64(base64.StdEncoding.EncodeToString(sig))
-	w.b = append(w.b, "\r\n"...)
-
-	out := make([]byte, 0, len(w.b)+len(data))
-	out = append(out, w.b...)
-	return append(out, data...), nil
 }
 
 // sigWriter writes the DKIM-Signature field, folding it at 78 octets.

@@ -173,6 +173,20 @@ func param(name, value string) string {
 	if plain {
 		return "; " + name + `="` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(value) + `"`
 	}
+	s := percentEncode(value)
+	if len(s)+len(name)+len("*=utf-8''") <= paramRoom {
+		return "; " + name + "*=utf-8''" + s
+	}
+	return continuations(name, s)
+}
+
+// paramRoom is the most octets a parameter, or one of its continuations,
+// takes on a line.
+const paramRoom = 60
+
+// percentEncode is value as an RFC 2231 extended value: its bytes, those
+// that are not attribute characters as %XX.
+func percentEncode(value string) string {
 	var enc strings.Builder
 	for i := 0; i < len(value); i++ {
 		c := value[i]
@@ -182,15 +196,16 @@ func param(name, value string) string {
 			fmt.Fprintf(&enc, "%%%02X", c)
 		}
 	}
-	s := enc.String()
-	const room = 60
-	if len(s)+len(name)+len("*=utf-8''") <= room {
-		return "; " + name + "*=utf-8''" + s
-	}
+	return enc.String()
+}
+
+// continuations splits the extended value s of parameter name into
+// numbered continuations (name*0*, name*1*, …) of paramRoom octets
+// at most, never inside a %XX triplet.
+func continuations(name, s string) string {
 	var b strings.Builder
 	for i := 0; len(s) > 0; i++ {
-		n := min(len(s), room-len(name))
-		// Never split a %XX triplet.
+		n := min(len(s), paramRoom-len(name))
 		if j := strings.LastIndexByte(s[:n], '%'); j >= 0 && j > n-3 && n < len(s) {
 			n = j
 		}
