@@ -74,12 +74,7 @@ func serve(classic bool, cert, key string) error {
 	if err != nil {
 		return err
 	}
-	srv := smtp.NewServer(discard{})
-	srv.Domain = "localhost"
-	srv.MaxRecipients = 1
-	// AUTH is offered, and taken, only once sinkConn has done STARTTLS,
-	// which go-smtp doesn't see.
-	srv.AllowInsecureAuth = true
+	srv := sink(new(atomic.Int64))
 	fmt.Println(l.Addr().(*net.TCPAddr).Port)
 	go func() {
 		io.Copy(io.Discard, os.Stdin)
@@ -90,6 +85,18 @@ func serve(classic bool, cert, key string) error {
 		return err
 	}
 	return nil
+}
+
+// sink is the discarding server, to serve a sinkListener; got counts the
+// messages it took.
+func sink(got *atomic.Int64) *smtp.Server {
+	srv := smtp.NewServer(discard{got: got})
+	srv.Domain = "localhost"
+	srv.MaxRecipients = 1
+	// AUTH is offered only once sinkConn has done STARTTLS, which go-smtp
+	// doesn't see.
+	srv.AllowInsecureAuth = true
+	return srv
 }
 
 // sinkListener's connections are sinkConns.
@@ -150,21 +157,47 @@ func (c *sinkConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-type discard struct{}
+// discard is the server's backend: it takes a message once the client has
+// logged in, counts it, and throws it away.
+type discard struct{ got *atomic.Int64 }
 
-func (discard) NewSession(*smtp.Conn) (smtp.Session, error) { return discard{}, nil }
-func (discard) Reset()                                      {}
-func (discard) Logout() error                               { return nil }
-func (discard) Mail(string, *smtp.MailOptions) error        { return nil }
-func (discard) Rcpt(string, *smtp.RcptOptions) error        { return nil }
-func (discard) Data(r io.Reader) error                      { _, err := io.Copy(io.Discard, r); return err }
-func (discard) AuthMechanisms() []string                    { return []string{sasl.Plain} }
+func (d discard) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &sinkSession{got: d.got}, nil
+}
 
-func (discard) Auth(string) (sasl.Server, error) {
+type sinkSession struct {
+	got    *atomic.Int64
+	authed bool
+}
+
+func (s *sinkSession) Reset()        {}
+func (s *sinkSession) Logout() error { return nil }
+
+func (s *sinkSession) Mail(string, *smtp.MailOptions) error {
+	if !s.authed {
+		return smtp.ErrAuthRequired
+	}
+	return nil
+}
+
+func (s *sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+
+func (s *sinkSession) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	s.got.Add(1)
+	return nil
+}
+
+func (s *sinkSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *sinkSession) Auth(string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		if user != benchUser || pass != benchPass {
-			return errors.New("wrong user or password")
+			return smtp.ErrAuthFailed
 		}
+		s.authed = true
 		return nil
 	}), nil
 }
