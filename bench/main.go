@@ -5,13 +5,30 @@
 // a dry run writing .eml files, and check. It prints messages/second, CPU
 // time and peak memory (maximum resident set) for each case, and, where
 // python3 is found, the same dry run done the classic way with Python's
-// email package (reference.py), side by side. Then it sends the first
-// size's messages to a loopback SMTP server, beside a bare client (see
-// send.go).
+// email package (reference.py), side by side, with the ratio of the two.
+//
+// Then, on the first size, two comparisons with a bare program doing only
+// the unavoidable part of the work, run in alternation (-pairs of them)
+// because a shared machine's speed drifts; each gives the medians and
+// their ratio:
+//
+//   - the dry run beside a bare writer of the same bytes, the dry run's
+//     .eml files read into memory beforehand and written as files, a
+//     goroutine per core, into a fresh directory of the same filesystem;
+//     every run starts after a sync, so that none pays for the writeback
+//     of the one before (compare.go);
+//   - sending to a loopback SMTP server, STARTTLS and AUTH PLAIN, that
+//     offers neither PIPELINING nor CHUNKING, beside a bare go-smtp client
+//     pushing the same bytes over as many connections; and to the same
+//     server offering both (send.go).
+//
+// Run it from the repository's root:
 //
 //	go run ./bench                      # 10,000 and 100,000 recipients
 //	go run ./bench -sizes 10000,1000000 # choose
 //	go run ./bench -send 1,4            # connection counts; -send "" for none
+//	go run ./bench -pairs 5             # alternations of each comparison; 0 for none
+//	go run ./bench -million             # only check and dry run of 1,000,000: memory
 //	go run ./bench -dir /mnt/scratch    # write somewhere else than $TMPDIR
 //
 // The .eml files written are kept until the end (unless the disk is too
@@ -43,37 +60,77 @@ import (
 )
 
 func main() {
-	sizes := flag.String("sizes", "10000,100000", "list sizes, comma-separated")
-	python := flag.Bool("python", true, "also run the Python reference on the first size")
-	keep := flag.Bool("keep", false, "keep the work directory")
-	dir := flag.String("dir", "", "where to make the work directory (default $TMPDIR)")
-	send := flag.String("send", "1,2,4,8", "connection counts for the send benchmark on the first size; \"\" for none")
-	server := flag.Bool("serve", false, "run the benchmark's SMTP server (used by the send benchmark)")
-	classic := flag.Bool("classic", false, "with -serve: offer neither PIPELINING nor CHUNKING")
+	var o options
+	flag.StringVar(&o.sizes, "sizes", "10000,100000", "list sizes, comma-separated")
+	flag.BoolVar(&o.python, "python", true, "also run the Python reference on the first size")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.StringVar(&o.dir, "dir", "", "where to make the work directory (default $TMPDIR)")
+	flag.StringVar(&o.send, "send", "1,2", "connection counts for the send benchmark on the first size; \"\" for none")
+	flag.IntVar(&o.pairs, "pairs", 3, "alternations of batch and the bare program in each comparison; 0 for no comparison")
+	flag.IntVar(&o.perConn, "per-conn", 100, "messages per connection, for batch (max_per_connection) and the bare client alike")
+	million := flag.Bool("million", false, "only check and dry run 1,000,000 recipients, for their peak memory")
+	var child childOptions
+	flag.BoolVar(&child.serve, "serve", false, "run the benchmark's SMTP server (used by the send benchmark)")
+	flag.BoolVar(&child.classic, "classic", false, "with -serve: offer neither PIPELINING nor CHUNKING")
+	flag.StringVar(&child.cert, "cert", "", "with -serve or -bare: the server's certificate (PEM)")
+	flag.StringVar(&child.key, "key", "", "with -serve: the certificate's key (PEM)")
+	flag.IntVar(&child.bare, "bare", 0, "run the bare client over this many connections (used by the send benchmark)")
+	flag.IntVar(&child.port, "port", 0, "with -bare: the server's port")
+	flag.StringVar(&child.eml, "eml", "", "with -bare: the directory of .eml files to send")
 	flag.Parse()
-	if *server {
-		if err := serve(*classic); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		return
+	if *million {
+		o.sizes, o.python, o.send, o.pairs = "1000000", false, "", 0
 	}
-	if err := run(*sizes, *dir, *send, *python, *keep); err != nil {
+	var err error
+	switch {
+	case child.serve:
+		err = serve(child.classic, child.cert, child.key)
+	case child.bare > 0:
+		err = bareClient(child, o.perConn)
+	default:
+		err = run(o)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// options are the benchmark's flags.
+type options struct {
+	sizes, dir, send string
+	python, keep     bool
+	pairs, perConn   int
+}
+
+// childOptions are the flags of the bench binary run as the send
+// benchmark's server or bare client.
+type childOptions struct {
+	serve, classic bool
+	cert, key, eml string
+	bare, port     int
 }
 
 // messageSize is about the size of one of the standard campaign's .eml
 // files, to tell whether a dry run's output fits on the disk.
 const messageSize = 40 << 10
 
-func run(sizes, dir, send string, python, keep bool) error {
-	work, err := os.MkdirTemp(dir, "batch-bench-")
+func run(o options) error {
+	if o.pairs < 0 || o.perConn < 1 {
+		return fmt.Errorf("-pairs %d, -per-conn %d: want 0 or more pairs, and 1 or more messages per connection", o.pairs, o.perConn)
+	}
+	var conns []int
+	if o.send != "" {
+		var err error
+		if conns, err = connCounts(o.send); err != nil {
+			return err
+		}
+	}
+	work, err := os.MkdirTemp(o.dir, "batch-bench-")
 	if err != nil {
 		return err
 	}
-	if !keep {
+	if !o.keep {
 		defer os.RemoveAll(work)
 	}
 	bin := filepath.Join(work, "batch")
@@ -83,65 +140,104 @@ func run(sizes, dir, send string, python, keep bool) error {
 	fmt.Println(machine())
 	fmt.Printf("%-28s %10s %10s %12s %10s %10s\n", "case", "messages", "seconds", "messages/s", "CPU s", "peak MiB")
 	outs := &outputs{work: work}
-	first, firstOut, err := dryRuns(bin, sizes, outs)
+	first, err := dryRuns(bin, o.sizes, outs)
 	if err != nil {
 		return err
 	}
-	if py, err := exec.LookPath("python3"); err == nil && python {
-		n := countRows(first)
-		if err := outs.room(n); err != nil {
-			return err
-		}
-		if err := measure(fmt.Sprintf("Python email, %d", n), n, py, "bench/reference.py", first, filepath.Join(work, "out-python")); err != nil {
-			return err
-		}
+	if err := pythonReference(first, outs, o.python); err != nil {
+		return err
 	}
-	if send == "" {
+	if o.pairs == 0 {
 		return nil
 	}
-	conns, err := connCounts(send)
+	msgs, err := firstMessages(bin, first)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(firstOut); err != nil {
-		// Deleted to make room: the same files again.
-		out, err := exec.Command(bin, "send", "--dry-run", firstOut, filepath.Join(first, "c.toml")).CombinedOutput()
+	if err := compareWrite(bin, first, msgs, outs, o.pairs); err != nil {
+		return err
+	}
+	if len(conns) == 0 {
+		return nil
+	}
+	return benchSend(sendBench{bin: bin, work: work, camp: first, msgs: msgs, pairs: o.pairs, perConn: o.perConn}, conns)
+}
+
+// firstMessages reads the first case's dry run's files, made again if
+// they were deleted to make room.
+func firstMessages(bin string, first firstCase) ([]eml, error) {
+	if _, err := os.Stat(first.out); err != nil {
+		out, err := exec.Command(bin, "send", "--dry-run", first.out, filepath.Join(first.dir, "c.toml")).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("dry run for the send benchmark: %v\n%s", err, out)
+			return nil, fmt.Errorf("dry run for the comparisons: %v\n%s", err, out)
 		}
 	}
-	return benchSend(bin, first, firstOut, conns)
+	msgs, err := loadEML(first.out)
+	if err == nil && len(msgs) == 0 {
+		err = fmt.Errorf("no .eml files in %s", first.out)
+	}
+	return msgs, err
+}
+
+// pythonReference runs reference.py on the first size, where python3 is
+// found, and gives batch's dry run's rate as a multiple of its rate.
+func pythonReference(first firstCase, outs *outputs, python bool) error {
+	py, err := exec.LookPath("python3")
+	if err != nil || !python {
+		return nil
+	}
+	if err := outs.room(first.n); err != nil {
+		return err
+	}
+	dir := filepath.Join(outs.work, "out-python")
+	outs.dirs = append(outs.dirs, dir)
+	ref, err := measure(fmt.Sprintf("Python email, %d", first.n), first.n, py, "bench/reference.py", first.dir, dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("batch's dry run beside the Python reference: %.0fx the messages a second (target: 50x or more), %.0fx the messages a CPU second\n",
+		first.dry.rate()/ref.rate(), ref.cpu.Seconds()/first.dry.cpu.Seconds())
+	return nil
+}
+
+// firstCase is the first size's campaign, its dry run's output and how
+// long that took: the case the comparisons run on.
+type firstCase struct {
+	n        int
+	dir, out string
+	dry      result
 }
 
 // dryRuns generates the campaign at each of sizes and measures a dry run
-// and a check of it, and returns the first size's campaign directory and
-// the dry run's output.
-func dryRuns(bin, sizes string, outs *outputs) (first, firstOut string, err error) {
-	for _, s := range strings.Split(sizes, ",") {
+// and a check of it, and returns the first size's case.
+func dryRuns(bin, sizes string, outs *outputs) (firstCase, error) {
+	var first firstCase
+	for i, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
-			return "", "", fmt.Errorf("size %q", s)
+			return first, fmt.Errorf("size %q", s)
 		}
 		dir := filepath.Join(outs.work, "campaign-"+strconv.Itoa(n))
 		if err := generate(dir, n); err != nil {
-			return "", "", err
+			return first, err
 		}
 		if err := outs.room(n); err != nil {
-			return "", "", err
+			return first, err
 		}
 		out := filepath.Join(outs.work, "out-"+strconv.Itoa(n))
 		outs.dirs = append(outs.dirs, out)
-		if first == "" {
-			first, firstOut = dir, out
+		dry, err := measure(fmt.Sprintf("batch dry run, %d", n), n, bin, "send", "--dry-run", out, filepath.Join(dir, "c.toml"))
+		if err != nil {
+			return first, err
 		}
-		if err := measure(fmt.Sprintf("batch dry run, %d", n), n, bin, "send", "--dry-run", out, filepath.Join(dir, "c.toml")); err != nil {
-			return "", "", err
+		if i == 0 {
+			first = firstCase{n: n, dir: dir, out: out, dry: dry}
 		}
-		if err := measure(fmt.Sprintf("batch check, %d", n), n, bin, "check", filepath.Join(dir, "c.toml")); err != nil {
-			return "", "", err
+		if _, err := measure(fmt.Sprintf("batch check, %d", n), n, bin, "check", filepath.Join(dir, "c.toml")); err != nil {
+			return first, err
 		}
 	}
-	return first, firstOut, nil
+	return first, nil
 }
 
 // outputs are the dry runs' output directories in work, kept until the
@@ -181,24 +277,38 @@ func connCounts(send string) ([]int, error) {
 	return conns, nil
 }
 
+// result is a measured run.
+type result struct {
+	n       int
+	elapsed time.Duration
+	cpu     time.Duration
+	peakMiB float64
+}
+
+func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
 // measure runs a command and prints its rate, CPU time and peak memory.
-func measure(name string, n int, args ...string) error {
+func measure(name string, n int, args ...string) (result, error) {
+	r, err := timeRun(n, args...)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Printf("%-28s %10d %10.2f %12.0f %10.2f %10.1f\n", name, n, r.elapsed.Seconds(), r.rate(), r.cpu.Seconds(), r.peakMiB)
+	return r, nil
+}
+
+// timeRun runs a command, of n messages, and times it from start to exit.
+func timeRun(n int, args ...string) (result, error) {
 	cmd := exec.Command(args[0], args[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %v\n%s", name, err, stderr.String())
+		return result{}, fmt.Errorf("%v\n%s", err, stderr.String())
 	}
 	elapsed := time.Since(start)
 	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	fmt.Printf("%-28s %10d %10.2f %12.0f %10.2f %10.1f\n", name, n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), cpu.Seconds(), peakMiB(cmd.ProcessState))
-	return nil
-}
-
-func countRows(dir string) int {
-	data, _ := os.ReadFile(filepath.Join(dir, "recipients.csv"))
-	return bytes.Count(data, []byte("\n")) - 1
+	return result{n: n, elapsed: elapsed, cpu: cpu, peakMiB: peakMiB(cmd.ProcessState)}, nil
 }
 
 // template is the standard benchmark's Markdown: about 1.5 KB, four merge
