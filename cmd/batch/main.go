@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -44,6 +45,7 @@ func main() { os.Exit(command(os.Args[1:])) }
 // quitting at once. It returns the exit status.
 func command(args []string) int {
 	tuneGC(args, os.Getenv)
+	tuneProcs(args, os.Getenv)
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -80,15 +82,39 @@ func tuneGC(args []string, getenv func(string) string) {
 	if getenv("GOMEMLIMIT") != "" || len(args) == 0 {
 		return
 	}
-	if args[0] == "check" || args[0] == "status" || args[0] == "send" && slices.ContainsFunc(args, func(a string) bool {
+	if args[0] == "check" || args[0] == "status" || localSend(args) {
+		debug.SetMemoryLimit(48 << 20)
+	}
+}
+
+// localSend reports whether args are a send that writes files (a dry run,
+// an mbox) rather than reaching a server.
+func localSend(args []string) bool {
+	return len(args) > 0 && args[0] == "send" && slices.ContainsFunc(args, func(a string) bool {
 		for _, f := range []string{"dry-run", "mbox"} {
 			if a == "--"+f || a == "-"+f || strings.HasPrefix(a, "--"+f+"=") || strings.HasPrefix(a, "-"+f+"=") {
 				return true
 			}
 		}
 		return false
-	}) {
-		debug.SetMemoryLimit(48 << 20)
+	})
+}
+
+// tuneProcs gives a send to a server two Ps (runtime.GOMAXPROCS) when it
+// would have one (a single core, or a process pinned to one), unless
+// GOMAXPROCS says otherwise. The journal's goroutine syncs the "sending"
+// record while the connection talks to the server, and an fdatasync holds
+// its P for as long as the disk takes: on one P, a reply that comes
+// meanwhile waits unseen until the runtime takes the P back (sysmon, some
+// 20 µs to 10 ms later), and every message pays for it. With a second P
+// the connection goes on while the journal waits for the disk, and the
+// kernel shares the core between them.
+func tuneProcs(args []string, getenv func(string) string) {
+	if getenv("GOMAXPROCS") != "" || len(args) == 0 || args[0] != "send" || localSend(args) {
+		return
+	}
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
 	}
 }
 

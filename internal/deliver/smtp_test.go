@@ -1154,12 +1154,18 @@ var benchConns = []int{1, 2, 4, 8}
 
 // BenchmarkSMTP sends b.N messages of about 35 KB through SMTP.Send to a
 // loopback server that discards them.
-func BenchmarkSMTP(b *testing.B) {
+func BenchmarkSMTP(b *testing.B) { benchSMTP(b, nil) }
+
+// BenchmarkSMTPClassic is BenchmarkSMTP a command at a time, with DATA:
+// the server's PIPELINING and CHUNKING taken as not offered.
+func BenchmarkSMTPClassic(b *testing.B) { benchSMTP(b, []string{"PIPELINING", "CHUNKING"}) }
+
+func benchSMTP(b *testing.B, without []string) {
 	msgs := benchMessages()
 	for _, n := range benchConns {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
 			port := startDiscardServer(b)
-			cfg := SMTPConfig{Host: "127.0.0.1", Port: port, Security: NoTLS, HELO: testHELO, Connections: n, Timeout: 10 * time.Second}
+			cfg := SMTPConfig{Host: "127.0.0.1", Port: port, Security: NoTLS, HELO: testHELO, Connections: n, Timeout: 10 * time.Second, without: without}
 			ctx := context.Background()
 			var failed atomic.Int64
 			done := DoneFunc(func(err error) {

@@ -94,7 +94,8 @@ func (c *conn) reply(expect int, stage string) error {
 
 // cmd sends one command and reads its reply.
 func (c *conn) cmd(s step) error {
-	if err := c.send([]byte(s.line + "\r\n")); err != nil {
+	c.buf = append(append(c.buf[:0], s.line...), "\r\n"...)
+	if err := c.send(c.buf); err != nil {
 		return err
 	}
 	return c.reply(s.expect, s.stage)

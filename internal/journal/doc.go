@@ -69,9 +69,10 @@
 //     same fsync.
 //   - Fsyncs are grouped: what is appended while one runs goes to disk in
 //     the next, so N connections share them.
-//   - A connection waits only for the record it depends on, and takes its
-//     next message while the current one is in transfer, so that the next
-//     "sending" record goes to disk meanwhile (see deliver's SMTP worker).
+//   - A connection waits only for the record it depends on, and only just
+//     before the final dot or BDAT LAST, so that the "sending" record goes
+//     to disk while the connection says MAIL FROM, RCPT TO and DATA and
+//     sends the content (see deliver's transfer).
 //
 // # Failure
 //
