@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/smtptest"
 )
 
@@ -186,5 +189,96 @@ func TestDeliverStopped(t *testing.T) {
 	sent := len(srv.Delivered())
 	if !rep.Stopped || rep.List[Sent] != sent || rep.List[Sent]+rep.List[Pending] != len(faultList) || sent == 0 || sent == len(faultList) {
 		t.Errorf("Stopped %v, List %v, the server delivered %d; want stopped, some of %d sent as delivered, the rest pending", rep.Stopped, rep.List, sent, len(faultList))
+	}
+}
+
+// overlapList has a first message to send, then a row skipped with a
+// warning, by which time the check has started reaching the server, then
+// more, and a last row that may be broken.
+func overlapList(last string) string {
+	return "email,name\n" +
+		"ada@example.org,Ada\n" +
+		"not-an-address,Nobody\n" + // row 2: skipped, with a warning
+		"bob@example.net,Bob\n" +
+		last
+}
+
+// awaitHello is a Warn that waits, at the row skipped, for the server to
+// have seen the EHLO of a connection: the check, not over yet, reached
+// the server from its first message on.
+func awaitHello(t *testing.T, hello <-chan string) func(error) {
+	return func(error) {
+		select {
+		case <-hello:
+		case <-time.After(quick):
+			t.Error("the check reached row 2 and the server saw no EHLO: the connection waits for the check to end")
+		}
+	}
+}
+
+// TestDeliverConnectsDuringCheck: the server is reached and logged into
+// while the list is checked, and that connection carries the messages:
+// one connection, EHLO before the check's end, Confirm asked after it.
+func TestDeliverConnectsDuringCheck(t *testing.T) {
+	hello := make(chan string, 1)
+	srv := smtptest.Start(t, smtptest.Fault{Stage: smtptest.AtHello, Notify: hello})
+	smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"none\"\nretries = 0\n", srv.Host(), srv.Port())
+	c := newCampaign(t, overlapList("carol@example.com,Carol\n"), "# Hello {{.name}}!\n", smtp, nil)
+	var asked int
+	rep, err := c.Deliver(t.Context(), SendRequest{
+		Options: Options{Now: now, Warn: awaitHello(t, hello)},
+		Confirm: func(planned *Summary) error { asked = planned.Messages; return nil },
+	})
+	if err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if asked != 3 || rep.List[Sent] != 3 {
+		t.Errorf("Confirm asked for %d messages, the journal holds %d sent; want 3, 3", asked, rep.List[Sent])
+	}
+	conns := srv.Conns()
+	if len(conns) != 1 || conns[0].Delivered != 3 {
+		t.Fatalf("connections %+v, want one, which delivered the 3 messages", conns)
+	}
+}
+
+// TestDeliverCheckFailsAfterConnecting: a check that finds a problem once
+// the server is reached sends nothing: the connection says EHLO and QUIT,
+// no MAIL, and the problem is Deliver's error.
+func TestDeliverCheckFailsAfterConnecting(t *testing.T) {
+	for _, conns := range []int{1, 2} {
+		t.Run(fmt.Sprintf("connections=%d", conns), func(t *testing.T) {
+			hello := make(chan string, 1)
+			srv := smtptest.Start(t, smtptest.Fault{Stage: smtptest.AtHello, Notify: hello})
+			smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"none\"\nretries = 0\nconnections = %d\n", srv.Host(), srv.Port(), conns)
+			c := newCampaign(t, overlapList("carol@example.com,Carol,too many\n"), "# Hello {{.name}}!\n", smtp, nil)
+			confirmed := false
+			rep, err := c.Deliver(t.Context(), SendRequest{
+				Options: Options{Now: now, Warn: awaitHello(t, hello)},
+				Confirm: func(*Summary) error { confirmed = true; return nil },
+			})
+			var found Problems
+			var rowErr *merge.RowError
+			if !errors.As(err, &found) || !errors.As(err, &rowErr) || rowErr.Row != 4 {
+				t.Fatalf("Deliver: %v, want the check's Problems, row 4 broken", err)
+			}
+			if confirmed || rep.Summary != nil || len(srv.Received()) != 0 {
+				t.Errorf("confirmed %v, Summary %v, received %v; want nothing asked, nothing sent", confirmed, rep.Summary, srv.Received())
+			}
+			seen := srv.Conns()
+			if len(seen) == 0 {
+				t.Fatal("the server saw no connection: the check did not reach it")
+			}
+			for _, cn := range seen {
+				cmds := cn.Commands()
+				if len(cn.Mails) != 0 || len(cmds) == 0 || !strings.HasPrefix(cmds[0], "EHLO ") || cmds[len(cmds)-1] != "QUIT" {
+					t.Errorf("connection %d: commands %q, MAIL %q; want EHLO, then QUIT, no MAIL", cn.ID, cmds, cn.Mails)
+				}
+				for _, cmd := range cmds {
+					if verb, _, _ := strings.Cut(cmd, " "); verb == "MAIL" || verb == "RCPT" || verb == "DATA" || verb == "BDAT" {
+						t.Errorf("connection %d: %q sent before the check passed", cn.ID, cmd)
+					}
+				}
+			}
+		})
 	}
 }
