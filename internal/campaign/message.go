@@ -90,6 +90,33 @@ func (e *messageError) Unwrap() error { return e.err }
 
 // message merges one recipient's row and renders the message.
 func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes.Buffer) (*render.Message, error) {
+	in, err := c.input(rec, body)
+	if err != nil {
+		return nil, err
+	}
+	m, err := r.Render(in)
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	return m, nil
+}
+
+// check merges one recipient's row and finds the problems rendering the
+// message would meet, without writing it (render.Renderer.Check).
+func (c *Campaign) check(r *render.Renderer, rec *merge.Recipient, body *bytes.Buffer) error {
+	in, err := c.input(rec, body)
+	if err != nil {
+		return err
+	}
+	if err := r.Check(in); err != nil {
+		return c.explain(err)
+	}
+	return nil
+}
+
+// input merges one recipient's row into what render takes; body holds
+// the merged Markdown.
+func (c *Campaign) input(rec *merge.Recipient, body *bytes.Buffer) (*render.Input, error) {
 	subject, err := c.Subject.Line(rec.Fields)
 	if err != nil {
 		return nil, fmt.Errorf("subject: %w", err)
@@ -126,11 +153,7 @@ func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes
 	if in.Attachments, err = c.recipientFiles(rec); err != nil {
 		return nil, err
 	}
-	m, err := r.Render(in)
-	if err != nil {
-		return nil, c.explain(err)
-	}
-	return m, nil
+	return in, nil
 }
 
 func (c *Campaign) layoutName() string {

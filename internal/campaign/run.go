@@ -238,6 +238,10 @@ type handoff interface {
 	failed(e *messageError) error
 	// last reports whether the pass ends once it has counted n messages.
 	last(n int) bool
+	// written reports whether it takes the messages' bytes; false for
+	// one that needs only their problems, whose messages are checked
+	// (render.Renderer.Check), not written, and have no m.
+	written() bool
 }
 
 // checking is Check's handoff: every message is rendered in memory and
@@ -255,6 +259,7 @@ func (c *checking) take(*item) error {
 }
 func (*checking) failed(*messageError) error { return nil }
 func (*checking) last(int) bool              { return false }
+func (*checking) written() bool              { return false }
 
 // sending is Send's handoff: each message goes to the delivery, up to the
 // limit.
@@ -289,6 +294,8 @@ func (s *sending) failed(e *messageError) error {
 }
 
 func (s *sending) last(n int) bool { return s.limit > 0 && n >= s.limit }
+
+func (*sending) written() bool { return true }
 
 // run opens the list, reads its header and takes its rows.
 func (p *pass) run(ctx context.Context) error {
@@ -394,9 +401,15 @@ func (p *pass) read(ctx context.Context, rd *merge.Reader, room *budget) (*item,
 	return it, true
 }
 
-// render renders an itemMessage (the pipeline's, on every core).
+// render renders an itemMessage, or only checks it for a handoff that
+// takes no bytes (the pipeline's, on every core).
 func (p *pass) render(it *item, body *bytes.Buffer) {
-	if it.m, it.err = p.c.message(p.r, it.rec, body); it.err != nil {
+	if !p.out.written() {
+		it.err = p.c.check(p.r, it.rec, body)
+	} else {
+		it.m, it.err = p.c.message(p.r, it.rec, body)
+	}
+	if it.err != nil {
 		it.kind = itemFailed
 	}
 }
