@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"time"
@@ -165,7 +166,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	if c.SMTP == nil {
 		return rep, errors.New(c.Path + " has no [smtp] table: add one to send (see README.md)")
 	}
-	cfg, err := c.SMTP.Config(req.Password, req.Debug)
+	cfg, roots, err := c.SMTP.config(req.Password, req.Debug)
 	if err != nil {
 		return rep, err
 	}
@@ -186,7 +187,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	// The server is reached while the list is checked, from its first
 	// message to send on; a check that then fails, or finds nothing to
 	// send, ends the connection with QUIT, having sent nothing.
-	dial := &earlyDial{ctx: ctx, cfg: cfg}
+	dial := &earlyDial{ctx: ctx, cfg: cfg, roots: roots}
 	opts.Early = dial.start
 	var start time.Time
 	sum, err := c.Send(ctx, req.opener(dial, &start), opts)
@@ -260,7 +261,8 @@ func (r *SendRequest) opener(dial *earlyDial, start *time.Time) Opener {
 type earlyDial struct {
 	ctx   context.Context
 	cfg   deliver.SMTPConfig
-	done  chan struct{} // closed once the dial is over; nil until started
+	roots func() *x509.CertPool // makes cfg.RootCAs, in the dial; nil for none
+	done  chan struct{}         // closed once the dial is over; nil until started
 	s     *deliver.SMTP
 	err   error
 	taken bool
@@ -274,6 +276,9 @@ func (d *earlyDial) start() {
 	d.done = make(chan struct{})
 	go func() {
 		defer close(d.done)
+		if d.roots != nil {
+			d.cfg.RootCAs = d.roots()
+		}
 		d.s, d.err = deliver.DialSMTP(d.ctx, d.cfg)
 	}()
 }

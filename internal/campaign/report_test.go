@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batch-mailer/batch/internal/deliver"
 	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/smtptest"
 )
@@ -280,5 +282,39 @@ func TestDeliverCheckFailsAfterConnecting(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDeliverCAFile: the pool of trusted CAs, the system's and ca_file's,
+// is made as the server is reached: a server whose certificate only
+// ca_file's CA issued is trusted, and without ca_file it is not.
+func TestDeliverCAFile(t *testing.T) {
+	ca, err := smtptest.NewCA("batch test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := smtptest.Start(t, smtptest.StartTLS(cert))
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw})
+	for _, trusted := range []bool{true, false} {
+		smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"starttls\"\nretries = 0\n", srv.Host(), srv.Port())
+		if trusted {
+			smtp += "ca_file = \"ca.pem\"\n"
+		}
+		c := newCampaign(t, listOf(faultList[:2]), "# Hello {{.name}}!\n", smtp, map[string]string{"ca.pem": string(caPEM)})
+		rep, err := c.Deliver(t.Context(), SendRequest{Options: Options{Now: now}})
+		var ce *deliver.ConnError
+		switch {
+		case trusted && (err != nil || rep.List[Sent] != 2):
+			t.Errorf("with ca_file: %v, List %v; want both sent", err, rep.List)
+		case !trusted && (!errors.As(err, &ce) || ce.Hint != deliver.HintUntrusted):
+			t.Errorf("without ca_file: %v, want the certificate untrusted", err)
+		}
+	}
+	if d := srv.Delivered(); len(d) != 2 {
+		t.Errorf("delivered %v, want the 2 messages sent with ca_file", d)
 	}
 }
