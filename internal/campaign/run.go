@@ -73,8 +73,9 @@ type Options struct {
 	Early func()
 }
 
-// Check renders every recipient's message in memory and reports every
-// problem that would stop the campaign, as Problems.
+// Check renders every recipient's message in memory (render.Renderer.Check:
+// the bytes of the first one only) and reports every problem that would
+// stop the campaign, as Problems.
 func (c *Campaign) Check(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{}
 	probs := newProblems()
