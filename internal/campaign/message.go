@@ -90,15 +90,42 @@ func (e *messageError) Unwrap() error { return e.err }
 
 // message merges one recipient's row and renders the message.
 func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes.Buffer) (*render.Message, error) {
+	var in render.Input // on the stack: the message is what stays
+	if err := c.input(&in, rec, body); err != nil {
+		return nil, err
+	}
+	m, err := r.Render(&in)
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	return m, nil
+}
+
+// check merges one recipient's row and finds the problems rendering the
+// message would meet, without writing it (render.Renderer.Check).
+func (c *Campaign) check(r *render.Renderer, rec *merge.Recipient, body *bytes.Buffer) error {
+	var in render.Input
+	if err := c.input(&in, rec, body); err != nil {
+		return err
+	}
+	if err := r.Check(&in); err != nil {
+		return c.explain(err)
+	}
+	return nil
+}
+
+// input merges one recipient's row into in, what render takes; body
+// holds the merged Markdown.
+func (c *Campaign) input(in *render.Input, rec *merge.Recipient, body *bytes.Buffer) error {
 	subject, err := c.Subject.Line(rec.Fields)
 	if err != nil {
-		return nil, fmt.Errorf("subject: %w", err)
+		return fmt.Errorf("subject: %w", err)
 	}
 	body.Reset()
 	if err := c.Body.Execute(body, rec.Fields); err != nil {
-		return nil, err
+		return err
 	}
-	in := &render.Input{
+	*in = render.Input{
 		Seq:      rec.Row,
 		To:       mail.Address{Name: merge.OneLine(rec.Name), Address: rec.Email},
 		Subject:  subject,
@@ -108,29 +135,25 @@ func (c *Campaign) message(r *render.Renderer, rec *merge.Recipient, body *bytes
 	for _, h := range c.Headers {
 		v, err := h.Value.Line(rec.Fields)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		in.Headers = append(in.Headers, render.Field{Name: h.Name, Value: v})
 	}
 	if c.Preheader != nil {
 		if in.Preheader, err = c.Preheader.Line(rec.Fields); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if c.Unsubscribe != nil {
 		if in.Unsubscribe, err = c.Unsubscribe.link(rec.Email, rec.Fields); err != nil {
-			return nil, err
+			return err
 		}
 		in.UnsubMailto = c.Unsubscribe.Mailto
 	}
 	if in.Attachments, err = c.recipientFiles(rec); err != nil {
-		return nil, err
+		return err
 	}
-	m, err := r.Render(in)
-	if err != nil {
-		return nil, c.explain(err)
-	}
-	return m, nil
+	return nil
 }
 
 func (c *Campaign) layoutName() string {

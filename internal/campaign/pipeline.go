@@ -60,7 +60,8 @@ type pipeline struct {
 	// itemUnreadable is the last.
 	read func(ctx context.Context) (*item, bool)
 	// render renders an itemMessage, on a worker whose buffer body is: it
-	// sets m, or err and the kind itemFailed.
+	// sets m (but for a check, which writes no bytes), or err and the
+	// kind itemFailed.
 	render func(it *item, body *bytes.Buffer)
 }
 

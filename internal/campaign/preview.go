@@ -294,7 +294,7 @@ func (s *previewState) checked(ctx context.Context) (*checkResult, error) {
 		if err != nil {
 			probs.add(err)
 		}
-		check := &pass{c: c, opts: &Options{Warn: warn}, sum: sum, r: s.r, probs: probs, sup: sup, out: checking{}}
+		check := &pass{c: c, opts: &Options{Warn: warn}, sum: sum, r: s.r, probs: probs, sup: sup, out: &checking{}}
 		err = check.run(ctx)
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr

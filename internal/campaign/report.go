@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"time"
@@ -153,8 +154,9 @@ func (r *Report) Unsettled() int {
 // Deliver sends the campaign to the server of its [smtp] table. It opens
 // the shard's journal (but for a test send, which is not recorded), then
 // sends as Send does: the whole campaign checked first, the server reached
-// and Confirm asked before the first message, nobody sent whom the journal
-// says was dealt with. Once every outcome is in, it closes the journal and
+// (while the check goes on, from its first message to send) and Confirm
+// asked before the first message, nobody sent whom the journal says was
+// dealt with. Once every outcome is in, it closes the journal and
 // reads it again to count the whole list (Report.List). With nobody left
 // to send to it sends nothing and returns ErrNothingToSend. The report is
 // never nil.
@@ -164,7 +166,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	if c.SMTP == nil {
 		return rep, errors.New(c.Path + " has no [smtp] table: add one to send (see README.md)")
 	}
-	cfg, err := c.SMTP.Config(req.Password, req.Debug)
+	cfg, roots, err := c.SMTP.config(req.Password, req.Debug)
 	if err != nil {
 		return rep, err
 	}
@@ -182,8 +184,14 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 		opts.Journal, opts.State = j, state
 	}
 	opts.Outcome = req.outcome()
+	// The server is reached while the list is checked, from its first
+	// message to send on; a check that then fails, or finds nothing to
+	// send, ends the connection with QUIT, having sent nothing.
+	dial := &earlyDial{ctx: ctx, cfg: cfg, roots: roots}
+	opts.Early = dial.start
 	var start time.Time
-	sum, err := c.Send(ctx, req.opener(ctx, cfg, &start), opts)
+	sum, err := c.Send(ctx, req.opener(dial, &start), opts)
+	dial.abandon()
 	rep.Summary = sum
 	if sum != nil && !start.IsZero() {
 		rep.Elapsed = time.Since(start)
@@ -224,14 +232,14 @@ func (r *SendRequest) outcome() func(*render.Message, Status, error) {
 }
 
 // opener is the Opener of an SMTP send: with something to send, it
-// reaches the server, asks Confirm, and notes in start when the sending
-// starts.
-func (r *SendRequest) opener(ctx context.Context, cfg deliver.SMTPConfig, start *time.Time) Opener {
+// takes the connection dial started during the check (or reaches the
+// server now), asks Confirm, and notes in start when the sending starts.
+func (r *SendRequest) opener(dial *earlyDial, start *time.Time) Opener {
 	return func(planned *Summary) (deliver.Sender, error) {
 		if planned.Messages == 0 {
 			return nil, ErrNothingToSend
 		}
-		s, err := deliver.DialSMTP(ctx, cfg)
+		s, err := dial.take()
 		if err != nil {
 			return nil, err
 		}
@@ -245,3 +253,74 @@ func (r *SendRequest) opener(ctx context.Context, cfg deliver.SMTPConfig, start 
 		return s, nil
 	}
 }
+
+// earlyDial reaches the server of a send in the background, started by
+// the check (Options.Early) so that connecting, TLS and AUTH overlap the
+// rest of it, and taken by the Opener once the check has passed. Its
+// methods are called from the goroutine that runs the send.
+type earlyDial struct {
+	ctx   context.Context
+	cfg   deliver.SMTPConfig
+	roots func() *x509.CertPool // makes cfg.RootCAs, in the dial; nil for none
+	done  chan struct{}         // closed once the dial is over; nil until started
+	stop  context.CancelFunc    // calls the dial off
+	s     *deliver.SMTP
+	err   error
+	taken bool
+}
+
+// start starts the dial, once.
+func (d *earlyDial) start() {
+	if d.done != nil {
+		return
+	}
+	d.done = make(chan struct{})
+	ctx, stop := context.WithCancel(d.ctx)
+	d.stop = stop
+	go func() {
+		defer close(d.done)
+		if d.roots != nil {
+			d.cfg.RootCAs = d.roots()
+		}
+		d.s, d.err = deliver.DialSMTP(ctx, d.cfg)
+	}()
+}
+
+// take waits for the dial, starting it if the check didn't, and returns
+// its connections, which are then the caller's to close.
+func (d *earlyDial) take() (*deliver.SMTP, error) {
+	d.start()
+	<-d.done
+	d.taken = true
+	return d.s, d.err
+}
+
+// abandon ends a dial the send didn't take, and says QUIT on what it
+// opened. One still under way after abandonGrace is called off: a server
+// that stalls mid-dial doesn't hold back the check's problems for the
+// [smtp] timeout. Its error is dropped: the check's problems, or that
+// there is nothing to send, are what the user needs to hear. After a dial
+// the send took, abandon only releases the dial's context, which the
+// connections no longer use.
+func (d *earlyDial) abandon() {
+	if d.done == nil {
+		return
+	}
+	defer d.stop()
+	if d.taken {
+		return
+	}
+	select {
+	case <-d.done:
+	case <-time.After(abandonGrace):
+		d.stop()
+		<-d.done
+	}
+	if d.s != nil {
+		d.s.Close()
+	}
+}
+
+// abandonGrace is how long a dial the send won't take may go on, so that
+// a server that answers gets its QUIT.
+const abandonGrace = time.Second

@@ -2,12 +2,17 @@ package campaign
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/batch-mailer/batch/internal/deliver"
+	"github.com/batch-mailer/batch/internal/merge"
 	"github.com/batch-mailer/batch/internal/smtptest"
 )
 
@@ -186,5 +191,160 @@ func TestDeliverStopped(t *testing.T) {
 	sent := len(srv.Delivered())
 	if !rep.Stopped || rep.List[Sent] != sent || rep.List[Sent]+rep.List[Pending] != len(faultList) || sent == 0 || sent == len(faultList) {
 		t.Errorf("Stopped %v, List %v, the server delivered %d; want stopped, some of %d sent as delivered, the rest pending", rep.Stopped, rep.List, sent, len(faultList))
+	}
+}
+
+// overlapList has a first message to send, then a row skipped with a
+// warning, by which time the check has started reaching the server, then
+// more, and a last row that may be broken.
+func overlapList(last string) string {
+	return "email,name\n" +
+		"ada@example.org,Ada\n" +
+		"not-an-address,Nobody\n" + // row 2: skipped, with a warning
+		"bob@example.net,Bob\n" +
+		last
+}
+
+// awaitHello is a Warn that waits, at the row skipped, for the server to
+// have seen the EHLO of a connection: the check, not over yet, reached
+// the server from its first message on.
+func awaitHello(t *testing.T, hello <-chan string) func(error) {
+	return func(error) {
+		select {
+		case <-hello:
+		case <-time.After(quick):
+			t.Error("the check reached row 2 and the server saw no EHLO: the connection waits for the check to end")
+		}
+	}
+}
+
+// TestDeliverConnectsDuringCheck: the server is reached and logged into
+// while the list is checked, and that connection carries the messages:
+// one connection, EHLO before the check's end, Confirm asked after it.
+func TestDeliverConnectsDuringCheck(t *testing.T) {
+	hello := make(chan string, 1)
+	srv := smtptest.Start(t, smtptest.Fault{Stage: smtptest.AtHello, Notify: hello})
+	smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"none\"\nretries = 0\n", srv.Host(), srv.Port())
+	c := newCampaign(t, overlapList("carol@example.com,Carol\n"), "# Hello {{.name}}!\n", smtp, nil)
+	var asked int
+	rep, err := c.Deliver(t.Context(), SendRequest{
+		Options: Options{Now: now, Warn: awaitHello(t, hello)},
+		Confirm: func(planned *Summary) error { asked = planned.Messages; return nil },
+	})
+	if err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if asked != 3 || rep.List[Sent] != 3 {
+		t.Errorf("Confirm asked for %d messages, the journal holds %d sent; want 3, 3", asked, rep.List[Sent])
+	}
+	conns := srv.Conns()
+	if len(conns) != 1 || conns[0].Delivered != 3 {
+		t.Fatalf("connections %+v, want one, which delivered the 3 messages", conns)
+	}
+}
+
+// TestDeliverCheckFailsAfterConnecting: a check that finds a problem once
+// the server is reached sends nothing: the connection says EHLO and QUIT,
+// no MAIL, and the problem is Deliver's error.
+func TestDeliverCheckFailsAfterConnecting(t *testing.T) {
+	for _, conns := range []int{1, 2} {
+		t.Run(fmt.Sprintf("connections=%d", conns), func(t *testing.T) {
+			hello := make(chan string, 1)
+			srv := smtptest.Start(t, smtptest.Fault{Stage: smtptest.AtHello, Notify: hello})
+			smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"none\"\nretries = 0\nconnections = %d\n", srv.Host(), srv.Port(), conns)
+			c := newCampaign(t, overlapList("carol@example.com,Carol,too many\n"), "# Hello {{.name}}!\n", smtp, nil)
+			confirmed := false
+			rep, err := c.Deliver(t.Context(), SendRequest{
+				Options: Options{Now: now, Warn: awaitHello(t, hello)},
+				Confirm: func(*Summary) error { confirmed = true; return nil },
+			})
+			var found Problems
+			var rowErr *merge.RowError
+			if !errors.As(err, &found) || !errors.As(err, &rowErr) || rowErr.Row != 4 {
+				t.Fatalf("Deliver: %v, want the check's Problems, row 4 broken", err)
+			}
+			if confirmed || rep.Summary != nil || len(srv.Received()) != 0 {
+				t.Errorf("confirmed %v, Summary %v, received %v; want nothing asked, nothing sent", confirmed, rep.Summary, srv.Received())
+			}
+			seen := srv.Conns()
+			if len(seen) == 0 {
+				t.Fatal("the server saw no connection: the check did not reach it")
+			}
+			for _, cn := range seen {
+				cmds := cn.Commands()
+				if len(cn.Mails) != 0 || len(cmds) == 0 || !strings.HasPrefix(cmds[0], "EHLO ") || cmds[len(cmds)-1] != "QUIT" {
+					t.Errorf("connection %d: commands %q, MAIL %q; want EHLO, then QUIT, no MAIL", cn.ID, cmds, cn.Mails)
+				}
+				for _, cmd := range cmds {
+					if verb, _, _ := strings.Cut(cmd, " "); verb == "MAIL" || verb == "RCPT" || verb == "DATA" || verb == "BDAT" {
+						t.Errorf("connection %d: %q sent before the check passed", cn.ID, cmd)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDeliverCheckFailsStalledServer: a check that fails while the
+// server it reaches stalls in the middle of the dial (no reply to EHLO, a
+// timeout of ten minutes) gives its problems at once: the dial is called
+// off, not waited for, and nothing is sent.
+func TestDeliverCheckFailsStalledServer(t *testing.T) {
+	hello := make(chan string, 1)
+	hold := make(chan struct{})
+	srv := smtptest.Start(t, smtptest.Fault{Stage: smtptest.AtHello, Notify: hello, Hold: hold})
+	defer close(hold)
+	smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"none\"\nretries = 0\ntimeout = \"10m\"\n", srv.Host(), srv.Port())
+	c := newCampaign(t, overlapList("carol@example.com,Carol,too many\n"), "# Hello {{.name}}!\n", smtp, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Deliver(t.Context(), SendRequest{Options: Options{Now: now, Warn: awaitHello(t, hello)}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var found Problems
+		if !errors.As(err, &found) {
+			t.Fatalf("Deliver: %v, want the check's Problems", err)
+		}
+	case <-time.After(time.Minute): // a watchdog, far from the second it takes
+		t.Fatal("the failed check waits for the stalled server's dial (timeout 10m)")
+	}
+	if len(srv.Received()) != 0 {
+		t.Errorf("received %v, want nothing", srv.Received())
+	}
+}
+
+// TestDeliverCAFile: the pool of trusted CAs, the system's and ca_file's,
+// is made as the server is reached: a server whose certificate only
+// ca_file's CA issued is trusted, and without ca_file it is not.
+func TestDeliverCAFile(t *testing.T) {
+	ca, err := smtptest.NewCA("batch test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := smtptest.Start(t, smtptest.StartTLS(cert))
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw})
+	for _, trusted := range []bool{true, false} {
+		smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"starttls\"\nretries = 0\n", srv.Host(), srv.Port())
+		if trusted {
+			smtp += "ca_file = \"ca.pem\"\n"
+		}
+		c := newCampaign(t, listOf(faultList[:2]), "# Hello {{.name}}!\n", smtp, map[string]string{"ca.pem": string(caPEM)})
+		rep, err := c.Deliver(t.Context(), SendRequest{Options: Options{Now: now}})
+		var ce *deliver.ConnError
+		switch {
+		case trusted && (err != nil || rep.List[Sent] != 2):
+			t.Errorf("with ca_file: %v, List %v; want both sent", err, rep.List)
+		case !trusted && (!errors.As(err, &ce) || ce.Hint != deliver.HintUntrusted):
+			t.Errorf("without ca_file: %v, want the certificate untrusted", err)
+		}
+	}
+	if d := srv.Delivered(); len(d) != 2 {
+		t.Errorf("delivered %v, want the 2 messages sent with ca_file", d)
 	}
 }

@@ -63,10 +63,19 @@ type Options struct {
 	QuotaWait bool
 	Waiting   func(until time.Time)
 	Clock     deliver.Clock
+	// Early, if set, is called once by Send's check, as soon as it has
+	// counted a first message to send with no problem met yet and the
+	// quota not spent: so that the sender can start reaching its server
+	// (connecting, TLS, logging in) while the rest of the list is
+	// checked. Nothing may be sent before the Opener is called; when it
+	// isn't (the check found a problem, or nothing to send), undoing
+	// what Early started is the caller's.
+	Early func()
 }
 
-// Check renders every recipient's message in memory and reports every
-// problem that would stop the campaign, as Problems.
+// Check renders every recipient's message in memory (render.Renderer.Check:
+// the bytes of the first one only) and reports every problem that would
+// stop the campaign, as Problems.
 func (c *Campaign) Check(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{}
 	probs := newProblems()
@@ -75,7 +84,7 @@ func (c *Campaign) Check(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		probs.add(err)
 	}
-	check := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, sup: sup, out: checking{}}
+	check := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, sup: sup, out: &checking{}}
 	return sum, check.run(ctx)
 }
 
@@ -111,17 +120,24 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		probs.add(err)
 	}
 	warn := opts.Warn
+	// The quota's window is read before the check, which may start
+	// reaching the server only if the quota has room; its error comes
+	// after the check's problems.
+	quota, qerr := c.newQuotaWindow(&opts)
 	if !opts.SinglePass {
-		check := &pass{c: c, opts: &opts, sum: planned, r: r, probs: probs, sup: sup, out: checking{}}
+		out := &checking{}
+		if qerr == nil && quota.spentAtStart(&Summary{Messages: 1}) == nil {
+			out.early = opts.Early
+		}
+		check := &pass{c: c, opts: &opts, sum: planned, r: r, probs: probs, sup: sup, out: out}
 		if err := check.run(ctx); err != nil {
 			return nil, err
 		}
 		probs = newProblems() // the check found none
 		opts.Warn = nil       // told already
 	}
-	quota, err := c.newQuotaWindow(&opts)
-	if err != nil {
-		return nil, err
+	if qerr != nil {
+		return nil, qerr
 	}
 	if err := quota.spentAtStart(planned); err != nil {
 		// Nothing to hand over: the server is not reached, nobody asked.
@@ -223,15 +239,28 @@ type handoff interface {
 	failed(e *messageError) error
 	// last reports whether the pass ends once it has counted n messages.
 	last(n int) bool
+	// written reports whether it takes the messages' bytes; false for
+	// one that needs only their problems, whose messages are checked
+	// (render.Renderer.Check), not written, and have no m.
+	written() bool
 }
 
 // checking is Check's handoff: every message is rendered in memory and
-// counted, and the whole list is checked, past the limit too.
-type checking struct{}
+// counted, and the whole list is checked, past the limit too. Send's
+// check calls early (Options.Early), if set, at the first message it
+// takes, which is before any problem.
+type checking struct{ early func() }
 
-func (checking) take(*item) error           { return nil }
-func (checking) failed(*messageError) error { return nil }
-func (checking) last(int) bool              { return false }
+func (c *checking) take(*item) error {
+	if c.early != nil {
+		c.early()
+		c.early = nil
+	}
+	return nil
+}
+func (*checking) failed(*messageError) error { return nil }
+func (*checking) last(int) bool              { return false }
+func (*checking) written() bool              { return false }
 
 // sending is Send's handoff: each message goes to the delivery, up to the
 // limit.
@@ -266,6 +295,8 @@ func (s *sending) failed(e *messageError) error {
 }
 
 func (s *sending) last(n int) bool { return s.limit > 0 && n >= s.limit }
+
+func (*sending) written() bool { return true }
 
 // run opens the list, reads its header and takes its rows.
 func (p *pass) run(ctx context.Context) error {
@@ -371,9 +402,15 @@ func (p *pass) read(ctx context.Context, rd *merge.Reader, room *budget) (*item,
 	return it, true
 }
 
-// render renders an itemMessage (the pipeline's, on every core).
+// render renders an itemMessage, or only checks it for a handoff that
+// takes no bytes (the pipeline's, on every core).
 func (p *pass) render(it *item, body *bytes.Buffer) {
-	if it.m, it.err = p.c.message(p.r, it.rec, body); it.err != nil {
+	if !p.out.written() {
+		it.err = p.c.check(p.r, it.rec, body)
+	} else {
+		it.m, it.err = p.c.message(p.r, it.rec, body)
+	}
+	if it.err != nil {
 		it.kind = itemFailed
 	}
 }

@@ -305,7 +305,19 @@ func (s *SMTP) loc(key string) string {
 
 // Config returns what deliver needs to send, the password given.
 func (s *SMTP) Config(password string, debug io.Writer) (deliver.SMTPConfig, error) {
-	cfg := deliver.SMTPConfig{
+	cfg, roots, err := s.config(password, debug)
+	if err == nil && roots != nil {
+		cfg.RootCAs = roots()
+	}
+	return cfg, err
+}
+
+// config is Config but for the pool of trusted CAs with ca_file, which
+// roots makes (nil without ca_file): the system's, read once per process
+// and tens of milliseconds, and ca_file's, which config has checked. A
+// send makes it while the list is checked, as it reaches the server.
+func (s *SMTP) config(password string, debug io.Writer) (cfg deliver.SMTPConfig, roots func() *x509.CertPool, err error) {
+	cfg = deliver.SMTPConfig{
 		Host:             s.Host,
 		Port:             s.Port,
 		Security:         s.Security,
@@ -325,18 +337,21 @@ func (s *SMTP) Config(password string, debug io.Writer) (deliver.SMTPConfig, err
 	if s.CAFile != "" {
 		pem, err := os.ReadFile(s.CAFile)
 		if err != nil {
-			return cfg, fmt.Errorf("smtp.ca_file: %w", err)
+			return cfg, nil, fmt.Errorf("smtp.ca_file: %w", err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return cfg, nil, fmt.Errorf("smtp.ca_file: %s holds no PEM certificate", s.CAFile)
 		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return cfg, fmt.Errorf("smtp.ca_file: %s holds no PEM certificate", s.CAFile)
+		roots = func() *x509.CertPool {
+			pool, err := x509.SystemCertPool()
+			if err != nil || pool == nil {
+				pool = x509.NewCertPool()
+			}
+			pool.AppendCertsFromPEM(pem)
+			return pool
 		}
-		cfg.RootCAs = pool
 	}
-	return cfg, nil
+	return cfg, roots, nil
 }
 
 // Addr is "host:port".

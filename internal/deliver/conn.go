@@ -222,6 +222,17 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	if err != nil {
 		return nil, fail("connect", HintReachable, err)
 	}
+	// A dial that is called off (Ctrl-C, or a check that failed while the
+	// connection was being opened) ends at once, at whatever step it is:
+	// the greeting, TLS, EHLO and AUTH read under deadlines, not ctx.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	called := func(err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("%w: %w", cerr, err)
+		}
+		return err
+	}
 	tlsConfig := &tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	// What the server says is bounded where it is read, above TLS.
 	bc := newBoundedConn(raw)
@@ -234,7 +245,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 		cancel()
 		if err != nil {
 			raw.Close()
-			return nil, fail("tls", tlsHint(err, cfg), err)
+			return nil, fail("tls", tlsHint(err, cfg), called(err))
 		}
 		bc = newBoundedConn(tc)
 		nc = bc
@@ -250,7 +261,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 				ce.Addr = addr
 				return nil, ce
 			}
-			return nil, fail("starttls", tlsHint(err, cfg), err)
+			return nil, fail("starttls", tlsHint(err, cfg), called(err))
 		}
 		// The greeting came before STARTTLS; go-smtp reads one first.
 		bc = newBoundedConn(tc)
@@ -272,7 +283,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 		if bc.reading() == stageGreeting {
 			hint = greetingHint(err)
 		}
-		return nil, fail("hello", hint, at(bc.reading(), err))
+		return nil, fail("hello", hint, called(at(bc.reading(), err)))
 	}
 	if cfg.Username != "" {
 		// Not go-smtp's TLSConnectionState, which can't see through the
@@ -286,7 +297,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 		bc.within(0)
 		if err != nil {
 			c.Close()
-			return nil, fail("auth", authHint(err), err)
+			return nil, fail("auth", authHint(err), called(err))
 		}
 	}
 	cn := &conn{c: c, addr: addr, raw: nc, bc: bc, last: time.Now(), log: log, timeout: cfg.Timeout}

@@ -184,7 +184,9 @@ func ShapeOf(md []byte) []byte {
 
 // render renders the merged Markdown of in: its shape once, then the
 // values put back, escaped for where they land, in each message.
-func (r *Renderer) render(in *Input) (*document, error) {
+// Without text (a check, which needs the problems only), the plain text,
+// which has none of its own, is not written.
+func (r *Renderer) render(in *Input, text bool) (*document, error) {
 	md := in.Markdown
 	src, values := merge.Extract(make([]byte, 0, len(md)), md)
 	sh := r.shape(src, in)
@@ -194,6 +196,9 @@ func (r *Renderer) render(in *Input) (*document, error) {
 	d := &document{
 		html:   values.Expand(make([]byte, 0, len(sh.html)+len(sh.html)/8), sh.html, merge.EscapeHTML, merge.EscapeURL),
 		images: sh.images,
+	}
+	if !text {
+		return d, nil
 	}
 	if sh.fixed && values.Plain() {
 		d.text = values.Expand(make([]byte, 0, len(sh.text)+len(sh.text)/8), sh.text, merge.EscapeText, merge.EscapeURL)

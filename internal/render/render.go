@@ -35,9 +35,11 @@ import (
 	"fmt"
 	htmlpkg "html"
 	"html/template"
+	"io"
 	"net/mail"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/yuin/goldmark"
@@ -136,6 +138,9 @@ type Renderer struct {
 	attachmentsSize   int64   // the files of attachments, together
 	fixed             []field // From, Reply-To: the same in every message
 	date              string
+	// wrote: a message has been rendered in full, so Check needn't
+	// write one to find what fails for every message alike.
+	wrote atomic.Bool
 }
 
 // New checks and loads what every message shares: the layout and the
@@ -238,7 +243,7 @@ func TestSendMessageID(campaign, address, test, domain string) string {
 
 // Render renders one message.
 func (r *Renderer) Render(in *Input) (*Message, error) {
-	doc, err := r.render(in)
+	doc, err := r.render(in, true)
 	if err != nil {
 		return nil, err
 	}
@@ -247,25 +252,13 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	// URL too: room for them, so that a message of large values doesn't
 	// grow the buffer, copying it, again and again.
 	html.Grow(len(doc.html) + len(r.opts.Layout) + 256 + len(in.Subject) + len(in.Preheader) + len(in.Unsubscribe))
-	err = r.layout.Execute(&html, LayoutData{
-		Subject:     in.Subject,
-		Body:        template.HTML(doc.html),
-		Email:       in.To.Address,
-		Name:        in.To.Name,
-		Fields:      in.Fields,
-		Preheader:   in.Preheader,
-		Unsubscribe: in.Unsubscribe,
-		Lang:        r.opts.Lang,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
+	if err := r.executeLayout(&html, in, doc); err != nil {
+		return nil, err
 	}
 	htmlBytes, text := html.Bytes(), doc.text
 	// The text links {{unsubscribe}} itself: the footer needn't again.
 	textUnsubscribe := bytes.Contains(text, []byte(merge.UnsubscribeMarker))
-	// The marker comes from the layout, known once, or from the body's
-	// Markdown, short: no need to search the whole message for it.
-	if r.layoutUnsubscribe || bytes.Contains(in.Markdown, []byte(merge.UnsubscribeMarker)) {
+	if r.unsubscribes(in) {
 		if in.Unsubscribe == "" {
 			return nil, ErrNoUnsubscribe
 		}
@@ -318,7 +311,60 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 			return nil, fmt.Errorf("DKIM: %w", err)
 		}
 	}
+	r.wrote.Store(true)
 	return &Message{Seq: in.Seq, ID: id, From: r.opts.From.Address, To: in.To.Address, Data: data}, nil
+}
+
+// Check reports the problem Render would meet with in, if any, without
+// writing the message, as a check of the list needs. What may differ from
+// one message to the next is looked at for each: the body's shape, the
+// layout run with the recipient's data, the unsubscribe URL, the files.
+// What can fail only for every message alike (writing the header fields
+// and the MIME body, the DKIM signature) is done in full until a message
+// has been rendered, and not again: the bytes are the costly part of a
+// message, and a check throws them away.
+func (r *Renderer) Check(in *Input) error {
+	if !r.wrote.Load() {
+		_, err := r.Render(in)
+		return err
+	}
+	doc, err := r.render(in, false)
+	if err != nil {
+		return err
+	}
+	if err := r.executeLayout(io.Discard, in, doc); err != nil {
+		return err
+	}
+	if r.unsubscribes(in) && in.Unsubscribe == "" {
+		return ErrNoUnsubscribe
+	}
+	_, err = r.recipientParts(doc.images, in.Attachments)
+	return err
+}
+
+// executeLayout runs the layout with in's data and doc's body into w.
+func (r *Renderer) executeLayout(w io.Writer, in *Input, doc *document) error {
+	err := r.layout.Execute(w, LayoutData{
+		Subject:     in.Subject,
+		Body:        template.HTML(doc.html),
+		Email:       in.To.Address,
+		Name:        in.To.Name,
+		Fields:      in.Fields,
+		Preheader:   in.Preheader,
+		Unsubscribe: in.Unsubscribe,
+		Lang:        r.opts.Lang,
+	})
+	if err != nil {
+		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
+	}
+	return nil
+}
+
+// unsubscribes reports whether in's message prints {{unsubscribe}}. The
+// marker comes from the layout, known once, or from the body's Markdown,
+// short: no need to search the whole message for it.
+func (r *Renderer) unsubscribes(in *Input) bool {
+	return r.layoutUnsubscribe || bytes.Contains(in.Markdown, []byte(merge.UnsubscribeMarker))
 }
 
 // ErrNoUnsubscribe is a message whose template or layout prints
