@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -144,7 +145,7 @@ func TestQuotaAcrossRuns(t *testing.T) {
 	}
 	wantNoFailure(t, c)
 
-	use, err := c.QuotaUsed(q, clock.Now())
+	use, err := c.QuotaUsed(q, clock.Now(), Shard{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,5 +293,83 @@ func TestParseQuota(t *testing.T) {
 		if _, err := ParseQuota(s); err == nil {
 			t.Errorf("ParseQuota(%q) took it", s)
 		}
+	}
+}
+
+// TestQuotaOneRead: the quota's window of the run's journal comes from
+// the reading that gave its State, not from a second read of the journal;
+// the other shards' journals are read. A State kept for another window
+// (an earlier one, or a smaller quota) is not taken: the journal is read.
+func TestQuotaOneRead(t *testing.T) {
+	list := quotaList(4)
+	c := faultCampaign(t, list)
+	srv := smtptest.Start(t)
+	q, _ := ParseQuota("10/day")
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: start}
+	opts := faultOptions()
+	opts.Quota, opts.Clock = &q, clock
+	if r := sendVia(t, c, srv, quick, opts); r.err != nil {
+		t.Fatal(r.err)
+	}
+	other, _, err := journal.Open(c.JournalPath(Shard{K: 2, N: 3}), c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		other.Append(journal.Record{Kind: journal.KindSending, To: fmt.Sprintf("s%d@example.org", i), At: start.Add(time.Hour).Unix()})
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clock.add(2 * time.Hour)
+	run := opts
+	if err := c.openJournal(&run); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Journal.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w := run.State.Window(); w == nil || len(w.At) != 4 {
+		t.Fatalf("the State keeps the window %+v, want 4 messages", w)
+	}
+	used := func(now time.Time, st *State) int {
+		t.Helper()
+		use, err := c.QuotaUsed(q, now, Shard{}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return use.Used
+	}
+	if n := used(clock.Now(), run.State); n != 6 {
+		t.Errorf("QuotaUsed with the State: %d, want 6: 4 of the campaign's journal, 2 of a shard's", n)
+	}
+	// Gone from the disk, the journal's messages are still the State's.
+	if err := os.Remove(c.JournalPath(Shard{})); err != nil {
+		t.Fatal(err)
+	}
+	if n := used(clock.Now(), run.State); n != 6 {
+		t.Errorf("QuotaUsed with the State, the journal gone: %d, want 6: the journal was read again", n)
+	}
+	w, err := c.newQuotaWindow(&run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.times) != 6 {
+		t.Errorf("the run's window holds %d messages, want 6", len(w.times))
+	}
+	if n := used(clock.Now(), nil); n != 2 {
+		t.Errorf("QuotaUsed without the State, the journal gone: %d, want the shard's 2", n)
+	}
+	if n := used(clock.Now().Add(-3*time.Hour), run.State); n != 2 {
+		t.Errorf("QuotaUsed before the State's window: %d, want the shard's 2: the journal read (and gone)", n)
+	}
+	if n := used(start.Add(24*time.Hour+30*time.Minute), run.State); n != 2 {
+		t.Errorf("QuotaUsed once the run's messages left the window: %d, want the shard's 2", n)
+	}
+	big := Quota{N: 20, Window: q.Window, Text: "20/day"}
+	if use, err := c.QuotaUsed(big, clock.Now(), Shard{}, run.State); err != nil || use.Used != 2 {
+		t.Errorf("QuotaUsed of a bigger quota: %+v, %v; want the shard's 2: the journal read (and gone)", use, err)
 	}
 }
