@@ -151,7 +151,8 @@ func (w *Window) add(r *Record) {
 	switch {
 	case r.Kind != KindSending || r.At < w.Since || w.Keep <= 0:
 	case len(w.At) < w.Keep:
-		heap.Push((*latest)(&w.At), r.At)
+		w.At = append(w.At, r.At) // and up to its place: heap.Push, unboxed
+		heap.Fix((*latest)(&w.At), len(w.At)-1)
 	case r.At > w.At[0]:
 		w.At[0] = r.At
 		heap.Fix((*latest)(&w.At), 0)
