@@ -61,7 +61,7 @@ func (c *cli) status(args []string) error {
 	if err != nil {
 		return err
 	}
-	quota, err := quotaUse(camp)
+	quota, err := quotaUse(camp, shard, state)
 	if err != nil {
 		return err
 	}
@@ -142,13 +142,14 @@ func softTotal(soft map[int]int) int {
 	return n
 }
 
-// quotaUse is how much of the campaign's quota is used now; nil for a
-// campaign without one.
-func quotaUse(camp *campaign.Campaign) (*campaign.QuotaUse, error) {
+// quotaUse is how much of the campaign's quota is used now, the shard's
+// journal counted from state (ReadState's) without a second read; nil for
+// a campaign without one.
+func quotaUse(camp *campaign.Campaign, shard campaign.Shard, state *campaign.State) (*campaign.QuotaUse, error) {
 	if camp.SMTP == nil || camp.SMTP.Quota == nil {
 		return nil, nil
 	}
-	use, err := camp.QuotaUsed(*camp.SMTP.Quota, time.Now())
+	use, err := camp.QuotaUsed(*camp.SMTP.Quota, time.Now(), shard, state)
 	if err != nil {
 		return nil, err
 	}

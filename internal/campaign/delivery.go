@@ -240,6 +240,11 @@ func (t *tracker) giveBack() {
 // DATA and sends the content; Ready waits for it before the final dot.
 // The quota's window counts the message from that record's time too.
 //
+// A message handed back by a connection that retired before it could hand
+// it over (the server turned it away) is started again by another, as the
+// same message: its record stands, and no second one is written, so that
+// the quota counts it once, in later runs as in this one.
+//
 // A campaign stopped meanwhile (too many failures, Ctrl-C) sends nothing
 // more: the message stays pending.
 func (t *tracker) Start() error {
@@ -250,7 +255,7 @@ func (t *tracker) Start() error {
 		return errHeldBack
 	}
 	at := t.d.now()
-	if j := t.d.opts.Journal; j != nil {
+	if j := t.d.opts.Journal; j != nil && !t.started {
 		t.started = true
 		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
 	}
@@ -284,7 +289,13 @@ func (t *tracker) Done(err error) {
 	var se *deliver.SendError
 	switch {
 	case errors.Is(err, errHeldBack):
-		d.finished() // pending, as the journal has it
+		if t.started {
+			// Handed back, then held back: it never reached the
+			// server, and its "sending" record is in the journal.
+			d.record(t, journal.KindReleased, err)
+		} else {
+			d.finished() // pending, as the journal has it
+		}
 		return
 	case err == nil:
 		d.mu.Lock()

@@ -85,7 +85,8 @@ type sendRun struct {
 }
 
 // sendVia runs c.Send over SMTP to srv with the campaign's journal, which
-// it opens for the run and closes after, as batch send does.
+// it opens for the run (of opts.Shard) and closes after, as batch send
+// does.
 func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Duration, opts Options) sendRun {
 	t.Helper()
 	return sendViaContext(t, t.Context(), c, srv, timeout, opts)
@@ -94,12 +95,11 @@ func sendVia(t *testing.T, c *Campaign, srv *smtptest.Server, timeout time.Durat
 // sendViaContext is sendVia with ctx.
 func sendViaContext(t *testing.T, ctx context.Context, c *Campaign, srv *smtptest.Server, timeout time.Duration, opts Options) sendRun {
 	t.Helper()
-	j, state, err := journal.Open(c.JournalPath(Shard{}), c.Name)
-	if err != nil {
+	if err := c.openJournal(&opts); err != nil { // with a quota, as Deliver does
 		t.Fatal(err)
 	}
+	j := opts.Journal
 	opts.Now = now
-	opts.Journal, opts.State = j, state
 	cfg := deliver.SMTPConfig{
 		Host:     srv.Host(),
 		Port:     srv.Port(),

@@ -185,9 +185,11 @@ type QuotaUse struct {
 }
 
 // QuotaUsed reads every journal of the campaign (every shard's) and says
-// how much of its quota is used at now.
-func (c *Campaign) QuotaUsed(q Quota, now time.Time) (QuotaUse, error) {
-	times, err := c.quotaTimes(q, now)
+// how much of its quota is used at now. state, if not nil, is the
+// shard's journal as ReadState read it: its Window is taken for that
+// journal when it covers the quota's at now, instead of a second read.
+func (c *Campaign) QuotaUsed(q Quota, now time.Time, shard Shard, state *State) (QuotaUse, error) {
+	times, err := c.quotaTimes(q, now, shard, state)
 	if err != nil {
 		return QuotaUse{}, err
 	}
@@ -201,22 +203,43 @@ func (c *Campaign) QuotaUsed(q Quota, now time.Time) (QuotaUse, error) {
 // shardJournal finds the shard in a journal's file name.
 var shardJournal = regexp.MustCompile(`\.shard-([0-9]+)-of-([0-9]+)`)
 
-// quotaTimes returns the times of the last q.N "sending" records in the
-// window at now of every journal of the campaign, oldest first.
-func (c *Campaign) quotaTimes(q Quota, now time.Time) ([]time.Time, error) {
+// quotaSince is the first second of q's window at now.
+func quotaSince(q Quota, now time.Time) int64 { return now.Add(-q.Window).Unix() + 1 }
+
+// keepWindow asks the reading of a journal to keep q's window at now, or
+// one that covers it (at an earlier now), for quotaTimes; nothing
+// without a quota.
+func keepWindow(q *Quota, now time.Time) []journal.ReadOption {
+	if q == nil {
+		return nil
+	}
+	return []journal.ReadOption{journal.KeepWindow(quotaSince(*q, now), q.N)}
+}
+
+// quotaTimes returns the times of the latest q.N "sending" records in the
+// window at now of every journal of the campaign, oldest first. The
+// shard's journal is taken from state's Window, if it has one that covers
+// the window at now (the journal read for its State at that time or
+// before, and not appended to since), instead of being read again.
+func (c *Campaign) quotaTimes(q Quota, now time.Time, shard Shard, state *State) ([]time.Time, error) {
+	since := quotaSince(q, now)
+	var all []int64
+	own := state.Window()
+	if own != nil && (own.Since > since || own.Keep < q.N) {
+		own = nil // kept for another window
+	}
+	if own != nil {
+		i, _ := slices.BinarySearch(own.At, since)
+		all = append(all, own.At[i:]...)
+	}
 	dir := filepath.Dir(c.JournalPath(Shard{}))
 	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	since := now.Add(-q.Window).Unix() + 1
-	var all []int64
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
-		if !c.isJournal(path) {
+		if !c.isJournal(path) || own != nil && path == c.JournalPath(shard) {
 			continue
 		}
 		at, err := readSendings(path, since, q.N)
@@ -260,17 +283,36 @@ func readSendings(path string, since int64, keep int) ([]int64, error) {
 	return journal.Sendings(path, f, since, keep)
 }
 
-// newQuotaWindow is the run's quota window, from the journals; nil without
-// a quota or a journal (a dry run, a test send).
+// quotaClock is the quota's clock of a run.
+func quotaClock(opts *Options) deliver.Clock {
+	if opts.Clock == nil {
+		return deliver.RealClock{}
+	}
+	return opts.Clock
+}
+
+// openJournal opens the journal of the run's shard for opts.Journal and
+// opts.State; with a quota, the State keeps the journal's part of the
+// quota's window, which newQuotaWindow takes instead of reading the
+// journal again.
+func (c *Campaign) openJournal(opts *Options) error {
+	j, state, err := journal.Open(c.JournalPath(opts.Shard), c.Name, keepWindow(opts.Quota, quotaClock(opts).Now())...)
+	if err != nil {
+		return err
+	}
+	opts.Journal, opts.State = j, state
+	return nil
+}
+
+// newQuotaWindow is the run's quota window, from the journals (the
+// shard's from opts.State's Window, if openJournal kept it); nil without a
+// quota or a journal (a dry run, a test send).
 func (c *Campaign) newQuotaWindow(opts *Options) (*quotaWindow, error) {
 	if opts.Quota == nil || opts.Journal == nil {
 		return nil, nil
 	}
-	clock := opts.Clock
-	if clock == nil {
-		clock = deliver.RealClock{}
-	}
-	times, err := c.quotaTimes(*opts.Quota, clock.Now())
+	clock := quotaClock(opts)
+	times, err := c.quotaTimes(*opts.Quota, clock.Now(), opts.Shard, opts.State)
 	if err != nil {
 		return nil, fmt.Errorf("reading the quota's window: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/batch-mailer/batch/internal/journal"
+	"github.com/batch-mailer/batch/internal/render"
 	"github.com/batch-mailer/batch/internal/smtptest"
 )
 
@@ -144,7 +146,7 @@ func TestQuotaAcrossRuns(t *testing.T) {
 	}
 	wantNoFailure(t, c)
 
-	use, err := c.QuotaUsed(q, clock.Now())
+	use, err := c.QuotaUsed(q, clock.Now(), Shard{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,5 +294,169 @@ func TestParseQuota(t *testing.T) {
 		if _, err := ParseQuota(s); err == nil {
 			t.Errorf("ParseQuota(%q) took it", s)
 		}
+	}
+}
+
+// TestQuotaOneRead: the quota's window of the run's journal comes from
+// the reading that gave its State, not from a second read of the journal;
+// the other shards' journals are read. A State kept for another window
+// (an earlier one, or a smaller quota) is not taken: the journal is read.
+func TestQuotaOneRead(t *testing.T) {
+	list := quotaList(4)
+	c := faultCampaign(t, list)
+	srv := smtptest.Start(t)
+	q, _ := ParseQuota("10/day")
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: start}
+	opts := faultOptions()
+	opts.Quota, opts.Clock = &q, clock
+	if r := sendVia(t, c, srv, quick, opts); r.err != nil {
+		t.Fatal(r.err)
+	}
+	other, _, err := journal.Open(c.JournalPath(Shard{K: 2, N: 3}), c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		other.Append(journal.Record{Kind: journal.KindSending, To: fmt.Sprintf("s%d@example.org", i), At: start.Add(time.Hour).Unix()})
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clock.add(2 * time.Hour)
+	run := opts
+	if err := c.openJournal(&run); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Journal.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w := run.State.Window(); w == nil || len(w.At) != 4 {
+		t.Fatalf("the State keeps the window %+v, want 4 messages", w)
+	}
+	used := func(now time.Time, st *State) int {
+		t.Helper()
+		use, err := c.QuotaUsed(q, now, Shard{}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return use.Used
+	}
+	if n := used(clock.Now(), run.State); n != 6 {
+		t.Errorf("QuotaUsed with the State: %d, want 6: 4 of the campaign's journal, 2 of a shard's", n)
+	}
+	// Gone from the disk, the journal's messages are still the State's.
+	if err := os.Remove(c.JournalPath(Shard{})); err != nil {
+		t.Fatal(err)
+	}
+	if n := used(clock.Now(), run.State); n != 6 {
+		t.Errorf("QuotaUsed with the State, the journal gone: %d, want 6: the journal was read again", n)
+	}
+	w, err := c.newQuotaWindow(&run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.times) != 6 {
+		t.Errorf("the run's window holds %d messages, want 6", len(w.times))
+	}
+	if n := used(clock.Now(), nil); n != 2 {
+		t.Errorf("QuotaUsed without the State, the journal gone: %d, want the shard's 2", n)
+	}
+	if n := used(clock.Now().Add(-3*time.Hour), run.State); n != 2 {
+		t.Errorf("QuotaUsed before the State's window: %d, want the shard's 2: the journal read (and gone)", n)
+	}
+	if n := used(start.Add(24*time.Hour+30*time.Minute), run.State); n != 2 {
+		t.Errorf("QuotaUsed once the run's messages left the window: %d, want the shard's 2", n)
+	}
+	big := Quota{N: 20, Window: q.Window, Text: "20/day"}
+	if use, err := c.QuotaUsed(big, clock.Now(), Shard{}, run.State); err != nil || use.Used != 2 {
+		t.Errorf("QuotaUsed of a bigger quota: %+v, %v; want the shard's 2: the journal read (and gone)", use, err)
+	}
+}
+
+// TestQuotaHandedBack: a message whose connection the server turned away,
+// handed back to another connection, is one message: one "sending"
+// record, so one of the quota's for later runs, as for this one.
+func TestQuotaHandedBack(t *testing.T) {
+	list := quotaList(3)
+	refused := make(chan string, 4)
+	gate := make(chan struct{})
+	go func() {
+		// The first connection's message waits until the second
+		// connection is turned away: that one had a message to hand back.
+		select {
+		case <-refused:
+		case <-t.Context().Done():
+		}
+		close(gate)
+	}()
+	srv := smtptest.Start(t,
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Notify: refused},
+		smtptest.Fault{Stage: smtptest.AtData, Hold: gate, Times: 1})
+	smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"none\"\nconnections = 2\nretries = 0\nquota = \"10/day\"\n", srv.Host(), srv.Port())
+	c := newCampaign(t, listOf(list), "# Hello {{.name}}!\n\nThe news.\n", smtp, nil)
+	rep, err := c.Deliver(t.Context(), SendRequest{Options: Options{Now: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOutcomes(t, rep.Summary, Outcomes{Sent: 3})
+	if len(srv.Conns()) != 2 || len(srv.Conns()[1].Hellos) != 0 {
+		t.Fatalf("the server saw %d connections, want 2, the second turned away", len(srv.Conns()))
+	}
+	recs := journalRecords(t, c)
+	delivered := srv.Delivered()
+	for _, a := range list {
+		if delivered[a] != 1 || tries(recs, a) != 1 {
+			t.Errorf("%s: delivered %d times, %d sending records; want once, one", a, delivered[a], tries(recs, a))
+		}
+	}
+	use, err := c.QuotaUsed(*c.SMTP.Quota, time.Now(), Shard{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if use.Used != 3 {
+		t.Errorf("the quota counts %d messages used, want 3", use.Used)
+	}
+}
+
+// TestHandedBackHeldBack: a message handed back, then held back because
+// the campaign stopped before another connection could start it, never
+// reached the server: the journal says so ("released": pending), instead
+// of leaving its recipient at the "sending" record, unknown.
+func TestHandedBackHeldBack(t *testing.T) {
+	c := faultCampaign(t, quotaList(1))
+	opts := faultOptions()
+	if err := c.openJournal(&opts); err != nil {
+		t.Fatal(err)
+	}
+	d := c.newDelivery(t.Context(), nil, opts, &Summary{})
+	m := &render.Message{To: "r00@example.org", Seq: 1, ID: "1@example.org"}
+	tr := &tracker{d: d, m: m}
+	d.inflight++
+	if err := tr.Start(); err != nil { // the connection that retires
+		t.Fatal(err)
+	}
+	d.halt(errors.New("stopped"))
+	err := tr.Start() // the one that takes it
+	if !errors.Is(err, errHeldBack) {
+		t.Fatalf("Start once stopped: %v, want errHeldBack", err)
+	}
+	tr.Done(err)
+	if err := opts.Journal.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range journalRecords(t, c) {
+		kinds = append(kinds, r.Kind)
+	}
+	if want := []string{journal.KindSending, journal.KindReleased}; !slices.Equal(kinds, want) {
+		t.Errorf("the journal has %v, want %v", kinds, want)
+	}
+	if st := readState(t, c).Get(m.To).Status; st != Pending {
+		t.Errorf("%s is %v, want pending", m.To, st)
+	}
+	if d.inflight != 0 || d.sum.Outcomes() != (Outcomes{}) {
+		t.Errorf("%d in flight, outcomes %+v; want none, none", d.inflight, d.sum.Outcomes())
 	}
 }

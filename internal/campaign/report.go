@@ -176,12 +176,10 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	opts.Journal, opts.State = nil, nil
 	if !rep.tested {
 		// A test send goes to the tester, not the list: no journal.
-		j, state, err := journal.Open(c.JournalPath(opts.Shard), c.Name)
-		if err != nil {
+		if err := c.openJournal(&opts); err != nil {
 			return rep, err
 		}
-		defer j.Close()
-		opts.Journal, opts.State = j, state
+		defer opts.Journal.Close()
 	}
 	opts.Outcome = req.outcome()
 	// The server is reached while the list is checked, from its first

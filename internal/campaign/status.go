@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/batch-mailer/batch/internal/journal"
 	"github.com/batch-mailer/batch/internal/merge"
@@ -19,18 +20,24 @@ func (c *Campaign) JournalPath(shard Shard) string {
 }
 
 // ReadState reads the shard's journal without taking it over; a campaign
-// never sent has an empty one.
+// never sent has an empty one. With an [smtp] quota, the State keeps the
+// journal's part of the quota's window now too (State.Window), which
+// QuotaUsed takes instead of reading the journal again.
 func (c *Campaign) ReadState(shard Shard) (*journal.State, error) {
+	var keep []journal.ReadOption
+	if c.SMTP != nil {
+		keep = keepWindow(c.SMTP.Quota, time.Now())
+	}
 	path := c.JournalPath(shard)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return journal.Read(path, strings.NewReader(""))
+		return journal.Read(path, strings.NewReader(""), keep...)
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return journal.Read(path, f)
+	return journal.Read(path, f, keep...)
 }
 
 // Status calls each for every recipient of the list (of the shard), in

@@ -28,7 +28,9 @@
 //     the message is handed over: before the final dot that ends its DATA,
 //     or before BDAT LAST. Until then the server can't take the message, so
 //     whoever the server may have a message for has a "sending" record on
-//     disk.
+//     disk. A message that a connection gives up before the server could
+//     take it, for another to send, keeps its record: one try, one
+//     "sending" record, which is what a quota counts.
 //   - Then comes the outcome: "sent" (250 to the final dot), "failed"
 //     (refused for good, or out of retries), "deferred" (refused for now,
 //     tried again later: pending), "released" (not handed over after all,

@@ -52,10 +52,21 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Read reads a journal. A damaged last line (a write cut short by a crash)
 // is ignored; any other damaged line is an *Error naming it. path is used
-// in messages.
-func Read(path string, r io.Reader) (*State, error) {
-	st, _, err := read(path, r)
+// in messages; opts ask the State to keep more, from the same read.
+func Read(path string, r io.Reader, opts ...ReadOption) (*State, error) {
+	st, _, err := read(path, r, opts...)
 	return st, err
+}
+
+// ReadOption asks a reading of the journal (Read, Open) to keep more in
+// its State than where each recipient stands.
+type ReadOption func(*State)
+
+// KeepWindow has the State keep the quota's Window of the journal, the
+// times of the latest keep "sending" records at or after since (see
+// State.Window), so that a quota needs no second read of the journal.
+func KeepWindow(since int64, keep int) ReadOption {
+	return func(s *State) { s.window = &Window{Since: since, Keep: keep} }
 }
 
 // allZero reports whether b is all NUL bytes.
@@ -71,12 +82,16 @@ func allZero(b []byte) bool {
 // read also returns the length of the journal up to the end of its
 // last good line. Zeros after the last line are the blocks a journal makes
 // ahead of its records (see Journal.write), not damage.
-func read(path string, r io.Reader) (*State, int64, error) {
+func read(path string, r io.Reader, opts ...ReadOption) (*State, int64, error) {
 	st := newState()
+	for _, o := range opts {
+		o(st)
+	}
 	good, err := scan(path, r, st.apply)
 	if err != nil {
 		return nil, 0, err
 	}
+	st.window.done()
 	return st, good, nil
 }
 
@@ -117,28 +132,18 @@ func scan(path string, r io.Reader, each func(*Record)) (int64, error) {
 	return good, nil
 }
 
-// Sendings returns the times (Unix seconds) of the journal's "sending"
-// records at or after since, in the journal's order: the messages handed
-// over, or about to be, in a quota's window. It keeps at most the last
-// keep of them, so that its memory is bounded by the quota, not the list.
-// A journal is read as Read reads it; path is used in messages.
+// Sendings returns the quota's Window of a journal, oldest first: the
+// times (Unix seconds) of the latest keep "sending" records at or after
+// since, without the State (for a journal whose State is not wanted: see
+// KeepWindow for one that is). A journal is read as Read reads it; path is
+// used in messages.
 func Sendings(path string, r io.Reader, since int64, keep int) ([]int64, error) {
-	var at []int64 // a ring once full: next is the oldest
-	next := 0
-	_, err := scan(path, r, func(rec *Record) {
-		switch {
-		case rec.Kind != KindSending || rec.At < since || keep <= 0:
-		case len(at) < keep:
-			at = append(at, rec.At)
-		default:
-			at[next] = rec.At
-			next = (next + 1) % keep
-		}
-	})
-	if err != nil {
+	w := &Window{Since: since, Keep: keep}
+	if _, err := scan(path, r, w.add); err != nil {
 		return nil, err
 	}
-	return append(at[next:], at[:next]...), nil
+	w.done()
+	return w.At, nil
 }
 
 // parseRecord reads one line of the journal, its line feed included or not.

@@ -1,7 +1,9 @@
 package journal
 
 import (
+	"container/heap"
 	"hash/maphash"
+	"slices"
 	"strings"
 )
 
@@ -37,6 +39,7 @@ type State struct {
 	seeds  [2]maphash.Seed
 	status map[stateKey]Status
 	detail map[stateKey]Entry // a code or an error to show
+	window *Window            // KeepWindow's; nil if not asked
 }
 
 type stateKey [2]uint64
@@ -69,6 +72,15 @@ func (s *State) Get(address string) Entry {
 	return e
 }
 
+// Window returns the quota's window that the reading kept (KeepWindow);
+// nil if it was not asked to.
+func (s *State) Window() *Window {
+	if s == nil {
+		return nil
+	}
+	return s.window
+}
+
 // Len returns how many recipients the journal knows.
 func (s *State) Len() int { return len(s.status) }
 
@@ -91,6 +103,9 @@ func KindStatus(kind string) (Status, bool) {
 }
 
 func (s *State) apply(r *Record) {
+	if s.window != nil {
+		s.window.add(r)
+	}
 	st, ok := KindStatus(r.Kind)
 	if r.To == "" || !ok {
 		return
@@ -102,4 +117,52 @@ func (s *State) apply(r *Record) {
 		return
 	}
 	s.detail[k] = Entry{Row: r.Row, Code: r.Code, Error: r.Error}
+}
+
+// Window is what a quota needs of a journal: the times (Unix seconds) of
+// its "sending" records at or after Since, the messages handed over, or
+// about to be, in the quota's window. It keeps the latest Keep of them,
+// so that its memory is bounded by the quota, not the list.
+type Window struct {
+	Since int64
+	Keep  int
+	// At are the times kept, oldest first once the journal is read (while
+	// it is, a heap of them, the oldest at the top).
+	At []int64
+}
+
+// latest is a heap of times, the oldest at the top.
+type latest []int64
+
+func (h latest) Len() int           { return len(h) }
+func (h latest) Less(i, j int) bool { return h[i] < h[j] }
+func (h latest) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *latest) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *latest) Pop() any {
+	old := *h
+	at := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return at
+}
+
+// add keeps the time of r if r is a "sending" record in the window, and
+// among the latest Keep.
+func (w *Window) add(r *Record) {
+	switch {
+	case r.Kind != KindSending || r.At < w.Since || w.Keep <= 0:
+	case len(w.At) < w.Keep:
+		w.At = append(w.At, r.At) // and up to its place: heap.Push, unboxed
+		heap.Fix((*latest)(&w.At), len(w.At)-1)
+	case r.At > w.At[0]:
+		w.At[0] = r.At
+		heap.Fix((*latest)(&w.At), 0)
+	}
+}
+
+// done puts the times kept in order once the journal is read; a sorted
+// heap is still one.
+func (w *Window) done() {
+	if w != nil {
+		slices.Sort(w.At)
+	}
 }

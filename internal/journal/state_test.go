@@ -108,6 +108,78 @@ func TestSendings(t *testing.T) {
 	}
 }
 
+// TestKeepWindow: a reading asked to keep the quota's window keeps what
+// Sendings finds, from the same read as the State, and the State is as
+// without it; the latest by time, whatever the journal's order (two
+// connections append in either order).
+func TestKeepWindow(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, st := openTestJournal(t, path)
+	if st.Window() != nil {
+		t.Errorf("a reading not asked to keeps a window: %+v", st.Window())
+	}
+	for _, r := range []Record{
+		{Kind: KindOpen, At: 100},
+		{Kind: KindSending, To: "a@example.org", At: 100},
+		{Kind: KindSent, To: "a@example.org", At: 101},
+		{Kind: KindSending, To: "c@example.org", At: 300},
+		{Kind: KindSending, To: "b@example.org", At: 200}, // appended after c's
+		{Kind: KindFailed, To: "b@example.org", At: 201, Code: 550},
+		{Kind: KindSending, To: "d@example.org", At: 400},
+		{Kind: KindDeferred, To: "d@example.org", At: 401},
+		{Kind: KindSending, To: "d@example.org", At: 500}, // tried again: another message
+		{Kind: KindSending, To: "e@example.org", At: 450},
+	} {
+		j.Append(r)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		since int64
+		keep  int
+		want  []int64
+	}{
+		{0, 10, []int64{100, 200, 300, 400, 450, 500}},
+		{200, 10, []int64{200, 300, 400, 450, 500}},
+		{0, 3, []int64{400, 450, 500}},
+		{0, 4, []int64{300, 400, 450, 500}}, // not b's 200, later in the journal than c's 300
+		{460, 3, []int64{500}},
+		{0, 0, nil},
+	} {
+		j, st, err := Open(path, "test", KeepWindow(tc.since, tc.keep))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+		w := st.Window()
+		if w == nil || w.Since != tc.since || w.Keep != tc.keep || !slices.Equal(w.At, tc.want) {
+			t.Errorf("KeepWindow(%d, %d): %+v, want the times %v", tc.since, tc.keep, w, tc.want)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Sendings(path, bytes.NewReader(data), tc.since, tc.keep); err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("Sendings(%d, %d) = %v, %v; want %v", tc.since, tc.keep, got, err, tc.want)
+		}
+		read, err := Read(path, bytes.NewReader(data), KeepWindow(tc.since, tc.keep))
+		if err != nil || !slices.Equal(read.Window().At, tc.want) {
+			t.Errorf("Read with KeepWindow(%d, %d): %v, %v; want %v", tc.since, tc.keep, read.Window(), err, tc.want)
+		}
+		for addr, want := range map[string]Status{"a@example.org": Sent, "b@example.org": Failed, "d@example.org": Unknown, "e@example.org": Unknown} {
+			if got := st.Get(addr).Status; got != want {
+				t.Errorf("KeepWindow(%d, %d): %s %v, want %v", tc.since, tc.keep, addr, got, want)
+			}
+		}
+	}
+	damaged := []byte("00000000 {}\n" + `1c2f9a0b {"t":"sending"}` + "\n")
+	var je *Error
+	if _, err := Read("j", bytes.NewReader(damaged), KeepWindow(0, 5)); !errors.As(err, &je) || je.Line != 1 {
+		t.Errorf("a damaged journal: %v, want an *Error at line 1", err)
+	}
+}
+
 // BenchmarkSendings reads a journal of 100,000 messages, each a "sending"
 // and a "sent" record, for a quota of 2,000: what it keeps is the
 // quota's, not the journal's.

@@ -67,8 +67,9 @@ func Path(dir, name string) string {
 
 // Open reads the journal at path, if any, and opens it to append, locked
 // against a second batch sending the same campaign. It creates the .batch
-// directory with a .gitignore, so that run state never lands in git.
-func Open(path, campaign string) (*Journal, *State, error) {
+// directory with a .gitignore, so that run state never lands in git. opts
+// are the reading's, as Read's.
+func Open(path, campaign string, opts ...ReadOption) (*Journal, *State, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("run state: %w", err)
@@ -87,7 +88,7 @@ func Open(path, campaign string) (*Journal, *State, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: another batch is sending this campaign (the journal is locked): wait for it to finish", path)
 	}
-	st, good, err := read(path, f)
+	st, good, err := read(path, f, opts...)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
