@@ -160,11 +160,19 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	d.bounces = c.newBouncer(&opts, warn)
 	send := &pass{c: c, opts: &opts, sum: sum, r: r, probs: probs, sup: sup,
 		out: &sending{d: d, to: opts.To, limit: opts.Limit, checked: !opts.SinglePass}}
-	err = send.run(ctx)
+	err = c.endSend(ctx, d, s, send.run(ctx))
+	sum.Bounced = d.bounces.close() // every outcome is in
+	return sum, err
+}
+
+// endSend waits for every outcome of the send pass, which ended with err,
+// closes the sender (a Discarder drops what a pass that found problems
+// wrote) and returns the first of what went wrong: the pass, the
+// outcomes, closing, a stop, the quota, ctx.
+func (c *Campaign) endSend(ctx context.Context, d *delivery, s deliver.Sender, err error) error {
 	if ferr := d.finish(); err == nil {
 		err = ferr
 	}
-	sum.Bounced = d.bounces.close()
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}
@@ -183,7 +191,7 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 	if err == nil {
 		err = ctx.Err()
 	}
-	return sum, c.explainConn(err)
+	return c.explainConn(err)
 }
 
 // errIncomplete is a campaign file with problems, which is never sent.
