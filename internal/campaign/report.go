@@ -321,4 +321,4 @@ func (d *earlyDial) abandon() {
 
 // abandonGrace is how long a dial the send won't take may go on, so that
 // a server that answers gets its QUIT.
-const abandonGrace = time.Second
+const abandonGrace = 2 * time.Second
