@@ -87,12 +87,7 @@ func (d *delivery) send(m *render.Message, attempt int) error {
 
 // now is the time of the journal's records: the quota's clock's, which
 // counts them.
-func (d *delivery) now() time.Time {
-	if d.opts.Clock != nil {
-		return d.opts.Clock.Now()
-	}
-	return time.Now()
-}
+func (d *delivery) now() time.Time { return quotaClock(&d.opts).Now() }
 
 func (d *delivery) stopped() error {
 	d.mu.Lock()

@@ -218,6 +218,26 @@ func wantOthersSent(t *testing.T, c *Campaign, srv *smtptest.Server, list []stri
 	}
 }
 
+// wantSentOnNewConnection checks a send of list in which target's first
+// transaction was given up with its connection: target sent at one try,
+// in 2 transactions (the second on a new connection), delivered exactly
+// once, 2 connections in all, and the rest of list sent as usual.
+func wantSentOnNewConnection(t *testing.T, c *Campaign, srv *smtptest.Server, sum *Summary, list []string, target string) {
+	t.Helper()
+	if e := readState(t, c).Get(target); e.Status != journal.Sent {
+		t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
+	}
+	if n, a, d := tries(journalRecords(t, c), target), srv.Attempts()[target], srv.Delivered()[target]; n != 1 || a != 2 || d != 1 {
+		t.Errorf("%s: %d tries, server saw %d RCPT TO, delivered %d; want 1 try, 2 transactions (the second on a new connection), exactly once",
+			target, n, a, d)
+	}
+	if n := srv.Connections(); n != 2 {
+		t.Errorf("%d connections, want 2: the first given up", n)
+	}
+	wantOutcomes(t, sum, Outcomes{Sent: len(list)})
+	wantOthersSent(t, c, srv, list, target)
+}
+
 func wantOutcomes(t *testing.T, sum *Summary, want Outcomes) {
 	t.Helper()
 	if sum == nil {
@@ -460,23 +480,12 @@ func TestFaultMidData(t *testing.T) {
 			if n := size.Load(); n > 4000 {
 				t.Fatalf("the message is %d bytes: this test needs one that fits in a single 4 KiB write", n)
 			}
-			e := readState(t, c).Get(target)
-			recs := journalRecords(t, c)
 			if w.chunking {
-				if e.Status != journal.Sent {
-					t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
-				}
-				if n, a, d := tries(recs, target), srv.Attempts()[target], srv.Delivered()[target]; n != 1 || a != 2 || d != 1 {
-					t.Errorf("%s: %d tries, server saw %d RCPT TO, delivered %d; want 1 try, 2 transactions (the second on a new connection), exactly once",
-						target, n, a, d)
-				}
-				if n := srv.Connections(); n != 2 {
-					t.Errorf("%d connections, want 2", n)
-				}
-				wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList)})
-				wantOthersSent(t, c, srv, faultList, target)
+				wantSentOnNewConnection(t, c, srv, r.sum, faultList, target)
 				return
 			}
+			e := readState(t, c).Get(target)
+			recs := journalRecords(t, c)
 			if e.Status != journal.Unknown || !strings.Contains(e.Error, "end of DATA") {
 				t.Errorf("%s: journal says %v (%q), want unknown at the end of DATA", target, e.Status, e.Error)
 			}
@@ -507,20 +516,7 @@ func TestFaultMidData(t *testing.T) {
 			if r.err != nil {
 				t.Fatalf("Send: %v", r.err)
 			}
-			e := readState(t, c).Get(target)
-			recs := journalRecords(t, c)
-			if e.Status != journal.Sent {
-				t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
-			}
-			if n, a, d := tries(recs, target), srv.Attempts()[target], srv.Delivered()[target]; n != 1 || a != 2 || d != 1 {
-				t.Errorf("%s: %d tries, server saw %d RCPT TO, delivered %d; want 1 try, 2 transactions (the second on a new connection), exactly once",
-					target, n, a, d)
-			}
-			if n := srv.Connections(); n != 2 {
-				t.Errorf("%d connections, want 2", n)
-			}
-			wantOutcomes(t, r.sum, Outcomes{Sent: len(pair)})
-			wantOthersSent(t, c, srv, pair, target)
+			wantSentOnNewConnection(t, c, srv, r.sum, pair, target)
 		})
 	})
 }
@@ -604,18 +600,7 @@ func TestFaultSlowRcpt(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("Send: %v", r.err)
 		}
-		e := readState(t, c).Get(target)
-		if e.Status != journal.Sent {
-			t.Errorf("%s: journal says %v (%q), want sent", target, e.Status, e.Error)
-		}
-		if a, d := srv.Attempts()[target], srv.Delivered()[target]; a != 2 || d != 1 {
-			t.Errorf("%s: server saw %d RCPT TO, delivered %d; want 2, exactly once", target, a, d)
-		}
-		if n := srv.Connections(); n != 2 {
-			t.Errorf("%d connections, want 2: the slow one given up", n)
-		}
-		wantOutcomes(t, r.sum, Outcomes{Sent: len(faultList)})
-		wantOthersSent(t, c, srv, faultList, target)
+		wantSentOnNewConnection(t, c, srv, r.sum, faultList, target)
 	})
 }
 

@@ -511,10 +511,8 @@ func (p *Preview) Overview(ctx context.Context, page int) (*Overview, error) {
 		}
 		ir := IndexRow{Row: row}
 		switch {
-		case rec == nil && errors.Is(rerr, merge.ErrSkipped):
-			ir.Skipped = rerr
 		case rec == nil:
-			ir.Problem = rerr
+			ir.Skipped, ir.Problem = rowErrors(rerr)
 		default:
 			ir.Email, ir.Name = rec.Email, rec.Name
 			if s.camp.Body != nil {
@@ -569,10 +567,8 @@ func (p *Preview) Row(ctx context.Context, n int) (*Row, error) {
 			r.Prev = row - 1
 		}
 		switch {
-		case rec == nil && errors.Is(rerr, merge.ErrSkipped):
-			r.Skipped = rerr
 		case rec == nil:
-			r.Problem = rerr
+			r.Skipped, r.Problem = rowErrors(rerr)
 		default:
 			r.Email, r.Name = rec.Email, rec.Name
 			if s.camp.Preheader != nil {
@@ -603,6 +599,15 @@ func (p *Preview) Row(ctx context.Context, n int) (*Row, error) {
 	s.noteFiles()
 	s.keep(found)
 	return found, nil
+}
+
+// rowErrors sorts the error of a row eachRow gives without a recipient:
+// why it is skipped (an invalid or repeated address), or its problem.
+func rowErrors(rerr error) (skipped, problem error) {
+	if errors.Is(rerr, merge.ErrSkipped) {
+		return rerr, nil
+	}
+	return nil, rerr
 }
 
 // cached returns row n if it was rendered lately.

@@ -171,24 +171,31 @@ func TestQuotaWait(t *testing.T) {
 	q, _ := ParseQuota("5/day")
 	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	clock := &fakeClock{t: start}
-	opts := faultOptions()
-	opts.Quota, opts.Clock, opts.QuotaWait = &q, clock, true
-	var waits []time.Time
-	opts.Waiting = func(until time.Time) { waits = append(waits, until) }
+	opts, waits := waitingOptions(&q, clock)
 	r := sendVia(t, c, srv, quick, opts)
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
 	wantOutcomes(t, r.sum, Outcomes{Sent: 12})
 	want := []time.Time{start.Add(24 * time.Hour), start.Add(48 * time.Hour)}
-	if !slices.Equal(waits, want) {
-		t.Errorf("waited until %v, want %v", waits, want)
+	if !slices.Equal(*waits, want) {
+		t.Errorf("waited until %v, want %v", *waits, want)
 	}
 	if !slices.Equal(clock.slept, []time.Duration{24 * time.Hour, 24 * time.Hour}) {
 		t.Errorf("slept %v", clock.slept)
 	}
 	wantNoFailure(t, c)
 	wantWithinQuota(t, c, q)
+}
+
+// waitingOptions are faultOptions for a send that waits for q's window
+// to reopen, on clock; waits collects the times Waiting is told.
+func waitingOptions(q *Quota, clock *fakeClock) (opts Options, waits *[]time.Time) {
+	opts = faultOptions()
+	opts.Quota, opts.Clock, opts.QuotaWait = q, clock, true
+	waits = new([]time.Time)
+	opts.Waiting = func(until time.Time) { *waits = append(*waits, until) }
+	return opts, waits
 }
 
 // wantWithinQuota checks that the journal's "sending" times, when the
@@ -234,10 +241,7 @@ func TestQuotaWaitQueued(t *testing.T) {
 		}
 		close(gate)
 	}()
-	opts := faultOptions()
-	opts.Quota, opts.Clock, opts.QuotaWait = &q, clock, true
-	var waits []time.Time
-	opts.Waiting = func(until time.Time) { waits = append(waits, until) }
+	opts, waits := waitingOptions(&q, clock)
 	r := sendVia(t, c, srv, quick, opts)
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -245,8 +249,8 @@ func TestQuotaWaitQueued(t *testing.T) {
 	wantOutcomes(t, r.sum, Outcomes{Sent: 10})
 	wantNoFailure(t, c)
 	wantWithinQuota(t, c, q)
-	if want := []time.Time{start.Add(24 * time.Hour)}; !slices.Equal(waits, want) {
-		t.Errorf("waited until %v, want %v", waits, want)
+	if want := []time.Time{start.Add(24 * time.Hour)}; !slices.Equal(*waits, want) {
+		t.Errorf("waited until %v, want %v", *waits, want)
 	}
 }
 
@@ -258,8 +262,7 @@ func TestQuotaWaitInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	clock := &fakeClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), cancel: cancel}
-	opts := faultOptions()
-	opts.Quota, opts.Clock, opts.QuotaWait = &q, clock, true
+	opts, _ := waitingOptions(&q, clock)
 	r := sendViaContext(t, ctx, c, srv, quick, opts)
 	if !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("%v, want context.Canceled", r.err)

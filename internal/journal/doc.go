@@ -15,7 +15,7 @@
 // as its last record leaves it (State, KindStatus): sent, failed, unknown,
 // or pending (deferred, released, or no record at all). A campaign's
 // journal is .batch/NAME.journal beside its file (Path), and one batch at a
-// time appends to it (Open locks it).
+// time appends to it (Open locks it, or says ErrLocked).
 //
 // # At most once
 //

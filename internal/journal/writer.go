@@ -65,6 +65,10 @@ func Path(dir, name string) string {
 	return filepath.Join(dir, ".batch", strings.TrimLeft(safe, ".")+".journal")
 }
 
+// ErrLocked is the error of an Open while another process has the journal
+// open: a second batch sending the same campaign.
+var ErrLocked = errors.New("the journal is locked")
+
 // Open reads the journal at path, if any, and opens it to append, locked
 // against a second batch sending the same campaign. It creates the .batch
 // directory with a .gitignore, so that run state never lands in git. opts
@@ -86,7 +90,10 @@ func Open(path, campaign string, opts ...ReadOption) (*Journal, *State, error) {
 	}
 	if err := lock(f); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("%s: another batch is sending this campaign (the journal is locked): wait for it to finish", path)
+		if errors.Is(err, ErrLocked) {
+			return nil, nil, fmt.Errorf("%s: another batch is sending this campaign (%w): wait for it to finish", path, err)
+		}
+		return nil, nil, fmt.Errorf("journal %s: can't lock it: %w", path, err)
 	}
 	st, good, err := read(path, f, opts...)
 	if err != nil {

@@ -25,7 +25,7 @@ func TestLocked(t *testing.T) {
 	path := Path(t.TempDir(), "test")
 	j, _ := openTestJournal(t, path)
 	_, _, err := Open(path, "test")
-	if err == nil || !strings.Contains(err.Error(), "another batch is sending this campaign") {
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "another batch is sending this campaign") {
 		t.Errorf("a second Open: %v", err)
 	}
 	j.Close()
