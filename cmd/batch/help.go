@@ -477,8 +477,13 @@ For every recipient,
 merges the row into the template, renders it into an HTML body and a
 plain-text alternative, embeds the images the template uses, and writes the
 message as an .eml file (a dry run) or delivers it over SMTP.
-.SH COMMANDS
 `)
+	// The trailer's first paragraph says where flags go, then what
+	// SOURCE_DATE_EPOCH does: one for the description, one for the
+	// environment.
+	flagsPlace, sourceDate, _ := strings.Cut(trailerPart(0), " With ")
+	sourceDate = "With " + sourceDate
+	fmt.Fprintf(w, "%s\n.SH COMMANDS\n", roff(flagsPlace, false))
 	for _, cmd := range commands {
 		fmt.Fprintf(w, ".TP\n.B %s\n%s\n", cmd.name, roff(strings.Join(strings.Fields(cmd.about), " "), false))
 		for _, f := range cmd.flags {
@@ -491,7 +496,7 @@ message as an .eml file (a dry run) or delivers it over SMTP.
 			fmt.Fprintf(w, "%s\n.RE\n", roff(strings.Join(strings.Fields(f.help), " "), false))
 		}
 	}
-	fmt.Fprintf(w, ".SH ENVIRONMENT\n.TP\n.B SOURCE_DATE_EPOCH\n%s\n", roff(trailerPart(0), false))
+	fmt.Fprintf(w, ".SH ENVIRONMENT\n.TP\n.B SOURCE_DATE_EPOCH\n%s\n", roff(sourceDate, false))
 	fmt.Fprintf(w, ".TP\n.B BATCH_RESOLVER\n%s\n", roff("The DNS server (host:port) batch check --dns asks, instead of those of /etc/resolv.conf.", false))
 	fmt.Fprintf(w, ".SH EXIT STATUS\n%s\n", roff(strings.TrimPrefix(trailerPart(2), "Exit status: "), false))
 	fmt.Fprint(w, `.SH SEE ALSO
