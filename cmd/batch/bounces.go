@@ -44,9 +44,9 @@ func (c *cli) bounces(args []string) error {
 		source = camp.Bounce.URL
 	}
 	fmt.Fprintf(c.stdout, "%s: %s: %s\n", source, plural(rep.Messages, "message"), strings.Join(kinds, ", "))
-	verb, count := "added", "counted"
+	verb, count, suppressed := "added", "counted", "suppressed"
 	if *dryRun {
-		verb, count = "would add", "would count"
+		verb, count, suppressed = "would add", "would count", "would be suppressed"
 		for _, sb := range rep.Soft {
 			if sb.New {
 				fmt.Fprintf(c.stdout, "would count a soft bounce of %s (%d of %d campaigns): %s\n", sb.Email, sb.Campaigns, rep.SoftLimit, sb.Message)
@@ -61,12 +61,8 @@ func (c *cli) bounces(args []string) error {
 	}
 	if len(rep.Soft) > 0 {
 		fmt.Fprintf(c.stdout, "%s: %s %s, %d counted already (suppressed at %d campaigns)\n", rep.SoftList, count, plural(rep.Counted, "soft bounce"), len(rep.Soft)-rep.Counted, rep.SoftLimit)
-		what := "suppressed"
-		if *dryRun {
-			what = "would be suppressed"
-		}
 		for _, email := range rep.Limited {
-			fmt.Fprintf(c.stdout, "%s: soft bounces of %d campaigns: %s as bounced\n", email, rep.SoftLimit, what)
+			fmt.Fprintf(c.stdout, "%s: soft bounces of %d campaigns: %s as bounced\n", email, rep.SoftLimit, suppressed)
 		}
 	}
 	fmt.Fprintf(c.stdout, "%s: %s %d, %d on it already\n", rep.List, verb, rep.Added, len(rep.Suppress)-rep.Added)

@@ -506,14 +506,6 @@ func (r *rig) awaitDelivered(p *proc, n int) {
 	}
 }
 
-func total(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
 // status returns the counts of batch status --json.
 func (r *rig) status() map[string]int {
 	r.t.Helper()

@@ -477,8 +477,13 @@ For every recipient,
 merges the row into the template, renders it into an HTML body and a
 plain-text alternative, embeds the images the template uses, and writes the
 message as an .eml file (a dry run) or delivers it over SMTP.
-.SH COMMANDS
 `)
+	// The trailer's first paragraph says where flags go, then what
+	// SOURCE_DATE_EPOCH does: one for the description, one for the
+	// environment.
+	flagsPlace, sourceDate, _ := strings.Cut(trailerPart(0), " With ")
+	sourceDate = "With " + sourceDate
+	fmt.Fprintf(w, "%s\n.SH COMMANDS\n", roff(flagsPlace, false))
 	for _, cmd := range commands {
 		fmt.Fprintf(w, ".TP\n.B %s\n%s\n", cmd.name, roff(strings.Join(strings.Fields(cmd.about), " "), false))
 		for _, f := range cmd.flags {
@@ -491,18 +496,19 @@ message as an .eml file (a dry run) or delivers it over SMTP.
 			fmt.Fprintf(w, "%s\n.RE\n", roff(strings.Join(strings.Fields(f.help), " "), false))
 		}
 	}
-	fmt.Fprintf(w, ".SH ENVIRONMENT\n.TP\n.B SOURCE_DATE_EPOCH\n%s\n", roff(strings.Join(strings.Fields(strings.SplitN(trailer, "\n\n", 2)[0]), " "), false))
+	fmt.Fprintf(w, ".SH ENVIRONMENT\n.TP\n.B SOURCE_DATE_EPOCH\n%s\n", roff(sourceDate, false))
 	fmt.Fprintf(w, ".TP\n.B BATCH_RESOLVER\n%s\n", roff("The DNS server (host:port) batch check --dns asks, instead of those of /etc/resolv.conf.", false))
-	fmt.Fprint(w, `.SH EXIT STATUS
-0 on success (every recipient sent); 1 when the campaign has problems, a
-run fails or check \-\-dns finds a DNS record missing or wrong; 2 for a
-usage error; 3 when some recipients failed or their outcome is unknown (the
-others were sent); 4 when [smtp] quota is spent, nothing failed (run send
-again once its window reopens, or with \-\-wait); 130 when interrupted.
-.SH SEE ALSO
+	fmt.Fprintf(w, ".SH EXIT STATUS\n%s\n", roff(strings.TrimPrefix(trailerPart(2), "Exit status: "), false))
+	fmt.Fprint(w, `.SH SEE ALSO
 README.md in batch's repository: the campaign file, the list, the
 templates and the messages.
 `)
+}
+
+// trailerPart is paragraph i of the usage's trailer on one line, for the
+// manual page, which says the same.
+func trailerPart(i int) string {
+	return strings.Join(strings.Fields(strings.Split(trailer, "\n\n")[i]), " ")
 }
 
 // roff escapes text for a roff line: backslashes, hyphens as minus signs

@@ -164,3 +164,26 @@ func TestManPage(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeCommands holds the synopsis at the top of README.md's
+// "Commands" section to the usage's: every command's lines, in order.
+func TestReadmeCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Commands\n\n```\n")
+	if !ok {
+		t.Fatal("README.md: no \"## Commands\" section opening with a ``` block")
+	}
+	got, _, _ := strings.Cut(section, "```\n")
+	var want strings.Builder
+	for _, cmd := range commands {
+		for _, s := range cmd.synopsis {
+			want.WriteString("batch " + s + "\n")
+		}
+	}
+	if got != want.String() {
+		t.Errorf("README.md's Commands synopsis:\n%s\nthe usage's (help.go's commands):\n%s", got, want.String())
+	}
+}

@@ -71,8 +71,9 @@ func command(args []string) int {
 // GOMEMLIMIT say otherwise. Rendering makes short-lived garbage and keeps
 // little, so the default GOGC=100 spends much of a check's CPU time in the
 // collector (ARCHITECTURE.md has the figures; go run ./bench measures
-// them). The memory limit keeps a check or dry run of a very long list
-// within 64 MiB (the live heap is then mostly the set of addresses seen);
+// them). The memory limit, 48 MiB, keeps a check, a status or a send to
+// files (a dry run, an mbox) of a very long list within 64 MiB (the live
+// heap is then mostly the set of addresses seen);
 // a send is left without one, since its journal's state grows with the
 // list and a limit below it would make the collector run without end.
 func tuneGC(args []string, getenv func(string) string) {

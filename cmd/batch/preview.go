@@ -384,6 +384,17 @@ func (s *previewServer) messageOf(w http.ResponseWriter, row *campaign.Row) (*me
 	return m, true
 }
 
+// messageAt returns the row the request's path names ({n}) and its
+// message, parsed, or answers the request as rowOf and messageOf do.
+func (s *previewServer) messageAt(w http.ResponseWriter, r *http.Request) (*campaign.Row, *messageView, bool) {
+	row, ok := s.rowOf(w, r, r.PathValue("n"))
+	if !ok {
+		return nil, nil, false
+	}
+	m, ok := s.messageOf(w, row)
+	return row, m, ok
+}
+
 func (s *previewServer) row(w http.ResponseWriter, r *http.Request) {
 	arg, eml := strings.CutSuffix(r.PathValue("n"), ".eml")
 	row, ok := s.rowOf(w, r, arg)
@@ -419,11 +430,7 @@ func (s *previewServer) row(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *previewServer) html(w http.ResponseWriter, r *http.Request) {
-	row, ok := s.rowOf(w, r, r.PathValue("n"))
-	if !ok {
-		return
-	}
-	m, ok := s.messageOf(w, row)
+	row, m, ok := s.messageAt(w, r)
 	if !ok {
 		return
 	}
@@ -433,11 +440,7 @@ func (s *previewServer) html(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *previewServer) cid(w http.ResponseWriter, r *http.Request) {
-	row, ok := s.rowOf(w, r, r.PathValue("n"))
-	if !ok {
-		return
-	}
-	m, ok := s.messageOf(w, row)
+	row, m, ok := s.messageAt(w, r)
 	if !ok {
 		return
 	}

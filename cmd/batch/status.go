@@ -52,11 +52,7 @@ func (c *cli) status(args []string) error {
 	if err != nil {
 		return err
 	}
-	total := 0
-	for _, k := range supp {
-		total += k
-	}
-	n[campaign.Pending] -= total
+	n[campaign.Pending] -= total(supp)
 	soft, err := camp.CountSoftBounced(shard)
 	if err != nil {
 		return err
@@ -65,7 +61,7 @@ func (c *cli) status(args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &statusReport{n: n, supp: supp, suppressed: total, soft: soft, softLimit: camp.SoftLimit, use: quota}
+	r := &statusReport{n: n, supp: supp, soft: soft, softLimit: camp.SoftLimit, use: quota}
 	if quota != nil {
 		r.quota = camp.SMTP.Quota
 	}
@@ -78,13 +74,12 @@ func (c *cli) status(args []string) error {
 
 // statusReport is what status says.
 type statusReport struct {
-	n          campaign.Counts // the pending on the suppression list left out
-	supp       map[string]int  // the suppressed by reason; nil without a suppression list
-	suppressed int
-	soft       map[int]int // the not suppressed with soft bounces, by campaigns; nil when not counted
-	softLimit  int
-	quota      *campaign.Quota // nil for none
-	use        *campaign.QuotaUse
+	n         campaign.Counts // the pending on the suppression list left out
+	supp      map[string]int  // the suppressed by reason; nil without a suppression list
+	soft      map[int]int     // the not suppressed with soft bounces, by campaigns; nil when not counted
+	softLimit int
+	quota     *campaign.Quota // nil for none
+	use       *campaign.QuotaUse
 }
 
 var statusOrder = []campaign.Status{campaign.Sent, campaign.Failed, campaign.Unknown, campaign.Pending}
@@ -95,10 +90,10 @@ func (c *cli) statusJSON(r *statusReport) error {
 		out[s.String()] = r.n[s]
 	}
 	if r.supp != nil {
-		out["suppressed"] = r.suppressed
+		out["suppressed"] = total(r.supp)
 	}
 	if r.soft != nil {
-		out["soft_bounced"] = softTotal(r.soft)
+		out["soft_bounced"] = total(r.soft)
 	}
 	if r.use != nil {
 		out["quota_used"] = r.use.Used
@@ -113,13 +108,14 @@ func (c *cli) statusText(r *statusReport) {
 		fmt.Fprintf(c.stdout, "%s %d\n", s, r.n[s])
 	}
 	if r.supp != nil {
-		fmt.Fprintf(c.stdout, "suppressed %d", r.suppressed)
-		if r.suppressed > 0 {
+		n := total(r.supp)
+		fmt.Fprintf(c.stdout, "suppressed %d", n)
+		if n > 0 {
 			fmt.Fprintf(c.stdout, " (%s)", byReason(r.supp))
 		}
 		fmt.Fprintln(c.stdout)
 	}
-	if n := softTotal(r.soft); n > 0 {
+	if n := total(r.soft); n > 0 {
 		ks := slices.Sorted(maps.Keys(r.soft))
 		slices.Reverse(ks)
 		parts := make([]string, len(ks))
@@ -133,10 +129,11 @@ func (c *cli) statusText(r *statusReport) {
 	}
 }
 
-// softTotal is how many recipients have soft bounces.
-func softTotal(soft map[int]int) int {
+// total is the sum of counts: how many recipients are suppressed, or have
+// soft bounces.
+func total[K comparable](counts map[K]int) int {
 	n := 0
-	for _, k := range soft {
+	for _, k := range counts {
 		n += k
 	}
 	return n

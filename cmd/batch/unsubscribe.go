@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/campaign"
@@ -26,9 +23,6 @@ func (c *cli) unsubscribeServer(ctx context.Context, args []string) error {
 	}
 	if _, _, err := net.SplitHostPort(*listen); err != nil {
 		return usageError{fmt.Sprintf("unsubscribe-server: --listen %q: want HOST:PORT, such as 127.0.0.1:8089 (port 0 for a free one)", *listen)}
-	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: no such campaign file", path)
 	}
 	camp, err := campaign.Load(path)
 	if err != nil {
