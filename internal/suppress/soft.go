@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -48,20 +49,25 @@ type SoftBounce struct {
 // the suppression list it is one CSV file (email,at,campaign,status,detail)
 // kept in git, appended to under the same lock and fsync, and edited by
 // hand: deleting an address's lines resets its count. It holds 64-bit
-// hashes, not the addresses, as a List does; [SoftList.Of] reads an
-// address's lines from the file. Its methods are not safe for concurrent
-// use; the file is.
+// hashes, not the addresses, as a List does, and the lines of only the
+// addresses it was opened to keep ([SoftList.Lines]). Its methods are not
+// safe for concurrent use; the file is.
 type SoftList struct {
 	store[SoftBounce]
 	seed   maphash.Seed
-	pairs  map[uint64]struct{} // (address, campaign)
-	counts map[uint64]int      // campaigns by address
+	pairs  map[uint64]struct{}     // (address, campaign)
+	counts map[uint64]int          // campaigns by address
+	lines  map[uint64][]SoftBounce // the kept addresses' lines, in file order
 }
 
-// OpenSoft reads the soft-bounce record at path. A file that does not
-// exist is an empty record, which Append creates.
-func OpenSoft(path string) (*SoftList, error) {
-	l := &SoftList{seed: maphash.MakeSeed(), pairs: map[uint64]struct{}{}, counts: map[uint64]int{}}
+// OpenSoft reads the soft-bounce record at path, and keeps the lines of
+// the addresses keep names, as it reads them and as Append adds them. A
+// file that does not exist is an empty record, which Append creates.
+func OpenSoft(path string, keep ...string) (*SoftList, error) {
+	l := &SoftList{seed: maphash.MakeSeed(), pairs: map[uint64]struct{}{}, counts: map[uint64]int{}, lines: map[uint64][]SoftBounce{}}
+	for _, a := range keep {
+		l.lines[l.addrKey(a)] = nil
+	}
 	l.store = newStore(path, softFormat, l.add, l.forget)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -108,11 +114,17 @@ func (l *SoftList) add(b SoftBounce) {
 	}
 	l.pairs[k] = struct{}{}
 	l.counts[a]++
+	if lines, ok := l.lines[a]; ok {
+		l.lines[a] = append(lines, b)
+	}
 }
 
 func (l *SoftList) forget() {
 	clear(l.pairs)
 	clear(l.counts)
+	for a := range l.lines {
+		l.lines[a] = nil
+	}
 }
 
 // Has reports whether the record has campaign's soft bounce of addr.
@@ -164,33 +176,11 @@ func (l *SoftList) Append(bounces ...SoftBounce) (int, error) {
 	return len(added), err
 }
 
-// Of reads the file for the lines of addrs and returns them by address (as
-// asked), in file order, each (address, campaign) once: the first line of
-// it counts.
-func (l *SoftList) Of(addrs ...string) (map[string][]SoftBounce, error) {
-	want := make(map[uint64]string, len(addrs))
-	for _, a := range addrs {
-		want[l.addrKey(a)] = a
-	}
-	out := map[string][]SoftBounce{}
-	f, err := os.Open(l.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("soft-bounce record: %w", err)
-	}
-	defer f.Close()
-	seen := map[uint64]bool{}
-	err = ScanSoft(l.path, f, func(b SoftBounce) error {
-		a, ok := want[l.addrKey(b.Email)]
-		if k := l.pairKey(b.Email, b.Campaign); ok && !seen[k] {
-			seen[k] = true
-			out[a] = append(out[a], b)
-		}
-		return nil
-	})
-	return out, err
+// Lines returns addr's lines, in file order, each (address, campaign)
+// once (the first line of it counts), as read and appended so far; addr is
+// one OpenSoft was to keep, or Lines returns none.
+func (l *SoftList) Lines(addr string) []SoftBounce {
+	return slices.Clip(l.lines[l.addrKey(addr)]) // a caller's append copies
 }
 
 // Remove drops every line of addr from the file, as [List.Remove] does,
