@@ -22,14 +22,13 @@ import (
 // hard bounces to it as they come (bouncer), and batch suppress edits it
 // (AddSuppressed, RemoveSuppressed, ListSuppressed).
 
-// suppressReasons are the reasons of the list, in the order they are told.
-var suppressReasons = []suppress.Reason{suppress.Unsubscribed, suppress.Bounced, suppress.Complained, suppress.Manual}
-
 // SuppressReasons returns the reasons an address is suppressed, in the
-// order they are told: unsubscribed, bounced, complained, manual.
+// order they are told ([suppress.Reasons]): unsubscribed, bounced,
+// complained, manual.
 func SuppressReasons() []string {
-	out := make([]string, len(suppressReasons))
-	for i, r := range suppressReasons {
+	rs := suppress.Reasons()
+	out := make([]string, len(rs))
+	for i, r := range rs {
 		out[i] = string(r)
 	}
 	return out

@@ -56,6 +56,7 @@ import (
 	"hash/maphash"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/merge"
@@ -72,8 +73,13 @@ const (
 	Manual       Reason = "manual"       // added by hand
 )
 
-// reasons are the Reasons in the order of List's counts.
+// reasons are the Reasons in the order of List's counts, which is the
+// order they are told (Reasons).
 var reasons = [...]Reason{Unsubscribed, Bounced, Complained, Manual}
+
+// Reasons returns the reasons an address is suppressed, in the order they
+// are told: unsubscribed, bounced, complained, manual.
+func Reasons() []Reason { return slices.Clone(reasons[:]) }
 
 // index returns r's place in reasons, or -1.
 func (r Reason) index() int {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -453,5 +454,17 @@ func TestAppendAfterALineIsFinished(t *testing.T) {
 	}
 	if all := scanAll(t, path); len(all) != 2 || all[0].Detail != "left in March" {
 		t.Errorf("read back %+v", all)
+	}
+}
+
+func TestReasons(t *testing.T) {
+	want := []Reason{Unsubscribed, Bounced, Complained, Manual}
+	got := Reasons()
+	if !slices.Equal(got, want) {
+		t.Fatalf("Reasons() = %v, want %v", got, want)
+	}
+	got[0] = "changed"
+	if Reasons()[0] != Unsubscribed {
+		t.Error("Reasons() returns the package's array, not a copy")
 	}
 }
