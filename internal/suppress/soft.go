@@ -148,7 +148,7 @@ func (l *SoftList) Append(bounces ...SoftBounce) (int, error) {
 		if err := merge.CheckAddress(b.Email); err != nil {
 			return 0, fmt.Errorf("%s: can't record %q: %w: %v", l.path, b.Email, ErrInvalid, err)
 		}
-		if oneLine(b.Campaign) == "" {
+		if merge.OneLine(b.Campaign) == "" {
 			return 0, fmt.Errorf("%s: can't record %s: %w: a soft bounce is of a campaign", l.path, b.Email, ErrInvalid)
 		}
 	}
@@ -158,7 +158,7 @@ func (l *SoftList) Append(bounces ...SoftBounce) (int, error) {
 	now := time.Now().UTC().Truncate(time.Second)
 	seen := make(map[uint64]bool, len(bounces))
 	added, err := l.appendRows(bounces, func(b SoftBounce) bool {
-		k := l.pairKey(b.Email, oneLine(b.Campaign))
+		k := l.pairKey(b.Email, merge.OneLine(b.Campaign))
 		if _, dup := l.pairs[k]; dup || seen[k] {
 			return false
 		}
@@ -169,7 +169,7 @@ func (l *SoftList) Append(bounces ...SoftBounce) (int, error) {
 			b.At = now
 		}
 		b.At = b.At.UTC().Truncate(time.Second)
-		b.Campaign, b.Status, b.Detail = oneLine(b.Campaign), oneLine(b.Status), oneLine(b.Detail)
+		b.Campaign, b.Status, b.Detail = merge.OneLine(b.Campaign), merge.OneLine(b.Status), merge.OneLine(b.Detail)
 		b.Line = line
 		return []string{b.Email, b.At.Format(time.RFC3339), b.Campaign, b.Status, b.Detail}
 	})

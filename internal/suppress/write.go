@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/batch-mailer/batch/internal/merge"
 )
@@ -40,7 +38,7 @@ func (l *List) Append(entries ...Entry) (int, error) {
 			e.At = now
 		}
 		e.At = e.At.UTC().Truncate(time.Second)
-		e.Campaign, e.Detail = oneLine(e.Campaign), oneLine(e.Detail)
+		e.Campaign, e.Detail = merge.OneLine(e.Campaign), merge.OneLine(e.Detail)
 		e.Line = line
 		return []string{e.Email, string(e.Reason), e.At.Format(time.RFC3339), e.Campaign, e.Detail}
 	})
@@ -100,11 +98,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
-}
-
-// oneLine makes s one line of UTF-8 text, which the file must be: line
-// ends and other control characters become spaces, runs of space one, and
-// bytes that are not UTF-8 a replacement character.
-func oneLine(s string) string {
-	return strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, "\uFFFD"), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
 }
