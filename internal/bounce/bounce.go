@@ -355,12 +355,11 @@ func fieldAddress(v string, typed bool) string {
 	return v
 }
 
-// oneLine makes s one line of at most max bytes, cut at a character:
-// control characters and runs of space become one space, bytes that are
-// not UTF-8 a replacement character.
+// oneLine makes s one line ([merge.OneLine]: control characters and runs
+// of space become one space, bytes that are not UTF-8 a replacement
+// character) of at most max bytes, cut at a character.
 func oneLine(s string, max int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r < ' ' || r == ' ' || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 }), " ")
+	s = merge.OneLine(s)
 	if len(s) <= max {
 		return s
 	}
