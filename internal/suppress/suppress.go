@@ -131,7 +131,7 @@ const lockWait = 10 * time.Second
 
 func newList(path string) *List {
 	l := &List{seed: maphash.MakeSeed(), set: make(map[uint64]mark)}
-	l.store = newStore(path, listFormat, func(e Entry) { l.add(e) }, l.forget)
+	l.store = newStore(path, listFormat, l.add, l.forget)
 	return l
 }
 
@@ -197,10 +197,10 @@ func (l *List) key(addr string) uint64 {
 }
 
 // add records e, unless its address is there: the first line counts.
-func (l *List) add(e Entry) bool {
+func (l *List) add(e Entry) {
 	k := l.key(e.Email)
 	if _, dup := l.set[k]; dup {
-		return false
+		return
 	}
 	m := mark{line: int32(e.Line), reason: uint8(e.Reason.index())}
 	if !e.At.IsZero() {
@@ -208,7 +208,6 @@ func (l *List) add(e Entry) bool {
 	}
 	l.set[k] = m
 	l.count[m.reason]++
-	return true
 }
 
 // forget forgets every address, to read the file again.
