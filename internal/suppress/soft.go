@@ -1,11 +1,9 @@
 package suppress
 
 import (
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -69,15 +67,7 @@ func OpenSoft(path string, keep ...string) (*SoftList, error) {
 		l.lines[l.addrKey(a)] = nil
 	}
 	l.store = newStore(path, softFormat, l.add, l.forget)
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return l, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("soft-bounce record: %w", err)
-	}
-	defer f.Close()
-	if err := l.catchUp(f); err != nil {
+	if err := l.open("soft-bounce record"); err != nil {
 		return nil, err
 	}
 	return l, nil

@@ -52,10 +52,8 @@ package suppress
 
 import (
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -139,15 +137,7 @@ func newList(path string) *List {
 // which Append creates.
 func Open(path string) (*List, error) {
 	l := newList(path)
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return l, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("suppression list: %w", err)
-	}
-	defer f.Close()
-	if err := l.catchUp(f); err != nil {
+	if err := l.open("suppression list"); err != nil {
 		return nil, err
 	}
 	return l, nil
