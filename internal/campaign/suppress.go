@@ -130,16 +130,12 @@ func (c *Campaign) RemoveSuppressed(addresses ...string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, a := range addresses {
-		k, err := l.Remove(a)
-		n += k
-		if err != nil {
-			return n, err
-		}
-		if _, err := soft.Remove(a); err != nil {
-			return n, err
-		}
+	n, err := l.Remove(addresses...) // one rewrite for them all
+	if err != nil {
+		return 0, err
+	}
+	if _, err := soft.Remove(addresses...); err != nil {
+		return n, err
 	}
 	return n, nil
 }

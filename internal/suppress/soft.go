@@ -173,11 +173,15 @@ func (l *SoftList) Lines(addr string) []SoftBounce {
 	return slices.Clip(l.lines[l.addrKey(addr)]) // a caller's append copies
 }
 
-// Remove drops every line of addr from the file, as [List.Remove] does,
-// and returns how many it dropped: its count starts again from none.
-func (l *SoftList) Remove(addr string) (int, error) {
-	want := l.addrKey(addr)
-	return l.remove(func(b SoftBounce) bool { return l.addrKey(b.Email) == want })
+// Remove drops every line of the addresses addrs from the file, as
+// [List.Remove] does, and returns how many it dropped: their counts start
+// again from none.
+func (l *SoftList) Remove(addrs ...string) (int, error) {
+	want := make(map[uint64]bool, len(addrs))
+	for _, a := range addrs {
+		want[l.addrKey(a)] = true
+	}
+	return l.remove(func(b SoftBounce) bool { return want[l.addrKey(b.Email)] })
 }
 
 // ScanSoft reads a soft-bounce record from r, named path in errors, and

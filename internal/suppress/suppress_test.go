@@ -389,6 +389,13 @@ func TestRemove(t *testing.T) {
 	if got := readFile(t, path); !strings.HasPrefix(got, want+"\n") || len(scanAll(t, path)) != 3 {
 		t.Errorf("after Append:\n%q", got)
 	}
+	// Several addresses at once, one of them not there.
+	if n, err := l.Remove("BOB@example.org", "eve@example.org", "ada@example.org"); n != 2 || err != nil {
+		t.Fatalf("Remove(bob, eve, ada) = %d, %v", n, err)
+	}
+	if got := readFile(t, path); got != "\uFEFFemail,reason,at,campaign,detail\r\ncarol@example.org,unsubscribed\n" || l.Len() != 1 {
+		t.Errorf("after Remove of two:\n%q, Len %d", got, l.Len())
+	}
 }
 
 func TestRemoveMissingFile(t *testing.T) {

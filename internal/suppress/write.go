@@ -58,15 +58,18 @@ func (l *List) checkEntries(entries []Entry) error {
 	return nil
 }
 
-// Remove drops every line of addr from the file and returns how many it
-// dropped; 0, and the file untouched, when addr is not in it. The file is
-// rewritten atomically: a copy without those lines, with the file's
-// permissions, fsynced and renamed over it, under the lock. Every other
-// line is kept byte for byte; blank lines just before a dropped line go
-// with it.
-func (l *List) Remove(addr string) (int, error) {
-	want := l.key(addr)
-	return l.remove(func(e Entry) bool { return l.key(e.Email) == want })
+// Remove drops every line of the addresses addrs from the file and returns
+// how many it dropped; 0, and the file untouched, when none is in it. The
+// file is rewritten once, atomically: a copy without those lines, with the
+// file's permissions, fsynced and renamed over it, under the lock. Every
+// other line is kept byte for byte; blank lines just before a dropped line
+// go with it.
+func (l *List) Remove(addrs ...string) (int, error) {
+	want := make(map[uint64]bool, len(addrs))
+	for _, a := range addrs {
+		want[l.key(a)] = true
+	}
+	return l.remove(func(e Entry) bool { return want[l.key(e.Email)] })
 }
 
 // samePath reports whether f is still the file at path.
