@@ -32,8 +32,8 @@
 // [List.Append] adds lines to the end of the file under an exclusive lock
 // (flock(2) on the file), with an fsync, and never rewrites a line it did
 // not add, so several batch processes can record bounces at once and a
-// person's edits are kept. [List.Remove] rewrites the file without one
-// address's lines, atomically (a temporary file renamed over it). Cells
+// person's edits are kept. [List.Remove] rewrites the file without some
+// addresses' lines, atomically (a temporary file renamed over it). Cells
 // batch writes go through [merge.CSVWriter], so that none runs as a formula
 // when the file is opened in a spreadsheet.
 //
