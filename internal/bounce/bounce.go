@@ -91,7 +91,8 @@ type Verdict struct {
 	// MessageID is the Message-ID of the message the report is about,
 	// without angle brackets; "" when it gives none.
 	MessageID string
-	// Reason says why the message is left alone; "" otherwise.
+	// Reason says why the message is left alone, on one line of at most
+	// maxReason bytes (it may quote the message); "" otherwise.
 	Reason string
 }
 
@@ -130,6 +131,7 @@ const (
 	DefaultMaxDepth = 8
 	maxParts        = 200 // MIME parts read in all
 	maxDetail       = 300
+	maxReason       = 500 // Verdict.Reason: a parser's error may quote a whole line of the message
 )
 
 // Classify reads one message from r and says what it is. Its error is
@@ -152,7 +154,7 @@ func Classify(r io.Reader, o Options) (Verdict, error) {
 }
 
 func leave(format string, args ...any) Verdict {
-	return Verdict{Kind: Leave, Reason: fmt.Sprintf(format, args...)}
+	return Verdict{Kind: Leave, Reason: oneLine(fmt.Sprintf(format, args...), maxReason)}
 }
 
 func classify(data []byte, o Options) Verdict {
@@ -353,12 +355,11 @@ func fieldAddress(v string, typed bool) string {
 	return v
 }
 
-// oneLine makes s one line of at most max bytes, cut at a character:
-// control characters and runs of space become one space, bytes that are
-// not UTF-8 a replacement character.
+// oneLine makes s one line ([merge.OneLine]: control characters and runs
+// of space become one space, bytes that are not UTF-8 a replacement
+// character) of at most max bytes, cut at a character.
 func oneLine(s string, max int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r < ' ' || r == ' ' || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 }), " ")
+	s = merge.OneLine(s)
 	if len(s) <= max {
 		return s
 	}

@@ -241,6 +241,23 @@ func TestReportBounds(t *testing.T) {
 	}
 }
 
+// A message left alone for a parser's error, which quotes the line it
+// could not read, says so on one bounded line: a mailbox of them can't
+// fill the memory of the report that lists them.
+func TestReasonBounded(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	for name, msg := range map[string]string{
+		"header":    "From: a@b.co\r\n" + long + "\r\n\r\nbody",
+		"part":      "From: a@b.co\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" + long + "\r\n\r\nbody\r\n--b--\r\n",
+		"multiline": "From: a@b.co\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nx\x1b[2J\n" + long + "\r\n\r\n--b--\r\n",
+	} {
+		v, err := Classify(strings.NewReader(msg), Options{})
+		if err != nil || v.Kind != Leave || len(v.Reason) > maxReason || !strings.Contains(v.Reason, "malformed MIME header line") || strings.ContainsAny(v.Reason, "\r\n\x1b") {
+			t.Errorf("%s: %s, %d bytes: %.100q, %v; want left alone, at most %d bytes on one line", name, v.Kind, len(v.Reason), v.Reason, err, maxReason)
+		}
+	}
+}
+
 // A bounce cut short, its closing boundary missing, is read as far as it
 // goes.
 func TestTruncated(t *testing.T) {

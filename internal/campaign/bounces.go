@@ -209,7 +209,11 @@ func (c *Campaign) countSoft(l *suppress.List, rep *BounceReport, dryRun bool) e
 		rep.Soft = nil
 		return nil
 	}
-	sl, err := suppress.OpenSoft(rep.SoftList)
+	addrs := make([]string, len(rep.Soft))
+	for i, sb := range rep.Soft {
+		addrs[i] = sb.Email
+	}
+	sl, err := suppress.OpenSoft(rep.SoftList, addrs...) // read once: a limited address's lines are kept
 	if err != nil {
 		return err // the file and the line
 	}
@@ -242,29 +246,16 @@ func (c *Campaign) countSoft(l *suppress.List, rep *BounceReport, dryRun bool) e
 			rep.Soft[i].Campaigns = sl.Count(rep.Soft[i].Email)
 		}
 	}
-	var limited []string
-	byEmail := map[string]SoftBounce{}
 	for _, sb := range rep.Soft {
-		if sb.Campaigns >= rep.SoftLimit {
-			limited = append(limited, sb.Email)
-			byEmail[sb.Email] = sb
+		if sb.Campaigns < rep.SoftLimit {
+			continue
 		}
-	}
-	if len(limited) == 0 {
-		return nil
-	}
-	of, err := sl.Of(limited...)
-	if err != nil {
-		return err
-	}
-	for _, email := range limited {
-		sb := byEmail[email]
-		lines := of[email]
+		lines := sl.Lines(sb.Email)
 		if dryRun && sb.New {
 			lines = append(lines, suppress.SoftBounce{Campaign: c.Name, Status: sb.Status})
 		}
-		rep.Limited = append(rep.Limited, email)
-		rep.Suppress = append(rep.Suppress, BounceAction{Message: sb.Message, Email: email, Reason: string(suppress.Bounced), Detail: softDetail(lines)})
+		rep.Limited = append(rep.Limited, sb.Email)
+		rep.Suppress = append(rep.Suppress, BounceAction{Message: sb.Message, Email: sb.Email, Reason: string(suppress.Bounced), Detail: softDetail(lines)})
 	}
 	return nil
 }

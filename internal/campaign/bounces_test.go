@@ -161,19 +161,11 @@ func bounceCampaign(t *testing.T) (*Campaign, string) {
 			"Final-Recipient: rfc822; " + addr + "\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 no such user\n\n" +
 			"--b\nContent-Type: text/rfc822-headers\n\nMessage-ID: <" + c.MessageID(addr) + ">\n\n--b--\n"
 	}
-	for name, text := range map[string]string{
+	writeTree(t, dir, map[string]string{
 		"new/1.mx":     dsn("bob@example.net"),
 		"cur/2.mx:2,S": "From: dave@example.com\nTo: b@example.org\nSubject: away\nX-Autoreply: yes\n\naway\n",
 		"tmp/3.mx":     dsn("carol@example.com"),
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	return c, dir
 }
 

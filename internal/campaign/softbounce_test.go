@@ -59,15 +59,7 @@ func softSetup(t *testing.T, more string) ([]*Campaign, string) {
 		if i < 2 {
 			msgs["new/"+name+".3.mx"] = strings.ReplaceAll(string(exim), "olrswzamxs5twf2fear6jehh@example.org", c.MessageID("carol@gmail.com"))
 		}
-		for p, text := range msgs {
-			p = filepath.Join(dir, "Maildir", p)
-			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeTree(t, filepath.Join(dir, "Maildir"), msgs)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "Maildir", "tmp"), 0o700); err != nil {
 		t.Fatal(err)

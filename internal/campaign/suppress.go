@@ -22,14 +22,13 @@ import (
 // hard bounces to it as they come (bouncer), and batch suppress edits it
 // (AddSuppressed, RemoveSuppressed, ListSuppressed).
 
-// suppressReasons are the reasons of the list, in the order they are told.
-var suppressReasons = []suppress.Reason{suppress.Unsubscribed, suppress.Bounced, suppress.Complained, suppress.Manual}
-
 // SuppressReasons returns the reasons an address is suppressed, in the
-// order they are told: unsubscribed, bounced, complained, manual.
+// order they are told ([suppress.Reasons]): unsubscribed, bounced,
+// complained, manual.
 func SuppressReasons() []string {
-	out := make([]string, len(suppressReasons))
-	for i, r := range suppressReasons {
+	rs := suppress.Reasons()
+	out := make([]string, len(rs))
+	for i, r := range rs {
 		out[i] = string(r)
 	}
 	return out
@@ -131,16 +130,12 @@ func (c *Campaign) RemoveSuppressed(addresses ...string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, a := range addresses {
-		k, err := l.Remove(a)
-		n += k
-		if err != nil {
-			return n, err
-		}
-		if _, err := soft.Remove(a); err != nil {
-			return n, err
-		}
+	n, err := l.Remove(addresses...) // one rewrite for them all
+	if err != nil {
+		return 0, err
+	}
+	if _, err := soft.Remove(addresses...); err != nil {
+		return n, err
 	}
 	return n, nil
 }

@@ -16,25 +16,13 @@ import (
 func BenchmarkOpen(b *testing.B) {
 	const n = 1_000_000
 	path := bigList(b, n)
-	b.ResetTimer()
-	var heap uint64
-	for range b.N {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
+	benchHeap(b, n, "heap-B/address", func() (int, any, error) {
 		l, err := Open(path)
 		if err != nil {
-			b.Fatal(err)
+			return 0, nil, err
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		if l.Len() != n {
-			b.Fatalf("Len = %d", l.Len())
-		}
-		heap = after.HeapAlloc - before.HeapAlloc
-		runtime.KeepAlive(l)
-	}
-	b.ReportMetric(float64(heap)/n, "heap-B/address")
+		return l.Len(), l, nil
+	})
 }
 
 // BenchmarkAppend appends one address at a time to a list of a million
@@ -56,21 +44,51 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func bigList(b *testing.B, n int) string {
-	path := filepath.Join(b.TempDir(), "s.csv")
+	return bigFile(b, "s.csv", "email,reason,at,campaign,detail", "someone.%d@example.org,bounced,2026-12-01T16:19:14Z,2026-12-newsletter,550 5.1.1 user unknown\n", n)
+}
+
+// bigFile writes a file of header and n lines, line formatted with each
+// line's number.
+func bigFile(b *testing.B, name, header, line string, n int) string {
+	path := filepath.Join(b.TempDir(), name)
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer f.Close()
 	w := bufio.NewWriter(f)
-	w.WriteString("email,reason,at,campaign,detail\n")
+	w.WriteString(header + "\n")
 	for i := range n {
-		fmt.Fprintf(w, "someone.%d@example.org,bounced,2026-12-01T16:19:14Z,2026-12-newsletter,550 5.1.1 user unknown\n", i)
+		fmt.Fprintf(w, line, i)
 	}
 	if err := w.Flush(); err != nil {
 		b.Fatal(err)
 	}
-	f.Close()
 	return path
+}
+
+// benchHeap runs open b.N times and reports the heap what it returns
+// holds, per one of the n it must hold (its length), as unit.
+func benchHeap(b *testing.B, n int, unit string, open func() (length int, held any, err error)) {
+	b.ResetTimer()
+	var heap uint64
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		length, held, err := open()
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if length != n {
+			b.Fatalf("Len = %d", length)
+		}
+		heap = after.HeapAlloc - before.HeapAlloc
+		runtime.KeepAlive(held)
+	}
+	b.ReportMetric(float64(heap)/float64(n), unit)
 }
 
 // BenchmarkOpenSoft reads a soft-bounce record of a million lines (a
@@ -80,37 +98,12 @@ func bigList(b *testing.B, n int) string {
 //	go test -run=^$ -bench=OpenSoft -benchtime=3x ./internal/suppress/
 func BenchmarkOpenSoft(b *testing.B) {
 	const n = 1_000_000
-	path := filepath.Join(b.TempDir(), "s.soft.csv")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	w.WriteString("email,at,campaign,status,detail\n")
-	for i := range n {
-		fmt.Fprintf(w, "someone.%d@example.org,2026-12-01T16:19:14Z,2026-12-newsletter,4.2.2,452 4.2.2 mailbox full\n", i)
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
-	b.ResetTimer()
-	var heap uint64
-	for range b.N {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
+	path := bigFile(b, "s.soft.csv", "email,at,campaign,status,detail", "someone.%d@example.org,2026-12-01T16:19:14Z,2026-12-newsletter,4.2.2,452 4.2.2 mailbox full\n", n)
+	benchHeap(b, n, "heap-B/line", func() (int, any, error) {
 		l, err := OpenSoft(path)
 		if err != nil {
-			b.Fatal(err)
+			return 0, nil, err
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		if l.Len() != n {
-			b.Fatalf("Len = %d", l.Len())
-		}
-		heap = after.HeapAlloc - before.HeapAlloc
-		runtime.KeepAlive(l)
-	}
-	b.ReportMetric(float64(heap)/n, "heap-B/line")
+		return l.Len(), l, nil
+	})
 }

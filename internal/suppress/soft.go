@@ -1,12 +1,11 @@
 package suppress
 
 import (
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -48,30 +47,27 @@ type SoftBounce struct {
 // the suppression list it is one CSV file (email,at,campaign,status,detail)
 // kept in git, appended to under the same lock and fsync, and edited by
 // hand: deleting an address's lines resets its count. It holds 64-bit
-// hashes, not the addresses, as a List does; [SoftList.Of] reads an
-// address's lines from the file. Its methods are not safe for concurrent
-// use; the file is.
+// hashes, not the addresses, as a List does, and the lines of only the
+// addresses it was opened to keep ([SoftList.Lines]). Its methods are not
+// safe for concurrent use; the file is.
 type SoftList struct {
 	store[SoftBounce]
 	seed   maphash.Seed
-	pairs  map[uint64]struct{} // (address, campaign)
-	counts map[uint64]int      // campaigns by address
+	pairs  map[uint64]struct{}     // (address, campaign)
+	counts map[uint64]int          // campaigns by address
+	lines  map[uint64][]SoftBounce // the kept addresses' lines, in file order
 }
 
-// OpenSoft reads the soft-bounce record at path. A file that does not
-// exist is an empty record, which Append creates.
-func OpenSoft(path string) (*SoftList, error) {
-	l := &SoftList{seed: maphash.MakeSeed(), pairs: map[uint64]struct{}{}, counts: map[uint64]int{}}
+// OpenSoft reads the soft-bounce record at path, and keeps the lines of
+// the addresses keep names, as it reads them and as Append adds them. A
+// file that does not exist is an empty record, which Append creates.
+func OpenSoft(path string, keep ...string) (*SoftList, error) {
+	l := &SoftList{seed: maphash.MakeSeed(), pairs: map[uint64]struct{}{}, counts: map[uint64]int{}, lines: map[uint64][]SoftBounce{}}
+	for _, a := range keep {
+		l.lines[l.addrKey(a)] = nil
+	}
 	l.store = newStore(path, softFormat, l.add, l.forget)
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return l, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("soft-bounce record: %w", err)
-	}
-	defer f.Close()
-	if err := l.catchUp(f); err != nil {
+	if err := l.open("soft-bounce record"); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -108,11 +104,17 @@ func (l *SoftList) add(b SoftBounce) {
 	}
 	l.pairs[k] = struct{}{}
 	l.counts[a]++
+	if lines, ok := l.lines[a]; ok {
+		l.lines[a] = append(lines, b)
+	}
 }
 
 func (l *SoftList) forget() {
 	clear(l.pairs)
 	clear(l.counts)
+	for a := range l.lines {
+		l.lines[a] = nil
+	}
 }
 
 // Has reports whether the record has campaign's soft bounce of addr.
@@ -136,7 +138,7 @@ func (l *SoftList) Append(bounces ...SoftBounce) (int, error) {
 		if err := merge.CheckAddress(b.Email); err != nil {
 			return 0, fmt.Errorf("%s: can't record %q: %w: %v", l.path, b.Email, ErrInvalid, err)
 		}
-		if oneLine(b.Campaign) == "" {
+		if merge.OneLine(b.Campaign) == "" {
 			return 0, fmt.Errorf("%s: can't record %s: %w: a soft bounce is of a campaign", l.path, b.Email, ErrInvalid)
 		}
 	}
@@ -146,7 +148,7 @@ func (l *SoftList) Append(bounces ...SoftBounce) (int, error) {
 	now := time.Now().UTC().Truncate(time.Second)
 	seen := make(map[uint64]bool, len(bounces))
 	added, err := l.appendRows(bounces, func(b SoftBounce) bool {
-		k := l.pairKey(b.Email, oneLine(b.Campaign))
+		k := l.pairKey(b.Email, merge.OneLine(b.Campaign))
 		if _, dup := l.pairs[k]; dup || seen[k] {
 			return false
 		}
@@ -157,47 +159,29 @@ func (l *SoftList) Append(bounces ...SoftBounce) (int, error) {
 			b.At = now
 		}
 		b.At = b.At.UTC().Truncate(time.Second)
-		b.Campaign, b.Status, b.Detail = oneLine(b.Campaign), oneLine(b.Status), oneLine(b.Detail)
+		b.Campaign, b.Status, b.Detail = merge.OneLine(b.Campaign), merge.OneLine(b.Status), merge.OneLine(b.Detail)
 		b.Line = line
 		return []string{b.Email, b.At.Format(time.RFC3339), b.Campaign, b.Status, b.Detail}
 	})
 	return len(added), err
 }
 
-// Of reads the file for the lines of addrs and returns them by address (as
-// asked), in file order, each (address, campaign) once: the first line of
-// it counts.
-func (l *SoftList) Of(addrs ...string) (map[string][]SoftBounce, error) {
-	want := make(map[uint64]string, len(addrs))
-	for _, a := range addrs {
-		want[l.addrKey(a)] = a
-	}
-	out := map[string][]SoftBounce{}
-	f, err := os.Open(l.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("soft-bounce record: %w", err)
-	}
-	defer f.Close()
-	seen := map[uint64]bool{}
-	err = ScanSoft(l.path, f, func(b SoftBounce) error {
-		a, ok := want[l.addrKey(b.Email)]
-		if k := l.pairKey(b.Email, b.Campaign); ok && !seen[k] {
-			seen[k] = true
-			out[a] = append(out[a], b)
-		}
-		return nil
-	})
-	return out, err
+// Lines returns addr's lines, in file order, each (address, campaign)
+// once (the first line of it counts), as read and appended so far; addr is
+// one OpenSoft was to keep, or Lines returns none.
+func (l *SoftList) Lines(addr string) []SoftBounce {
+	return slices.Clip(l.lines[l.addrKey(addr)]) // a caller's append copies
 }
 
-// Remove drops every line of addr from the file, as [List.Remove] does,
-// and returns how many it dropped: its count starts again from none.
-func (l *SoftList) Remove(addr string) (int, error) {
-	want := l.addrKey(addr)
-	return l.remove(func(b SoftBounce) bool { return l.addrKey(b.Email) == want })
+// Remove drops every line of the addresses addrs from the file, as
+// [List.Remove] does, and returns how many it dropped: their counts start
+// again from none.
+func (l *SoftList) Remove(addrs ...string) (int, error) {
+	want := make(map[uint64]bool, len(addrs))
+	for _, a := range addrs {
+		want[l.addrKey(a)] = true
+	}
+	return l.remove(func(b SoftBounce) bool { return want[l.addrKey(b.Email)] })
 }
 
 // ScanSoft reads a soft-bounce record from r, named path in errors, and

@@ -3,7 +3,6 @@ package suppress
 import (
 	"errors"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -54,21 +53,23 @@ func TestSoftAppendCountsCampaigns(t *testing.T) {
 	if l.Count("ADA@example.org") != 2 || l.Count("bob@example.org") != 1 || l.Count("carol@example.org") != 0 || !l.Has("ada@example.org", "b") || l.Has("bob@example.org", "b") || l.Len() != 3 {
 		t.Errorf("counts: ada %d, bob %d, len %d", l.Count("ada@example.org"), l.Count("bob@example.org"), l.Len())
 	}
-	other, err := OpenSoft(path)
+	other, err := OpenSoft(path, "Ada@example.org")
 	if err != nil || other.Count("ada@example.org") != 2 {
 		t.Fatalf("read again: %v", err)
 	}
-	of, err := other.Of("Ada@example.org")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := of["Ada@example.org"]
+	got := other.Lines("Ada@example.org")
 	if len(got) != 2 || got[0].Campaign != "a" || got[0].Status != "4.2.2" || got[0].Line != 2 || got[1].Campaign != "b" || got[1].Line != 4 {
-		t.Errorf("Of: %+v", of)
+		t.Errorf("Lines: %+v", got)
+	}
+	if got := other.Lines("bob@example.org"); got != nil {
+		t.Errorf("Lines of an address not kept: %+v", got)
 	}
 	// A line another process appended is read before Append writes.
 	if n, err := other.Append(SoftBounce{Email: "ada@example.org", Campaign: "c"}); err != nil || n != 1 {
 		t.Fatal(n, err)
+	}
+	if got := other.Lines("ada@example.org"); len(got) != 3 || got[2].Campaign != "c" || got[2].Line != 5 || got[2].At.IsZero() {
+		t.Errorf("Lines after Append: %+v", got)
 	}
 	if n, err := l.Append(SoftBounce{Email: "ada@example.org", Campaign: "c"}); err != nil || n != 0 || l.Count("ada@example.org") != 3 {
 		t.Errorf("the other's line: added %d, %v, count %d; want 0 and 3", n, err, l.Count("ada@example.org"))
@@ -81,12 +82,12 @@ func TestSoftHandEdited(t *testing.T) {
 		"ada@example.org,,a,4.2.2,\"full, again\"\r\n\r\n"+
 		"ada@example.org,2026-12-01T17:19:14+01:00,b\r\n"+
 		"bob@example.org,,a")
-	l, err := OpenSoft(path)
+	l, err := OpenSoft(path, "ada@example.org")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Count("ada@example.org") != 2 || l.Count("bob@example.org") != 1 {
-		t.Fatalf("ada %d, bob %d", l.Count("ada@example.org"), l.Count("bob@example.org"))
+	if l.Count("ada@example.org") != 2 || l.Count("bob@example.org") != 1 || len(l.Lines("ada@example.org")) != 2 {
+		t.Fatalf("ada %d (%d lines), bob %d", l.Count("ada@example.org"), len(l.Lines("ada@example.org")), l.Count("bob@example.org"))
 	}
 	if n, err := l.Append(SoftBounce{Email: "bob@example.org", Campaign: "b"}); err != nil || n != 1 {
 		t.Fatal(n, err)
@@ -96,6 +97,9 @@ func TestSoftHandEdited(t *testing.T) {
 	}
 	if n, err := l.Remove("ADA@example.org"); err != nil || n != 2 || l.Count("ada@example.org") != 0 || l.Count("bob@example.org") != 2 {
 		t.Errorf("removed %d, %v; ada %d, bob %d", n, err, l.Count("ada@example.org"), l.Count("bob@example.org"))
+	}
+	if got := l.Lines("ada@example.org"); len(got) != 0 {
+		t.Errorf("ada's lines after Remove: %+v", got)
 	}
 	if strings.Contains(readFile(t, path), "ada@") {
 		t.Errorf("ada is still there:\n%s", readFile(t, path))
@@ -127,13 +131,12 @@ func TestSoftBadLines(t *testing.T) {
 	}
 }
 
-func TestSoftOfMissingFile(t *testing.T) {
-	l, err := OpenSoft(filepath.Join(t.TempDir(), "none.soft.csv"))
+func TestSoftLinesMissingFile(t *testing.T) {
+	l, err := OpenSoft(filepath.Join(t.TempDir(), "none.soft.csv"), "ada@example.org")
 	if err != nil {
 		t.Fatal(err)
 	}
-	of, err := l.Of("ada@example.org")
-	if err != nil || !reflect.DeepEqual(of, map[string][]SoftBounce{}) {
-		t.Errorf("got %v, %v", of, err)
+	if got := l.Lines("ada@example.org"); len(got) != 0 {
+		t.Errorf("got %v", got)
 	}
 }

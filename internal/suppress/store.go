@@ -36,6 +36,20 @@ func newStore[T any](path string, f *format[T], add func(T), forget func()) stor
 	return store[T]{path: path, format: f, wait: lockWait, add: add, forget: forget}
 }
 
+// open reads the file, which may not exist (then the store is empty);
+// what names it in an error opening it.
+func (s *store[T]) open(what string) error {
+	f, err := os.Open(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	return s.catchUp(f)
+}
+
 // reset forgets the lines and where the file was read to.
 func (s *store[T]) reset() {
 	s.forget()

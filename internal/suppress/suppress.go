@@ -32,8 +32,8 @@
 // [List.Append] adds lines to the end of the file under an exclusive lock
 // (flock(2) on the file), with an fsync, and never rewrites a line it did
 // not add, so several batch processes can record bounces at once and a
-// person's edits are kept. [List.Remove] rewrites the file without one
-// address's lines, atomically (a temporary file renamed over it). Cells
+// person's edits are kept. [List.Remove] rewrites the file without some
+// addresses' lines, atomically (a temporary file renamed over it). Cells
 // batch writes go through [merge.CSVWriter], so that none runs as a formula
 // when the file is opened in a spreadsheet.
 //
@@ -52,10 +52,9 @@ package suppress
 
 import (
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"io"
-	"os"
+	"slices"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/merge"
@@ -72,8 +71,13 @@ const (
 	Manual       Reason = "manual"       // added by hand
 )
 
-// reasons are the Reasons in the order of List's counts.
+// reasons are the Reasons in the order of List's counts, which is the
+// order they are told (Reasons).
 var reasons = [...]Reason{Unsubscribed, Bounced, Complained, Manual}
+
+// Reasons returns the reasons an address is suppressed, in the order they
+// are told: unsubscribed, bounced, complained, manual.
+func Reasons() []Reason { return slices.Clone(reasons[:]) }
 
 // index returns r's place in reasons, or -1.
 func (r Reason) index() int {
@@ -125,7 +129,7 @@ const lockWait = 10 * time.Second
 
 func newList(path string) *List {
 	l := &List{seed: maphash.MakeSeed(), set: make(map[uint64]mark)}
-	l.store = newStore(path, listFormat, func(e Entry) { l.add(e) }, l.forget)
+	l.store = newStore(path, listFormat, l.add, l.forget)
 	return l
 }
 
@@ -133,15 +137,7 @@ func newList(path string) *List {
 // which Append creates.
 func Open(path string) (*List, error) {
 	l := newList(path)
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return l, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("suppression list: %w", err)
-	}
-	defer f.Close()
-	if err := l.catchUp(f); err != nil {
+	if err := l.open("suppression list"); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -191,10 +187,10 @@ func (l *List) key(addr string) uint64 {
 }
 
 // add records e, unless its address is there: the first line counts.
-func (l *List) add(e Entry) bool {
+func (l *List) add(e Entry) {
 	k := l.key(e.Email)
 	if _, dup := l.set[k]; dup {
-		return false
+		return
 	}
 	m := mark{line: int32(e.Line), reason: uint8(e.Reason.index())}
 	if !e.At.IsZero() {
@@ -202,7 +198,6 @@ func (l *List) add(e Entry) bool {
 	}
 	l.set[k] = m
 	l.count[m.reason]++
-	return true
 }
 
 // forget forgets every address, to read the file again.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -388,6 +389,13 @@ func TestRemove(t *testing.T) {
 	if got := readFile(t, path); !strings.HasPrefix(got, want+"\n") || len(scanAll(t, path)) != 3 {
 		t.Errorf("after Append:\n%q", got)
 	}
+	// Several addresses at once, one of them not there.
+	if n, err := l.Remove("BOB@example.org", "eve@example.org", "ada@example.org"); n != 2 || err != nil {
+		t.Fatalf("Remove(bob, eve, ada) = %d, %v", n, err)
+	}
+	if got := readFile(t, path); got != "\uFEFFemail,reason,at,campaign,detail\r\ncarol@example.org,unsubscribed\n" || l.Len() != 1 {
+		t.Errorf("after Remove of two:\n%q, Len %d", got, l.Len())
+	}
 }
 
 func TestRemoveMissingFile(t *testing.T) {
@@ -453,5 +461,17 @@ func TestAppendAfterALineIsFinished(t *testing.T) {
 	}
 	if all := scanAll(t, path); len(all) != 2 || all[0].Detail != "left in March" {
 		t.Errorf("read back %+v", all)
+	}
+}
+
+func TestReasons(t *testing.T) {
+	want := []Reason{Unsubscribed, Bounced, Complained, Manual}
+	got := Reasons()
+	if !slices.Equal(got, want) {
+		t.Fatalf("Reasons() = %v, want %v", got, want)
+	}
+	got[0] = "changed"
+	if Reasons()[0] != Unsubscribed {
+		t.Error("Reasons() returns the package's array, not a copy")
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/batch-mailer/batch/internal/merge"
 )
@@ -40,7 +38,7 @@ func (l *List) Append(entries ...Entry) (int, error) {
 			e.At = now
 		}
 		e.At = e.At.UTC().Truncate(time.Second)
-		e.Campaign, e.Detail = oneLine(e.Campaign), oneLine(e.Detail)
+		e.Campaign, e.Detail = merge.OneLine(e.Campaign), merge.OneLine(e.Detail)
 		e.Line = line
 		return []string{e.Email, string(e.Reason), e.At.Format(time.RFC3339), e.Campaign, e.Detail}
 	})
@@ -60,15 +58,18 @@ func (l *List) checkEntries(entries []Entry) error {
 	return nil
 }
 
-// Remove drops every line of addr from the file and returns how many it
-// dropped; 0, and the file untouched, when addr is not in it. The file is
-// rewritten atomically: a copy without those lines, with the file's
-// permissions, fsynced and renamed over it, under the lock. Every other
-// line is kept byte for byte; blank lines just before a dropped line go
-// with it.
-func (l *List) Remove(addr string) (int, error) {
-	want := l.key(addr)
-	return l.remove(func(e Entry) bool { return l.key(e.Email) == want })
+// Remove drops every line of the addresses addrs from the file and returns
+// how many it dropped; 0, and the file untouched, when none is in it. The
+// file is rewritten once, atomically: a copy without those lines, with the
+// file's permissions, fsynced and renamed over it, under the lock. Every
+// other line is kept byte for byte; blank lines just before a dropped line
+// go with it.
+func (l *List) Remove(addrs ...string) (int, error) {
+	want := make(map[uint64]bool, len(addrs))
+	for _, a := range addrs {
+		want[l.key(a)] = true
+	}
+	return l.remove(func(e Entry) bool { return want[l.key(e.Email)] })
 }
 
 // samePath reports whether f is still the file at path.
@@ -100,11 +101,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
-}
-
-// oneLine makes s one line of UTF-8 text, which the file must be: line
-// ends and other control characters become spaces, runs of space one, and
-// bytes that are not UTF-8 a replacement character.
-func oneLine(s string) string {
-	return strings.Join(strings.FieldsFunc(strings.ToValidUTF8(s, "\uFFFD"), func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
 }
