@@ -18,7 +18,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -347,23 +346,14 @@ func bareClient(o childOptions, perConn int) error {
 // returns the time it took.
 func bare(addr string, cfg *tls.Config, conns, perConn int, msgs []eml) (time.Duration, error) {
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	start := time.Now()
-	for range conns {
-		wg.Go(func() {
-			for next.Load() < int64(len(msgs)) {
-				if err := session(addr, cfg, perConn, msgs, &next); err != nil {
-					errs <- err
-					return
-				}
+	return together(conns, func() error {
+		for next.Load() < int64(len(msgs)) {
+			if err := session(addr, cfg, perConn, msgs, &next); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	return elapsed, <-errs
+		}
+		return nil
+	})
 }
 
 // session sends up to perConn of msgs on one connection, STARTTLS and
