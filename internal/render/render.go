@@ -166,7 +166,7 @@ func New(opts Options) (*Renderer, error) {
 		Funcs(template.FuncMap{"unsubscribe": func() string { return merge.UnsubscribeMarker }}).
 		Parse(opts.Layout)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: ")))
+		errs = append(errs, layoutError{err})
 	}
 	r.layout = layout
 	if layout != nil {
@@ -361,10 +361,28 @@ func (r *Renderer) executeLayout(w io.Writer, in *Input, doc *document) error {
 		Lang:        r.opts.Lang,
 	})
 	if err != nil {
-		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
+		return layoutError{err}
 	}
 	return nil
 }
+
+// layoutError is an error of the layout's template, said as batch says
+// it: the layout's name and line first, without the package's
+// "html/template:" or "template:" in front. It wraps the template's own
+// error (*template.Error, text/template's ExecError).
+type layoutError struct{ err error }
+
+func (e layoutError) Error() string {
+	msg := e.err.Error()
+	for _, prefix := range []string{"html/template:", "template:"} {
+		if rest, ok := strings.CutPrefix(msg, prefix); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return msg
+}
+
+func (e layoutError) Unwrap() error { return e.err }
 
 // unsubscribes reports whether in's message prints {{unsubscribe}}. The
 // marker comes from the layout, known once, or from the body's Markdown,
