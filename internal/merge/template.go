@@ -1,7 +1,6 @@
 package merge
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -73,7 +72,8 @@ func funcs() template.FuncMap {
 	}
 }
 
-// clean makes an error of text/template read as one of batch's: without
+// clean makes an error of text/template read as one of batch's, still
+// wrapping it: without
 // "template: ", and for a line template, whose name is a place in the
 // campaign file, without the position inside the value.
 func (t *Template) clean(err error) error {
@@ -82,8 +82,18 @@ func (t *Template) clean(err error) error {
 		rest := strings.TrimLeft(msg[len(t.name)+1:], "0123456789:")
 		msg = t.name + ": " + strings.TrimSpace(rest)
 	}
-	return errors.New(msg)
+	return &templateError{msg: msg, err: err}
 }
+
+// templateError is text/template's error as clean says it; it wraps the
+// template's own (text/template's ExecError, for one).
+type templateError struct {
+	msg string
+	err error
+}
+
+func (e *templateError) Error() string { return e.msg }
+func (e *templateError) Unwrap() error { return e.err }
 
 // markActions appends valueFunc to every action that prints, so that the
 // printed value becomes an inert token whatever the pipeline computed.
