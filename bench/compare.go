@@ -63,19 +63,30 @@ func bareWrite(dir string, msgs []eml) (time.Duration, error) {
 		return 0, err
 	}
 	var next atomic.Int64
+	_, err := together(runtime.NumCPU(), func() error {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(msgs) {
+				return nil
+			}
+			if err := writeFile(filepath.Join(dir, msgs[i].name), msgs[i].data); err != nil {
+				return err
+			}
+		}
+	})
+	return time.Since(start), err
+}
+
+// together runs f on n goroutines, and returns how long they took and the
+// first error one of them returned.
+func together(n int, f func() error) (time.Duration, error) {
 	var wg sync.WaitGroup
-	errs := make(chan error, runtime.NumCPU())
-	for range runtime.NumCPU() {
+	errs := make(chan error, n)
+	start := time.Now()
+	for range n {
 		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(msgs) {
-					return
-				}
-				if err := writeFile(filepath.Join(dir, msgs[i].name), msgs[i].data); err != nil {
-					errs <- err
-					return
-				}
+			if err := f(); err != nil {
+				errs <- err
 			}
 		})
 	}

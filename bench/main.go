@@ -72,10 +72,11 @@ func main() {
 	var child childOptions
 	flag.BoolVar(&child.serve, "serve", false, "run the benchmark's SMTP server (used by the send benchmark)")
 	flag.BoolVar(&child.classic, "classic", false, "with -serve: offer neither PIPELINING nor CHUNKING")
-	flag.StringVar(&child.cert, "cert", "", "with -serve or -bare: the server's certificate (PEM)")
+	flag.StringVar(&child.cert, "cert", "", "with -serve: the server's certificate (PEM)")
 	flag.StringVar(&child.key, "key", "", "with -serve: the certificate's key (PEM)")
 	flag.IntVar(&child.bare, "bare", 0, "run the bare client over this many connections (used by the send benchmark)")
 	flag.IntVar(&child.port, "port", 0, "with -bare: the server's port")
+	flag.StringVar(&child.ca, "ca", "", "with -bare: the certificate (PEM) of the CA that issued the server's")
 	flag.StringVar(&child.eml, "eml", "", "with -bare: the directory of .eml files to send")
 	flag.Parse()
 	if *million {
@@ -106,9 +107,9 @@ type options struct {
 // childOptions are the flags of the bench binary run as the send
 // benchmark's server or bare client.
 type childOptions struct {
-	serve, classic bool
-	cert, key, eml string
-	bare, port     int
+	serve, classic     bool
+	cert, key, ca, eml string
+	bare, port         int
 }
 
 // messageSize is about the size of one of the standard campaign's .eml

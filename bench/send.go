@@ -3,17 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -23,12 +18,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/batch-mailer/batch/internal/smtptest"
 )
 
 // The send benchmark: batch sends the standard campaign to a loopback SMTP
@@ -36,7 +32,7 @@ import (
 // client that pushes the same bytes, rendered beforehand (the dry run's
 // .eml files, in memory), over as many connections: the ceiling. Both
 // speak as to a submission server: STARTTLS (a certificate made for the
-// run, given to batch with [smtp] ca_file), AUTH PLAIN (batch's password
+// run, its CA given to batch with [smtp] ca_file), AUTH PLAIN (batch's password
 // through password_env), and a new connection every -per-conn messages
 // (batch's max_per_connection).
 //
@@ -202,37 +198,37 @@ func (s *sinkSession) Auth(string) (sasl.Server, error) {
 	}), nil
 }
 
-// makeCert writes a self-signed certificate for 127.0.0.1 and its key into
+// makeCert makes a CA (smtptest's) and a certificate it issued for
+// 127.0.0.1, writes the CA's certificate, the server's and its key into
 // dir, and returns their files' paths.
-func makeCert(dir string) (cert, key string, err error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func makeCert(dir string) (ca, cert, key string, err error) {
+	auth, err := smtptest.NewCA("batch bench")
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "batch bench"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	pair, err := auth.Issue("127.0.0.1")
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	kder, err := x509.MarshalPKCS8PrivateKey(pair.PrivateKey)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return "", "", err
+	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for _, f := range []struct {
+		path, typ string
+		der       []byte
+		mode      os.FileMode
+	}{
+		{ca, "CERTIFICATE", auth.Certificate().Raw, 0o644},
+		{cert, "CERTIFICATE", pair.Certificate[0], 0o644},
+		{key, "PRIVATE KEY", kder, 0o600},
+	} {
+		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), f.mode); err != nil {
+			return "", "", "", err
+		}
 	}
-	return cert, key, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	return ca, cert, key, nil
 }
 
 // pinning is how the server and the clients are run: under taskset, the
@@ -328,13 +324,13 @@ func bareClient(o childOptions, perConn int) error {
 	if err != nil {
 		return err
 	}
-	pem, err := os.ReadFile(o.cert)
+	pem, err := os.ReadFile(o.ca)
 	if err != nil {
 		return err
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("%s: no certificate", o.cert)
+		return fmt.Errorf("%s: no certificate", o.ca)
 	}
 	// As batch's: verified, no session cache.
 	cfg := &tls.Config{ServerName: "127.0.0.1", RootCAs: roots, MinVersion: tls.VersionTLS12}
@@ -350,23 +346,14 @@ func bareClient(o childOptions, perConn int) error {
 // returns the time it took.
 func bare(addr string, cfg *tls.Config, conns, perConn int, msgs []eml) (time.Duration, error) {
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	start := time.Now()
-	for range conns {
-		wg.Go(func() {
-			for next.Load() < int64(len(msgs)) {
-				if err := session(addr, cfg, perConn, msgs, &next); err != nil {
-					errs <- err
-					return
-				}
+	return together(conns, func() error {
+		for next.Load() < int64(len(msgs)) {
+			if err := session(addr, cfg, perConn, msgs, &next); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	return elapsed, <-errs
+		}
+		return nil
+	})
 }
 
 // session sends up to perConn of msgs on one connection, STARTTLS and
@@ -412,7 +399,7 @@ type sendBench struct {
 	msgs           []eml
 	pairs, perConn int
 	pin            pinning
-	cert           string
+	ca             string // the file of the CA's certificate, which issued the server's
 	ports          [2]int // the classic server's, the other's
 }
 
@@ -431,11 +418,11 @@ func benchSend(b sendBench, conns []int) error {
 			return err
 		}
 	}
-	cert, key, err := makeCert(b.work)
+	ca, cert, key, err := makeCert(b.work)
 	if err != nil {
 		return err
 	}
-	b.cert, b.pin = cert, pin()
+	b.ca, b.pin = ca, pin()
 	for i, classic := range []bool{true, false} {
 		port, stop, err := startServer(b.pin, classic, cert, key)
 		if err != nil {
@@ -501,7 +488,7 @@ func (b sendBench) bareRun(n int) (float64, error) {
 		return 0, err
 	}
 	cmd := command(b.pin.client, self, "-bare", strconv.Itoa(n), "-port", strconv.Itoa(b.ports[0]),
-		"-eml", b.camp.out, "-cert", b.cert, "-per-conn", strconv.Itoa(b.perConn))
+		"-eml", b.camp.out, "-ca", b.ca, "-per-conn", strconv.Itoa(b.perConn))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -533,7 +520,7 @@ username = %q
 password_env = %q
 connections = %d
 max_per_connection = %d
-`, port, b.cert, benchUser, benchPassEnv, conns, b.perConn)
+`, port, b.ca, benchUser, benchPassEnv, conns, b.perConn)
 	path := filepath.Join(b.camp.dir, fmt.Sprintf("send-%d.toml", conns))
 	return path, os.WriteFile(path, []byte(text), 0o644)
 }

@@ -24,7 +24,7 @@ import (
 // messages taken.
 func startSink(t *testing.T, hide bool) (string, *tls.Config, *atomic.Int64) {
 	t.Helper()
-	cert, key, err := makeCert(t.TempDir())
+	ca, cert, key, err := makeCert(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func startSink(t *testing.T, hide bool) (string, *tls.Config, *atomic.Int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pem, err := os.ReadFile(cert)
+	pem, err := os.ReadFile(ca)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package dnscheck
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,7 +56,7 @@ func TestSystemResolver(t *testing.T) {
 	if _, err := systemResolver(empty); err == nil || !strings.Contains(err.Error(), "names no nameserver") {
 		t.Errorf("no nameserver: error %v", err)
 	}
-	if _, err := systemResolver(filepath.Join(dir, "none")); err == nil || !strings.Contains(err.Error(), "none") {
+	if _, err := systemResolver(filepath.Join(dir, "none")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "none") {
 		t.Errorf("no file: error %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package merge
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -44,7 +43,7 @@ func ParseLine(name, text string) (*Template, error) { return parse1(name, text,
 // names it by a key of the campaign file, whose problems carry no line and
 // column of their own.
 func parse1(name, text string, body, keyed bool) (*Template, error) {
-	if i := strings.IndexAny(text, tokenOpen+tokenClose+UnsubscribeMarker); i >= 0 {
+	if i := strings.IndexAny(text, TokenOpen+TokenClose+UnsubscribeMarker); i >= 0 {
 		return nil, fmt.Errorf("%s:%d: the characters U+E000 to U+E002 are reserved by batch: remove them",
 			name, 1+strings.Count(text[:i], "\n"))
 	}
@@ -73,7 +72,8 @@ func funcs() template.FuncMap {
 	}
 }
 
-// clean makes an error of text/template read as one of batch's: without
+// clean makes an error of text/template read as one of batch's, still
+// wrapping it: without
 // "template: ", and for a line template, whose name is a place in the
 // campaign file, without the position inside the value.
 func (t *Template) clean(err error) error {
@@ -82,8 +82,18 @@ func (t *Template) clean(err error) error {
 		rest := strings.TrimLeft(msg[len(t.name)+1:], "0123456789:")
 		msg = t.name + ": " + strings.TrimSpace(rest)
 	}
-	return errors.New(msg)
+	return &templateError{msg: msg, err: err}
 }
+
+// templateError is text/template's error as clean says it; it wraps the
+// template's own (text/template's ExecError, for one).
+type templateError struct {
+	msg string
+	err error
+}
+
+func (e *templateError) Error() string { return e.msg }
+func (e *templateError) Unwrap() error { return e.err }
 
 // markActions appends valueFunc to every action that prints, so that the
 // printed value becomes an inert token whatever the pipeline computed.
@@ -225,7 +235,7 @@ func (t *Template) SourceLine(fields map[string]string, offset int) (int, bool) 
 			return 1 + strings.Count(t.source[:p], "\n"), true
 		}
 		at += i
-		mark, rest, ok := strings.Cut(out[i+len(markOpen):], tokenClose)
+		mark, rest, ok := strings.Cut(out[i+len(markOpen):], TokenClose)
 		p, n, ok2 := strings.Cut(mark, ",")
 		var err1, err2 error
 		pos, err1 = strconv.Atoi(p)
@@ -238,9 +248,9 @@ func (t *Template) SourceLine(fields map[string]string, offset int) (int, bool) 
 }
 
 // markOpen starts a mark of the marked template: markOpen, the place of
-// what follows in the template and its size ("120,14"), tokenClose. No
+// what follows in the template and its size ("120,14"), TokenClose. No
 // token starts so: a value's digits are hex.
-const markOpen = tokenOpen + "@"
+const markOpen = TokenOpen + "@"
 
 // mark makes t.marked: t with a mark before every text, giving its place
 // in the template and its size, and before every action, its place (size
@@ -261,10 +271,10 @@ func (t *Template) mark() {
 			for _, c := range list.Nodes {
 				switch c := c.(type) {
 				case *parse.TextNode:
-					c.Text = append(fmt.Appendf(nil, "%s%d,%d%s", markOpen, c.Pos, len(c.Text), tokenClose), c.Text...)
+					c.Text = append(fmt.Appendf(nil, "%s%d,%d%s", markOpen, c.Pos, len(c.Text), TokenClose), c.Text...)
 				case *parse.ActionNode:
 					nodes = append(nodes, &parse.TextNode{NodeType: parse.NodeText, Pos: c.Pos,
-						Text: fmt.Appendf(nil, "%s%d,0%s", markOpen, c.Pos, tokenClose)})
+						Text: fmt.Appendf(nil, "%s%d,0%s", markOpen, c.Pos, TokenClose)})
 				}
 				nodes = append(nodes, c)
 			}

@@ -2,10 +2,12 @@ package merge_test
 
 import (
 	"encoding/hex"
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"text/template"
 
 	"github.com/batch-mailer/batch/internal/merge"
 )
@@ -89,8 +91,9 @@ func TestExecuteMissingKey(t *testing.T) {
 			}
 			var b strings.Builder
 			err = tp.Execute(&b, row)
-			if err == nil {
-				t.Errorf("%s %q: Execute gave %q and no error", parse.kind, text, b.String())
+			var exec template.ExecError
+			if !errors.As(err, &exec) || strings.HasPrefix(err.Error(), "template: ") {
+				t.Errorf("%s %q: Execute gave %q and %v; want text/template's ExecError, without its \"template: \"", parse.kind, text, b.String(), err)
 			}
 			if strings.Contains(b.String(), "<no value>") {
 				t.Errorf("%s %q: output %q has <no value>", parse.kind, text, b.String())

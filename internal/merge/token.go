@@ -19,9 +19,11 @@ import (
 // percent-encoded (%EE%80%80…%EE%80%81) where the renderer escaped a URL.
 // Expand then puts each value back, escaped for where its token landed.
 // Templates may not contain the two private-use characters themselves.
+// TokenOpen and TokenClose are a token's first and last character, in a
+// shape's numbered tokens too (Extract).
 const (
-	tokenOpen  = "\uE000"
-	tokenClose = "\uE001"
+	TokenOpen  = "\uE000"
+	TokenClose = "\uE001"
 	pctOpen    = "%EE%80%80"
 	pctClose   = "%EE%80%81"
 )
@@ -30,8 +32,8 @@ const (
 func inert(v any) string {
 	s := fmt.Sprint(v)
 	var b strings.Builder
-	b.Grow(len(tokenOpen) + 2*len(s) + len(tokenClose))
-	b.WriteString(tokenOpen)
+	b.Grow(len(TokenOpen) + 2*len(s) + len(TokenClose))
+	b.WriteString(TokenOpen)
 	var buf [64]byte
 	for len(s) > 0 {
 		n := min(len(s), len(buf)/2)
@@ -39,13 +41,13 @@ func inert(v any) string {
 		b.Write(buf[:2*n])
 		s = s[n:]
 	}
-	b.WriteString(tokenClose)
+	b.WriteString(TokenClose)
 	return b.String()
 }
 
 // HasValue reports whether b holds a value, in either form.
 func HasValue(b []byte) bool {
-	return bytes.Contains(b, []byte(tokenOpen)) || bytes.Contains(b, []byte(pctOpen))
+	return bytes.Contains(b, []byte(TokenOpen)) || bytes.Contains(b, []byte(pctOpen))
 }
 
 // Escaper appends value, escaped for some context, to dst.
@@ -87,7 +89,7 @@ func (v Values) Plain() bool {
 // last, in either form; ok is false when b holds none.
 func Literals(b []byte) (before, after []byte, ok bool) {
 	first := -1
-	for _, open := range []string{tokenOpen, pctOpen} {
+	for _, open := range []string{TokenOpen, pctOpen} {
 		if i := bytes.Index(b, []byte(open)); i >= 0 && (first < 0 || i < first) {
 			first = i
 		}
@@ -96,7 +98,7 @@ func Literals(b []byte) (before, after []byte, ok bool) {
 		return b, nil, false
 	}
 	end := first // nothing after an opening with no closing is sure
-	for _, closing := range []string{tokenClose, pctClose} {
+	for _, closing := range []string{TokenClose, pctClose} {
 		if i := bytes.LastIndex(b, []byte(closing)); i >= 0 {
 			end = max(end, i+len(closing))
 		}
@@ -107,8 +109,8 @@ func Literals(b []byte) (before, after []byte, ok bool) {
 // URLTokens returns b with its tokens in the percent-encoded form, which
 // Expand gives to its URL escaper.
 func URLTokens(b []byte) []byte {
-	b = bytes.ReplaceAll(b, []byte(tokenOpen), []byte(pctOpen))
-	return bytes.ReplaceAll(b, []byte(tokenClose), []byte(pctClose))
+	b = bytes.ReplaceAll(b, []byte(TokenOpen), []byte(pctOpen))
+	return bytes.ReplaceAll(b, []byte(TokenClose), []byte(pctClose))
 }
 
 // Extract appends src to dst with the values taken out: every token, in
@@ -129,7 +131,7 @@ func Extract(dst, src []byte) ([]byte, Values) {
 			return append(dst, closing...)
 		}
 	}
-	dst = expand(dst, src, hexValue, number(tokenOpen, tokenClose), number(pctOpen, pctClose))
+	dst = expand(dst, src, hexValue, number(TokenOpen, TokenClose), number(pctOpen, pctClose))
 	return dst, values
 }
 
@@ -222,7 +224,7 @@ func Elide(s string) string {
 // tokenAt returns the delimiters of the token that src starts with, and
 // its length; 0 if src doesn't start with a whole token.
 func tokenAt(src []byte) (open, closing string, n int) {
-	open, closing = tokenOpen, tokenClose
+	open, closing = TokenOpen, TokenClose
 	if src[0] == '%' {
 		open, closing = pctOpen, pctClose
 	}
@@ -285,7 +287,7 @@ func indexTokenStart(b []byte) int {
 
 // ExpandString is Expand for one string with one escaper for both forms.
 func ExpandString(s string, esc Escaper) string {
-	if !strings.Contains(s, tokenOpen) && !strings.Contains(s, pctOpen) {
+	if !strings.Contains(s, TokenOpen) && !strings.Contains(s, pctOpen) {
 		return s
 	}
 	return string(Expand(nil, []byte(s), esc, esc))

@@ -10,6 +10,8 @@ import (
 	"github.com/yuin/goldmark/parser"
 	"github.com/yuin/goldmark/text"
 	"github.com/yuin/goldmark/util"
+
+	"github.com/batch-mailer/batch/internal/merge"
 )
 
 // softBreaks is the goldmark extension that decides, once in the parsed
@@ -76,8 +78,8 @@ func joinsValues(a, b rune) bool {
 }
 
 // isValue reports whether r is the first or last character of a value's
-// token (U+E000 and U+E001, see merge.Extract).
-func isValue(r rune) bool { return r == '\uE000' || r == '\uE001' }
+// token (merge.TokenOpen and merge.TokenClose, see merge.Extract).
+func isValue(r rune) bool { return string(r) == merge.TokenOpen || string(r) == merge.TokenClose }
 
 // joins reports whether a line break between a and b goes away (CSS Text
 // 4's rules 1 to 3; a browser turns any other into a space):

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"html"
+	"html/template"
 	"net/mail"
 	"regexp"
 	"strings"
 	"testing"
+	texttemplate "text/template"
 )
 
 // TestLayoutPreheader: the built-in layout shows the preheader as hidden
@@ -112,5 +114,34 @@ func TestLayoutUnsubscribeWithout(t *testing.T) {
 	m, err := r.Render(&Input{To: mail.Address{Address: "a@example.com"}, Markdown: []byte("Hi"), Unsubscribe: "https://example.org/u?e=1"})
 	if err != nil || !bytes.Contains(m.Data, []byte("https://example.org/u?e=3D1")) {
 		t.Errorf("with a URL: %v, want it printed", err)
+	}
+}
+
+// TestLayoutError: a layout that fails for a message says so in batch's
+// words, the layout's name and line first, without "html/template:" or
+// "template:",
+// and keeps the template's own error for errors.As: text/template's
+// ExecError for an action that fails, html/template's *Error for a
+// layout it can't escape.
+func TestLayoutError(t *testing.T) {
+	in := &Input{To: mail.Address{Address: "a@example.com"}, Markdown: []byte("Hi")}
+	r := newFixture(t).rendererWith(func(o *Options) {
+		o.Layout, o.LayoutName = "<html><body>{{.Body}}\n{{call .Email}}</body></html>", "layout.html"
+	})
+	_, err := r.Render(in)
+	var exec texttemplate.ExecError
+	if !errors.As(err, &exec) || !strings.HasPrefix(err.Error(), "layout.html:2:") {
+		t.Errorf("a failing action: %v, want an ExecError at layout.html:2", err)
+	}
+	if cerr := r.Check(in); !errors.As(cerr, &exec) {
+		t.Errorf("Check of a failing action: %v, want an ExecError", cerr)
+	}
+	r = newFixture(t).rendererWith(func(o *Options) {
+		o.Layout, o.LayoutName = "<html><body>{{if .Name}}<a href=\"{{end}}{{.Body}}</body></html>", "layout.html"
+	})
+	_, err = r.Render(in)
+	var escape *template.Error
+	if !errors.As(err, &escape) || !strings.HasPrefix(err.Error(), "layout.html:1:") {
+		t.Errorf("a layout that can't be escaped: %v, want a *template.Error at layout.html:1", err)
 	}
 }

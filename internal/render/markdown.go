@@ -330,7 +330,7 @@ func checkRaw(segs *text.Segments, src []byte, where func(off int) string) error
 	at := -1 // the first field's place in src
 	for i := 0; i < segs.Len() && at < 0; i++ {
 		seg := segs.At(i)
-		if j := bytes.Index(seg.Value(src), []byte("\uE000")); j >= 0 {
+		if j := bytes.Index(seg.Value(src), []byte(merge.TokenOpen)); j >= 0 {
 			at = seg.Start + j
 		}
 	}

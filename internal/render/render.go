@@ -166,7 +166,7 @@ func New(opts Options) (*Renderer, error) {
 		Funcs(template.FuncMap{"unsubscribe": func() string { return merge.UnsubscribeMarker }}).
 		Parse(opts.Layout)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: ")))
+		errs = append(errs, layoutError{err})
 	}
 	r.layout = layout
 	if layout != nil {
@@ -243,25 +243,14 @@ func TestSendMessageID(campaign, address, test, domain string) string {
 
 // Render renders one message.
 func (r *Renderer) Render(in *Input) (*Message, error) {
-	doc, err := r.render(in, true)
+	doc, htmlBytes, attachments, err := r.body(in, true)
 	if err != nil {
 		return nil, err
 	}
-	var html bytes.Buffer
-	// The layout may show the subject, the preheader and the unsubscribe
-	// URL too: room for them, so that a message of large values doesn't
-	// grow the buffer, copying it, again and again.
-	html.Grow(len(doc.html) + len(r.opts.Layout) + 256 + len(in.Subject) + len(in.Preheader) + len(in.Unsubscribe))
-	if err := r.executeLayout(&html, in, doc); err != nil {
-		return nil, err
-	}
-	htmlBytes, text := html.Bytes(), doc.text
+	text := doc.text
 	// The text links {{unsubscribe}} itself: the footer needn't again.
 	textUnsubscribe := bytes.Contains(text, []byte(merge.UnsubscribeMarker))
 	if r.unsubscribes(in) {
-		if in.Unsubscribe == "" {
-			return nil, ErrNoUnsubscribe
-		}
 		htmlBytes = replaceUnsubscribe(htmlBytes, in.Unsubscribe, true)
 		text = replaceUnsubscribe(text, in.Unsubscribe, false)
 	}
@@ -299,10 +288,6 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	for _, h := range in.Headers {
 		fields = append(fields, field{h.Name, unstructured(h.Name, h.Value)})
 	}
-	attachments, err := r.recipientParts(doc.images, in.Attachments)
-	if err != nil {
-		return nil, err
-	}
 	data := make([]byte, 0, 2048+qpSize(doc.text)+qpSize(htmlBytes)+partsSize(doc.images)+partsSize(attachments))
 	data = writeFields(data, fields)
 	data = r.writeBody(data, id, doc, htmlBytes, attachments)
@@ -317,29 +302,50 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 
 // Check reports the problem Render would meet with in, if any, without
 // writing the message, as a check of the list needs. What may differ from
-// one message to the next is looked at for each: the body's shape, the
-// layout run with the recipient's data, the unsubscribe URL, the files.
-// What can fail only for every message alike (writing the header fields
-// and the MIME body, the DKIM signature) is done in full until a message
-// has been rendered, and not again: the bytes are the costly part of a
-// message, and a check throws them away.
+// one message to the next is looked at for each, by Render's own first
+// step (body): the body's shape, the layout run with the recipient's data,
+// the unsubscribe URL, the files. What can fail only for every message
+// alike (writing the header fields and the MIME body, the DKIM signature)
+// is done in full until a message has been rendered, and not again: the
+// bytes are the costly part of a message, and a check throws them away.
 func (r *Renderer) Check(in *Input) error {
 	if !r.wrote.Load() {
 		_, err := r.Render(in)
 		return err
 	}
-	doc, err := r.render(in, false)
-	if err != nil {
-		return err
+	_, _, _, err := r.body(in, false)
+	return err
+}
+
+// body is what of in's message can fail for one recipient and not the
+// next, Render's and Check's alike: the Markdown rendered, the layout run
+// with the recipient's data, the unsubscribe URL there to print, and the
+// message's attachments. In full, it returns the plain text (doc.text)
+// and the layout's HTML, {{unsubscribe}} still in them; not in full, as a
+// check needs, it writes neither.
+func (r *Renderer) body(in *Input, full bool) (doc *document, html []byte, attachments []*part, err error) {
+	if doc, err = r.render(in, full); err != nil {
+		return nil, nil, nil, err
 	}
-	if err := r.executeLayout(io.Discard, in, doc); err != nil {
-		return err
+	var w io.Writer = io.Discard
+	var buf bytes.Buffer
+	if full {
+		// The layout may show the subject, the preheader and the
+		// unsubscribe URL too: room for them, so that a message of large
+		// values doesn't grow the buffer, copying it, again and again.
+		buf.Grow(len(doc.html) + len(r.opts.Layout) + 256 + len(in.Subject) + len(in.Preheader) + len(in.Unsubscribe))
+		w = &buf
+	}
+	if err := r.executeLayout(w, in, doc); err != nil {
+		return nil, nil, nil, err
 	}
 	if r.unsubscribes(in) && in.Unsubscribe == "" {
-		return ErrNoUnsubscribe
+		return nil, nil, nil, ErrNoUnsubscribe
 	}
-	_, err = r.recipientParts(doc.images, in.Attachments)
-	return err
+	if attachments, err = r.recipientParts(doc.images, in.Attachments); err != nil {
+		return nil, nil, nil, err
+	}
+	return doc, buf.Bytes(), attachments, nil
 }
 
 // executeLayout runs the layout with in's data and doc's body into w.
@@ -355,10 +361,28 @@ func (r *Renderer) executeLayout(w io.Writer, in *Input, doc *document) error {
 		Lang:        r.opts.Lang,
 	})
 	if err != nil {
-		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "html/template: "))
+		return layoutError{err}
 	}
 	return nil
 }
+
+// layoutError is an error of the layout's template, said as batch says
+// it: the layout's name and line first, without the package's
+// "html/template:" or "template:" in front. It wraps the template's own
+// error (*template.Error, text/template's ExecError).
+type layoutError struct{ err error }
+
+func (e layoutError) Error() string {
+	msg := e.err.Error()
+	for _, prefix := range []string{"html/template:", "template:"} {
+		if rest, ok := strings.CutPrefix(msg, prefix); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return msg
+}
+
+func (e layoutError) Unwrap() error { return e.err }
 
 // unsubscribes reports whether in's message prints {{unsubscribe}}. The
 // marker comes from the layout, known once, or from the body's Markdown,

@@ -56,7 +56,7 @@ func (r *Renderer) checkAutoLink(n *ast.AutoLink, src []byte, at func() string) 
 // plain text, would take the value for part of the URL.
 func (r *Renderer) checkText(n *ast.Text, src []byte, keep func(error), where func(off int) string) {
 	for at := n.Segment.Start; at < n.Segment.Stop; at++ {
-		i := bytes.Index(src[at:n.Segment.Stop], []byte("\uE000"))
+		i := bytes.Index(src[at:n.Segment.Stop], []byte(merge.TokenOpen))
 		if i < 0 {
 			return
 		}
@@ -94,8 +94,8 @@ func textURL(text string) (string, bool) {
 // at its line's start, or after the value before it on the line.
 func textStart(src []byte, at int) int {
 	start := bytes.LastIndexByte(src[:at], '\n') + 1
-	if j := bytes.LastIndex(src[start:at], []byte("\uE001")); j >= 0 {
-		start += j + len("\uE001")
+	if j := bytes.LastIndex(src[start:at], []byte(merge.TokenClose)); j >= 0 {
+		start += j + len(merge.TokenClose)
 	}
 	return start
 }
@@ -105,8 +105,8 @@ func textStart(src []byte, at int) int {
 // text before it on its line (its first use in the template), or else
 // what at says (the template's line of the construct).
 func (r *Renderer) tokenPos(src, tok []byte, at func() string) string {
-	if end := bytes.Index(tok, []byte("\uE001")); end >= 0 {
-		tok = tok[:end+len("\uE001")]
+	if end := bytes.Index(tok, []byte(merge.TokenClose)); end >= 0 {
+		tok = tok[:end+len(merge.TokenClose)]
 	}
 	i := bytes.Index(src, tok)
 	if i < 0 || len(tok) == 0 {
