@@ -64,6 +64,10 @@ type SMTP struct {
 	broken chan struct{} // closed on a fatal error
 	alive  int           // workers still running
 	retry  []job         // messages handed back by a worker that retired
+	// handed tells a worker waiting for a job that retry has one: without
+	// it, a message handed back after the last job was taken waited for
+	// ever, and so did the campaign for its outcome.
+	handed chan struct{}
 
 	dials atomic.Int64 // connections opened, for tests and the summary
 }
@@ -126,7 +130,7 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.Auth != AuthPassword && cfg.Token == nil {
 		return nil, fmt.Errorf("%s needs a Token", cfg.Auth)
 	}
-	s := &SMTP{cfg: cfg, jobs: make(chan job, cfg.Connections), broken: make(chan struct{}), alive: cfg.Connections}
+	s := &SMTP{cfg: cfg, jobs: make(chan job, cfg.Connections), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
 	first, err := s.redial(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -257,13 +261,19 @@ func (w *worker) run() {
 // first, then the queue. When the queue is closed and empty, the worker
 // leaves.
 func (s *SMTP) next() (job, bool) {
-	if j, ok := s.popRetry(false); ok {
-		return j, true
+	for {
+		if j, ok := s.popRetry(false); ok {
+			return j, true
+		}
+		select {
+		case j, ok := <-s.jobs:
+			if ok {
+				return j, true
+			}
+			return s.popRetry(true)
+		case <-s.handed: // a message handed back: look again
+		}
 	}
-	if j, ok := <-s.jobs; ok {
-		return j, true
-	}
-	return s.popRetry(true)
 }
 
 // popRetry takes a handed-back message; with leaving, a worker that finds
@@ -274,6 +284,9 @@ func (s *SMTP) popRetry(leaving bool) (job, bool) {
 	if len(s.retry) > 0 {
 		j := s.retry[0]
 		s.retry = s.retry[1:]
+		if len(s.retry) > 0 {
+			s.signalHanded() // for another waiting worker
+		}
 		return j, true
 	}
 	if leaving {
@@ -300,8 +313,18 @@ func (s *SMTP) retire(j *job) bool {
 	s.alive--
 	if j != nil {
 		s.retry = append(s.retry, *j)
+		s.signalHanded()
 	}
 	return true
+}
+
+// signalHanded wakes a worker waiting in next, if one is, for a message in
+// retry; a signal already pending is enough.
+func (s *SMTP) signalHanded() {
+	select {
+	case s.handed <- struct{}{}:
+	default:
+	}
 }
 
 // close ends the connection, politely (QUIT) when it is still sound.
