@@ -131,6 +131,11 @@ type cli struct {
 
 // run runs batch with args and returns the exit status.
 func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer, getenv func(string) string) int {
+	// What batch prints leaves it here, made inert: see inertWriter.
+	out, errOut := newInertWriter(stdout), newInertWriter(stderr)
+	defer out.flush()
+	defer errOut.flush()
+	stdout, stderr = out, errOut
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	err := c.dispatch(ctx, args)
 	var ue usageError
