@@ -32,13 +32,12 @@ func noControls(t *testing.T, what, out string) {
 	}
 }
 
-// TestHostileServerText: a server's reply and a bounce's diagnostic that
-// hold control characters and a bidi override reach the terminal as
-// visible escapes, the rest of their text with them, in every place batch
-// prints them: send's progress lines and --debug's transcript, status's
-// CSV, bounces' left-alone reasons; the journal and the suppression list keep what the server
-// said.
-func TestHostileServerText(t *testing.T) {
+// hostileCampaign starts a server that refuses r2@example.org with
+// hostileText and writes a campaign of two recipients, r1 and r2, that
+// sends to it, into the directory it returns: c.toml, its suppression list
+// suppressed.csv.
+func hostileCampaign(t *testing.T) (*smtptest.Server, string) {
+	t.Helper()
 	srv := smtptest.Start(t, smtptest.Fault{Rcpt: "r2@example.org", Stage: smtptest.AtRcpt, Code: 550, Enhanced: [3]int{5, 1, 1}, Text: hostileText})
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "c.toml"), fmt.Sprintf(`name = "hostile"
@@ -54,6 +53,17 @@ security = "none"
 `, srv.Port()))
 	writeFile(t, filepath.Join(dir, "t.md"), "Hello {{.name}}!\n")
 	writeFile(t, filepath.Join(dir, "r.csv"), "email,name\nr1@example.org,Ada\nr2@example.org,来自SMTP的问候\n")
+	return srv, dir
+}
+
+// TestHostileServerText: a server's reply and a bounce's diagnostic that
+// hold control characters and a bidi override reach the terminal as
+// visible escapes, the rest of their text with them, in every place batch
+// prints them: send's progress lines and --debug's transcript, status's
+// CSV, bounces' left-alone reasons; the journal and the suppression list
+// keep what the server said.
+func TestHostileServerText(t *testing.T) {
+	srv, dir := hostileCampaign(t)
 	path := filepath.Join(dir, "c.toml")
 
 	code, stdout, stderr := batchProcess(t, nil, "send", "--yes", "--debug", path)
