@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batch-mailer/batch/internal/smtptest"
 )
@@ -168,5 +171,76 @@ func TestHostileServerText(t *testing.T) {
 	code, stdout, stderr = batchProcess(t, nil, "suppress", "list", path)
 	if code != exitOK || stdout != string(list) {
 		t.Errorf("suppress list into a pipe: exit %d\n%s%s\nwant\n%s", code, stdout, stderr, list)
+	}
+}
+
+// TestHostileIMAPText: an IMAP server that refuses the login with
+// hostileText: batch bounces' error shows it as escapes.
+func TestHostileIMAPText(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(30 * time.Second)) // a guard against a hung test
+				fmt.Fprintf(conn, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+				lines := bufio.NewScanner(conn)
+				for lines.Scan() {
+					tag, cmd, _ := strings.Cut(lines.Text(), " ")
+					switch verb, _, _ := strings.Cut(strings.ToUpper(cmd), " "); verb {
+					case "CAPABILITY":
+						fmt.Fprintf(conn, "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n%s OK done\r\n", tag)
+					case "LOGOUT":
+						fmt.Fprintf(conn, "* BYE\r\n%s OK bye\r\n", tag)
+						return
+					default:
+						fmt.Fprintf(conn, "%s NO [AUTHENTICATIONFAILED] %s\r\n", tag, hostileText)
+					}
+				}
+			}()
+		}
+	}()
+	_, dir := hostileCampaign(t)
+	path := filepath.Join(dir, "c.toml")
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "[bounces]\nimap = \"imap://bounces%%40example.org@%s/INBOX\"\ntimeout = \"10s\"\n", ln.Addr())
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := batchProcess(t, map[string]string{"BATCH_IMAP_PASSWORD": "secret"}, "bounces", "--imap", path)
+	if code != exitProblem {
+		t.Fatalf("bounces --imap: exit %d, want %d\n%s%s", code, exitProblem, stdout, stderr)
+	}
+	noControls(t, "bounces --imap's stdout", stdout)
+	noControls(t, "bounces --imap's stderr", stderr)
+	if !strings.Contains(stderr, "logging in as bounces@example.org: ") || !strings.Contains(stderr, hostileShown) {
+		t.Errorf("bounces --imap's error doesn't show the server's text as escapes:\n%s", stderr)
+	}
+}
+
+// TestHostileHello: a server that turns batch away at EHLO with
+// hostileText: send's final error shows it as escapes.
+func TestHostileHello(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Fault{Stage: smtptest.AtHello, Code: 554, Enhanced: [3]int{5, 7, 1}, Text: hostileText})
+	path := smtpCampaign(t, srv, 1, "")
+	code, stdout, stderr := batchProcess(t, nil, "send", "--yes", path)
+	if code == exitOK {
+		t.Fatalf("send: exit 0\n%s%s", stdout, stderr)
+	}
+	noControls(t, "send's stdout", stdout)
+	noControls(t, "send's stderr", stderr)
+	if !strings.Contains(stderr, "554: "+hostileShown+": the server did not accept EHLO") {
+		t.Errorf("send's error doesn't show the server's reply as escapes:\n%s", stderr)
 	}
 }

@@ -145,7 +145,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		data = out
 	}
-	c := &cli{stdin: stdin, stdout: out, stderr: errOut, data: data, getenv: getenv}
+	stdout, stderr = out, errOut // and so do the errors below
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, data: data, getenv: getenv}
 	err := c.dispatch(ctx, args)
 	var ue usageError
 	var fe *flagError
