@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestInertWriter: what could drive a terminal or hide text is written as
@@ -81,5 +83,61 @@ func TestControlPassesThrough(t *testing.T) {
 	iw.Write([]byte("\r\x1b[K"))
 	if want := "\r\x1b[K" + `\r\x1b[K`; out.String() != want {
 		t.Errorf("wrote %q, want %q", out.String(), want)
+	}
+}
+
+// FuzzInertWriter: whatever comes, in however many Writes, what reaches
+// the terminal holds no rune shown would escape, and text with none of
+// them passes as it is.
+func FuzzInertWriter(f *testing.F) {
+	f.Add("550 5.1.1 \x1b]0;pwned\x07\x1b[2Kno such user\u202e", 3)
+	f.Add("来自SMTP的问候\r\n", 2)
+	f.Add("\xe6\x9d\xa5\u009b", 1)
+	f.Fuzz(func(t *testing.T, s string, cut int) {
+		var out bytes.Buffer
+		w := newInertWriter(&out)
+		b := []byte(s)
+		if cut > 0 && cut < len(b) {
+			w.Write(b[:cut])
+			b = b[cut:]
+		}
+		w.Write(b)
+		w.flush()
+		got := out.String()
+		if !utf8.ValidString(got) {
+			t.Fatalf("%q: wrote %q, not UTF-8", s, got)
+		}
+		for _, r := range got {
+			if shown(r) {
+				t.Fatalf("%q: wrote %q, which holds %q", s, got, r)
+			}
+		}
+		clean := utf8.ValidString(s)
+		for _, r := range s {
+			clean = clean && !shown(r)
+		}
+		if clean && got != s {
+			t.Fatalf("wrote %q for %q, which needs no escape", got, s)
+		}
+	})
+}
+
+// BenchmarkInertWriter: a progress line as it is, and a server's reply
+// with controls to escape.
+func BenchmarkInertWriter(b *testing.B) {
+	for _, bc := range []struct{ name, line string }{
+		{"plain", "batch: failed: r2@example.org (row 2): r2@example.org: RCPT TO: 550 5.1.1 no such user\n"},
+		{"cjk", "batch: failed: r2@example.org (row 2): 来自SMTP的问候 Python爱好者 550 5.1.1 no such user\n"},
+		{"hostile", "batch: failed: r2@example.org (row 2): 550 5.1.1 \x1b]0;pwned\x07\x1b[2Kno such user\u202e\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			w := newInertWriter(io.Discard)
+			line := []byte(bc.line)
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				w.Write(line)
+			}
+		})
 	}
 }
