@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/batch-mailer/batch/internal/campaign"
 )
 
@@ -123,7 +125,11 @@ func tuneProcs(args []string, getenv func(string) string) {
 type cli struct {
 	stdin          *os.File // a file: batch asks whether it is a terminal
 	stdout, stderr io.Writer
-	getenv         func(string) string
+	// data is where a file format goes (status --failed's CSV, the
+	// suppression list): stdout as it is, the bytes the format holds,
+	// unless stdout is a terminal, where it is made inert as the rest.
+	data   io.Writer
+	getenv func(string) string
 	// parsing, if set, is given each flag set before it parses: a test
 	// compares the flags commands define with those the usage lists.
 	parsing func(*flag.FlagSet)
@@ -131,7 +137,16 @@ type cli struct {
 
 // run runs batch with args and returns the exit status.
 func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer, getenv func(string) string) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	// What batch prints leaves it here, made inert: see inertWriter.
+	out, errOut := newInertWriter(stdout), newInertWriter(stderr)
+	defer out.flush()
+	defer errOut.flush()
+	data := stdout
+	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		data = out
+	}
+	stdout, stderr = out, errOut // and so do the errors below
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, data: data, getenv: getenv}
 	err := c.dispatch(ctx, args)
 	var ue usageError
 	var fe *flagError

@@ -15,7 +15,7 @@ import (
 // log file stays readable. Every outcome but sent is printed as it comes,
 // with why.
 type progress struct {
-	w        io.Writer
+	w        io.Writer // the run's stderr; the bar's redraw goes past its cleaning (control)
 	tty      bool
 	total    int
 	interval time.Duration
@@ -93,7 +93,7 @@ func (p *progress) end() {
 
 func (p *progress) clear() {
 	if p.drawn {
-		fmt.Fprint(p.w, "\r\x1b[K")
+		control(p.w, "\r\x1b[K")
 		p.drawn = false
 	}
 }
@@ -119,7 +119,8 @@ func (p *progress) draw() {
 	if p.total > 0 {
 		filled = min(width, width*done/p.total)
 	}
-	fmt.Fprintf(p.w, "\r\x1b[K[%s%s] %s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), status)
+	control(p.w, "\r\x1b[K")
+	fmt.Fprintf(p.w, "[%s%s] %s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), status)
 	p.drawn = true
 }
 

@@ -180,7 +180,7 @@ func (c *cli) failedRows(camp *campaign.Campaign, state *campaign.State, shard c
 	if err != nil {
 		return err
 	}
-	w := campaign.NewCSVWriter(c.stdout)
+	w := campaign.NewCSVWriter(c.data)
 	w.Raw = raw
 	w.Write(append(append([]string(nil), columns...), "error"))
 	for _, r := range rows {

@@ -34,7 +34,7 @@ func (c *cli) suppress(args []string) error {
 		}
 		fmt.Fprintf(c.stdout, "%s: removed %s\n", camp.Suppress, plural(n, "line"))
 	case "list":
-		return camp.ListSuppressed(c.stdout)
+		return camp.ListSuppressed(c.data)
 	}
 	return nil
 }

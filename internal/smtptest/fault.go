@@ -62,6 +62,10 @@ type Fault struct {
 	// [3]int{4, 7, 1}; zero for X.0.0, where X is the class of Code.
 	Code     int
 	Enhanced [3]int
+	// Text is the reply's text after the codes; "" for "smtptest:
+	// injected fault". It goes as it is, control characters included: a
+	// server that doesn't behave.
+	Text string
 	// Times is how many times the fault strikes before the server behaves;
 	// 0 for always. Strikes are counted per fault, across connections, as
 	// the fault is chosen: when the command arrives, or AtData when the
@@ -182,10 +186,14 @@ func (f Fault) refuses() bool { return f.Code != 0 || f.HangUp || f.Flood }
 
 // reply returns the error that makes go-smtp send f's reply.
 func (f Fault) reply() error {
+	text := f.Text
+	if text == "" {
+		text = "smtptest: injected fault"
+	}
 	return &smtp.SMTPError{
 		Code:         f.Code,
 		EnhancedCode: smtp.EnhancedCode(f.Enhanced), // zero: go-smtp sends X.0.0
-		Message:      "smtptest: injected fault",
+		Message:      text,
 	}
 }
 
