@@ -60,11 +60,19 @@ func (c *conn) startSession(ext func(string) bool) {
 // send writes b, and copies it to the transcript.
 func (c *conn) send(b []byte) error { return c.write(b, b) }
 
-// write writes b, and copies shown (what the transcript shows of it) to
-// the transcript.
+// write writes b, in one system call where TLS would make one a record,
+// and copies shown (what the transcript shows of it) to the transcript.
 func (c *conn) write(b, shown []byte) error {
 	c.raw.SetWriteDeadline(time.Now().Add(c.timeout))
+	if c.g != nil {
+		c.g.gather()
+	}
 	_, err := c.raw.Write(b)
+	if c.g != nil {
+		if serr := c.g.send(); err == nil {
+			err = serr
+		}
+	}
 	if c.log != nil {
 		c.log.Write(shown)
 	}
