@@ -289,3 +289,53 @@ func TestWriteFails(t *testing.T) {
 		t.Errorf("a reader finds a %v, b %v (%v); want unknown (the sending record), pending", st.Get("a@example.org").Status, st.Get("b@example.org").Status, err)
 	}
 }
+
+// TestHold: a held record stays out of the file until a Flush, which
+// writes and syncs it ("sending"); Synced tells, without waiting, when it
+// is on disk. An Append writes what was held with it.
+func TestHold(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	inFile := func(to string) bool {
+		data, _ := os.ReadFile(path)
+		return bytes.Contains(data, []byte(`"to":"`+to+`"`))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		j.mu.Lock()
+		asleep := j.asleep
+		j.mu.Unlock()
+		if asleep {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the journal's goroutine never waited for work")
+		}
+	}
+	tk := j.Hold(Record{Kind: KindSending, To: "h@example.org"})
+	time.Sleep(20 * time.Millisecond) // woken, the flusher would have written it by now
+	if inFile("h@example.org") || j.Synced(tk) {
+		t.Fatal("a held record was written before a Flush")
+	}
+	j.Flush()
+	for deadline := time.Now().Add(10 * time.Second); !j.Synced(tk); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a flushed sending record never synced")
+		}
+	}
+	if !inFile("h@example.org") {
+		t.Fatal("Synced, and the record is not in the file")
+	}
+
+	j.Hold(Record{Kind: KindSending, To: "i@example.org"})
+	done := make(chan error, 1)
+	j.AppendThen(Record{Kind: KindSent, To: "h@example.org"}, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !inFile("i@example.org") {
+		t.Error("a record held before an AppendThen was not written with it")
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
