@@ -231,8 +231,9 @@ func (t *tracker) giveBack() {
 // Start writes the "sending" record when a connection takes the message,
 // not before: a message still waiting for a connection when batch is
 // killed was never seen by the server, and is pending, not unknown. The
-// record goes to disk while the connection says MAIL FROM, RCPT TO and
-// DATA and sends the content; Ready waits for it before the final dot.
+// record is written once the connection's first command is on the wire
+// (Begun), and goes to disk while the server answers MAIL FROM, RCPT TO
+// and DATA; Ready waits for it before the content and its final dot.
 // The quota's window counts the message from that record's time too.
 //
 // A message handed back by a connection that retired before it could hand
@@ -252,7 +253,7 @@ func (t *tracker) Start() error {
 	at := t.d.now()
 	if j := t.d.opts.Journal; j != nil && !t.started {
 		t.started = true
-		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
+		t.ticket = j.Hold(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
 	}
 	if t.quota {
 		// Counted in the window from now, as later runs count it.
@@ -260,6 +261,14 @@ func (t *tracker) Start() error {
 		t.d.quota.handedOver(at)
 	}
 	return nil
+}
+
+// Begun writes the "sending" record Start appended, while the server reads
+// the message's first command.
+func (t *tracker) Begun() {
+	if j := t.d.opts.Journal; j != nil {
+		j.Flush()
+	}
 }
 
 // errHeldBack is the outcome of a message not sent because the campaign
@@ -272,6 +281,12 @@ func (t *tracker) Ready() error {
 		return j.Wait(t.ticket)
 	}
 	return nil
+}
+
+// ReadyNow reports whether the journal holds the "sending" record already.
+func (t *tracker) ReadyNow() bool {
+	j := t.d.opts.Journal
+	return j == nil || j.Synced(t.ticket)
 }
 
 // Done decides what the outcome is, and what comes next: it is recorded,

@@ -201,6 +201,7 @@ type conn struct {
 	chunking   bool // RFC 3030: BDAT
 	timeout    time.Duration
 	buf        []byte // what goes out next
+	content    []byte // the message's content as DATA carries it, and its end
 }
 
 // dial opens, secures and logs in one connection.
