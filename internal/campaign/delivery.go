@@ -204,18 +204,18 @@ func (d *delivery) backoff(attempt int) time.Duration {
 }
 
 // tracker follows one message for the delivery. It is where the journal's
-// protocol meets the sender's (deliver.Tracker): Start appends the
-// "sending" record, Ready waits until it is on disk, before the final dot
-// or BDAT LAST, and Done records the outcome, which settle counts once the
-// journal holds it.
+// protocol meets the sender's (deliver.Tracker): Start lets a connection
+// take the message, Begun appends the "sending" record, Ready waits until
+// it is on disk, before the final dot or BDAT LAST, and Done records the
+// outcome, which settle counts once the journal holds it.
 type tracker struct {
 	d       *delivery
 	m       *render.Message
 	attempt int
 	ticket  journal.Ticket
-	started bool // the "sending" record was written
+	started bool // the "sending" record was written (Begun)
 	// quota: the message holds one of the quota's, taken and not yet
-	// handed over (started) or given back.
+	// handed over (Begun) or given back.
 	quota bool
 }
 
@@ -228,21 +228,9 @@ func (t *tracker) giveBack() {
 	}
 }
 
-// Start writes the "sending" record when a connection takes the message,
-// not before: a message still waiting for a connection when batch is
-// killed was never seen by the server, and is pending, not unknown. The
-// record is written once the connection's first command is on the wire
-// (Begun), and goes to disk while the server answers MAIL FROM, RCPT TO
-// and DATA; Ready waits for it before the content and its final dot.
-// The quota's window counts the message from that record's time too.
-//
-// A message handed back by a connection that retired before it could hand
-// it over (the server turned it away) is started again by another, as the
-// same message: its record stands, and no second one is written, so that
-// the quota counts it once, in later runs as in this one.
-//
-// A campaign stopped meanwhile (too many failures, Ctrl-C) sends nothing
-// more: the message stays pending.
+// Start lets a connection take the message, unless the campaign stopped
+// meanwhile (too many failures, Ctrl-C): then nothing more is sent, and
+// the message stays pending.
 func (t *tracker) Start() error {
 	if err := t.d.stopped(); err != nil {
 		return errHeldBack
@@ -250,24 +238,32 @@ func (t *tracker) Start() error {
 	if err := t.d.ctx.Err(); err != nil {
 		return errHeldBack
 	}
+	return nil
+}
+
+// Begun writes the "sending" record once the connection's first command
+// is on the wire, not before: a message still waiting for a connection
+// when batch is killed was never seen by the server, and is pending, not
+// unknown; and the record's write, and the journal's goroutine it wakes,
+// take nothing from the connection between a reply and the next command.
+// The record goes to disk while the server answers MAIL FROM, RCPT TO and
+// DATA; Ready waits for it before the final dot. The quota's window counts
+// the message from that record's time too.
+//
+// A message handed back by a connection that retired before it could hand
+// it over (the server turned it away) is begun again by another, as the
+// same message: its record stands, and no second one is written, so that
+// the quota counts it once, in later runs as in this one.
+func (t *tracker) Begun() {
 	at := t.d.now()
 	if j := t.d.opts.Journal; j != nil && !t.started {
 		t.started = true
-		t.ticket = j.Hold(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
+		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
 	}
 	if t.quota {
 		// Counted in the window from now, as later runs count it.
 		t.quota = false
 		t.d.quota.handedOver(at)
-	}
-	return nil
-}
-
-// Begun writes the "sending" record Start appended, while the server reads
-// the message's first command.
-func (t *tracker) Begun() {
-	if j := t.d.opts.Journal; j != nil {
-		j.Flush()
 	}
 }
 

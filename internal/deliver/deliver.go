@@ -36,9 +36,10 @@ type Tracker interface {
 	// unsent (Done is told that error).
 	Start() error
 	// Begun is called once the message's first command is on the wire,
-	// while the server reads it: work that Ready will wait for is best
-	// started here (the journal's write of what Start appended), so that
-	// it runs while the connection has nothing to do.
+	// while the server reads it, and before anything that could deliver
+	// it (for a file, before it is written): work that Ready will wait
+	// for is best started here (the journal's record), so that it runs
+	// while the connection has nothing to do.
 	Begun()
 	// Ready is called just before the message is handed over: before
 	// its final dot, and before its content too if ReadyNow says so; an

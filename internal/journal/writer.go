@@ -32,7 +32,6 @@ type Journal struct {
 	ahead   int64      // how far the file is made ahead (preallocate); 0 not yet
 	noAhead bool       // the filesystem can't: the file grows as it is written
 	syncs   int        // fsyncs done, for tests
-	asleep  bool       // the flusher waits for work, for tests
 	grouped bool       // GroupSyncs
 	err     error
 	closing bool
@@ -130,35 +129,8 @@ func (j *Journal) Append(r Record) Ticket {
 	return j.append(&r)
 }
 
-// Hold adds r to the journal, as Append does, but doesn't wake the
-// journal's goroutine for it: r is written with the next record appended,
-// at a Flush or a Wait, or when that goroutine next looks. A connection
-// that starts a message holds its "sending" record until its first
-// command is on the wire, so that the journal's goroutine doesn't take the
-// CPU between a reply and the next command.
-func (j *Journal) Hold(r Record) Ticket {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.hold(&r)
-}
-
-// Flush starts writing what was appended, and syncing it if a "sending"
-// record is among it; it returns at once.
-func (j *Journal) Flush() {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.work.Signal()
-}
-
-// append adds r and starts its write; j.mu is held.
+// append adds r; j.mu is held.
 func (j *Journal) append(r *Record) Ticket {
-	t := j.hold(r)
-	j.work.Signal()
-	return t
-}
-
-// hold adds r; j.mu is held.
-func (j *Journal) hold(r *Record) Ticket {
 	r.To = strings.ToLower(r.To)
 	j.buf = encodeRecord(j.buf, r)
 	j.seq++
@@ -166,6 +138,7 @@ func (j *Journal) hold(r *Record) Ticket {
 		// Its connection will wait for it: to disk as soon as can be.
 		j.want = j.seq
 	}
+	j.work.Signal()
 	return Ticket(j.seq)
 }
 
@@ -252,9 +225,7 @@ func (j *Journal) flush() {
 	for {
 		j.mu.Lock()
 		for len(j.buf) == 0 && j.want <= j.synced && !j.closing && j.err == nil {
-			j.asleep = true
 			j.work.Wait()
-			j.asleep = false
 		}
 		if j.err != nil || j.closing && len(j.buf) == 0 && j.synced == j.written {
 			j.mu.Unlock()

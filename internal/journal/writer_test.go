@@ -290,52 +290,33 @@ func TestWriteFails(t *testing.T) {
 	}
 }
 
-// TestHold: a held record stays out of the file until a Flush, which
-// writes and syncs it ("sending"); Synced tells, without waiting, when it
-// is on disk. An Append writes what was held with it.
-func TestHold(t *testing.T) {
+// TestSynced: Synced tells, without waiting, whether a record is on
+// disk: not before its sync, yes after, and yes once the journal has
+// failed (Wait would return at once, with the error).
+func TestSynced(t *testing.T) {
 	path := Path(t.TempDir(), "test")
 	j, _ := openTestJournal(t, path)
-	inFile := func(to string) bool {
-		data, _ := os.ReadFile(path)
-		return bytes.Contains(data, []byte(`"to":"`+to+`"`))
+	j.mu.Lock() // the flusher can't write it yet
+	tk := j.append(&Record{Kind: KindSending, To: "s@example.org"})
+	j.mu.Unlock()
+	if j.Synced(tk) && !j.Holds(tk) {
+		t.Fatal("Synced before the record was in the file")
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		j.mu.Lock()
-		asleep := j.asleep
-		j.mu.Unlock()
-		if asleep {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the journal's goroutine never waited for work")
-		}
-	}
-	tk := j.Hold(Record{Kind: KindSending, To: "h@example.org"})
-	time.Sleep(20 * time.Millisecond) // woken, the flusher would have written it by now
-	if inFile("h@example.org") || j.Synced(tk) {
-		t.Fatal("a held record was written before a Flush")
-	}
-	j.Flush()
-	for deadline := time.Now().Add(10 * time.Second); !j.Synced(tk); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("a flushed sending record never synced")
-		}
-	}
-	if !inFile("h@example.org") {
-		t.Fatal("Synced, and the record is not in the file")
-	}
-
-	j.Hold(Record{Kind: KindSending, To: "i@example.org"})
-	done := make(chan error, 1)
-	j.AppendThen(Record{Kind: KindSent, To: "h@example.org"}, func(err error) { done <- err })
-	if err := <-done; err != nil {
+	if err := j.Wait(tk); err != nil {
 		t.Fatal(err)
 	}
-	if !inFile("i@example.org") {
-		t.Error("a record held before an AppendThen was not written with it")
+	if !j.Synced(tk) {
+		t.Error("after Wait, not Synced")
 	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
+	later := j.Append(Record{Kind: KindSending, To: "t@example.org"})
+	j.mu.Lock()
+	j.err = errors.New("the disk is gone")
+	j.disk.Broadcast()
+	j.mu.Unlock()
+	if !j.Synced(later) {
+		t.Error("a failed journal: Synced false, while Wait returns at once")
+	}
+	if err := j.Wait(later); err == nil {
+		t.Error("a failed journal's Wait: no error")
 	}
 }
