@@ -204,18 +204,18 @@ func (d *delivery) backoff(attempt int) time.Duration {
 }
 
 // tracker follows one message for the delivery. It is where the journal's
-// protocol meets the sender's (deliver.Tracker): Start appends the
-// "sending" record, Ready waits until it is on disk, before the final dot
-// or BDAT LAST, and Done records the outcome, which settle counts once the
-// journal holds it.
+// protocol meets the sender's (deliver.Tracker): Start lets a connection
+// take the message, Begun appends the "sending" record, Ready waits until
+// it is on disk, before the final dot or BDAT LAST, and Done records the
+// outcome, which settle counts once the journal holds it.
 type tracker struct {
 	d       *delivery
 	m       *render.Message
 	attempt int
 	ticket  journal.Ticket
-	started bool // the "sending" record was written
+	started bool // the "sending" record was written (Begun)
 	// quota: the message holds one of the quota's, taken and not yet
-	// handed over (started) or given back.
+	// handed over (Begun) or given back.
 	quota bool
 }
 
@@ -228,20 +228,9 @@ func (t *tracker) giveBack() {
 	}
 }
 
-// Start writes the "sending" record when a connection takes the message,
-// not before: a message still waiting for a connection when batch is
-// killed was never seen by the server, and is pending, not unknown. The
-// record goes to disk while the connection says MAIL FROM, RCPT TO and
-// DATA and sends the content; Ready waits for it before the final dot.
-// The quota's window counts the message from that record's time too.
-//
-// A message handed back by a connection that retired before it could hand
-// it over (the server turned it away) is started again by another, as the
-// same message: its record stands, and no second one is written, so that
-// the quota counts it once, in later runs as in this one.
-//
-// A campaign stopped meanwhile (too many failures, Ctrl-C) sends nothing
-// more: the message stays pending.
+// Start lets a connection take the message, unless the campaign stopped
+// meanwhile (too many failures, Ctrl-C): then nothing more is sent, and
+// the message stays pending.
 func (t *tracker) Start() error {
 	if err := t.d.stopped(); err != nil {
 		return errHeldBack
@@ -249,6 +238,23 @@ func (t *tracker) Start() error {
 	if err := t.d.ctx.Err(); err != nil {
 		return errHeldBack
 	}
+	return nil
+}
+
+// Begun writes the "sending" record once the connection's first command
+// is on the wire, not before: a message still waiting for a connection
+// when batch is killed was never seen by the server, and is pending, not
+// unknown; and the record's write, and the journal's goroutine it wakes,
+// take nothing from the connection between a reply and the next command.
+// The record goes to disk while the server answers MAIL FROM, RCPT TO and
+// DATA; Ready waits for it before the final dot. The quota's window counts
+// the message from that record's time too.
+//
+// A message handed back by a connection that retired before it could hand
+// it over (the server turned it away) is begun again by another, as the
+// same message: its record stands, and no second one is written, so that
+// the quota counts it once, in later runs as in this one.
+func (t *tracker) Begun() {
 	at := t.d.now()
 	if j := t.d.opts.Journal; j != nil && !t.started {
 		t.started = true
@@ -259,7 +265,6 @@ func (t *tracker) Start() error {
 		t.quota = false
 		t.d.quota.handedOver(at)
 	}
-	return nil
 }
 
 // errHeldBack is the outcome of a message not sent because the campaign
@@ -272,6 +277,12 @@ func (t *tracker) Ready() error {
 		return j.Wait(t.ticket)
 	}
 	return nil
+}
+
+// ReadyNow reports whether the journal holds the "sending" record already.
+func (t *tracker) ReadyNow() bool {
+	j := t.d.opts.Journal
+	return j == nil || j.Synced(t.ticket)
 }
 
 // Done decides what the outcome is, and what comes next: it is recorded,

@@ -440,6 +440,7 @@ func TestHandedBackHeldBack(t *testing.T) {
 	if err := tr.Start(); err != nil { // the connection that retires
 		t.Fatal(err)
 	}
+	tr.Begun() // its MAIL FROM went; then it lost the server
 	d.halt(errors.New("stopped"))
 	err := tr.Start() // the one that takes it
 	if !errors.Is(err, errHeldBack) {

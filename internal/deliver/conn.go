@@ -189,6 +189,7 @@ type conn struct {
 	addr  string       // host:port
 	raw   net.Conn     // bounded, under its greeting after STARTTLS
 	bc    *boundedConn // under raw
+	g     *gatherConn  // under TLS; nil without
 	sent  int          // messages sent on it
 	last  time.Time    // when it was last used
 	dirty bool         // a transaction failed: RSET before the next
@@ -200,6 +201,7 @@ type conn struct {
 	chunking   bool // RFC 3030: BDAT
 	timeout    time.Duration
 	buf        []byte // what goes out next
+	content    []byte // the message's content as DATA carries it, and its end
 }
 
 // dial opens, secures and logs in one connection.
@@ -237,9 +239,11 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 	// What the server says is bounded where it is read, above TLS.
 	bc := newBoundedConn(raw)
 	var nc net.Conn = bc
+	var g *gatherConn // under TLS
 	switch cfg.Security {
 	case ImplicitTLS:
-		tc := tls.Client(raw, tlsConfig)
+		g = &gatherConn{Conn: raw}
+		tc := tls.Client(g, tlsConfig)
 		hctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		err := tc.HandshakeContext(hctx)
 		cancel()
@@ -253,7 +257,8 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 			log.note("%s established, certificate verified for %s", tls.VersionName(tc.ConnectionState().Version), cfg.Host)
 		}
 	case StartTLS:
-		tc, err := startTLS(ctx, raw, cfg, tlsConfig, log)
+		g = &gatherConn{Conn: raw}
+		tc, err := startTLS(ctx, g, cfg, tlsConfig, log)
 		if err != nil {
 			raw.Close()
 			var ce *ConnError
@@ -300,7 +305,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 			return nil, fail("auth", authHint(err), called(err))
 		}
 	}
-	cn := &conn{c: c, addr: addr, raw: nc, bc: bc, last: time.Now(), log: log, timeout: cfg.Timeout}
+	cn := &conn{c: c, addr: addr, raw: nc, bc: bc, g: g, last: time.Now(), log: log, timeout: cfg.Timeout}
 	cn.startSession(func(name string) bool {
 		ok, _ := c.Extension(name)
 		return ok && !slices.Contains(cfg.without, name)

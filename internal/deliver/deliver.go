@@ -35,10 +35,20 @@ type Tracker interface {
 	// says anything of it to the server; an error leaves the message
 	// unsent (Done is told that error).
 	Start() error
-	// Ready is called just before the message is handed over: its
-	// content sent, its final dot not; an error stops the message there,
-	// undelivered.
+	// Begun is called once the message's first command is on the wire,
+	// while the server reads it, and before anything that could deliver
+	// it (for a file, before it is written): work that Ready will wait
+	// for is best started here (the journal's record), so that it runs
+	// while the connection has nothing to do.
+	Begun()
+	// Ready is called just before the message is handed over: before
+	// its final dot, and before its content too if ReadyNow says so; an
+	// error stops the message there, undelivered.
 	Ready() error
+	// ReadyNow reports whether Ready would return at once: if so, the
+	// content and its final dot go in one write; if not, the content
+	// goes while Ready waits.
+	ReadyNow() bool
 	// Done is called once, with the outcome.
 	Done(err error)
 }
@@ -48,6 +58,12 @@ type DoneFunc func(error)
 
 // Start always starts.
 func (DoneFunc) Start() error { return nil }
+
+// Begun does nothing.
+func (DoneFunc) Begun() {}
+
+// ReadyNow is always true.
+func (DoneFunc) ReadyNow() bool { return true }
 
 // Ready is always ready.
 func (DoneFunc) Ready() error { return nil }

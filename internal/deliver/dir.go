@@ -110,6 +110,7 @@ func (d *Dir) writer(jobs <-chan dirJob) {
 			j.t.Done(err)
 			continue
 		}
+		j.t.Begun()
 		err := d.write(j.m)
 		if err != nil {
 			d.mu.Lock()

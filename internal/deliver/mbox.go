@@ -92,6 +92,7 @@ func (b *Mbox) Send(ctx context.Context, m *render.Message, t Tracker) error {
 		t.Done(err)
 		return nil
 	}
+	t.Begun()
 	if err := writeMbox(b.w, m); err != nil {
 		b.err = fmt.Errorf("writing %s: %w", b.path, err)
 	}

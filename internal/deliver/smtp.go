@@ -59,6 +59,14 @@ type SMTP struct {
 	wg      sync.WaitGroup
 	closed  bool
 
+	// slots are the messages that may be queued or on their way before
+	// their end: Send takes one, and the connection gives it back once
+	// what ends the message is written, when the server is busy with it
+	// and the goroutine that feeds the queue costs the connection nothing.
+	// A Go channel would wake that goroutine as each message left it,
+	// between a reply and the next command.
+	slots chan struct{}
+
 	mu     sync.Mutex
 	fatal  error
 	broken chan struct{} // closed on a fatal error
@@ -78,6 +86,9 @@ type job struct {
 	ctx context.Context
 	m   *render.Message
 	t   Tracker
+	// freed: the job's slot is given back. A job handed back by a worker
+	// that retired keeps its slot.
+	freed bool
 }
 
 // SendError is a message the server did not take, or whose transfer broke.
@@ -130,7 +141,10 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.Auth != AuthPassword && cfg.Token == nil {
 		return nil, fmt.Errorf("%s needs a Token", cfg.Auth)
 	}
-	s := &SMTP{cfg: cfg, jobs: make(chan job, cfg.Connections), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
+	s := &SMTP{cfg: cfg, jobs: make(chan job, cfg.Connections), slots: make(chan struct{}, cfg.Connections), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
+	for range cfg.Connections {
+		s.slots <- struct{}{}
+	}
 	first, err := s.redial(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -159,12 +173,21 @@ func (s *SMTP) Send(ctx context.Context, m *render.Message, t Tracker) error {
 		return err
 	}
 	select {
-	case s.jobs <- job{ctx: ctx, m: m, t: t}:
-		return nil
+	case <-s.slots:
 	case <-s.broken:
 		return s.err()
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	s.jobs <- job{ctx: ctx, m: m, t: t} // room for every slot
+	return nil
+}
+
+// free gives j's slot back, once.
+func (s *SMTP) free(j *job) {
+	if !j.freed {
+		j.freed = true
+		s.slots <- struct{}{}
 	}
 }
 
@@ -202,29 +225,72 @@ type worker struct {
 	// triedHard: the last connection the worker opened, or failed to,
 	// was tried again while the server turned it away (see redial).
 	triedHard bool
+	// sent is the message last delivered, whose outcome is told once the
+	// next message's first command is on the wire (see progress), or
+	// before the worker waits for anything else.
+	sent Tracker
 }
+
+// tell tells the outcome of the message last delivered, if not yet told.
+func (w *worker) tell() {
+	if t := w.sent; t != nil {
+		w.sent = nil
+		t.Done(nil)
+	}
+}
+
+// done tells j's outcome, after the one before.
+func (w *worker) done(j *job, err error) {
+	w.tell()
+	w.s.free(j)
+	j.t.Done(err)
+}
+
+// txn is a job's transaction, as its connection tells of it.
+type txn struct {
+	w *worker
+	j *job
+}
+
+func (x txn) begun() {
+	x.w.tell()
+	x.j.t.Begun()
+}
+
+func (x txn) ended() { x.w.s.free(x.j) }
 
 func (w *worker) run() {
 	defer w.s.wg.Done()
 	defer w.close(true)
+	defer w.tell() // before QUIT
 	for {
-		j, ok := w.s.next()
+		j, ok := w.take()
 		if !ok {
 			return
 		}
 		if err := w.s.err(); err != nil {
-			j.t.Done(err)
+			w.done(&j, err)
 			continue
 		}
-		if err := w.s.cfg.Limiter.Wait(j.ctx); err != nil {
-			j.t.Done(err)
-			continue
+		if lim := w.s.cfg.Limiter; lim != nil {
+			w.tell()
+			if err := lim.Wait(j.ctx); err != nil {
+				w.done(&j, err)
+				continue
+			}
 		}
 		if err := j.t.Start(); err != nil {
-			j.t.Done(err)
+			w.done(&j, err)
 			continue
 		}
-		err := w.send(j.ctx, j.m, j.t)
+		err := w.send(j.ctx, &j)
+		if err == nil {
+			w.tell()
+			w.s.free(&j)
+			w.sent = j.t
+			continue
+		}
+		w.tell()
 		var ce *ConnError
 		if errors.As(err, &ce) {
 			// This connection can't be opened again, or the server said
@@ -239,7 +305,7 @@ func (w *worker) run() {
 			}
 			if w.s.retire(handBack) {
 				if handBack == nil {
-					j.t.Done(err)
+					w.done(&j, err)
 				}
 				return
 			}
@@ -247,14 +313,31 @@ func (w *worker) run() {
 				// Turned away while others worked, and they left before
 				// it could hand its message over: now the last one
 				// standing, it tries harder, as it would have.
-				err = w.send(j.ctx, j.m, j.t)
+				err = w.send(j.ctx, &j)
 			}
 			if errors.As(err, &ce) {
 				w.s.fail(ce)
 			}
 		}
-		j.t.Done(err)
+		w.done(&j, err)
 	}
+}
+
+// take returns the next message to send; before waiting for one, the
+// worker tells the last outcome.
+func (w *worker) take() (job, bool) {
+	if j, ok := w.s.popRetry(false); ok {
+		return j, true
+	}
+	select {
+	case j, ok := <-w.s.jobs:
+		if ok {
+			return j, true
+		}
+	default:
+	}
+	w.tell()
+	return w.s.next()
 }
 
 // next returns the next message to send: one a retired worker handed back
@@ -343,6 +426,10 @@ func (w *worker) close(polite bool) {
 // max_per_connection messages, a checked one (NOOP) after idling.
 func (w *worker) ready(ctx context.Context) error {
 	cfg := &w.s.cfg
+	if w.c != nil && w.c.sent < cfg.MaxPerConnection && time.Since(w.c.last) <= cfg.IdleCheck {
+		return nil
+	}
+	w.tell() // before anything that waits
 	if w.c != nil && w.c.sent >= cfg.MaxPerConnection {
 		w.close(true)
 	}
@@ -407,9 +494,10 @@ func turnedAway(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// send delivers m, on a new connection once more if the server closed the
-// one it had before the message was handed over.
-func (w *worker) send(ctx context.Context, m *render.Message, t Tracker) error {
+// send delivers j's message, on a new connection once more if the server
+// closed the one it had before the message was handed over.
+func (w *worker) send(ctx context.Context, j *job) error {
+	m := j.m
 	from := w.s.cfg.Sender
 	if from == "" {
 		from = m.From
@@ -418,7 +506,7 @@ func (w *worker) send(ctx context.Context, m *render.Message, t Tracker) error {
 		if err := w.ready(ctx); err != nil {
 			return err
 		}
-		err := w.c.transfer(from, m, t)
+		err := w.c.transfer(from, m, j.t, txn{w: w, j: j})
 		if err == nil {
 			return nil
 		}

@@ -1303,3 +1303,103 @@ func TestSMTPBDATRefused(t *testing.T) {
 		t.Errorf("commands %s, want one BDAT refused, then DATA for every message", v)
 	}
 }
+
+// slowJournal's Ready waits for the test, as a journal whose sync is
+// still under way, and ReadyNow says so.
+type slowJournal struct {
+	DoneFunc
+	asked   chan struct{} // closed when Ready is asked
+	release chan struct{} // closed by the test: the sync is done
+}
+
+func (j slowJournal) ReadyNow() bool { return false }
+
+func (j slowJournal) Ready() error {
+	close(j.asked)
+	<-j.release
+	return nil
+}
+
+// TestSMTPContentWhileReady: with DATA, when the journal isn't ready yet
+// the content goes while it syncs, and only the final dot waits for it.
+func TestSMTPContentWhileReady(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	msgs := testMessages(1)
+	s, err := DialSMTP(context.Background(), withoutExt(ts.config(t, NoTLS), []string{"CHUNKING"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOutcomes()
+	j := slowJournal{DoneFunc: o.done(msgs[0]), asked: make(chan struct{}), release: make(chan struct{})}
+	if err := s.Send(context.Background(), msgs[0], j); err != nil {
+		t.Fatal(err)
+	}
+	<-j.asked
+	// The content's last line is at the server, and no final dot.
+	tail := msgs[0].Data[len(msgs[0].Data)-20:]
+	var in string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		conns, _ := ts.snapshot()
+		if in = string(conns[0].In); strings.Contains(in, string(tail)) {
+			break
+		}
+	}
+	close(j.release)
+	i := strings.Index(in, string(tail))
+	if i < 0 {
+		t.Errorf("while Ready waited, the server had %d bytes, without the content's end", len(in))
+	} else if strings.Contains(in[i:], ".\r\n") {
+		t.Errorf("the final dot went before Ready returned")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o.check(t, msgs)
+	_, got := ts.snapshot()
+	deliveredOnce(t, got, msgs)
+}
+
+// TestSMTPSendWaitsForEnd: Send takes a slot that the connection gives
+// back once what ends a message is written, not when it takes the
+// message: with one connection and the server sitting on the first
+// message's RCPT TO, a second Send waits; once the first message is
+// ended, it returns.
+func TestSMTPSendWaitsForEnd(t *testing.T) {
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) {
+			hold := make(chan struct{})
+			atRcpt := make(chan string, 4)
+			ts := startServer(t, serverOpts{more: []smtptest.Option{smtptest.Fault{Stage: smtptest.AtRcpt, Times: 1, Hold: hold, Notify: atRcpt}}})
+			msgs := testMessages(3)
+			s, err := DialSMTP(context.Background(), withoutExt(ts.config(t, NoTLS), w.without))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := newOutcomes()
+			if err := s.Send(context.Background(), msgs[0], o.done(msgs[0])); err != nil {
+				t.Fatal(err)
+			}
+			<-atRcpt // the connection has the first message, and waits
+			second := make(chan error, 1)
+			go func() { second <- s.Send(context.Background(), msgs[1], o.done(msgs[1])) }()
+			select {
+			case err := <-second:
+				t.Fatalf("a second Send returned (%v) while the first message was at RCPT TO", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			close(hold)
+			if err := <-second; err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Send(context.Background(), msgs[2], o.done(msgs[2])); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			o.check(t, msgs)
+			_, got := ts.snapshot()
+			deliveredOnce(t, got, msgs)
+		})
+	}
+}

@@ -29,13 +29,24 @@ import (
 //   - Without them, the classic way, a command at a time; the content is
 //     dot-stuffed a line at a time rather than a byte at a time.
 //
-// Whatever the way, the journal is asked (the Tracker's Ready) as late as
-// can be: after the content, before what ends the message (the final dot,
-// or BDAT LAST), which alone makes the server take it (RFC 5321 §4.1.1.4).
-// Until then a connection that drops delivers nothing, so the fsync of the
-// "sending" record runs while the message goes over the wire, instead of
-// between two messages: on a fast server an fsync takes as long as a
-// message.
+// Whatever the way, nothing the server could take goes out before the
+// journal holds the message's "sending" record: the Tracker's Ready waits
+// for it before what ends the message (the final dot, or BDAT LAST), which
+// alone makes the server take it (RFC 5321 §4.1.1.4). Until then a
+// connection that drops delivers nothing, so the record, written when the
+// message starts (the Tracker's Start), goes to disk while the server
+// answers the commands before, instead of between two messages: on a fast
+// server an fsync takes as long as a message. With DATA, the content and
+// its final dot then go in one write.
+//
+// The bookkeeping between two messages waits for the wire: once the first
+// command of a transaction is written, and the server busy with it, the
+// worker tells the last message's outcome and starts this one (its
+// "sending" record), and the content is dot-stuffed; once what ends the
+// message is written, the next message may be queued (see progress). So
+// between a reply and the next command batch does no more than a bare
+// client would, and the goroutines that write the journal and feed the
+// queue run while the connection has nothing to do.
 //
 // A server's replies become *smtp.SMTPError values, as go-smtp's would.
 // What it says is bounded (see boundedConn): a reply past the bounds
@@ -60,11 +71,19 @@ func (c *conn) startSession(ext func(string) bool) {
 // send writes b, and copies it to the transcript.
 func (c *conn) send(b []byte) error { return c.write(b, b) }
 
-// write writes b, and copies shown (what the transcript shows of it) to
-// the transcript.
+// write writes b, in one system call where TLS would make one a record,
+// and copies shown (what the transcript shows of it) to the transcript.
 func (c *conn) write(b, shown []byte) error {
 	c.raw.SetWriteDeadline(time.Now().Add(c.timeout))
+	if c.g != nil {
+		c.g.gather()
+	}
 	_, err := c.raw.Write(b)
+	if c.g != nil {
+		if serr := c.g.send(); err == nil {
+			err = serr
+		}
+	}
 	if c.log != nil {
 		c.log.Write(shown)
 	}
@@ -150,8 +169,18 @@ var (
 	quit = step{"QUIT", 221, stageQuit}
 )
 
+// progress hears, from a transaction, the moments its worker's
+// bookkeeping waits for (see above).
+type progress interface {
+	// begun is called once the transaction's first command is written,
+	// before its reply is read.
+	begun()
+	// ended is called once what ends the message is written.
+	ended()
+}
+
 // transfer runs one mail transaction (see above).
-func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
+func (c *conn) transfer(from string, m *render.Message, t Tracker, p progress) error {
 	fail := func(stage string, err error) error {
 		c.dirty = true
 		if isReplyLimit(err) {
@@ -178,7 +207,7 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 		{"RCPT TO:<" + m.To + ">", 250, stageRcpt},
 	}
 	if c.pipelining && c.chunking {
-		err := c.chunked(steps, m, t, fail)
+		err := c.chunked(steps, m, t, p, fail)
 		if !errors.Is(err, errNoChunking) {
 			return err
 		}
@@ -189,39 +218,45 @@ func (c *conn) transfer(from string, m *render.Message, t Tracker) error {
 			return fail(stageReset, err)
 		}
 	}
-	if err := c.exchange(append(steps, step{"DATA", 354, stageData}), fail); err != nil {
-		return err
-	}
-	c.buf = dotStuff(c.buf[:0], m.Data)
-	if err := c.send(c.buf); err != nil {
-		return fail(stageMessage, err)
-	}
-	end := dataEnd(c.buf)
-	if err := t.Ready(); err != nil {
-		return fail(stageReady, err)
-	}
-	return c.end([]byte(end), fail)
+	return c.data(append(steps, step{"DATA", 354, stageData}), m, t, p, fail)
 }
 
-// exchange sends the commands of steps and reads their replies, all at once
-// with PIPELINING, else one by one.
-func (c *conn) exchange(steps []step, fail func(string, error) error) error {
-	if !c.pipelining {
-		for _, s := range steps {
-			if err := c.cmd(s); err != nil {
-				return fail(s.stage, err)
-			}
-		}
-		return nil
+// data sends the message with DATA: the commands of steps, DATA last, all
+// at once with PIPELINING, else one by one; then, the journal ready, the
+// content, dot-stuffed, and its final dot in one write.
+func (c *conn) data(steps []step, m *render.Message, t Tracker, p progress, fail func(string, error) error) error {
+	first := steps[:1]
+	if c.pipelining {
+		first = steps
 	}
-	c.commands(steps)
+	c.commands(first)
 	if err := c.send(c.buf); err != nil {
 		return fail(stageMail, err)
 	}
-	if stage, err := c.replies(steps); err != nil {
+	p.begun()
+	c.content = dotStuff(c.content[:0], m.Data)
+	body := len(c.content)
+	c.content = append(c.content, dataEnd(c.content)...)
+	if stage, err := c.replies(first); err != nil {
 		return fail(stage, err)
 	}
-	return nil
+	for _, s := range steps[len(first):] {
+		if err := c.cmd(s); err != nil {
+			return fail(s.stage, err)
+		}
+	}
+	last := c.content
+	if !t.ReadyNow() {
+		// The content goes while the journal syncs; the dot waits.
+		if err := c.send(c.content[:body]); err != nil {
+			return fail(stageMessage, err)
+		}
+		last = c.content[body:]
+	}
+	if err := t.Ready(); err != nil {
+		return fail(stageReady, err)
+	}
+	return c.end(last, p, fail)
 }
 
 // dataEnd returns what ends content data, dot-stuffed, after DATA: the
@@ -242,7 +277,7 @@ func dataEnd(data []byte) string {
 // trips, and nothing ends the message before every earlier reply is in,
 // so that a connection the server closed (after idling, say) is found out
 // before the message could be taken.
-func (c *conn) chunked(steps []step, m *render.Message, t Tracker, fail func(string, error) error) error {
+func (c *conn) chunked(steps []step, m *render.Message, t Tracker, p progress, fail func(string, error) error) error {
 	c.commands(append(steps, step{line: "BDAT " + strconv.Itoa(len(m.Data))}))
 	head := len(c.buf)
 	c.buf = append(c.buf, m.Data...)
@@ -253,6 +288,7 @@ func (c *conn) chunked(steps []step, m *render.Message, t Tracker, fail func(str
 	if err != nil {
 		return fail(stageMail, err)
 	}
+	p.begun()
 	steps = append(steps, step{"BDAT", 250, stageMessage})
 	if stage, err := c.replies(steps); err != nil {
 		var se *smtp.SMTPError
@@ -264,17 +300,20 @@ func (c *conn) chunked(steps []step, m *render.Message, t Tracker, fail func(str
 	if err := t.Ready(); err != nil {
 		return fail(stageReady, err)
 	}
-	return c.end([]byte("BDAT 0 LAST\r\n"), fail)
+	return c.end(bdatLast, p, fail)
 }
 
-// end sends what ends the message, the final dot or BDAT LAST, and reads
-// the server's word on it. A write that fails sent nothing (a few bytes,
-// on a connection already broken); from then on the server may have the
-// message.
-func (c *conn) end(last []byte, fail func(string, error) error) error {
+var bdatLast = []byte("BDAT 0 LAST\r\n")
+
+// end sends what ends the message, the content and its final dot or
+// BDAT LAST, and reads the server's word on it. A write that fails did
+// not send its end (the last TLS record, the last bytes of a write), so
+// the server can't have the message; from then on it may.
+func (c *conn) end(last []byte, p progress, fail func(string, error) error) error {
 	if err := c.send(last); err != nil {
 		return fail(stageMessage, err)
 	}
+	p.ended()
 	if err := c.reply(250, stageEndOfData); err != nil {
 		return fail(stageEndOfData, err)
 	}

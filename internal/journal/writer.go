@@ -194,6 +194,14 @@ func (j *Journal) GroupSyncs() {
 	j.grouped = true
 }
 
+// Synced reports whether Wait(t) would return at once: the record of t is
+// on disk, or the journal has failed.
+func (j *Journal) Synced(t Ticket) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.synced >= uint64(t) || j.err != nil
+}
+
 // Wait returns when the record of t, and every one before it, is on disk.
 func (j *Journal) Wait(t Ticket) error {
 	j.mu.Lock()

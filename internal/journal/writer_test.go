@@ -289,3 +289,34 @@ func TestWriteFails(t *testing.T) {
 		t.Errorf("a reader finds a %v, b %v (%v); want unknown (the sending record), pending", st.Get("a@example.org").Status, st.Get("b@example.org").Status, err)
 	}
 }
+
+// TestSynced: Synced tells, without waiting, whether a record is on
+// disk: not before its sync, yes after, and yes once the journal has
+// failed (Wait would return at once, with the error).
+func TestSynced(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	j.mu.Lock() // the flusher can't write it yet
+	tk := j.append(&Record{Kind: KindSending, To: "s@example.org"})
+	j.mu.Unlock()
+	if j.Synced(tk) && !j.Holds(tk) {
+		t.Fatal("Synced before the record was in the file")
+	}
+	if err := j.Wait(tk); err != nil {
+		t.Fatal(err)
+	}
+	if !j.Synced(tk) {
+		t.Error("after Wait, not Synced")
+	}
+	later := j.Append(Record{Kind: KindSending, To: "t@example.org"})
+	j.mu.Lock()
+	j.err = errors.New("the disk is gone")
+	j.disk.Broadcast()
+	j.mu.Unlock()
+	if !j.Synced(later) {
+		t.Error("a failed journal: Synced false, while Wait returns at once")
+	}
+	if err := j.Wait(later); err == nil {
+		t.Error("a failed journal's Wait: no error")
+	}
+}
