@@ -141,12 +141,14 @@ func Extract(dst, src []byte) ([]byte, Values) {
 // to the merged text, and from there to the template (SourceLine).
 func MergedOffset(md []byte, off int) int {
 	at, n := 0, 0 // the shape's offset at md[i], the values numbered so far
+	starts := newTokenStarts(md)
 	i := 0
 	for i < len(md) {
-		j := indexTokenStart(md[i:])
+		j := starts.from(i)
 		if j < 0 {
-			j = len(md) - i
+			j = len(md)
 		}
+		j -= i
 		if off < at+j {
 			return i + off - at
 		}
@@ -240,27 +242,28 @@ func tokenAt(src []byte) (open, closing string, n int) {
 
 // expand is Expand with value telling what a token's digits stand for.
 func expand(dst, src []byte, value func([]byte) (string, bool), text, inURL Escaper) []byte {
-	for {
-		i := indexTokenStart(src)
+	starts := newTokenStarts(src)
+	for pos := 0; ; {
+		i := starts.from(pos)
 		if i < 0 {
-			return append(dst, src...)
+			return append(dst, src[pos:]...)
 		}
-		dst = append(dst, src[:i]...)
-		src = src[i:]
-		open, closing, n := tokenAt(src)
+		dst = append(dst, src[pos:i]...)
+		rest := src[i:]
+		open, closing, n := tokenAt(rest)
 		if n == 0 {
 			w := 1
-			if src[0] != '%' {
-				_, w = utf8.DecodeRune(src)
+			if rest[0] != '%' {
+				_, w = utf8.DecodeRune(rest)
 			}
-			dst = append(dst, src[:w]...)
-			src = src[w:]
+			dst = append(dst, rest[:w]...)
+			pos = i + w
 			continue
 		}
-		v, ok := value(src[len(open) : n-len(closing)])
+		v, ok := value(rest[len(open) : n-len(closing)])
 		if !ok {
-			dst = append(dst, src[:len(open)]...)
-			src = src[len(open):]
+			dst = append(dst, rest[:len(open)]...)
+			pos = i + len(open)
 			continue
 		}
 		esc := text
@@ -268,19 +271,46 @@ func expand(dst, src []byte, value func([]byte) (string, bool), text, inURL Esca
 			esc = inURL
 		}
 		dst = esc(dst, v)
-		src = src[n:]
+		pos = i + n
 	}
 }
 
-// indexTokenStart returns the index of the first byte that may start a
-// token (0xEE, the first byte of U+E000 in UTF-8, or '%'), or -1. A loop
-// over bytes: bytes.IndexAny decodes runes and is several times slower on
-// the long HTML that Expand reads for every message.
-func indexTokenStart(b []byte) int {
-	for i, c := range b {
-		if c == 0xEE || c == '%' {
-			return i
-		}
+// tokenStarts finds where tokens may start in b: at a 0xEE (the first
+// byte of U+E000 in UTF-8) or a '%'. Each is looked for with
+// bytes.IndexByte, many bytes at a time, and the next of each is kept, so
+// that a long HTML with many a '%' (inlined CSS) and few tokens is read
+// once, not once a '%'. Expand reads the whole HTML of every message.
+type tokenStarts struct {
+	b       []byte
+	ee, pct int // the next of each at or after the last from; -1 for none
+}
+
+func newTokenStarts(b []byte) tokenStarts {
+	return tokenStarts{b: b, ee: indexFrom(b, 0, 0xEE), pct: indexFrom(b, 0, '%')}
+}
+
+// from returns the first index from i on where a token may start, or -1;
+// i never goes back.
+func (s *tokenStarts) from(i int) int {
+	if s.ee >= 0 && s.ee < i {
+		s.ee = indexFrom(s.b, i, 0xEE)
+	}
+	if s.pct >= 0 && s.pct < i {
+		s.pct = indexFrom(s.b, i, '%')
+	}
+	switch {
+	case s.ee < 0:
+		return s.pct
+	case s.pct < 0:
+		return s.ee
+	}
+	return min(s.ee, s.pct)
+}
+
+// indexFrom is the index of c in b from i on, or -1.
+func indexFrom(b []byte, i int, c byte) int {
+	if j := bytes.IndexByte(b[i:], c); j >= 0 {
+		return i + j
 	}
 	return -1
 }
