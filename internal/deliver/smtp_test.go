@@ -1403,3 +1403,61 @@ func TestSMTPSendWaitsForEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestSMTPHandedBackWakes: a message handed back by a connection turned
+// away wakes a worker already waiting for the queue, which is still open.
+// Before, it sat in the retry list until the queue closed, and a send
+// whose last message was handed back waited for its outcome for ever.
+func TestSMTPHandedBackWakes(t *testing.T) {
+	dialed := make(chan string, 1)
+	refuse := make(chan struct{})
+	ts := startServer(t, serverOpts{more: []smtptest.Option{
+		// The second connection waits at its greeting until the test has
+		// seen the other message sent, then is turned away.
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Times: 1, Notify: dialed, Hold: refuse},
+	}})
+	cfg := ts.config(t, NoTLS)
+	cfg.Connections = 2
+	s, err := DialSMTP(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	msgs := testMessages(2)
+	o := newOutcomes()
+	for _, m := range msgs {
+		if err := s.Send(context.Background(), m, o.done(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-dialed // one message is with the connection being opened
+	var first string
+	select {
+	case first = <-o.ch: // the other is sent, by the first connection
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message sent while the second connection waited")
+	}
+	// Give its worker the time to wait on the (empty, open) queue; if it
+	// isn't there yet, it finds the message on its way, as well.
+	time.Sleep(20 * time.Millisecond)
+	close(refuse)
+	for _, m := range msgs {
+		if m.To == first {
+			continue
+		}
+		if err := o.wait(t, m); err != nil {
+			t.Errorf("%s: %v", m.To, err)
+		}
+	}
+	if n := s.workers(); n != 1 {
+		t.Errorf("%d workers left before Close, want 1: the turned-away one retired", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, got := ts.snapshot()
+	deliveredOnce(t, got, msgs)
+	if s.Dials() != 1 {
+		t.Errorf("%d dials, want 1: the turned-away one isn't counted", s.Dials())
+	}
+}
