@@ -33,15 +33,17 @@ import (
 // journal holds the message's "sending" record: the Tracker's Ready waits
 // for it before what ends the message (the final dot, or BDAT LAST), which
 // alone makes the server take it (RFC 5321 §4.1.1.4). Until then a
-// connection that drops delivers nothing, so the record, written when the
-// message starts (the Tracker's Start), goes to disk while the server
-// answers the commands before, instead of between two messages: on a fast
-// server an fsync takes as long as a message. With DATA, the content and
-// its final dot then go in one write.
+// connection that drops delivers nothing, so the record, appended once the
+// transaction's first command is written (the Tracker's Begun), goes to
+// disk while the server answers the commands before, instead of between
+// two messages: on a fast server an fsync takes as long as a message.
+// With DATA, the content and its final dot then go in one write, or, if
+// the journal isn't ready yet (the Tracker's ReadyNow), the content goes
+// while it syncs and the dot after.
 //
 // The bookkeeping between two messages waits for the wire: once the first
 // command of a transaction is written, and the server busy with it, the
-// worker tells the last message's outcome and starts this one (its
+// worker tells the last message's outcome and begins this one (its
 // "sending" record), and the content is dot-stuffed; once what ends the
 // message is written, the next message may be queued (see progress). So
 // between a reply and the next command batch does no more than a bare
