@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"strconv"
 )
 
 // Record kinds.
@@ -153,21 +152,44 @@ func parseRecord(line []byte) (*Record, error) {
 	if !ok || len(sum) != 8 {
 		return nil, errors.New("not a journal record")
 	}
-	want, err := strconv.ParseUint(string(sum), 16, 32)
-	if err != nil {
+	want, ok := hex32(sum)
+	if !ok {
 		return nil, errors.New("not a journal record")
 	}
 	if crc32.Checksum(body, castagnoli) != uint32(want) {
 		return nil, errors.New("checksum mismatch")
 	}
 	var r Record
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("record: %w", err)
+	if !decodeRecord(body, &r) {
+		r = Record{}
+		if err := json.Unmarshal(body, &r); err != nil {
+			return nil, fmt.Errorf("record: %w", err)
+		}
 	}
 	if r.Kind == "" {
 		return nil, errors.New("record without a kind")
 	}
 	return &r, nil
+}
+
+// hex32 reads 8 hex digits, either case, as strconv.ParseUint(s, 16, 32)
+// would, without its allocation.
+func hex32(s []byte) (uint32, bool) {
+	var n uint32
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | uint32(c)
+	}
+	return n, true
 }
 
 // encodeRecord appends r's line to dst.
