@@ -25,48 +25,7 @@ func decodeRecord(body []byte, r *Record) bool {
 		if !ok || len(rest) == 0 || rest[0] != ':' {
 			return false
 		}
-		b = rest[1:]
-		switch string(key) {
-		case "t", "to", "id", "error", "campaign":
-			v, rest, ok := decodeString(b)
-			if !ok {
-				return false
-			}
-			b = rest
-			s := string(v)
-			switch string(key) {
-			case "t":
-				r.Kind = s
-			case "to":
-				r.To = s
-			case "id":
-				r.ID = s
-			case "error":
-				r.Error = s
-			default:
-				r.Campaign = s
-			}
-		case "row", "code", "at":
-			n, rest, ok := decodeInt(b)
-			if !ok {
-				return false
-			}
-			b = rest
-			switch string(key) {
-			case "row":
-				if int64(int(n)) != n {
-					return false
-				}
-				r.Row = int(n)
-			case "code":
-				if int64(int(n)) != n {
-					return false
-				}
-				r.Code = int(n)
-			default:
-				r.At = n
-			}
-		default:
+		if b, ok = r.decodeField(string(key), rest[1:]); !ok {
 			return false
 		}
 		switch {
@@ -78,6 +37,51 @@ func decodeRecord(body []byte, r *Record) bool {
 		}
 	}
 	return true
+}
+
+// decodeField reads the value of r's field key at the start of b, and
+// returns what follows it.
+func (r *Record) decodeField(key string, b []byte) ([]byte, bool) {
+	var s *string
+	switch key {
+	case "t":
+		s = &r.Kind
+	case "to":
+		s = &r.To
+	case "id":
+		s = &r.ID
+	case "error":
+		s = &r.Error
+	case "campaign":
+		s = &r.Campaign
+	}
+	if s != nil {
+		v, rest, ok := decodeString(b)
+		if ok {
+			*s = string(v)
+		}
+		return rest, ok
+	}
+	n, rest, ok := decodeInt(b)
+	if !ok {
+		return nil, false
+	}
+	switch key {
+	case "at":
+		r.At = n
+	case "row", "code":
+		if int64(int(n)) != n {
+			return nil, false
+		}
+		if key == "row" {
+			r.Row = int(n)
+		} else {
+			r.Code = int(n)
+		}
+	default:
+		return nil, false
+	}
+	return rest, true
 }
 
 // decodeString reads a JSON string at the start of b that needs no
