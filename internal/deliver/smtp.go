@@ -264,7 +264,7 @@ func (w *worker) run() {
 	defer w.close(true)
 	defer w.tell() // before QUIT
 	for {
-		j, ok := w.take()
+		j, ok := w.s.next(w.tell)
 		if !ok {
 			return
 		}
@@ -323,39 +323,34 @@ func (w *worker) run() {
 	}
 }
 
-// take returns the next message to send; before waiting for one, the
-// worker tells the last outcome.
-func (w *worker) take() (job, bool) {
-	if j, ok := w.s.popRetry(false); ok {
-		return j, true
-	}
-	select {
-	case j, ok := <-w.s.jobs:
-		if ok {
-			return j, true
-		}
-	default:
-	}
-	w.tell()
-	return w.s.next()
-}
-
 // next returns the next message to send: one a retired worker handed back
-// first, then the queue. When the queue is closed and empty, the worker
-// leaves.
-func (s *SMTP) next() (job, bool) {
+// first, then the queue; waiting is called before it waits for one (the
+// worker tells its last outcome). When the queue is closed and empty, the
+// worker leaves.
+func (s *SMTP) next(waiting func()) (job, bool) {
 	for {
 		if j, ok := s.popRetry(false); ok {
 			return j, true
 		}
+		var j job
+		var ok, got bool
 		select {
-		case j, ok := <-s.jobs:
-			if ok {
-				return j, true
-			}
-			return s.popRetry(true)
-		case <-s.handed: // a message handed back: look again
+		case j, ok = <-s.jobs:
+			got = true
+		default:
 		}
+		if !got {
+			waiting()
+			select {
+			case j, ok = <-s.jobs:
+			case <-s.handed: // a message handed back: look again
+				continue
+			}
+		}
+		if ok {
+			return j, true
+		}
+		return s.popRetry(true)
 	}
 }
 
