@@ -125,8 +125,8 @@ func tuneProcs(args []string, getenv func(string) string) {
 type cli struct {
 	stdin          *os.File // a file: batch asks whether it is a terminal
 	stdout, stderr io.Writer
-	// data is where a file format goes (status --failed's CSV, the
-	// suppression list): stdout as it is, the bytes the format holds,
+	// data is where a file format goes (status --failed's CSV, status
+	// --json, the suppression list): stdout as it is, the bytes the format holds,
 	// unless stdout is a terminal, where it is made inert as the rest.
 	data   io.Writer
 	getenv func(string) string

@@ -99,7 +99,7 @@ func (c *cli) statusJSON(r *statusReport) error {
 		out["quota_used"] = r.use.Used
 	}
 	b, _ := json.Marshal(out)
-	fmt.Fprintf(c.stdout, "%s\n", b)
+	fmt.Fprintf(c.data, "%s\n", b)
 	return nil
 }
 
