@@ -78,7 +78,7 @@ const (
 	// TLS from the start (ImplicitTLS).
 	HintNoSTARTTLS
 	// HintUntrusted: the server's certificate is not signed by a trusted
-	// authority; a private relay's CA certificate goes in RootCAs.
+	// authority; a private relay's CA certificate goes in Roots (or RootCAs).
 	HintUntrusted
 	// HintCertHost: the certificate is not for the host.
 	HintCertHost
