@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -87,49 +88,17 @@ func (m *imapMailbox) allow(n int64) { m.conn.budget.Store(n) }
 // this machine), logs in with password, selects b.Mailbox, read-only with
 // readOnly, and makes sure b.MoveTo exists.
 func openIMAP(ctx context.Context, b *BounceMailbox, password string, readOnly bool) (*imapMailbox, error) {
-	cfg, err := b.tlsConfig()
+	roots, err := loadRoots("bounces.ca_file", b.CAFile, b.systemRoots)
 	if err != nil {
 		return nil, err
 	}
-	dial := b.dial
-	if dial == nil {
-		dial = (&net.Dialer{Timeout: b.Timeout}).DialContext
+	pool := roots.Pool()
+	c, conn, err := b.connect(ctx, pool)
+	if both, ok := roots.Retry(pool, err); ok && ctx.Err() == nil {
+		c, conn, err = b.connect(ctx, both)
 	}
-	dctx, cancel := context.WithTimeout(ctx, b.Timeout)
-	raw, err := dial(dctx, "tcp", b.Addr())
-	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.URL, err)
-	}
-	conn := &deadlineConn{Conn: raw, timeout: b.Timeout}
-	conn.budget.Store(replySize)
-	opts := &imapclient.Options{TLSConfig: cfg}
-	var c *imapclient.Client
-	switch {
-	case b.TLS:
-		tc := tls.Client(conn, cfg)
-		hctx, cancel := context.WithTimeout(ctx, b.Timeout)
-		err = tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			raw.Close()
-			return nil, fmt.Errorf("%s: TLS: %w (for a private server's certificate, give its CA in [bounces] ca_file)", b.URL, err)
-		}
-		c = imapclient.New(tc, opts)
-	case b.plainAllowed():
-		c = imapclient.New(conn, opts)
-	default:
-		c, err = imapclient.NewStartTLS(conn, opts)
-		var refused *imap.Error
-		var cert *tls.CertificateVerificationError
-		switch {
-		case errors.As(err, &refused):
-			return nil, fmt.Errorf("%s: %w (%w): batch never logs in over plain text to another machine: use imaps:// (port 993), or have the server offer STARTTLS", b.URL, ErrIMAPNoStartTLS, err)
-		case errors.As(err, &cert):
-			return nil, fmt.Errorf("%s: STARTTLS: %w (for a private server's certificate, give its CA in [bounces] ca_file)", b.URL, err)
-		case err != nil:
-			return nil, fmt.Errorf("%s: STARTTLS: %w", b.URL, err)
-		}
+		return nil, err
 	}
 	m := &imapMailbox{b: b, c: c, conn: conn}
 	if err := c.WaitGreeting(); err != nil {
@@ -149,6 +118,51 @@ func openIMAP(ctx context.Context, b *BounceMailbox, password string, readOnly b
 		return nil, err
 	}
 	return m, nil
+}
+
+// connect opens a connection to b, its server verified against roots (nil
+// for the system's): in TLS, or STARTTLS, or plain text to this machine.
+func (b *BounceMailbox) connect(ctx context.Context, roots *x509.CertPool) (*imapclient.Client, *deadlineConn, error) {
+	cfg := &tls.Config{ServerName: b.Host, RootCAs: roots, MinVersion: tls.VersionTLS12}
+	dial := b.dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: b.Timeout}).DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, b.Timeout)
+	raw, err := dial(dctx, "tcp", b.Addr())
+	cancel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", b.URL, err)
+	}
+	conn := &deadlineConn{Conn: raw, timeout: b.Timeout}
+	conn.budget.Store(replySize)
+	opts := &imapclient.Options{TLSConfig: cfg}
+	switch {
+	case b.TLS:
+		tc := tls.Client(conn, cfg)
+		hctx, cancel := context.WithTimeout(ctx, b.Timeout)
+		err = tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			raw.Close()
+			return nil, nil, fmt.Errorf("%s: TLS: %w (for a private server's certificate, give its CA in [bounces] ca_file)", b.URL, err)
+		}
+		return imapclient.New(tc, opts), conn, nil
+	case b.plainAllowed():
+		return imapclient.New(conn, opts), conn, nil
+	}
+	c, err := imapclient.NewStartTLS(conn, opts)
+	var refused *imap.Error
+	var cert *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &refused):
+		return nil, nil, fmt.Errorf("%s: %w (%w): batch never logs in over plain text to another machine: use imaps:// (port 993), or have the server offer STARTTLS", b.URL, ErrIMAPNoStartTLS, err)
+	case errors.As(err, &cert):
+		return nil, nil, fmt.Errorf("%s: STARTTLS: %w (for a private server's certificate, give its CA in [bounces] ca_file)", b.URL, err)
+	case err != nil:
+		return nil, nil, fmt.Errorf("%s: STARTTLS: %w", b.URL, err)
+	}
+	return c, conn, nil
 }
 
 // checkMoveTo makes sure move_to is a folder of the server before anything

@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -55,6 +54,9 @@ type BounceMailbox struct {
 	// dial connects to Addr; nil for a net.Dialer of Timeout. A test
 	// reaches a server of its own under a name that isn't loopback's.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// systemRoots gives the system's CAs, trusted with ca_file's; nil
+	// for x509.SystemCertPool. A test gives its own.
+	systemRoots func() (*x509.CertPool, error)
 }
 
 // loadBounces checks the [bounces] table.
@@ -154,27 +156,6 @@ func (b *BounceMailbox) loc(key string) string {
 		return ""
 	}
 	return b.at(key)
-}
-
-// tlsConfig verifies the server as for SMTP: the system's roots and
-// ca_file's.
-func (b *BounceMailbox) tlsConfig() (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: b.Host, MinVersion: tls.VersionTLS12}
-	if b.CAFile != "" {
-		pem, err := os.ReadFile(b.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("bounces.ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("bounces.ca_file: %s holds no PEM certificate", b.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
 }
 
 // plainAllowed says whether imap:// may go on without STARTTLS: only to

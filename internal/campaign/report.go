@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"io"
 	"time"
@@ -166,7 +165,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	if c.SMTP == nil {
 		return rep, errors.New(c.Path + " has no [smtp] table: add one to send (see README.md)")
 	}
-	cfg, roots, err := c.SMTP.config(req.Password, req.Debug)
+	cfg, err := c.SMTP.Config(req.Password, req.Debug)
 	if err != nil {
 		return rep, err
 	}
@@ -185,7 +184,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	// The server is reached while the list is checked, from its first
 	// message to send on; a check that then fails, or finds nothing to
 	// send, ends the connection with QUIT, having sent nothing.
-	dial := &earlyDial{ctx: ctx, cfg: cfg, roots: roots}
+	dial := &earlyDial{ctx: ctx, cfg: cfg}
 	opts.Early = dial.start
 	var start time.Time
 	sum, err := c.Send(ctx, req.opener(dial, &start), opts)
@@ -259,9 +258,8 @@ func (r *SendRequest) opener(dial *earlyDial, start *time.Time) Opener {
 type earlyDial struct {
 	ctx   context.Context
 	cfg   deliver.SMTPConfig
-	roots func() *x509.CertPool // makes cfg.RootCAs, in the dial; nil for none
-	done  chan struct{}         // closed once the dial is over; nil until started
-	stop  context.CancelFunc    // calls the dial off
+	done  chan struct{}      // closed once the dial is over; nil until started
+	stop  context.CancelFunc // calls the dial off
 	s     *deliver.SMTP
 	err   error
 	taken bool
@@ -277,9 +275,6 @@ func (d *earlyDial) start() {
 	d.stop = stop
 	go func() {
 		defer close(d.done)
-		if d.roots != nil {
-			d.cfg.RootCAs = d.roots()
-		}
 		d.s, d.err = deliver.DialSMTP(ctx, d.cfg)
 	}()
 }

@@ -315,9 +315,9 @@ func TestDeliverCheckFailsStalledServer(t *testing.T) {
 	}
 }
 
-// TestDeliverCAFile: the pool of trusted CAs, the system's and ca_file's,
-// is made as the server is reached: a server whose certificate only
-// ca_file's CA issued is trusted, and without ca_file it is not.
+// TestDeliverCAFile: a server whose certificate only ca_file's CA issued
+// is trusted, and without ca_file it is not (TestDeliverCAFileFirst: in
+// what order the system's CAs and ca_file's are tried).
 func TestDeliverCAFile(t *testing.T) {
 	ca, err := smtptest.NewCA("batch test CA")
 	if err != nil {

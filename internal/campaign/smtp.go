@@ -63,6 +63,9 @@ type SMTP struct {
 	MaxErrors        int           // failures in a row that stop the campaign; 0 for no limit
 
 	at func(key string) string // "file:line" of a key; nil for unknown
+	// systemRoots gives the system's CAs, trusted with ca_file's; nil
+	// for x509.SystemCertPool. A test gives its own.
+	systemRoots func() (*x509.CertPool, error)
 }
 
 // DefaultPasswordEnv is the variable the password is read from by default.
@@ -303,21 +306,12 @@ func (s *SMTP) loc(key string) string {
 	return s.at(key)
 }
 
-// Config returns what deliver needs to send, the password given.
+// Config returns what deliver needs to send, the password given. With
+// ca_file, the server is verified against its CAs and, only when they
+// don't verify it, the system's too (deliver.Roots): loading the system's
+// takes tens of milliseconds, before the first connection.
 func (s *SMTP) Config(password string, debug io.Writer) (deliver.SMTPConfig, error) {
-	cfg, roots, err := s.config(password, debug)
-	if err == nil && roots != nil {
-		cfg.RootCAs = roots()
-	}
-	return cfg, err
-}
-
-// config is Config but for the pool of trusted CAs with ca_file, which
-// roots makes (nil without ca_file): the system's, read once per process
-// and tens of milliseconds, and ca_file's, which config has checked. A
-// send makes it while the list is checked, as it reaches the server.
-func (s *SMTP) config(password string, debug io.Writer) (cfg deliver.SMTPConfig, roots func() *x509.CertPool, err error) {
-	cfg = deliver.SMTPConfig{
+	cfg := deliver.SMTPConfig{
 		Host:             s.Host,
 		Port:             s.Port,
 		Security:         s.Security,
@@ -334,24 +328,27 @@ func (s *SMTP) config(password string, debug io.Writer) (cfg deliver.SMTPConfig,
 	if s.Rate > 0 {
 		cfg.Limiter = deliver.NewLimiter(s.Rate, deliver.RealClock{})
 	}
-	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile)
-		if err != nil {
-			return cfg, nil, fmt.Errorf("smtp.ca_file: %w", err)
-		}
-		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			return cfg, nil, fmt.Errorf("smtp.ca_file: %s holds no PEM certificate", s.CAFile)
-		}
-		roots = func() *x509.CertPool {
-			pool, err := x509.SystemCertPool()
-			if err != nil || pool == nil {
-				pool = x509.NewCertPool()
-			}
-			pool.AppendCertsFromPEM(pem)
-			return pool
-		}
+	roots, err := loadRoots("smtp.ca_file", s.CAFile, s.systemRoots)
+	cfg.Roots = roots
+	return cfg, err
+}
+
+// loadRoots reads the CA certificates of a ca_file, key, at path ("" for
+// none, which leaves nil: the system's CAs alone), to trust with the
+// system's, which system gives (nil for x509.SystemCertPool).
+func loadRoots(key, path string, system func() (*x509.CertPool, error)) (*deliver.Roots, error) {
+	if path == "" {
+		return nil, nil
 	}
-	return cfg, roots, nil
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	roots, ok := deliver.NewRoots(pem, system)
+	if !ok {
+		return nil, fmt.Errorf("%s: %s holds no PEM certificate", key, path)
+	}
+	return roots, nil
 }
 
 // Addr is "host:port".

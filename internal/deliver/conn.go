@@ -78,7 +78,7 @@ const (
 	// TLS from the start (ImplicitTLS).
 	HintNoSTARTTLS
 	// HintUntrusted: the server's certificate is not signed by a trusted
-	// authority; a private relay's CA certificate goes in RootCAs.
+	// authority; a private relay's CA certificate goes in Roots (or RootCAs).
 	HintUntrusted
 	// HintCertHost: the certificate is not for the host.
 	HintCertHost
@@ -204,8 +204,29 @@ type conn struct {
 	content    []byte // the message's content as DATA carries it, and its end
 }
 
-// dial opens, secures and logs in one connection.
+// dial opens, secures and logs in one connection. A server whose
+// certificate cfg.Roots' own CAs don't verify is connected to again,
+// verified against the system's as well (Roots.Retry).
 func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
+	pool := s.cfg.RootCAs
+	if s.cfg.Roots != nil {
+		pool = s.cfg.Roots.Pool()
+	}
+	c, err := s.open(ctx, id, pool)
+	if both, ok := s.cfg.Roots.Retry(pool, err); ok && ctx.Err() == nil {
+		if s.cfg.Debug != nil {
+			var cve *tls.CertificateVerificationError
+			errors.As(err, &cve)
+			newTranscript(s.cfg.Debug, &s.debugMu, id, "").note("the CAs given don't verify the certificate (%v): connecting again, to verify it against the system's too", cve.Err)
+		}
+		c, err = s.open(ctx, id, both)
+	}
+	return c, err
+}
+
+// open opens, secures and logs in one connection, its server verified
+// against roots (nil for the system's).
+func (s *SMTP) open(ctx context.Context, id int, roots *x509.CertPool) (*conn, error) {
 	cfg := &s.cfg
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	fail := func(step string, hint Hint, err error) error {
@@ -235,7 +256,7 @@ func (s *SMTP) dial(ctx context.Context, id int) (*conn, error) {
 		}
 		return err
 	}
-	tlsConfig := &tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	tlsConfig := &tls.Config{ServerName: cfg.Host, RootCAs: roots, MinVersion: tls.VersionTLS12}
 	// What the server says is bounded where it is read, above TLS.
 	bc := newBoundedConn(raw)
 	var nc net.Conn = bc

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"strings"
 	"sync"
@@ -32,6 +33,8 @@ const (
 // for the server.
 type testPKI struct {
 	roots     *x509.CertPool // holds only the trusted CA
+	rootsPEM  []byte         // the trusted CA, as a ca_file holds it
+	other     *smtptest.CA   // the CA that is not trusted
 	good      tls.Certificate
 	untrusted tls.Certificate // localhost and 127.0.0.1, by the other CA
 	otherHost tls.Certificate // mail.example.org, by the trusted CA
@@ -61,7 +64,7 @@ func newTestPKI() (*testPKI, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &testPKI{roots: trusted.Pool()}
+	p := &testPKI{roots: trusted.Pool(), rootsPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: trusted.Certificate().Raw}), other: other}
 	if p.good, err = trusted.Issue("localhost", "127.0.0.1", "::1"); err != nil {
 		return nil, err
 	}

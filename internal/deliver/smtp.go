@@ -28,6 +28,7 @@ type SMTPConfig struct {
 	Auth             Auth           // how to log in: the password by default
 	Token            Token          // the access token, for AuthXOAUTH2 and AuthOAuthBearer
 	RootCAs          *x509.CertPool // nil for the system's
+	Roots            *Roots         // if not nil, in RootCAs' place: the system's and one's own, one's own first
 	HELO             string         // the name batch gives in EHLO
 	Timeout          time.Duration  // for connecting and each command
 	Connections      int            // sending in parallel
