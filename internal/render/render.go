@@ -172,9 +172,7 @@ func New(opts Options) (*Renderer, error) {
 	}
 	r.parts = newPartCache(r.domain, fileRules{limit: opts.FileLimit}, named, newRecipientFiles(opts.Files.Dir))
 	r.shapes.m = map[string]*shape{}
-	layout, err := template.New(opts.LayoutName).Option("missingkey=error").
-		Funcs(template.FuncMap{"unsubscribe": func() string { return merge.UnsubscribeMarker }}).
-		Parse(opts.Layout)
+	layout, err := parseLayout(opts.LayoutName, opts.Layout)
 	if err != nil {
 		errs = append(errs, layoutError{err})
 	}
@@ -204,6 +202,15 @@ func New(opts Options) (*Renderer, error) {
 		r.fixed = append(r.fixed, field{"Reply-To", address("Reply-To", *opts.ReplyTo)})
 	}
 	return r, nil
+}
+
+// parseLayout parses a layout, text, named name: a missing key is an
+// error, and the layout has one function of its own, unsubscribe (which
+// fixedLayout knows).
+func parseLayout(name, text string) (*template.Template, error) {
+	return template.New(name).Option("missingkey=error").
+		Funcs(template.FuncMap{"unsubscribe": func() string { return merge.UnsubscribeMarker }}).
+		Parse(text)
 }
 
 // Errors is a list of problems, one per line.
