@@ -48,3 +48,43 @@ func BenchmarkDryRun(b *testing.B) {
 	}
 	b.ReportMetric(float64(2000*b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkCheckLayout checks a campaign of 2,000 recipients in the
+// built-in layout, as a send does before it sends: read, merge, and
+// render's check of every message (render.Renderer.Check).
+func BenchmarkCheckLayout(b *testing.B) {
+	dir := b.TempDir()
+	var list strings.Builder
+	list.WriteString("email,name,city,plan\n")
+	for i := range 2000 {
+		name := fmt.Sprintf("User %d", i)
+		if i%3 == 0 {
+			name = "张伟"
+		}
+		fmt.Fprintf(&list, "user%d@example.com,%s,Paris,pro\n", i, name)
+	}
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	write("list.csv", list.String())
+	write("logo.png", strings.Repeat("\x89PNG", 5000))
+	write("news.md", "![logo](logo.png)\n\n# Hello {{.name}}\n\nSee you in {{.city}} on the {{.plan}} plan.\n\n- one\n- two\n\n[Link](https://example.org/?e={{.email}})\n")
+	write("c.toml", minimal+"preheader = \"Seats for {{.name}}\"\n")
+	c, err := Load(filepath.Join(dir, "c.toml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sum, err := c.Check(context.Background(), Options{Now: now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if sum.Messages != 2000 {
+			b.Fatalf("%d messages checked, want 2000", sum.Messages)
+		}
+	}
+	b.ReportMetric(float64(2000*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

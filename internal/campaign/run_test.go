@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	texttemplate "text/template"
 	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
@@ -336,6 +337,35 @@ func TestSendNothingOnProblem(t *testing.T) {
 			problemsOf(t, err)
 			if len(rec.msgs) != 0 || rec.opened != 0 {
 				t.Errorf("delivered %d messages (%q), opened the sender %d times despite: %v", len(rec.msgs), rec.to(), rec.opened, err)
+			}
+		})
+	}
+}
+
+// TestSendLayoutFailsForOneRow: a layout that fails only for the last
+// row (a value only its row has, shown under {{if}}: slice past the end
+// of its address, a column the list doesn't have) is that row's problem,
+// found by the check, and nothing is sent; though the check runs the
+// layout once only when it can't fail for one row and not another.
+func TestSendLayoutFailsForOneRow(t *testing.T) {
+	for _, shown := range []string{"{{slice .Email 0 17}}", "{{.Fields.nope}}"} {
+		t.Run(shown, func(t *testing.T) {
+			layout := "<html><body>{{if .Preheader}}" + shown + "{{end}}{{.Body}}</body></html>\n"
+			more := "layout = \"l.html\"\npreheader = \"{{if eq .name \\\"Erin\\\"}}For Erin{{end}}\"\n"
+			c := newCampaign(t, goodList, goodBody, more, map[string]string{"l.html": layout})
+			_, err := c.Check(context.Background(), Options{Now: now})
+			p := problemsOf(t, err)
+			var me *messageError
+			if len(p) != 1 || !errors.As(p[0], &me) || me.rec.Row != 7 {
+				t.Fatalf("Check gave %v, want the problem of row 7 (Erin's) only", err)
+			}
+			var ee texttemplate.ExecError
+			if !errors.As(p[0], &ee) {
+				t.Errorf("%v is not the layout's ExecError", p[0])
+			}
+			rec := &recorder{}
+			if _, err := c.Send(context.Background(), rec.open, Options{Now: now}); err == nil || len(rec.msgs) != 0 || rec.opened != 0 {
+				t.Errorf("Send: %v, delivered %q, opened the sender %d times; want row 7's problem, nothing sent", err, rec.to(), rec.opened)
 			}
 		})
 	}

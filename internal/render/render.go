@@ -39,6 +39,7 @@ import (
 	"net/mail"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -141,6 +142,15 @@ type Renderer struct {
 	// wrote: a message has been rendered in full, so Check needn't
 	// write one to find what fails for every message alike.
 	wrote atomic.Bool
+	// skip: whether the layout can't fail for one message and not the
+	// next (fixedLayout), decided once a message has been written in
+	// full (the layout run, escaped, without error); until then, and if
+	// it can, Check runs the layout for every message.
+	skipOnce sync.Once
+	skip     layoutSkip
+	// layoutRuns counts the layout's runs, Render's and Check's, for
+	// the tests to see which Check skipped.
+	layoutRuns atomic.Int64
 }
 
 // New checks and loads what every message shares: the layout and the
@@ -162,9 +172,7 @@ func New(opts Options) (*Renderer, error) {
 	}
 	r.parts = newPartCache(r.domain, fileRules{limit: opts.FileLimit}, named, newRecipientFiles(opts.Files.Dir))
 	r.shapes.m = map[string]*shape{}
-	layout, err := template.New(opts.LayoutName).Option("missingkey=error").
-		Funcs(template.FuncMap{"unsubscribe": func() string { return merge.UnsubscribeMarker }}).
-		Parse(opts.Layout)
+	layout, err := parseLayout(opts.LayoutName, opts.Layout)
 	if err != nil {
 		errs = append(errs, layoutError{err})
 	}
@@ -194,6 +202,15 @@ func New(opts Options) (*Renderer, error) {
 		r.fixed = append(r.fixed, field{"Reply-To", address("Reply-To", *opts.ReplyTo)})
 	}
 	return r, nil
+}
+
+// parseLayout parses a layout, text, named name: a missing key is an
+// error, and the layout has one function of its own, unsubscribe (which
+// fixedLayout knows).
+func parseLayout(name, text string) (*template.Template, error) {
+	return template.New(name).Option("missingkey=error").
+		Funcs(template.FuncMap{"unsubscribe": func() string { return merge.UnsubscribeMarker }}).
+		Parse(text)
 }
 
 // Errors is a list of problems, one per line.
@@ -308,11 +325,15 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 // alike (writing the header fields and the MIME body, the DKIM signature)
 // is done in full until a message has been rendered, and not again: the
 // bytes are the costly part of a message, and a check throws them away.
+// So is the layout, when it can't fail for one recipient's data and not
+// another's (fixedLayout: it prints only the data's strings, through
+// functions that can't fail for them); else it runs for every message.
 func (r *Renderer) Check(in *Input) error {
 	if !r.wrote.Load() {
 		_, err := r.Render(in)
 		return err
 	}
+	r.skipOnce.Do(func() { r.skip = fixedLayout(r.layout) })
 	_, _, _, err := r.body(in, false)
 	return err
 }
@@ -322,7 +343,9 @@ func (r *Renderer) Check(in *Input) error {
 // with the recipient's data, the unsubscribe URL there to print, and the
 // message's attachments. In full, it returns the plain text (doc.text)
 // and the layout's HTML, {{unsubscribe}} still in them; not in full, as a
-// check needs, it writes neither.
+// check needs, it writes neither, and runs the layout only if it may fail
+// for in when it did not for the message Render wrote (r.skip, which
+// Check decides before it calls body).
 func (r *Renderer) body(in *Input, full bool) (doc *document, html []byte, attachments []*part, err error) {
 	if doc, err = r.render(in, full); err != nil {
 		return nil, nil, nil, err
@@ -336,8 +359,10 @@ func (r *Renderer) body(in *Input, full bool) (doc *document, html []byte, attac
 		buf.Grow(len(doc.html) + len(r.opts.Layout) + 256 + len(in.Subject) + len(in.Preheader) + len(in.Unsubscribe))
 		w = &buf
 	}
-	if err := r.executeLayout(w, in, doc); err != nil {
-		return nil, nil, nil, err
+	if full || !r.skip.ok || !r.skip.has(in.Fields) {
+		if err := r.executeLayout(w, in, doc); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if r.unsubscribes(in) && in.Unsubscribe == "" {
 		return nil, nil, nil, ErrNoUnsubscribe
@@ -350,6 +375,7 @@ func (r *Renderer) body(in *Input, full bool) (doc *document, html []byte, attac
 
 // executeLayout runs the layout with in's data and doc's body into w.
 func (r *Renderer) executeLayout(w io.Writer, in *Input, doc *document) error {
+	r.layoutRuns.Add(1)
 	err := r.layout.Execute(w, LayoutData{
 		Subject:     in.Subject,
 		Body:        template.HTML(doc.html),
