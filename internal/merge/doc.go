@@ -13,12 +13,16 @@
 // warning ([Recipient].Warning, [ErrBidi]), and sent.
 //
 // Templates use Go's text/template syntax with missingkey=error, so a field
-// that is not a column is an error, never "<no value>". A recipient's values
-// are inert: in a body template every value printed by an action is replaced
-// by an opaque token (see [Inert]) that survives Markdown parsing as plain
-// text and is swapped for the value, escaped for the context it landed in
-// (HTML text, URL, plain text), only after the Markdown has been rendered. In
-// a header template every value is folded to one line with control
+// that is not a column is an error, never "<no value>". A template of text,
+// {{.field}} and {{unsubscribe}} alone, as most are, is merged without
+// text/template's reflection, into the same bytes; a row it misses a field
+// of, and every other template, goes through text/template.
+//
+// A recipient's values are inert: in a body template every value printed
+// by an action is replaced by an opaque token (see [Inert]) that survives
+// Markdown parsing as plain text and is swapped for the value, escaped for
+// the context it landed in (HTML text, URL, plain text), only after the
+// Markdown has been rendered. In a header template every value is folded to one line with control
 // characters removed, so no value can add a header or a recipient. In a URL
 // a value may only be in the path, query or fragment: [PlaceInURL] tells,
 // from the URL's text before it, where it lands.

@@ -25,6 +25,14 @@ type Template struct {
 	keyed  bool // named by a campaign file key, not a file of its own
 	source string
 
+	// simple is set when the template is text, {{.field}} and
+	// {{unsubscribe}} alone: Execute writes segs without text/template,
+	// with the same bytes (see compileSimple). textLen is the size of
+	// the text segments.
+	simple  bool
+	segs    []segment
+	textLen int
+
 	marked     *template.Template // t, its text marked with where it is, for SourceLine
 	markedOnce sync.Once
 }
@@ -54,6 +62,7 @@ func parse1(name, text string, body, keyed bool) (*Template, error) {
 		return nil, tt.clean(err)
 	}
 	tt.t = t
+	tt.compileSimple()
 	if body {
 		for _, tt := range t.Templates() {
 			if tt.Tree != nil {
@@ -197,10 +206,35 @@ func callsFunc(n parse.Node, name string) bool {
 
 // Execute writes the template merged with fields to w.
 func (t *Template) Execute(w io.Writer, fields map[string]string) error {
+	if t.simple {
+		if ok, err := t.writeSimple(w, fields); ok {
+			return err
+		}
+	}
+	return t.execute(w, fields)
+}
+
+// execute is Execute by text/template, whatever the template.
+func (t *Template) execute(w io.Writer, fields map[string]string) error {
 	if err := t.t.Execute(w, fields); err != nil {
 		return t.clean(err)
 	}
 	return nil
+}
+
+// merged returns the template merged with fields, as Execute writes it.
+func (t *Template) merged(fields map[string]string) (string, error) {
+	if t.simple {
+		var buf [256]byte
+		if b, ok := t.appendSimple(buf[:0], fields); ok {
+			return string(b), nil
+		}
+	}
+	var b strings.Builder
+	if err := t.execute(&b, fields); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
 
 // SourceLine returns the line of the template, from 1, that wrote the byte
@@ -294,22 +328,22 @@ func ParseURL(name, text string) (*Template, error) { return parse1(name, text, 
 
 // URL returns a URL template merged with fields.
 func (t *Template) URL(fields map[string]string) (string, error) {
-	var b strings.Builder
-	if err := t.Execute(&b, fields); err != nil {
+	s, err := t.merged(fields)
+	if err != nil {
 		return "", err
 	}
-	return ExpandString(b.String(), EscapeURL), nil
+	return ExpandString(s, EscapeURL), nil
 }
 
 // Line returns a line template merged with fields, on one line: every run of
 // white space and control characters, from the template or a value, becomes
 // one space.
 func (t *Template) Line(fields map[string]string) (string, error) {
-	var b strings.Builder
-	if err := t.Execute(&b, fields); err != nil {
+	s, err := t.merged(fields)
+	if err != nil {
 		return "", err
 	}
-	return OneLine(b.String()), nil
+	return OneLine(s), nil
 }
 
 // OneLine returns s with every run of white space and control characters

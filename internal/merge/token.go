@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -43,6 +44,17 @@ func inert(v any) string {
 	}
 	b.WriteString(TokenClose)
 	return b.String()
+}
+
+// appendToken appends the token of value to dst, as inert makes it.
+func appendToken(dst []byte, value string) []byte {
+	const digits = "0123456789abcdef"
+	dst = slices.Grow(dst, len(TokenOpen)+2*len(value)+len(TokenClose))
+	dst = append(dst, TokenOpen...)
+	for i := 0; i < len(value); i++ {
+		dst = append(dst, digits[value[i]>>4], digits[value[i]&0x0f])
+	}
+	return append(dst, TokenClose...)
 }
 
 // HasValue reports whether b holds a value, in either form.
