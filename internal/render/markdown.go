@@ -185,17 +185,18 @@ func ShapeOf(md []byte) []byte {
 // render renders the merged Markdown of in: its shape once, then the
 // values put back, escaped for where they land, in each message.
 // Without text (a check, which needs the problems only), the plain text,
-// which has none of its own, is not written.
-func (r *Renderer) render(in *Input, text bool) (*document, error) {
+// which has none of its own, is not written; without html (a check that
+// doesn't run the layout), nor is the HTML.
+func (r *Renderer) render(in *Input, text, html bool) (*document, error) {
 	md := in.Markdown
 	src, values := merge.Extract(make([]byte, 0, len(md)), md)
 	sh := r.shape(src, in)
 	if sh.err != nil {
 		return nil, sh.err
 	}
-	d := &document{
-		html:   values.Expand(make([]byte, 0, len(sh.html)+len(sh.html)/8), sh.html, merge.EscapeHTML, merge.EscapeURL),
-		images: sh.images,
+	d := &document{images: sh.images}
+	if html || text {
+		d.html = values.Expand(make([]byte, 0, len(sh.html)+len(sh.html)/8), sh.html, merge.EscapeHTML, merge.EscapeURL)
 	}
 	if !text {
 		return d, nil

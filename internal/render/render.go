@@ -347,7 +347,9 @@ func (r *Renderer) Check(in *Input) error {
 // for in when it did not for the message Render wrote (r.skip, which
 // Check decides before it calls body).
 func (r *Renderer) body(in *Input, full bool) (doc *document, html []byte, attachments []*part, err error) {
-	if doc, err = r.render(in, full); err != nil {
+	layout := full || !r.skip.ok || !r.skip.has(in.Fields)
+	// A check that skips the layout reads nothing of the body's HTML.
+	if doc, err = r.render(in, full, layout); err != nil {
 		return nil, nil, nil, err
 	}
 	var w io.Writer = io.Discard
@@ -359,7 +361,7 @@ func (r *Renderer) body(in *Input, full bool) (doc *document, html []byte, attac
 		buf.Grow(len(doc.html) + len(r.opts.Layout) + 256 + len(in.Subject) + len(in.Preheader) + len(in.Unsubscribe))
 		w = &buf
 	}
-	if full || !r.skip.ok || !r.skip.has(in.Fields) {
+	if layout {
 		if err := r.executeLayout(w, in, doc); err != nil {
 			return nil, nil, nil, err
 		}
