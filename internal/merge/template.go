@@ -10,6 +10,7 @@ import (
 	"text/template"
 	"text/template/parse"
 	"unicode"
+	"unicode/utf8"
 )
 
 // valueFunc is the function appended to every printing action of a body
@@ -349,16 +350,14 @@ func (t *Template) Line(fields map[string]string) (string, error) {
 // OneLine returns s with every run of white space and control characters
 // (CR, LF, NUL, U+2028, …) made one space, and trimmed.
 func OneLine(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' || c == 0x7f || c >= 0x80 {
-			clean = false
-			break
-		}
-	}
-	if clean && !strings.Contains(s, "  ") && strings.TrimSpace(s) == s {
+	if oneLine(s) {
 		return s
 	}
+	return collapse(s)
+}
+
+// collapse is OneLine for a string that changes.
+func collapse(s string) string {
 	var b strings.Builder
 	b.Grow(len(s)) // about its length: s may be a large value
 	space := false
@@ -374,6 +373,31 @@ func OneLine(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// oneLine reports whether OneLine would return s as it is: no white space
+// or control character but single spaces between other characters, and
+// nothing that isn't UTF-8.
+func oneLine(s string) bool {
+	space := true // as if at a start, where a space is not kept
+	for _, r := range s {
+		switch {
+		case r == ' ':
+			if space {
+				return false
+			}
+			space = true
+		case r < 0x80 && (r < ' ' || r == 0x7f):
+			return false
+		case r >= 0x80 && (unicode.IsSpace(r) || unicode.IsControl(r) || r == '\u2028' || r == '\u2029'):
+			return false
+		case r == utf8.RuneError: // a byte that isn't UTF-8, which collapse replaces
+			return false
+		default:
+			space = false
+		}
+	}
+	return !space || s == ""
 }
 
 // FieldError is a field a template names that is not a column of the list.
