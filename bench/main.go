@@ -43,6 +43,7 @@ package main
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/csv"
 	"flag"
 	"fmt"
@@ -312,40 +313,11 @@ func timeRun(n int, args ...string) (result, error) {
 	return result{n: n, elapsed: elapsed, cpu: cpu, peakMiB: peakMiB(cmd.ProcessState)}, nil
 }
 
-// template is the standard benchmark's Markdown: about 1.5 KB, four merge
-// fields, a bulleted list, two links and an image.
-const template = `![Python Meetup](logo.png)
-
-# Hello {{.name}}!
-
-Our November meetup is on Thursday in {{.city}}. We have three talks lined
-up, pizza, and the usual hallway track. As a member on the {{.plan}} plan you
-can bring a friend for free; just reply to this mail with their name.
-
-- 18:30: doors open, coffee and introductions
-- 19:00: Typing asyncio in anger, lessons from a year of production code
-- 19:45: Packaging in 2026, what changed and what you can finally forget
-- 20:30: lightning talks, five minutes each, sign up at the door
-
-The venue is the same as last time: third floor, the big room at the end of
-the corridor. If you come by bike, the racks are in the courtyard. The talks
-will be recorded and published on [our channel](https://pymeetup.example.org/videos)
-a week later, together with the slides.
-
-We are still looking for speakers for December and January. If you have
-something to share, a library you wrote, a bug you hunted, a tool you love,
-[propose a talk](https://pymeetup.example.org/cfp?from={{.email}}). First-time
-speakers are very welcome, and we are happy to help you prepare.
-
-Getting there: the venue is five minutes from the central station. Take
-the north exit, walk along the river and turn left after the bakery. There is
-no parking on site, but the garage on the corner stays open until midnight
-and gives meetup members a discount if you show this mail at the desk.
-The doors close at 19:15 sharp, so please be on time for the first talk.
-
-See you on Thursday,
-the organisers
-`
+// template is the standard benchmark's Markdown (template.md): about 1.5
+// KB, four merge fields, a bulleted list, two links and an image.
+//
+//go:embed template.md
+var template string
 
 // generate writes the standard campaign with n recipients into dir.
 func generate(dir string, n int) error {
