@@ -143,7 +143,7 @@ func TestSMTPEarlyTurnedAway(t *testing.T) {
 	}
 	out := debug.String()
 	for id := 2; id <= 3; id++ {
-		if want := fmt.Sprintf("[%d] -- could not open the connection before the first message", id); !strings.Contains(out, want) {
+		if want := fmt.Sprintf("[%d] -- could not open the connection before any message", id); !strings.Contains(out, want) {
 			t.Errorf("transcript lacks %q:\n%s", want, out)
 		}
 	}
@@ -247,6 +247,8 @@ func TestSMTPEarlyOpenCalledOff(t *testing.T) {
 	cfg := ts.config(t, NoTLS)
 	cfg.Connections = 2
 	cfg.Timeout = 10 * time.Minute
+	var debug bytes.Buffer
+	cfg.Debug = &debug
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, err := DialSMTP(ctx, cfg)
@@ -275,6 +277,9 @@ func TestSMTPEarlyOpenCalledOff(t *testing.T) {
 	}
 	if v := verbs(conns[0].Commands()); len(conns[0].Mails) != 0 || len(v) == 0 || v[len(v)-1] != "QUIT" {
 		t.Errorf("first connection: commands %v; want QUIT last, no MAIL", v)
+	}
+	if want := "[2] -- the connection was called off before any message"; !strings.Contains(debug.String(), want) {
+		t.Errorf("transcript lacks %q:\n%s", want, debug.String())
 	}
 }
 

@@ -426,7 +426,12 @@ func (w *worker) open() {
 	c, err := w.s.dial(w.s.ctx, w.id)
 	if err != nil {
 		if w.s.cfg.Debug != nil {
-			newTranscript(w.s.cfg.Debug, &w.s.debugMu, w.id, w.s.cfg.Password).note("could not open the connection before the first message (%v): trying again with it", err)
+			log := newTranscript(w.s.cfg.Debug, &w.s.debugMu, w.id, w.s.cfg.Password)
+			if w.s.ctx.Err() != nil {
+				log.note("the connection was called off before any message (%v)", err)
+			} else {
+				log.note("could not open the connection before any message (%v): it is tried again with the first that comes to it", err)
+			}
 		}
 		return
 	}
