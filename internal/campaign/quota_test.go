@@ -395,6 +395,9 @@ func TestQuotaHandedBack(t *testing.T) {
 		close(gate)
 	}()
 	srv := smtptest.Start(t,
+		// The second connection is turned away as it opens, before any
+		// message, and again when it is tried with one.
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Times: 1},
 		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Notify: refused},
 		smtptest.Fault{Stage: smtptest.AtData, Hold: gate, Times: 1})
 	smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"none\"\nconnections = 2\nretries = 0\nquota = \"10/day\"\n", srv.Host(), srv.Port())
@@ -404,8 +407,8 @@ func TestQuotaHandedBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantOutcomes(t, rep.Summary, Outcomes{Sent: 3})
-	if len(srv.Conns()) != 2 || len(srv.Conns()[1].Hellos) != 0 {
-		t.Fatalf("the server saw %d connections, want 2, the second turned away", len(srv.Conns()))
+	if seen := srv.Conns(); len(seen) != 3 || len(seen[1].Hellos) != 0 || len(seen[2].Hellos) != 0 {
+		t.Fatalf("the server saw %d connections, want 3, the second and third turned away", len(seen))
 	}
 	recs := journalRecords(t, c)
 	delivered := srv.Delivered()

@@ -183,7 +183,7 @@ func (c *Campaign) Deliver(ctx context.Context, req SendRequest) (*Report, error
 	opts.Outcome = req.outcome()
 	// The server is reached while the list is checked, from its first
 	// message to send on; a check that then fails, or finds nothing to
-	// send, ends the connection with QUIT, having sent nothing.
+	// send, ends the connections with QUIT, having sent nothing.
 	dial := &earlyDial{ctx: ctx, cfg: cfg}
 	opts.Early = dial.start
 	var start time.Time
@@ -242,7 +242,9 @@ func (r *SendRequest) opener(dial *earlyDial, start *time.Time) Opener {
 		}
 		if r.Confirm != nil {
 			if err := r.Confirm(planned); err != nil {
-				s.Close()
+				// Sent nothing: abandon says QUIT, within abandonGrace
+				// of a connection still being opened.
+				dial.taken = false
 				return nil, err
 			}
 		}
@@ -252,9 +254,10 @@ func (r *SendRequest) opener(dial *earlyDial, start *time.Time) Opener {
 }
 
 // earlyDial reaches the server of a send in the background, started by
-// the check (Options.Early) so that connecting, TLS and AUTH overlap the
-// rest of it, and taken by the Opener once the check has passed. Its
-// methods are called from the goroutine that runs the send.
+// the check (Options.Early) so that connecting, TLS and AUTH, of every
+// connection, overlap the rest of it, and taken by the Opener once the
+// check has passed. Its methods are called from the goroutine that runs
+// the send.
 type earlyDial struct {
 	ctx   context.Context
 	cfg   deliver.SMTPConfig
@@ -288,13 +291,15 @@ func (d *earlyDial) take() (*deliver.SMTP, error) {
 	return d.s, d.err
 }
 
-// abandon ends a dial the send didn't take, and says QUIT on what it
-// opened. One still under way after abandonGrace is called off: a server
-// that stalls mid-dial doesn't hold back the check's problems for the
-// [smtp] timeout. Its error is dropped: the check's problems, or that
-// there is nothing to send, are what the user needs to hear. After a dial
-// the send took, abandon only releases the dial's context, which the
-// connections no longer use.
+// abandon ends a dial the send didn't take, and says QUIT on every
+// connection it opened: the first, and the others, which open in the
+// background from the first on (deliver.DialSMTP). A connection still
+// being opened after abandonGrace is called off: a server that stalls
+// mid-dial doesn't hold back the check's problems for the [smtp] timeout.
+// Its error is dropped: the check's problems, or that there is nothing to
+// send, are what the user needs to hear. After a dial the send took,
+// abandon only releases the dial's context, under which the connections
+// opened: the send has closed them.
 func (d *earlyDial) abandon() {
 	if d.done == nil {
 		return
@@ -303,14 +308,21 @@ func (d *earlyDial) abandon() {
 	if d.taken {
 		return
 	}
-	select {
-	case <-d.done:
-	case <-time.After(abandonGrace):
-		d.stop()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
 		<-d.done
-	}
-	if d.s != nil {
-		d.s.Close()
+		if d.s != nil {
+			d.s.Close() // waits for the connections being opened
+		}
+	}()
+	grace := time.NewTimer(abandonGrace)
+	defer grace.Stop()
+	select {
+	case <-closed:
+	case <-grace.C:
+		d.stop()
+		<-closed
 	}
 }
 

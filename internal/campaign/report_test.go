@@ -315,6 +315,98 @@ func TestDeliverCheckFailsStalledServer(t *testing.T) {
 	}
 }
 
+// TestDeliverCheckFailsEveryConnection: with connections = 2, both
+// connections open and log in while the list is checked; a check that
+// then fails on a late row says QUIT on both, and no MAIL on either.
+func TestDeliverCheckFailsEveryConnection(t *testing.T) {
+	hello := make(chan string, 2)
+	srv := smtptest.Start(t, smtptest.WithAuth(smtptest.Auth{Username: "news@example.org", Password: "secret", Mechanisms: []string{"PLAIN"}}),
+		smtptest.Fault{Stage: smtptest.AtHello, Notify: hello})
+	smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"none\"\nretries = 0\nconnections = 2\nusername = \"news@example.org\"\n", srv.Host(), srv.Port())
+	c := newCampaign(t, overlapList("carol@example.com,Carol,too many\n"), "# Hello {{.name}}!\n", smtp, nil)
+	rep, err := c.Deliver(t.Context(), SendRequest{
+		Options:  Options{Now: now, Warn: awaitHello(t, hello)},
+		Password: "secret",
+		Confirm:  func(*Summary) error { t.Error("Confirm asked after a failed check"); return nil },
+	})
+	var found Problems
+	if !errors.As(err, &found) || rep.Summary != nil {
+		t.Fatalf("Deliver: %v, Summary %v; want the check's Problems, no Summary", err, rep.Summary)
+	}
+	seen := srv.Conns()
+	if len(seen) != 2 {
+		t.Fatalf("the server saw %d connections, want 2: both open during the check", len(seen))
+	}
+	for _, cn := range seen {
+		cmds := verbsOf(cn.Commands())
+		if len(cn.Auths) != 1 || len(cn.Mails) != 0 || len(cmds) == 0 || cmds[len(cmds)-1] != "QUIT" {
+			t.Errorf("connection %d: commands %q, logins %q, MAIL %q; want a login, QUIT last, no MAIL", cn.ID, cmds, cn.Auths, cn.Mails)
+		}
+	}
+	if len(srv.Received()) != 0 {
+		t.Errorf("received %v, want nothing", srv.Received())
+	}
+}
+
+// TestDeliverStalledSecond: a check that fails, or a Confirm that says
+// no, while the second connection stalls in the middle of its dial (no
+// reply to EHLO, a timeout of ten minutes) gives its error once
+// abandonGrace is over, not the timeout: that dial is called off, the
+// first connection says QUIT, and nothing is sent.
+func TestDeliverStalledSecond(t *testing.T) {
+	no := errors.New("not now")
+	for _, tc := range []struct {
+		name, last string
+		confirm    func(*Summary) error
+		want       func(error) bool
+	}{
+		{"check fails", "carol@example.com,Carol,too many\n", nil, func(err error) bool { var found Problems; return errors.As(err, &found) }},
+		{"declined", "carol@example.com,Carol\n", func(*Summary) error { return no }, func(err error) bool { return errors.Is(err, no) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hello := make(chan string, 2)
+			hold := make(chan struct{})
+			srv := smtptest.Start(t, smtptest.Fault{Stage: smtptest.AtHello, WhenOpen: 1, Notify: hello, Hold: hold})
+			defer close(hold)
+			smtp := fmt.Sprintf("\n[smtp]\nhost = %q\nport = %d\nsecurity = \"none\"\nretries = 0\nconnections = 2\ntimeout = \"10m\"\n", srv.Host(), srv.Port())
+			c := newCampaign(t, overlapList(tc.last), "# Hello {{.name}}!\n", smtp, nil)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Deliver(t.Context(), SendRequest{Options: Options{Now: now, Warn: awaitHello(t, hello)}, Confirm: tc.confirm})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !tc.want(err) {
+					t.Fatalf("Deliver: %v, want the %s's error", err, tc.name)
+				}
+			case <-time.After(time.Minute): // a watchdog, far from the seconds it takes
+				t.Fatal("Deliver waits for the stalled second connection (timeout 10m)")
+			}
+			seen := srv.Conns()
+			if len(seen) != 2 {
+				t.Fatalf("the server saw %d connections, want 2", len(seen))
+			}
+			if cmds := verbsOf(seen[0].Commands()); len(seen[0].Mails) != 0 || len(cmds) == 0 || cmds[len(cmds)-1] != "QUIT" {
+				t.Errorf("first connection: commands %q, MAIL %q; want QUIT last, no MAIL", cmds, seen[0].Mails)
+			}
+			if len(srv.Received()) != 0 {
+				t.Errorf("received %v, want nothing", srv.Received())
+			}
+		})
+	}
+}
+
+// verbsOf returns the first word of each command.
+func verbsOf(cmds []string) []string {
+	var vs []string
+	for _, c := range cmds {
+		v, _, _ := strings.Cut(c, " ")
+		vs = append(vs, v)
+	}
+	return vs
+}
+
 // TestDeliverCAFile: a server whose certificate only ca_file's CA issued
 // is trusted, and without ca_file it is not (TestDeliverCAFileFirst: in
 // what order the system's CAs and ca_file's are tried).

@@ -54,7 +54,10 @@ type SMTPConfig struct {
 // and sent by one goroutine per connection; each outcome is reported
 // through the callback given to Send.
 type SMTP struct {
-	cfg     SMTPConfig
+	cfg SMTPConfig
+	// ctx is DialSMTP's, under which the connections after the first open
+	// before their first message (see worker.open).
+	ctx     context.Context
 	debugMu sync.Mutex
 	jobs    chan job
 	wg      sync.WaitGroup
@@ -121,8 +124,13 @@ func (e *SendError) Reply() (*smtp.SMTPError, bool) {
 }
 
 // DialSMTP opens a first connection, secured and logged in, so that a wrong
-// address, certificate or password stops the campaign before any message;
-// the other connections open as they are needed.
+// address, certificate or password stops the campaign before any message.
+// The other connections open at once in the background, under ctx, and
+// only log in: one that fails to open is tried again when its first
+// message comes, and a server that takes fewer connections than asked for
+// gets the messages over those it took. A connection opened after that,
+// for max_per_connection or to replace one the server closed, opens under
+// its message's context. Canceling ctx ends the opens still under way.
 func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.Connections < 1 {
 		cfg.Connections = 1
@@ -142,7 +150,7 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.Auth != AuthPassword && cfg.Token == nil {
 		return nil, fmt.Errorf("%s needs a Token", cfg.Auth)
 	}
-	s := &SMTP{cfg: cfg, jobs: make(chan job, cfg.Connections), slots: make(chan struct{}, cfg.Connections), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
+	s := &SMTP{cfg: cfg, ctx: ctx, jobs: make(chan job, cfg.Connections), slots: make(chan struct{}, cfg.Connections), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
 	for range cfg.Connections {
 		s.slots <- struct{}{}
 	}
@@ -264,6 +272,9 @@ func (w *worker) run() {
 	defer w.s.wg.Done()
 	defer w.close(true)
 	defer w.tell() // before QUIT
+	if w.c == nil {
+		w.open()
+	}
 	for {
 		j, ok := w.s.next(w.tell)
 		if !ok {
@@ -404,6 +415,28 @@ func (s *SMTP) signalHanded() {
 	case s.handed <- struct{}{}:
 	default:
 	}
+}
+
+// open opens the worker's connection before its first message, while the
+// caller may still be checking what to send: logged in, it waits for one.
+// A failure is no message's: the worker is left without a connection, and
+// ready tries again, as for any connection, once it has a message (and
+// retires, hands the message back or tries harder as it says).
+func (w *worker) open() {
+	c, err := w.s.dial(w.s.ctx, w.id)
+	if err != nil {
+		if w.s.cfg.Debug != nil {
+			log := newTranscript(w.s.cfg.Debug, &w.s.debugMu, w.id, w.s.cfg.Password)
+			if w.s.ctx.Err() != nil {
+				log.note("the connection was called off before any message (%v)", err)
+			} else {
+				log.note("could not open the connection before any message (%v): it is tried again with the first that comes to it", err)
+			}
+		}
+		return
+	}
+	w.s.dials.Add(1)
+	w.c = c
 }
 
 // close ends the connection, politely (QUIT) when it is still sound.

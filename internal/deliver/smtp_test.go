@@ -662,13 +662,15 @@ func TestSMTPConnections(t *testing.T) {
 // while the campaign asks for 4. The connections that can't open hand
 // their messages to the others; every message is delivered once.
 //
-// Which worker is turned away, and when, is the scheduler's choice; the
-// test leaves it none: the server holds every message at its end until it
-// has turned two connections away, so that all four are tried while two
-// are busy, and the list is closed only once those two have retired, so
-// that no worker leaves before. (A worker that finds the queue closed
-// leaves, and lets a late one open a third connection, or makes the last
-// one turned away the last standing: see TestSMTPTurnedAwayLast.)
+// The four open as DialSMTP starts them, before any message: one of the
+// three after the first is let in, the other two turned away, and tried
+// again each with its first message, turned away again while two are
+// open. The server holds every message at its end until it has turned two
+// connections away, so that all four are tried while two are busy, and the
+// list is closed only once those two have retired, so that no worker
+// leaves before. (A worker that finds the queue closed leaves, and lets a
+// late one open a third connection, or makes the last one turned away the
+// last standing: see TestSMTPTurnedAwayLast.)
 func TestSMTPFewerConnections(t *testing.T) {
 	refused := make(chan string, 4)
 	gate := make(chan struct{})
@@ -724,8 +726,8 @@ func TestSMTPFewerConnections(t *testing.T) {
 			turnedAway++
 		}
 	}
-	if len(conns) != 4 || turnedAway != 2 {
-		t.Errorf("the server saw %d connections, %d turned away; want 4, 2: each worker tried once", len(conns), turnedAway)
+	if len(conns) != 6 || turnedAway != 4 {
+		t.Errorf("the server saw %d connections, %d turned away; want 6, 4: each worker tried once before its first message, and the two turned away once more with it", len(conns), turnedAway)
 	}
 }
 
@@ -744,8 +746,11 @@ func TestSMTPTurnedAwayLast(t *testing.T) {
 	dialed := make(chan string, 1)
 	sent, refuse := make(chan struct{}), make(chan struct{})
 	ts := startServer(t, serverOpts{more: []smtptest.Option{
-		// The first message waits until the second connection is tried;
-		// that one is turned away once the first has gone.
+		// The second connection is turned away as it opens, before any
+		// message; its worker tries again with its first message.
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Times: 1},
+		// The first message waits until the second connection is tried
+		// with the other; that one is turned away once the first has gone.
 		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Times: 1, Notify: dialed, Hold: refuse},
 		smtptest.Fault{Stage: smtptest.AtData, Hold: sent},
 	}})
@@ -772,9 +777,9 @@ func TestSMTPTurnedAwayLast(t *testing.T) {
 	}
 	conns, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
-	if len(conns) != 3 || len(conns[1].Hellos) != 0 || s.Dials() != 2 {
-		t.Errorf("%d connections (the second turned away: %v), %d dials; want 3, the second turned away, 2",
-			len(conns), len(conns) > 1 && len(conns[1].Hellos) == 0, s.Dials())
+	if len(conns) != 4 || len(conns[1].Hellos) != 0 || len(conns[2].Hellos) != 0 || s.Dials() != 2 {
+		t.Errorf("%d connections (the second and third turned away: %v), %d dials; want 4, the second and third turned away, 2",
+			len(conns), len(conns) > 2 && len(conns[1].Hellos) == 0 && len(conns[2].Hellos) == 0, s.Dials())
 	}
 }
 
@@ -1411,10 +1416,24 @@ func TestSMTPSendWaitsForEnd(t *testing.T) {
 func TestSMTPHandedBackWakes(t *testing.T) {
 	dialed := make(chan string, 1)
 	refuse := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		select {
+		case <-dialed:
+		case <-t.Context().Done():
+		}
+		close(sent)
+	}()
 	ts := startServer(t, serverOpts{more: []smtptest.Option{
-		// The second connection waits at its greeting until the test has
-		// seen the other message sent, then is turned away.
+		// The second connection is turned away as it opens, before any
+		// message; its worker tries again with its first message.
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Times: 1},
+		// Then it waits at its greeting until the test has seen the other
+		// message sent, and is turned away; the other message waits at
+		// its end until the second connection is tried, so that the
+		// first connection doesn't take both.
 		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Times: 1, Notify: dialed, Hold: refuse},
+		smtptest.Fault{Stage: smtptest.AtData, Hold: sent},
 	}})
 	cfg := ts.config(t, NoTLS)
 	cfg.Connections = 2
@@ -1430,7 +1449,7 @@ func TestSMTPHandedBackWakes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	<-dialed // one message is with the connection being opened
+	<-sent // one message is with the connection being opened
 	var first string
 	select {
 	case first = <-o.ch: // the other is sent, by the first connection
