@@ -98,8 +98,9 @@ func TestSMTPConnectionsOpenEarly(t *testing.T) {
 // second and third away as they open (421 at EHLO); DialSMTP does not
 // fail, and every message goes over the first.
 func TestSMTPEarlyTurnedAway(t *testing.T) {
+	refused := make(chan string, 8)
 	ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, more: []smtptest.Option{
-		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1},
+		smtptest.Fault{Stage: smtptest.AtHello, Code: 421, Enhanced: [3]int{4, 7, 0}, WhenOpen: 1, Notify: refused},
 	}})
 	cfg := ts.config(t, NoTLS)
 	cfg.Connections = 3
@@ -109,6 +110,16 @@ func TestSMTPEarlyTurnedAway(t *testing.T) {
 	s, err := DialSMTP(ctx, cfg)
 	if err != nil {
 		t.Fatalf("DialSMTP: %v", err)
+	}
+	// Both early opens are turned away before the first message: an open
+	// slow enough to reach the server after the first connection's QUIT
+	// would be let in, and log in for nothing.
+	for range 2 {
+		select {
+		case <-refused:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second and third connections were not turned away as they opened")
+		}
 	}
 	msgs := testMessages(10)
 	o := newOutcomes()
