@@ -149,7 +149,7 @@ func (c *Campaign) Send(ctx context.Context, open Opener, opts Options) (*Summar
 		return nil, c.explainConn(err)
 	}
 	if opts.Journal != nil {
-		if c.SMTP != nil && c.SMTP.Connections > 2 {
+		if c.SMTP != nil && c.SMTP.Connections > 1 {
 			opts.Journal.GroupSyncs()
 		}
 		opts.Journal.Append(journal.Record{Kind: journal.KindOpen, Campaign: c.Name, At: time.Now().Unix()})

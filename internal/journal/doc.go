@@ -65,7 +65,7 @@
 //
 //   - Every record is written to the file at once, by one goroutine, but
 //     synced only for a "sending" record, which a connection will wait for
-//     (as soon as it is appended, or, with many connections, when one
+//     (as soon as it is appended, or, with several connections, when one
 //     waits: see GroupSyncs), or at Close. The outcome of one message
 //     ("sent") goes to disk with the intent of the next ("sending"), in the
 //     same fsync.

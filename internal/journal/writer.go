@@ -182,12 +182,14 @@ func (j *Journal) Holds(t Ticket) bool {
 // GroupSyncs makes the journal sync a "sending" record only when a
 // connection waits for it, not as soon as it is appended: each sync then
 // serves the records of every connection that got that far, fewer syncs
-// for as many messages, and a connection may wait for one. With one or two
-// connections the wait costs more than the syncs; with more, the CPU a
-// sync takes does. Measured with go run ./bench, on 2 cores, sending
-// with DATA to a loopback server: 82% of a bare client's rate against
-// 95% with one connection, 97% against 82% with four, 102% against 91%
-// with eight.
+// for as many messages, and a connection may wait for one. With one
+// connection the wait costs more than the syncs; with more, the syncs of
+// one connection queue behind another's, and their CPU adds up. Measured
+// on 2 cores, sending with DATA to a loopback server: 82% of a bare
+// client's rate against 95% with one connection (go run ./bench); with
+// two, 40% fewer syncs and a send 3-6% faster (medians of 16 and 12
+// alternating pairs); 97% against 82% with four, 102% against 91% with
+// eight.
 func (j *Journal) GroupSyncs() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
