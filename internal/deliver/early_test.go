@@ -203,11 +203,7 @@ func TestSMTPEarlyIdle(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			for to, err := range o.check(t, msgs) {
-				if err != nil {
-					t.Errorf("%s: %v", to, err)
-				}
-			}
+			o.allSent(t, msgs)
 			conns, got := ts.snapshot()
 			deliveredOnce(t, got, msgs)
 			senders := conns
@@ -302,11 +298,7 @@ func TestSMTPEarlyMaxPerConnection(t *testing.T) {
 	cfg.Connections, cfg.MaxPerConnection = 2, 3
 	msgs := testMessages(10)
 	s, o := sendAll(t, cfg, msgs)
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	conns, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
 	if s.Dials() != len(conns) || len(conns) < 4 {

@@ -71,11 +71,7 @@ func TestRootsOwnCA(t *testing.T) {
 			cfg.MaxPerConnection = 1
 			msgs := testMessages(3)
 			s, o := sendAll(t, cfg, msgs)
-			for to, err := range o.check(t, msgs) {
-				if err != nil {
-					t.Errorf("%s: %v", to, err)
-				}
-			}
+			o.allSent(t, msgs)
 			if n := sys.calls.Load(); n != 0 {
 				t.Errorf("the system's CAs loaded %d times, want never", n)
 			}
@@ -169,11 +165,7 @@ func TestRootsSystemCA(t *testing.T) {
 			cfg.MaxPerConnection = 1
 			msgs := testMessages(3)
 			s, o := sendAll(t, cfg, msgs)
-			for to, err := range o.check(t, msgs) {
-				if err != nil {
-					t.Errorf("%s: %v", to, err)
-				}
-			}
+			o.allSent(t, msgs)
 			if n := sys.calls.Load(); n != 1 {
 				t.Errorf("the system's CAs loaded %d times, want once", n)
 			}
@@ -206,11 +198,7 @@ func TestRootsSystemCAConnections(t *testing.T) {
 	cfg.MaxPerConnection = 2
 	msgs := testMessages(16)
 	s, o := sendAll(t, cfg, msgs)
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	if n := sys.calls.Load(); n != 1 {
 		t.Errorf("the system's CAs loaded %d times, want once", n)
 	}

@@ -168,6 +168,17 @@ func (o *outcomes) wait(t testing.TB, m *render.Message) error {
 	}
 }
 
+// allSent checks, as check does, that each of msgs was told once, and
+// that none failed.
+func (o *outcomes) allSent(t testing.TB, msgs []*render.Message) {
+	t.Helper()
+	for to, err := range o.check(t, msgs) {
+		if err != nil {
+			t.Errorf("%s: %v", to, err)
+		}
+	}
+}
+
 // check verifies that every message had its done called exactly once and
 // returns the outcome of each, by recipient.
 func (o *outcomes) check(t testing.TB, msgs []*render.Message) map[string]error {

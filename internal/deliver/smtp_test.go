@@ -73,11 +73,7 @@ func TestSMTPStartTLS(t *testing.T) {
 	msgs := testMessages(3)
 	msgs[1].Data = testMessage(2, 40<<10).Data // bigger than any buffer on the way
 	s, o := sendAll(t, cfg, msgs)
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	conns, got := ts.snapshot()
 	if len(conns) != 1 || s.Dials() != 1 {
 		t.Fatalf("%d connections, %d dials; want 1", len(conns), s.Dials())
@@ -101,11 +97,7 @@ func TestSMTPImplicitTLS(t *testing.T) {
 	ts := startServer(t, serverOpts{cert: &certs(t).good, implicit: true, mechs: []string{"PLAIN"}})
 	msgs := testMessages(3)
 	s, o := sendAll(t, ts.config(t, ImplicitTLS), msgs)
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	conns, got := ts.snapshot()
 	if len(conns) != 1 || s.Dials() != 1 {
 		t.Fatalf("%d connections, %d dials; want 1", len(conns), s.Dials())
@@ -131,11 +123,7 @@ func TestSMTPNoTLSLoopback(t *testing.T) {
 			cfg.Host = host
 			msgs := testMessages(2)
 			_, o := sendAll(t, cfg, msgs)
-			for to, err := range o.check(t, msgs) {
-				if err != nil {
-					t.Errorf("%s: %v", to, err)
-				}
-			}
+			o.allSent(t, msgs)
 			conns, got := ts.snapshot()
 			if len(conns) != 1 {
 				t.Fatalf("%d connections, want 1", len(conns))
@@ -257,11 +245,7 @@ func TestSMTPLoginOnly(t *testing.T) {
 	ts := startServer(t, serverOpts{cert: &certs(t).good, mechs: []string{"LOGIN"}})
 	msgs := testMessages(2)
 	_, o := sendAll(t, ts.config(t, StartTLS), msgs)
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	_, got := ts.snapshot()
 	for _, r := range deliveredOnce(t, got, msgs) {
 		if r.User != testUser || !r.TLS {
@@ -316,11 +300,7 @@ func testSMTPReuse(t *testing.T, without []string) {
 			cfg.Connections, cfg.MaxPerConnection = 1, tc.max
 			msgs := testMessages(10)
 			s, o := sendAll(t, cfg, msgs)
-			for to, err := range o.check(t, msgs) {
-				if err != nil {
-					t.Errorf("%s: %v", to, err)
-				}
-			}
+			o.allSent(t, msgs)
 			conns, got := ts.snapshot()
 			deliveredOnce(t, got, msgs)
 			var per []int
@@ -365,11 +345,7 @@ func testSMTPServerCloses(t *testing.T, without []string) {
 			ts := startServer(t, serverOpts{mechs: []string{"PLAIN"}, more: []smtptest.Option{tc.fault}})
 			msgs := testMessages(7)
 			s, o := sendAll(t, withoutExt(ts.config(t, NoTLS), without), msgs)
-			for to, err := range o.check(t, msgs) {
-				if err != nil {
-					t.Errorf("%s: %v", to, err)
-				}
-			}
+			o.allSent(t, msgs)
 			conns, got := ts.snapshot()
 			deliveredOnce(t, got, msgs)
 			var per []int
@@ -638,11 +614,7 @@ func TestSMTPConnections(t *testing.T) {
 	cfg.Connections = 4
 	msgs := testMessages(40)
 	s, o := sendAll(t, cfg, msgs)
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	conns, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
 	if n := ts.Peak(); n > 4 {
@@ -710,11 +682,7 @@ func TestSMTPFewerConnections(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	conns, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
 	if s.Dials() != 2 {
@@ -770,11 +738,7 @@ func TestSMTPTurnedAwayLast(t *testing.T) {
 	cfg.redialWait = time.Millisecond
 	msgs := testMessages(2)
 	s, o := sendAll(t, cfg, msgs)
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	conns, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
 	if len(conns) != 4 || len(conns[1].Hellos) != 0 || len(conns[2].Hellos) != 0 || s.Dials() != 2 {
@@ -794,11 +758,7 @@ func TestSMTPBusyServer(t *testing.T) {
 	cfg.redialWait = time.Millisecond
 	msgs := testMessages(3)
 	_, o := sendAll(t, cfg, msgs)
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	_, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
 
@@ -1297,11 +1257,7 @@ func TestSMTPBDATRefused(t *testing.T) {
 	ts := startServer(t, serverOpts{more: []smtptest.Option{smtptest.RefuseBDAT()}})
 	msgs := testMessages(3)
 	_, o := sendAll(t, ts.config(t, NoTLS), msgs)
-	for to, err := range o.check(t, msgs) {
-		if err != nil {
-			t.Errorf("%s: %v", to, err)
-		}
-	}
+	o.allSent(t, msgs)
 	conns, got := ts.snapshot()
 	deliveredOnce(t, got, msgs)
 	if v := strings.Join(verbs(conns[0].Commands()), " "); v != "EHLO MAIL RCPT BDAT RSET MAIL RCPT DATA MAIL RCPT DATA MAIL RCPT DATA QUIT" {
