@@ -14,6 +14,7 @@ import (
 const (
 	KindOpen     = "open"     // a run began
 	KindSending  = "sending"  // the message may be handed over from now on
+	KindHandover = "handover" // its final dot, or BDAT LAST, goes now
 	KindSent     = "sent"     // the server took it (250 to the final dot)
 	KindFailed   = "failed"   // refused for good (5xx), or retries ran out
 	KindDeferred = "deferred" // refused for now (4xx); pending
@@ -31,6 +32,9 @@ type Record struct {
 	Error    string `json:"error,omitempty"` // the server's reply or what happened
 	At       int64  `json:"at,omitempty"`    // Unix seconds
 	Campaign string `json:"campaign,omitempty"`
+	// Boot is the boot of the machine a run began on (its "open"
+	// record): /proc/sys/kernel/random/boot_id on Linux.
+	Boot string `json:"boot,omitempty"`
 }
 
 // Error is a journal that can't be read: a damaged line that is not the
@@ -60,6 +64,13 @@ func Read(path string, r io.Reader, opts ...ReadOption) (*State, error) {
 // ReadOption asks a reading of the journal (Read, Open) to keep more in
 // its State than where each recipient stands.
 type ReadOption func(*State)
+
+// OnBoot has the reading take boot, not this machine's, as the boot it
+// runs on (see Record.Boot): "" for none known, as if each run's records
+// were read after a crash of its machine.
+func OnBoot(boot string) ReadOption {
+	return func(s *State) { s.boot = boot }
+}
 
 // KeepWindow has the State keep the quota's Window of the journal, the
 // times of the latest keep "sending" records at or after since (see

@@ -40,6 +40,12 @@ type State struct {
 	status map[stateKey]Status
 	detail map[stateKey]Entry // a code or an error to show
 	window *Window            // KeepWindow's; nil if not asked
+	// boot is this machine's boot (see Record.Boot); "" for none known.
+	boot string
+	// sameBoot: the run whose records are being read began on this boot
+	// (its "open" record says so), so its records are all in the file,
+	// synced or not.
+	sameBoot bool
 }
 
 type stateKey [2]uint64
@@ -49,6 +55,7 @@ func newState() *State {
 		seeds:  [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		status: map[stateKey]Status{},
 		detail: map[stateKey]Entry{},
+		boot:   thisBoot(),
 	}
 }
 
@@ -88,9 +95,10 @@ func (s *State) Len() int { return len(s.status) }
 // kind that is not about a recipient.
 func KindStatus(kind string) (Status, bool) {
 	switch kind {
-	case KindSending, KindUnknown:
-		// A "sending" with nothing after it is a run that died with the
-		// message in flight: the server may or may not have it.
+	case KindSending, KindHandover, KindUnknown:
+		// A "sending" or "handover" with nothing after it is a run that
+		// died with the message in flight: the server may or may not
+		// have it (but see State for a "sending" read on its boot).
 		return Unknown, true
 	case KindSent:
 		return Sent, true
@@ -106,9 +114,18 @@ func (s *State) apply(r *Record) {
 	if s.window != nil {
 		s.window.add(r)
 	}
+	if r.Kind == KindOpen {
+		s.sameBoot = r.Boot != "" && r.Boot == s.boot
+	}
 	st, ok := KindStatus(r.Kind)
 	if r.To == "" || !ok {
 		return
+	}
+	if r.Kind == KindSending && s.sameBoot {
+		// Read on the boot that wrote it, the journal has every record
+		// its run wrote: with no "handover" after it, its message's end
+		// never went, and the server can't have it.
+		st = Pending
 	}
 	k := s.key(r.To)
 	s.status[k] = st

@@ -22,6 +22,8 @@ func TestStates(t *testing.T) {
 		{Kind: KindSending, To: "failed@example.org", Row: 2},
 		{Kind: KindFailed, To: "failed@example.org", Row: 2, Code: 550, Error: "550 5.1.1 no such user"},
 		{Kind: KindSending, To: "lost@example.org", Row: 3},
+		{Kind: KindSending, To: "handed@example.org", Row: 8},
+		{Kind: KindHandover, To: "handed@example.org", Row: 8},
 		{Kind: KindSending, To: "unknown@example.org", Row: 4},
 		{Kind: KindUnknown, To: "unknown@example.org", Row: 4, Error: "EOF"},
 		{Kind: KindSending, To: "deferred@example.org", Row: 5},
@@ -41,24 +43,41 @@ func TestStates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err = Read(path, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := map[string]Status{
 		"SENT@example.org":     Sent, // addresses compare without case
 		"failed@example.org":   Failed,
-		"lost@example.org":     Unknown, // "sending" with nothing after it
+		"handed@example.org":   Unknown, // "handover" with nothing after it
 		"unknown@example.org":  Unknown,
 		"deferred@example.org": Pending,
 		"released@example.org": Pending,
 		"retried@example.org":  Sent,
 		"never@example.org":    Pending,
 	}
-	for addr, status := range want {
-		if got := st.Get(addr).Status; got != status {
-			t.Errorf("%s: %s, want %s", addr, got, status)
+	// "sending" with nothing after it: read on the boot that wrote it,
+	// the message's end never went; read after a reboot (or where no
+	// boot is known) the "handover" may have been lost with the machine.
+	for _, tc := range []struct {
+		name string
+		opts []ReadOption
+		lost Status
+	}{
+		{"this boot", nil, Pending},
+		{"another boot", []ReadOption{OnBoot("another")}, Unknown},
+		{"no boot known", []ReadOption{OnBoot("")}, Unknown},
+	} {
+		st, err = Read(path, bytes.NewReader(data), tc.opts...)
+		if err != nil {
+			t.Fatal(err)
 		}
+		want["lost@example.org"] = tc.lost
+		for addr, status := range want {
+			if got := st.Get(addr).Status; got != status {
+				t.Errorf("%s: %s: %s, want %s", tc.name, addr, got, status)
+			}
+		}
+	}
+	if boot := thisBoot(); boot != "" && !bytes.Contains(data, []byte(`"boot":"`+boot+`"`)) {
+		t.Errorf("the open record has not this machine's boot %s:\n%s", boot, data)
 	}
 	if e := st.Get("failed@example.org"); e.Code != 550 || e.Error != "550 5.1.1 no such user" || e.Row != 2 {
 		t.Errorf("failed entry %+v", e)
@@ -167,7 +186,9 @@ func TestKeepWindow(t *testing.T) {
 		if err != nil || !slices.Equal(read.Window().At, tc.want) {
 			t.Errorf("Read with KeepWindow(%d, %d): %v, %v; want %v", tc.since, tc.keep, read.Window(), err, tc.want)
 		}
-		for addr, want := range map[string]Status{"a@example.org": Sent, "b@example.org": Failed, "d@example.org": Unknown, "e@example.org": Unknown} {
+		// d and e: "sending" with nothing after, read on the boot that wrote
+		// them.
+		for addr, want := range map[string]Status{"a@example.org": Sent, "b@example.org": Failed, "d@example.org": Pending, "e@example.org": Pending} {
 			if got := st.Get(addr).Status; got != want {
 				t.Errorf("KeepWindow(%d, %d): %s %v, want %v", tc.since, tc.keep, addr, got, want)
 			}
@@ -197,6 +218,49 @@ func BenchmarkSendings(b *testing.B) {
 		at, err := Sendings("j", bytes.NewReader(data), 0, 2000)
 		if err != nil || len(at) != 2000 || at[0] != 98_000 {
 			b.Fatalf("%d times from %v, %v", len(at), at[:1], err)
+		}
+	}
+}
+
+// TestRunsBoots reads journals of several runs, each judged by the boot
+// its own "open" record names: a "sending" record with nothing after it
+// is pending only in a run that began on the boot that reads it.
+func TestRunsBoots(t *testing.T) {
+	var b []byte
+	add := func(rs ...Record) {
+		for _, r := range rs {
+			b = encodeRecord(b, &r)
+		}
+	}
+	add(
+		Record{Kind: KindOpen}, // an older batch's run: no boot, no "handover" records
+		Record{Kind: KindSending, To: "old@example.org"},
+		Record{Kind: KindOpen, Boot: "before"}, // a run on an earlier boot
+		Record{Kind: KindSending, To: "before@example.org"},
+		Record{Kind: KindSending, To: "handed-before@example.org"},
+		Record{Kind: KindHandover, To: "handed-before@example.org"},
+		Record{Kind: KindOpen, Boot: "now"}, // a run on this one
+		Record{Kind: KindSending, To: "now@example.org"},
+		Record{Kind: KindSending, To: "handed-now@example.org"},
+		Record{Kind: KindHandover, To: "handed-now@example.org"},
+		Record{Kind: KindSending, To: "sent-now@example.org"},
+		Record{Kind: KindHandover, To: "sent-now@example.org"},
+		Record{Kind: KindSent, To: "sent-now@example.org"},
+	)
+	st, err := Read("j", bytes.NewReader(b), OnBoot("now"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]Status{
+		"old@example.org":           Unknown,
+		"before@example.org":        Unknown,
+		"handed-before@example.org": Unknown,
+		"now@example.org":           Pending,
+		"handed-now@example.org":    Unknown,
+		"sent-now@example.org":      Sent,
+	} {
+		if got := st.Get(addr).Status; got != want {
+			t.Errorf("%s: %v, want %v", addr, got, want)
 		}
 	}
 }

@@ -19,10 +19,17 @@ type Journal struct {
 	path string
 	f    *os.File
 
+	// file is held while records are written to the file, by the
+	// flusher or by Handover, so that they go in the order appended; never
+	// while the file syncs, so that no write waits for a sync.
+	file sync.Mutex
+	boot string // this machine's boot, for the open record (see Handover)
+
 	mu      sync.Mutex
-	work    *sync.Cond // the flusher's: records to write, a Wait, Close
+	work    *sync.Cond // the flusher's: records to write, a Wait, outcomes to tell, Close
 	disk    *sync.Cond // the waiters': synced moved on
 	buf     []byte     // appended, not yet written
+	spare   []byte     // the buffer last written, for the next
 	seq     uint64     // records appended
 	written uint64     // records written to the file, whole
 	thens   []then     // AppendThen's, in order, for records not yet written
@@ -32,6 +39,9 @@ type Journal struct {
 	ahead   int64      // how far the file is made ahead (preallocate); 0 not yet
 	noAhead bool       // the filesystem can't: the file grows as it is written
 	syncs   int        // fsyncs done, for tests
+	// beforeSync, if set, runs on the flusher before each sync, j.mu not
+	// held: tests hold a sync back with it.
+	beforeSync func()
 	grouped bool       // GroupSyncs
 	err     error
 	closing bool
@@ -114,7 +124,7 @@ func Open(path, campaign string, opts ...ReadOption) (*Journal, *State, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("journal: %w", err)
 	}
-	j := &Journal{path: path, f: f, done: make(chan struct{}), off: good}
+	j := &Journal{path: path, f: f, done: make(chan struct{}), off: good, boot: st.boot}
 	j.work, j.disk = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	go j.flush()
 	return j, st, nil
@@ -132,14 +142,56 @@ func (j *Journal) Append(r Record) Ticket {
 // append adds r; j.mu is held.
 func (j *Journal) append(r *Record) Ticket {
 	r.To = strings.ToLower(r.To)
+	if r.Kind == KindOpen && r.Boot == "" {
+		r.Boot = j.boot
+	}
 	j.buf = encodeRecord(j.buf, r)
 	j.seq++
-	if r.Kind == KindSending && !j.grouped {
+	switch {
+	case r.Kind == KindHandover:
+		return Ticket(j.seq) // Handover writes it
+	case r.Kind == KindSending && !j.grouped:
 		// Its connection will wait for it: to disk as soon as can be.
 		j.want = j.seq
 	}
 	j.work.Signal()
 	return Ticket(j.seq)
+}
+
+// Handover waits until the "sending" record of t is on disk, then writes
+// r, the "handover" record of the same message, to the file, after every
+// record appended before it, and returns once the file has it: the
+// message's final dot, or BDAT LAST, may go then, and not before. The
+// record is not synced, and no write of it waits for a sync: a reader on
+// the same boot finds it (the kernel has it, whatever became of batch),
+// which is all it is for (see the package's doc). An error is the
+// journal's: the message must not go.
+func (j *Journal) Handover(t Ticket, r Record) error {
+	if err := j.Wait(t); err != nil {
+		return err
+	}
+	r.Kind = KindHandover
+	j.mu.Lock()
+	if err := j.unusable(); err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	seq := uint64(j.append(&r))
+	j.mu.Unlock()
+
+	j.file.Lock()
+	j.writeOut()
+	j.file.Unlock()
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.thensDue() {
+		j.work.Signal() // outcomes written with it, to be told
+	}
+	if seq <= j.written {
+		return nil
+	}
+	return j.err
 }
 
 // AppendThen appends r, as Append does, and calls f once r's fate is
@@ -218,51 +270,42 @@ func (j *Journal) Wait(t Ticket) error {
 	return j.err
 }
 
-// flush writes what was appended, a batch at a time, and syncs it when a
-// Wait needs it or the journal closes.
+// flush writes what was appended, a batch at a time, syncs it when a Wait
+// needs it or the journal closes, and tells AppendThen's callers.
 func (j *Journal) flush() {
 	defer close(j.done)
-	var buf []byte
 	var due []then
 	for {
 		j.mu.Lock()
-		for len(j.buf) == 0 && j.want <= j.synced && !j.closing && j.err == nil {
+		for len(j.buf) == 0 && j.want <= j.synced && !j.closing && j.err == nil && !j.thensDue() {
 			j.work.Wait()
 		}
-		if j.err != nil || j.closing && len(j.buf) == 0 && j.synced == j.written {
+		if j.err != nil && !j.thensDue() || j.closing && len(j.buf) == 0 && j.synced == j.written && !j.thensDue() {
 			j.mu.Unlock()
 			return
 		}
-		buf, j.buf = j.buf, buf[:0]
-		upTo := j.seq
-		sync := j.want > j.synced || j.closing
 		j.mu.Unlock()
 
-		var n int
-		var err error
-		if len(buf) > 0 {
-			n, err = j.write(buf)
-		}
-		wrote := err == nil
-		if err == nil && sync {
-			err = datasync(j.f)
-		}
+		j.file.Lock()
+		j.writeOut()
+		j.file.Unlock()
 
 		j.mu.Lock()
-		switch {
-		case !wrote:
-			// A write cut short (a full disk) may have left records
-			// whole before the one it cut: a reader finds those.
-			j.written += uint64(bytes.Count(buf[:n], []byte{'\n'}))
-			j.err = fmt.Errorf("journal %s: %w", j.path, err)
-		case err != nil:
-			j.written = upTo // in the file, if not on disk
-			j.err = fmt.Errorf("journal %s: %w", j.path, err)
-		case sync:
-			j.written, j.synced = upTo, upTo
-			j.syncs++
-		default:
-			j.written = upTo
+		if j.err == nil && (j.want > j.synced || j.closing) && j.synced < j.written {
+			upTo := j.written // what the sync covers: written before it starts
+			hook := j.beforeSync
+			j.mu.Unlock()
+			if hook != nil {
+				hook()
+			}
+			err := datasync(j.f)
+			j.mu.Lock()
+			if err != nil {
+				j.err = fmt.Errorf("journal %s: %w", j.path, err)
+			} else {
+				j.synced = max(j.synced, upTo)
+				j.syncs++
+			}
 		}
 		due = j.due(due[:0])
 		j.disk.Broadcast()
@@ -272,6 +315,41 @@ func (j *Journal) flush() {
 		}
 		clear(due)
 	}
+}
+
+// writeOut writes what was appended to the file, whole records; j.file is
+// held, and j.mu is not.
+func (j *Journal) writeOut() {
+	j.mu.Lock()
+	if len(j.buf) == 0 || j.err != nil {
+		j.mu.Unlock()
+		return
+	}
+	buf := j.buf
+	j.buf = j.spare[:0]
+	upTo := j.seq
+	j.mu.Unlock()
+
+	n, err := j.write(buf)
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		// A write cut short (a full disk) may have left records whole
+		// before the one it cut: a reader finds those.
+		j.written += uint64(bytes.Count(buf[:n], []byte{'\n'}))
+		j.err = fmt.Errorf("journal %s: %w", j.path, err)
+		j.disk.Broadcast()
+	} else {
+		j.written = upTo
+	}
+	j.spare = buf
+}
+
+// thensDue reports whether an AppendThen's caller is to be told; j.mu is
+// held.
+func (j *Journal) thensDue() bool {
+	return len(j.thens) > 0 && (j.thens[0].seq <= j.written || j.err != nil)
 }
 
 // due takes from j.thens, into dst, those whose record is written, and

@@ -273,6 +273,9 @@ func TestWriteFails(t *testing.T) {
 	if !j.Holds(before) || j.Holds(next) || j.Holds(next-1) {
 		t.Errorf("Holds: %v %v %v, want the record written before the failure only", j.Holds(before), j.Holds(next-1), j.Holds(next))
 	}
+	if err := j.Handover(before, Record{To: "a@example.org"}); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Handover after the failure: %v, want the write's error", err)
+	}
 	j.AppendThen(Record{Kind: KindSent, To: "b@example.org"}, func(err error) { fate <- err })
 	if err := <-fate; !errors.Is(err, syscall.EBADF) {
 		t.Errorf("AppendThen on a failed journal: %v, want the error at once", err)
@@ -318,5 +321,73 @@ func TestSynced(t *testing.T) {
 	}
 	if err := j.Wait(later); err == nil {
 		t.Error("a failed journal's Wait: no error")
+	}
+}
+
+// TestHandover: Handover returns once the message's "sending" record is on
+// disk and its "handover" record in the file, after the records appended
+// before it, and it doesn't wait for a sync of later records to end.
+func TestHandover(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	defer j.Close()
+	read := func() *State {
+		t.Helper()
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := Read(path, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	j.Append(Record{Kind: KindOpen, Campaign: "test"})
+	a := j.Append(Record{Kind: KindSending, To: "a@example.org"})
+	j.AppendThen(Record{Kind: KindSent, To: "z@example.org"}, func(error) {})
+	if err := j.Wait(a); err != nil {
+		t.Fatal(err)
+	}
+	if st := read(); st.Get("a@example.org").Status != Pending && thisBoot() != "" {
+		t.Errorf("before its handover, a is %v on the boot that wrote it, want pending", st.Get("a@example.org").Status)
+	}
+
+	// The next sync is held back; a's handover goes meanwhile.
+	syncing, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	j.mu.Lock()
+	j.beforeSync = func() {
+		once.Do(func() { close(syncing) })
+		<-release
+	}
+	j.mu.Unlock()
+	defer close(release)
+	b := j.Append(Record{Kind: KindSending, To: "b@example.org"})
+	<-syncing
+	done := make(chan error, 1)
+	go func() { done <- j.Handover(a, Record{Kind: KindSent, To: "a@example.org", Row: 1}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Handover waited for a later record's sync")
+	}
+	if j.Synced(b) {
+		t.Fatal("b synced while its sync was held back")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(bytes.TrimRight(data, "\x00")), "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, `"t":"handover","to":"a@example.org","row":1`) || !strings.Contains(lines[len(lines)-2], `"t":"sending","to":"b@example.org"`) {
+		t.Errorf("the journal ends\n%s\n%s\nwant b's sending, then a's handover (its kind Handover's, whatever asked)", lines[len(lines)-2], last)
+	}
+	if st := read(); st.Get("a@example.org").Status != Unknown {
+		t.Errorf("after its handover, a is %v, want unknown", st.Get("a@example.org").Status)
 	}
 }
