@@ -256,10 +256,7 @@ func (t *tracker) Start() error {
 // the quota counts it once, in later runs as in this one.
 func (t *tracker) Begun() {
 	at := t.d.now()
-	if j := t.d.opts.Journal; j != nil && !t.started {
-		t.started = true
-		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
-	}
+	t.intent(at)
 	if t.quota {
 		// Counted in the window from now, as later runs count it.
 		t.quota = false
@@ -267,14 +264,35 @@ func (t *tracker) Begun() {
 	}
 }
 
+// Ahead writes the "sending" record of a message that a connection took
+// to send next, while it sends another: the record then has a whole
+// message's time to go to disk before Ready waits for it. Unless the
+// campaign stopped meanwhile: then Start holds the message back, and it
+// stays pending.
+func (t *tracker) Ahead() {
+	if t.d.stopped() == nil && t.d.ctx.Err() == nil {
+		t.intent(t.d.now())
+	}
+}
+
+// intent appends the "sending" record, once.
+func (t *tracker) intent(at time.Time) {
+	if j := t.d.opts.Journal; j != nil && !t.started {
+		t.started = true
+		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
+	}
+}
+
 // errHeldBack is the outcome of a message not sent because the campaign
 // stopped before a connection could start it.
 var errHeldBack = errors.New("held back: the campaign stopped")
 
-// Ready waits until the journal holds the "sending" record.
+// Ready waits until the journal holds the "sending" record on disk, then
+// writes the "handover" record to the file: from then on, the recipient
+// is unknown until its outcome is recorded.
 func (t *tracker) Ready() error {
 	if j := t.d.opts.Journal; j != nil {
-		return j.Wait(t.ticket)
+		return j.Handover(t.ticket, journal.Record{To: t.m.To, Row: t.m.Seq, ID: t.m.ID})
 	}
 	return nil
 }
