@@ -42,11 +42,11 @@ type Journal struct {
 	// beforeSync, if set, runs on the flusher before each sync, j.mu not
 	// held: tests hold a sync back with it.
 	beforeSync func()
-	grouped bool       // GroupSyncs
-	err     error
-	closing bool
-	closed  bool
-	done    chan struct{}
+	grouped    bool // GroupSyncs
+	err        error
+	closing    bool
+	closed     bool
+	done       chan struct{}
 }
 
 // Ticket identifies an appended record, to wait for its durability.
