@@ -23,9 +23,9 @@ import (
 // against a slow smtptest server, and stop it the ways a campaign gets
 // stopped: SIGKILL at many points (between the message's end and the
 // server's reply among them), Ctrl-C (SIGINT) or SIGTERM, and Ctrl-C
-// twice, with the message sent in a BDAT chunk and after DATA. After each
-// stop the journal must tell the truth, and a resume must send nobody a
-// second copy.
+// twice, with the message sent in a BDAT chunk, after DATA pipelined, and
+// a command at a time. After each stop the journal must tell the truth,
+// and a resume must send nobody a second copy.
 
 // crashRecipients is the size of the crash tests' list.
 const crashRecipients = 30
@@ -52,6 +52,9 @@ func TestCrash(t *testing.T) {
 	}{
 		{"chunked", smtptest.Without()},                    // the message in a BDAT chunk
 		{"pipelined", smtptest.Without(smtptest.Chunking)}, // the message after DATA
+		// A command at a time, the "handover" record written while
+		// the server reads DATA.
+		{"classic", smtptest.Without(smtptest.Chunking, smtptest.Pipelining)},
 	} {
 		t.Run(w.name, func(t *testing.T) {
 			t.Parallel()

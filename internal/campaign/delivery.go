@@ -213,7 +213,8 @@ type tracker struct {
 	m       *render.Message
 	attempt int
 	ticket  journal.Ticket
-	started bool // the "sending" record was written (Begun)
+	started bool // the "sending" record was written (Ahead, Begun)
+	handed  bool // the "handover" record is in the journal's file (Ending, Ready)
 	// quota: the message holds one of the quota's, taken and not yet
 	// handed over (Begun) or given back.
 	quota bool
@@ -287,12 +288,30 @@ func (t *tracker) intent(at time.Time) {
 // stopped before a connection could start it.
 var errHeldBack = errors.New("held back: the campaign stopped")
 
-// Ready waits until the journal holds the "sending" record on disk, then
-// writes the "handover" record to the file: from then on, the recipient
-// is unknown until its outcome is recorded.
+// Ending writes the "handover" record, while the server reads the last
+// command before the message's end: from then on, the recipient is
+// unknown until its outcome is recorded (see Ready).
+func (t *tracker) Ending() {
+	if j := t.d.opts.Journal; j != nil && !t.handed {
+		t.handed = j.Handover(journal.Record{To: t.m.To, Row: t.m.Seq, ID: t.m.ID}) == nil
+	}
+}
+
+// Ready waits until the journal holds the "sending" record on disk, and
+// the "handover" record in its file (Ending's, or written now).
 func (t *tracker) Ready() error {
-	if j := t.d.opts.Journal; j != nil {
-		return j.Handover(t.ticket, journal.Record{To: t.m.To, Row: t.m.Seq, ID: t.m.ID})
+	j := t.d.opts.Journal
+	if j == nil {
+		return nil
+	}
+	if err := j.Wait(t.ticket); err != nil {
+		return err
+	}
+	if !t.handed {
+		if err := j.Handover(journal.Record{To: t.m.To, Row: t.m.Seq, ID: t.m.ID}); err != nil {
+			return err
+		}
+		t.handed = true
 	}
 	return nil
 }

@@ -47,6 +47,11 @@ type Tracker interface {
 	// for is best started here (the journal's record), so that it runs
 	// while the connection has nothing to do.
 	Begun()
+	// Ending is called, where commands go one at a time, once DATA is on
+	// the wire, while the server reads it: work that Ready must have
+	// done (the journal's "handover" record) is best done here, where the
+	// connection waits anyway. Ready follows, unless the server refuses.
+	Ending()
 	// Ready is called just before the message is handed over: before
 	// its final dot, and before its content too if ReadyNow says so; an
 	// error stops the message there, undelivered.
@@ -70,6 +75,9 @@ func (DoneFunc) Ahead() {}
 
 // Begun does nothing.
 func (DoneFunc) Begun() {}
+
+// Ending does nothing.
+func (DoneFunc) Ending() {}
 
 // ReadyNow is always true.
 func (DoneFunc) ReadyNow() bool { return true }

@@ -242,8 +242,24 @@ func (c *conn) data(steps []step, m *render.Message, t Tracker, p progress, fail
 	if stage, err := c.replies(first); err != nil {
 		return fail(stage, err)
 	}
-	for _, s := range steps[len(first):] {
-		if err := c.cmd(s); err != nil {
+	for i, s := range steps[len(first):] {
+		if len(first)+i < len(steps)-1 {
+			if err := c.cmd(s); err != nil {
+				return fail(s.stage, err)
+			}
+			continue
+		}
+		// DATA, a command at a time: the Tracker hears of it while the
+		// server reads it. (Pipelined, DATA goes with MAIL FROM and RCPT
+		// TO, and the Tracker hears of nothing until their replies are
+		// in: a run killed while the server sits on them leaves the
+		// recipient pending.)
+		c.buf = append(append(c.buf[:0], s.line...), "\r\n"...)
+		if err := c.send(c.buf); err != nil {
+			return fail(s.stage, err)
+		}
+		t.Ending()
+		if err := c.reply(s.expect, s.stage); err != nil {
 			return fail(s.stage, err)
 		}
 	}

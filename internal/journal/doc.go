@@ -23,24 +23,44 @@
 // each message, follows this protocol:
 //
 //   - "sending" is the intent: from now on the message may be handed over.
-//     It is appended when a connection takes the message, before anything
-//     of it is said to the server, and it must be on disk (Wait) before
-//     the message is handed over: before the final dot that ends its DATA,
-//     or before BDAT LAST. Until then the server can't take the message, so
-//     whoever the server may have a message for has a "sending" record on
-//     disk. A message that a connection gives up before the server could
-//     take it, for another to send, keeps its record: one try, one
-//     "sending" record, which is what a quota counts.
+//     It is appended when a connection takes the message, before its end
+//     can go: while the message before it on the same connection goes
+//     (taken ahead), or once the message's own first command is on the
+//     wire. It must be on disk before the message is handed over, before
+//     the final dot that ends its DATA or BDAT LAST: until then the server
+//     can't take the message, so whoever the server may have a message for
+//     has a "sending" record on disk, whatever happens to the machine. A
+//     message that a connection gives up before the server could take it,
+//     for another to send, keeps its record: one try, one "sending"
+//     record, which is what a quota counts (a message taken ahead and
+//     released when the run stops counts too: never one too few).
+//   - "handover" comes next, written to the file (not synced) by Handover
+//     once the "sending" record is on disk, just before the message's end
+//     goes. It tells a message in flight from one whose end never went,
+//     for a reader on the same boot as the run that wrote it (see below).
 //   - Then comes the outcome: "sent" (250 to the final dot), "failed"
 //     (refused for good, or out of retries), "deferred" (refused for now,
 //     tried again later: pending), "released" (not handed over after all,
 //     the run stopping: pending) or "unknown".
 //   - Unknown is a recipient the server may or may not have a message for:
-//     a "sending" record with nothing after it (the run died with the
+//     a "handover" record with nothing after it (the run died with the
 //     message in flight), or an "unknown" record (the connection broke, or
 //     no reply came in time, after the final dot). It is reported, and not
 //     sent again unless the user asks (--resend-unknown), with the same
 //     Message-ID.
+//   - A "sending" record with nothing after it depends on the boot. Every
+//     run's "open" record names the boot of the machine it runs on
+//     (Record.Boot). Read on that boot, the journal holds every record the
+//     run wrote, synced or not: the kernel has them, however the run died
+//     (a kill, a panic, Ctrl-C twice). Its "handover" record would be
+//     there, so the message's end never went, and the recipient is
+//     pending: the next run sends it. Read on another boot, after the
+//     machine crashed, records not yet synced may be lost, the "handover"
+//     among them, so the recipient is unknown, as it is where no boot is
+//     known (an older batch's journal, a system without a boot ID). So a
+//     killed run leaves unknown only the messages whose end went, at most
+//     one per connection; a machine's crash may leave more: the message
+//     taken ahead, and those whose outcome was not yet synced.
 //   - Outcomes need no sync of their own. Every record is written to the
 //     file as soon as it can be, so a killed process loses none (the
 //     kernel has them); only a machine crash can lose an outcome not yet
@@ -63,18 +83,18 @@
 // does as few as it can and none that a connection waits for
 // needlessly:
 //
-//   - Every record is written to the file at once, by one goroutine, but
-//     synced only for a "sending" record, which a connection will wait for
-//     (as soon as it is appended, or, with several connections, when one
-//     waits: see GroupSyncs), or at Close. The outcome of one message
-//     ("sent") goes to disk with the intent of the next ("sending"), in the
-//     same fsync.
+//   - Every record is written to the file at once, by one goroutine (the
+//     "handover" record by the connection itself), but synced only for a
+//     "sending" record, which a connection will wait for (as soon as it is
+//     appended, or, with GroupSyncs, when one waits), or at Close. The
+//     outcome of one message ("sent") goes to disk with the intent of a
+//     later one ("sending"), in the same fsync.
 //   - Fsyncs are grouped: what is appended while one runs goes to disk in
-//     the next, so N connections share them.
+//     the next, so N connections share them. No write waits for a sync.
 //   - A connection waits only for the record it depends on, and only just
-//     before the final dot or BDAT LAST, so that the "sending" record goes
-//     to disk while the connection says MAIL FROM, RCPT TO and DATA and
-//     sends the content (see deliver's transfer).
+//     before the final dot or BDAT LAST; the record, appended a message
+//     ahead, has had that message's time to reach the disk (see deliver's
+//     takeAhead).
 //
 // # Failure
 //

@@ -189,6 +189,24 @@ func TestGroupSyncs(t *testing.T) {
 	if before != 0 || after != 1 || synced != uint64(last) {
 		t.Errorf("fsyncs %d before the wait, %d after (synced up to %d of %d); want 0, then 1 for all", before, after, synced, last)
 	}
+
+	// A handover syncs what was appended before it (the records of the
+	// messages taken ahead), with no wait for it.
+	ahead := j.Append(Record{Kind: KindSending, To: "ahead@example.org"})
+	if err := j.Handover(Record{To: "r2@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !j.Synced(ahead); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a handover did not sync the record appended before it")
+		}
+	}
+	j.mu.Lock()
+	after = j.syncs
+	j.mu.Unlock()
+	if after != 2 {
+		t.Errorf("%d fsyncs after the handover, want 2", after)
+	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +291,7 @@ func TestWriteFails(t *testing.T) {
 	if !j.Holds(before) || j.Holds(next) || j.Holds(next-1) {
 		t.Errorf("Holds: %v %v %v, want the record written before the failure only", j.Holds(before), j.Holds(next-1), j.Holds(next))
 	}
-	if err := j.Handover(before, Record{To: "a@example.org"}); !errors.Is(err, syscall.EBADF) {
+	if err := j.Handover(Record{To: "a@example.org"}); !errors.Is(err, syscall.EBADF) {
 		t.Errorf("Handover after the failure: %v, want the write's error", err)
 	}
 	j.AppendThen(Record{Kind: KindSent, To: "b@example.org"}, func(err error) { fate <- err })
@@ -324,9 +342,9 @@ func TestSynced(t *testing.T) {
 	}
 }
 
-// TestHandover: Handover returns once the message's "sending" record is on
-// disk and its "handover" record in the file, after the records appended
-// before it, and it doesn't wait for a sync of later records to end.
+// TestHandover: Handover returns once the message's "handover" record is
+// in the file, after the records appended before it, and it doesn't wait
+// for a sync to end.
 func TestHandover(t *testing.T) {
 	path := Path(t.TempDir(), "test")
 	j, _ := openTestJournal(t, path)
@@ -366,7 +384,7 @@ func TestHandover(t *testing.T) {
 	b := j.Append(Record{Kind: KindSending, To: "b@example.org"})
 	<-syncing
 	done := make(chan error, 1)
-	go func() { done <- j.Handover(a, Record{Kind: KindSent, To: "a@example.org", Row: 1}) }()
+	go func() { done <- j.Handover(Record{Kind: KindSent, To: "a@example.org", Row: 1}) }()
 	select {
 	case err := <-done:
 		if err != nil {
