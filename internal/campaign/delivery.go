@@ -298,7 +298,9 @@ func (t *tracker) Ending() {
 }
 
 // Ready waits until the journal holds the "sending" record on disk, and
-// the "handover" record in its file (Ending's, or written now).
+// the "handover" record in its file (Ending's, or written now); then it
+// has the records of the messages taken ahead synced while this one ends
+// (SyncAhead).
 func (t *tracker) Ready() error {
 	j := t.d.opts.Journal
 	if j == nil {
@@ -313,6 +315,7 @@ func (t *tracker) Ready() error {
 		}
 		t.handed = true
 	}
+	j.SyncAhead()
 	return nil
 }
 

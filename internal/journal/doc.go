@@ -35,16 +35,19 @@
 //     record, which is what a quota counts (a message taken ahead and
 //     released when the run stops counts too: never one too few).
 //   - "handover" comes next, written to the file (not synced) by Handover
-//     once the "sending" record is on disk, just before the message's end
-//     goes. It tells a message in flight from one whose end never went,
-//     for a reader on the same boot as the run that wrote it (see below).
+//     before the message's end goes: while the server reads DATA, where
+//     commands go one at a time, or once the replies before the end are
+//     in. It tells a message that may be in flight from one whose end
+//     never went, for a reader on the same boot as the run that wrote it
+//     (see below). The end goes once both are done: the "sending" record
+//     on disk, the "handover" record in the file.
 //   - Then comes the outcome: "sent" (250 to the final dot), "failed"
 //     (refused for good, or out of retries), "deferred" (refused for now,
 //     tried again later: pending), "released" (not handed over after all,
 //     the run stopping: pending) or "unknown".
 //   - Unknown is a recipient the server may or may not have a message for:
 //     a "handover" record with nothing after it (the run died with the
-//     message in flight), or an "unknown" record (the connection broke, or
+//     message in flight, or about to be), or an "unknown" record (the connection broke, or
 //     no reply came in time, after the final dot). It is reported, and not
 //     sent again unless the user asks (--resend-unknown), with the same
 //     Message-ID.
@@ -52,15 +55,16 @@
 //     run's "open" record names the boot of the machine it runs on
 //     (Record.Boot). Read on that boot, the journal holds every record the
 //     run wrote, synced or not: the kernel has them, however the run died
-//     (a kill, a panic, Ctrl-C twice). Its "handover" record would be
-//     there, so the message's end never went, and the recipient is
-//     pending: the next run sends it. Read on another boot, after the
+//     (a kill, a panic, Ctrl-C twice). Had the message's end gone, its
+//     "handover" record would be there; so the server can't have it, and
+//     the recipient is pending: the next run sends it. Read on another boot, after the
 //     machine crashed, records not yet synced may be lost, the "handover"
 //     among them, so the recipient is unknown, as it is where no boot is
 //     known (an older batch's journal, a system without a boot ID). So a
-//     killed run leaves unknown only the messages whose end went, at most
-//     one per connection; a machine's crash may leave more: the message
-//     taken ahead, and those whose outcome was not yet synced.
+//     killed run leaves unknown only the messages whose end went, or was
+//     about to, at most one per connection; a machine's crash may leave
+//     more: the message taken ahead, and those whose outcome was not yet
+//     synced.
 //   - Outcomes need no sync of their own. Every record is written to the
 //     file as soon as it can be, so a killed process loses none (the
 //     kernel has them); only a machine crash can lose an outcome not yet

@@ -182,12 +182,6 @@ func (j *Journal) Handover(r Record) error {
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.grouped && j.want < j.seq {
-		// The "sending" records appended so far, those of the messages
-		// taken ahead among them, go to disk while this message ends.
-		j.want = j.seq
-		j.work.Signal()
-	}
 	if j.thensDue() {
 		j.work.Signal() // outcomes written with it, to be told
 	}
@@ -235,8 +229,8 @@ func (j *Journal) Holds(t Ticket) bool {
 }
 
 // GroupSyncs makes the journal sync a "sending" record only when a
-// connection waits for it or hands a message over (Handover), not as soon
-// as it is appended: each sync then serves the records of every
+// connection waits for it or hands a message over (SyncAhead), not as
+// soon as it is appended: each sync then serves the records of every
 // connection that got that far, fewer syncs for as many messages. The
 // records of the messages taken ahead are appended before the message
 // before them is handed over, so they go to disk while it ends. With one
@@ -253,6 +247,23 @@ func (j *Journal) GroupSyncs() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.grouped = true
+}
+
+// SyncAhead asks, with GroupSyncs, for the records appended so far to go
+// to disk, and returns at once. Called as a message's end goes, it syncs
+// the "sending" records of the messages taken ahead while the server reads
+// that end and the connection has nothing to do. (With one P, the
+// runtime's only one, a sync started while a reply is on its way keeps
+// the connection from reading it until the runtime takes the P back, or
+// the sync ends.) Without GroupSyncs, those records are synced as they
+// are appended, and it does nothing.
+func (j *Journal) SyncAhead() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.grouped && j.want < j.seq {
+		j.want = j.seq
+		j.work.Signal()
+	}
 }
 
 // Synced reports whether Wait(t) would return at once: the record of t is
