@@ -205,15 +205,16 @@ func (d *delivery) backoff(attempt int) time.Duration {
 
 // tracker follows one message for the delivery. It is where the journal's
 // protocol meets the sender's (deliver.Tracker): Start lets a connection
-// take the message, Begun appends the "sending" record, Ready waits until
-// it is on disk, before the final dot or BDAT LAST, and Done records the
+// take the message, Begun appends the "sending" record, Ending (or Ready)
+// writes the "handover" record, Ready waits until the "sending" record is
+// on disk, before the final dot or BDAT LAST, and Done records the
 // outcome, which settle counts once the journal holds it.
 type tracker struct {
 	d       *delivery
 	m       *render.Message
 	attempt int
 	ticket  journal.Ticket
-	started bool // the "sending" record was written (Ahead, Begun)
+	started bool // the "sending" record was written (Begun)
 	handed  bool // the "handover" record is in the journal's file (Ending, Ready)
 	// quota: the message holds one of the quota's, taken and not yet
 	// handed over (Begun) or given back.
@@ -257,30 +258,14 @@ func (t *tracker) Start() error {
 // the quota counts it once, in later runs as in this one.
 func (t *tracker) Begun() {
 	at := t.d.now()
-	t.intent(at)
+	if j := t.d.opts.Journal; j != nil && !t.started {
+		t.started = true
+		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
+	}
 	if t.quota {
 		// Counted in the window from now, as later runs count it.
 		t.quota = false
 		t.d.quota.handedOver(at)
-	}
-}
-
-// Ahead writes the "sending" record of a message that a connection took
-// to send next, while it sends another: the record then has a whole
-// message's time to go to disk before Ready waits for it. Unless the
-// campaign stopped meanwhile: then Start holds the message back, and it
-// stays pending.
-func (t *tracker) Ahead() {
-	if t.d.stopped() == nil && t.d.ctx.Err() == nil {
-		t.intent(t.d.now())
-	}
-}
-
-// intent appends the "sending" record, once.
-func (t *tracker) intent(at time.Time) {
-	if j := t.d.opts.Journal; j != nil && !t.started {
-		t.started = true
-		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
 	}
 }
 
@@ -298,9 +283,7 @@ func (t *tracker) Ending() {
 }
 
 // Ready waits until the journal holds the "sending" record on disk, and
-// the "handover" record in its file (Ending's, or written now); then it
-// has the records of the messages taken ahead synced while this one ends
-// (SyncAhead).
+// the "handover" record in its file (Ending's, or written now).
 func (t *tracker) Ready() error {
 	j := t.d.opts.Journal
 	if j == nil {
@@ -315,7 +298,6 @@ func (t *tracker) Ready() error {
 		}
 		t.handed = true
 	}
-	j.SyncAhead()
 	return nil
 }
 

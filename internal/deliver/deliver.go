@@ -35,12 +35,6 @@ type Tracker interface {
 	// says anything of it to the server; an error leaves the message
 	// unsent (Done is told that error).
 	Start() error
-	// Ahead is called when a connection takes the message early, to
-	// send next, while the server reads the first command of the message
-	// before it; Start and Begun follow, when the message's turn comes.
-	// Work that Ready will wait for is best started here (the journal's
-	// record), so that it has a whole message's time to run.
-	Ahead()
 	// Begun is called once the message's first command is on the wire,
 	// while the server reads it, and before anything that could deliver
 	// it (for a file, before it is written): work that Ready will wait
@@ -69,9 +63,6 @@ type DoneFunc func(error)
 
 // Start always starts.
 func (DoneFunc) Start() error { return nil }
-
-// Ahead does nothing.
-func (DoneFunc) Ahead() {}
 
 // Begun does nothing.
 func (DoneFunc) Begun() {}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/textproto"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -77,10 +76,6 @@ type SMTP struct {
 	broken chan struct{} // closed on a fatal error
 	alive  int           // workers still running
 	retry  []job         // messages handed back by a worker that retired
-	// early are the messages taken ahead (see takeAhead), each by the
-	// worker of its id, which sends it next unless one with nothing to
-	// do takes it first.
-	early []earlyJob
 	// handed tells a worker waiting for a job that retry has one: without
 	// it, a message handed back after the last job was taken waited for
 	// ever, and so did the campaign for its outcome.
@@ -155,11 +150,8 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.Auth != AuthPassword && cfg.Token == nil {
 		return nil, fmt.Errorf("%s needs a Token", cfg.Auth)
 	}
-	// A message on its way and one taken ahead (see takeAhead) for each
-	// connection.
-	queue := 2 * cfg.Connections
-	s := &SMTP{cfg: cfg, ctx: ctx, jobs: make(chan job, queue), slots: make(chan struct{}, queue), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
-	for range queue {
+	s := &SMTP{cfg: cfg, ctx: ctx, jobs: make(chan job, cfg.Connections), slots: make(chan struct{}, cfg.Connections), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
+	for range cfg.Connections {
 		s.slots <- struct{}{}
 	}
 	first, err := s.redial(ctx, 1)
@@ -272,65 +264,6 @@ type txn struct {
 func (x txn) begun() {
 	x.w.tell()
 	x.j.t.Begun()
-	x.w.takeAhead()
-}
-
-// earlyJob is a message taken ahead by the worker of id.
-type earlyJob struct {
-	job
-	id int
-}
-
-// takeAhead takes the next message, if one is queued, while the server
-// reads the first command of this one, and tells its Tracker (Ahead): its
-// "sending" record then goes to disk while this message goes, and is
-// there when its own end is to go, instead of being synced during its
-// own transaction, which on a fast server takes less time than a sync.
-// The worker sends it next, unless another with nothing to do takes it
-// first (see next), so that no message waits behind a slow one while a
-// connection idles. Not with a rate limit, whose pause comes before a
-// message is taken.
-func (w *worker) takeAhead() {
-	if w.s.cfg.Limiter != nil {
-		return
-	}
-	s := w.s
-	s.mu.Lock()
-	for _, e := range s.early {
-		if e.id == w.id {
-			s.mu.Unlock()
-			return // one ahead is enough
-		}
-	}
-	s.mu.Unlock()
-	var j job
-	var ok bool
-	select {
-	case j, ok = <-s.jobs:
-	default:
-	}
-	if !ok {
-		return // none queued, or no more
-	}
-	j.t.Ahead() // before another worker can take it
-	s.mu.Lock()
-	s.early = append(s.early, earlyJob{job: j, id: w.id})
-	s.mu.Unlock()
-	s.signalHanded() // a worker that found nothing to do looks again
-}
-
-// takeEarly takes a message taken ahead: the worker id's own, or with id
-// 0, any.
-func (s *SMTP) takeEarly(id int) (job, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, e := range s.early {
-		if id == 0 || e.id == id {
-			s.early = slices.Delete(s.early, i, i+1)
-			return e.job, true
-		}
-	}
-	return job{}, false
 }
 
 func (x txn) ended() { x.w.s.free(x.j) }
@@ -343,11 +276,9 @@ func (w *worker) run() {
 		w.open()
 	}
 	for {
-		j, ok := w.s.takeEarly(w.id)
+		j, ok := w.s.next(w.tell)
 		if !ok {
-			if j, ok = w.s.next(w.tell); !ok {
-				return
-			}
+			return
 		}
 		if err := w.s.err(); err != nil {
 			w.done(&j, err)
@@ -384,7 +315,7 @@ func (w *worker) run() {
 			if handedOver(err) {
 				handBack = nil
 			}
-			if w.s.retire(w.id, handBack) {
+			if w.s.retire(handBack) {
 				if handBack == nil {
 					w.done(&j, err)
 				}
@@ -421,9 +352,6 @@ func (s *SMTP) next(waiting func()) (job, bool) {
 		default:
 		}
 		if !got {
-			if j, ok := s.takeEarly(0); ok {
-				return j, true // taken ahead by a busy worker
-			}
 			waiting()
 			select {
 			case j, ok = <-s.jobs:
@@ -432,9 +360,6 @@ func (s *SMTP) next(waiting func()) (job, bool) {
 			}
 		}
 		if ok {
-			return j, true
-		}
-		if j, ok := s.takeEarly(0); ok {
 			return j, true
 		}
 		return s.popRetry(true)
@@ -467,9 +392,9 @@ func (s *SMTP) lastStanding() bool {
 	return s.alive <= 1
 }
 
-// retire counts the worker of id out and hands j, if not nil, and the
-// message it took ahead, if any, to the others, unless none is left.
-func (s *SMTP) retire(id int, j *job) bool {
+// retire counts a worker out and hands j, if not nil, to the others,
+// unless none is left.
+func (s *SMTP) retire(j *job) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.alive <= 1 {
@@ -478,15 +403,6 @@ func (s *SMTP) retire(id int, j *job) bool {
 	s.alive--
 	if j != nil {
 		s.retry = append(s.retry, *j)
-	}
-	for i := 0; i < len(s.early); i++ {
-		if s.early[i].id == id {
-			s.retry = append(s.retry, s.early[i].job)
-			s.early = slices.Delete(s.early, i, i+1)
-			i--
-		}
-	}
-	if len(s.retry) > 0 {
 		s.signalHanded()
 	}
 	return true

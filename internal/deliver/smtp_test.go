@@ -1323,8 +1323,8 @@ func TestSMTPContentWhileReady(t *testing.T) {
 // TestSMTPSendWaitsForEnd: Send takes a slot that the connection gives
 // back once what ends a message is written, not when it takes the
 // message: with one connection and the server sitting on the first
-// message's RCPT TO, a second Send is queued (to be taken ahead) and a
-// third waits; once the first message is ended, it returns.
+// message's RCPT TO, a second Send waits; once the first message is
+// ended, it returns.
 func TestSMTPSendWaitsForEnd(t *testing.T) {
 	for _, w := range ways {
 		t.Run(w.name, func(t *testing.T) {
@@ -1341,19 +1341,18 @@ func TestSMTPSendWaitsForEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			<-atRcpt // the connection has the first message, and waits
-			// One more is queued, to be taken ahead; a third waits.
-			if err := s.Send(context.Background(), msgs[1], o.done(msgs[1])); err != nil {
-				t.Fatal(err)
-			}
-			third := make(chan error, 1)
-			go func() { third <- s.Send(context.Background(), msgs[2], o.done(msgs[2])) }()
+			second := make(chan error, 1)
+			go func() { second <- s.Send(context.Background(), msgs[1], o.done(msgs[1])) }()
 			select {
-			case err := <-third:
-				t.Fatalf("a third Send returned (%v) while the first message was at RCPT TO", err)
+			case err := <-second:
+				t.Fatalf("a second Send returned (%v) while the first message was at RCPT TO", err)
 			case <-time.After(100 * time.Millisecond):
 			}
 			close(hold)
-			if err := <-third; err != nil {
+			if err := <-second; err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Send(context.Background(), msgs[2], o.done(msgs[2])); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Close(); err != nil {

@@ -23,17 +23,15 @@
 // each message, follows this protocol:
 //
 //   - "sending" is the intent: from now on the message may be handed over.
-//     It is appended when a connection takes the message, before its end
-//     can go: while the message before it on the same connection goes
-//     (taken ahead), or once the message's own first command is on the
-//     wire. It must be on disk before the message is handed over, before
-//     the final dot that ends its DATA or BDAT LAST: until then the server
-//     can't take the message, so whoever the server may have a message for
-//     has a "sending" record on disk, whatever happens to the machine. A
+//     It is appended when a connection takes the message, once its first
+//     command is on the wire. It must be on disk before the message is
+//     handed over, before the final dot that ends its DATA or BDAT LAST:
+//     until then the server can't take the message, so whoever the server
+//     may have a message for has a "sending" record on disk, whatever
+//     happens to the machine. A
 //     message that a connection gives up before the server could take it,
 //     for another to send, keeps its record: one try, one "sending"
-//     record, which is what a quota counts (a message taken ahead and
-//     released when the run stops counts too: never one too few).
+//     record, which is what a quota counts.
 //   - "handover" comes next, written to the file (not synced) by Handover
 //     before the message's end goes: while the server reads DATA, where
 //     commands go one at a time, or once the replies before the end are
@@ -63,7 +61,7 @@
 //     known (an older batch's journal, a system without a boot ID). So a
 //     killed run leaves unknown only the messages whose end went, or was
 //     about to, at most one per connection; a machine's crash may leave
-//     more: the message taken ahead, and those whose outcome was not yet
+//     more: the messages in flight, and those whose outcome was not yet
 //     synced.
 //   - Outcomes need no sync of their own. Every record is written to the
 //     file as soon as it can be, so a killed process loses none (the
@@ -90,15 +88,15 @@
 //   - Every record is written to the file at once, by one goroutine (the
 //     "handover" record by the connection itself), but synced only for a
 //     "sending" record, which a connection will wait for (as soon as it is
-//     appended, or, with GroupSyncs, when one waits), or at Close. The
-//     outcome of one message ("sent") goes to disk with the intent of a
-//     later one ("sending"), in the same fsync.
+//     appended, or, with several connections, when one waits: see
+//     GroupSyncs), or at Close. The outcome of one message ("sent") goes
+//     to disk with the intent of the next ("sending"), in the same fsync.
 //   - Fsyncs are grouped: what is appended while one runs goes to disk in
 //     the next, so N connections share them. No write waits for a sync.
 //   - A connection waits only for the record it depends on, and only just
-//     before the final dot or BDAT LAST; the record, appended a message
-//     ahead, has had that message's time to reach the disk (see deliver's
-//     takeAhead).
+//     before the final dot or BDAT LAST, so that the "sending" record goes
+//     to disk while the connection says MAIL FROM, RCPT TO and DATA and
+//     sends the content (see deliver's transfer).
 //
 // # Failure
 //

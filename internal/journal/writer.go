@@ -229,41 +229,20 @@ func (j *Journal) Holds(t Ticket) bool {
 }
 
 // GroupSyncs makes the journal sync a "sending" record only when a
-// connection waits for it or hands a message over (SyncAhead), not as
-// soon as it is appended: each sync then serves the records of every
-// connection that got that far, fewer syncs for as many messages. The
-// records of the messages taken ahead are appended before the message
-// before them is handed over, so they go to disk while it ends. With one
-// connection the syncs cost less than a wait would; with more, the syncs
-// of one connection queue behind another's, and their CPU adds up.
-// Measured on 2 cores, sending with DATA to a loopback server: before
-// messages were taken ahead, two connections made 40% fewer syncs and a
-// send 3-6% faster than syncing each record as appended (medians of 16
-// and 12 alternating pairs); 97% against 82% of a bare client's rate
-// with four, 102% against 91% with eight; since, a sync at each handover
-// is 4-8% faster over two connections than one per record (medians of 24
-// alternating pairs).
+// connection waits for it, not as soon as it is appended: each sync then
+// serves the records of every connection that got that far, fewer syncs
+// for as many messages, and a connection may wait for one. With one
+// connection the wait costs more than the syncs; with more, the syncs of
+// one connection queue behind another's, and their CPU adds up. Measured
+// on 2 cores, sending with DATA to a loopback server: 82% of a bare
+// client's rate against 95% with one connection (go run ./bench); with
+// two, 40% fewer syncs and a send 3-6% faster (medians of 16 and 12
+// alternating pairs); 97% against 82% with four, 102% against 91% with
+// eight.
 func (j *Journal) GroupSyncs() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.grouped = true
-}
-
-// SyncAhead asks, with GroupSyncs, for the records appended so far to go
-// to disk, and returns at once. Called as a message's end goes, it syncs
-// the "sending" records of the messages taken ahead while the server reads
-// that end and the connection has nothing to do. (With one P, the
-// runtime's only one, a sync started while a reply is on its way keeps
-// the connection from reading it until the runtime takes the P back, or
-// the sync ends.) Without GroupSyncs, those records are synced as they
-// are appended, and it does nothing.
-func (j *Journal) SyncAhead() {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.grouped && j.want < j.seq {
-		j.want = j.seq
-		j.work.Signal()
-	}
 }
 
 // Synced reports whether Wait(t) would return at once: the record of t is

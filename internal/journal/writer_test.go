@@ -190,30 +190,15 @@ func TestGroupSyncs(t *testing.T) {
 		t.Errorf("fsyncs %d before the wait, %d after (synced up to %d of %d); want 0, then 1 for all", before, after, synced, last)
 	}
 
-	// A handover doesn't sync; SyncAhead, as a message's end goes,
-	// syncs what was appended before it (the records of the messages
-	// taken ahead), with no wait for it.
-	ahead := j.Append(Record{Kind: KindSending, To: "ahead@example.org"})
+	// A handover doesn't sync.
 	if err := j.Handover(Record{To: "r2@example.org"}); err != nil {
 		t.Fatal(err)
 	}
 	j.mu.Lock()
 	after = j.syncs
 	j.mu.Unlock()
-	if after != 1 || j.Synced(ahead) {
-		t.Errorf("%d fsyncs after the handover (the record ahead synced: %v), want 1 and not", after, j.Synced(ahead))
-	}
-	j.SyncAhead()
-	for deadline := time.Now().Add(10 * time.Second); !j.Synced(ahead); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("SyncAhead did not sync the record appended before it")
-		}
-	}
-	j.mu.Lock()
-	after = j.syncs
-	j.mu.Unlock()
-	if after != 2 {
-		t.Errorf("%d fsyncs after SyncAhead, want 2", after)
+	if after != 1 {
+		t.Errorf("%d fsyncs after the handover, want 1", after)
 	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
