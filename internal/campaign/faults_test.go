@@ -197,6 +197,17 @@ func tries(recs []journal.Record, address string) int {
 	return n
 }
 
+// kinds returns the kinds of address's records in recs, in order.
+func kinds(recs []journal.Record, address string) string {
+	var k []string
+	for _, r := range recs {
+		if r.To == address {
+			k = append(k, r.Kind)
+		}
+	}
+	return strings.Join(k, " ")
+}
+
 // wantOthersSent checks that every address of list but those of skip was
 // sent exactly once, at the first try: the rest of the list goes on.
 func wantOthersSent(t *testing.T, c *Campaign, srv *smtptest.Server, list []string, skip ...string) {
@@ -214,6 +225,9 @@ func wantOthersSent(t *testing.T, c *Campaign, srv *smtptest.Server, list []stri
 		if delivered[a] != 1 || attempts[a] != 1 || tries(recs, a) != 1 {
 			t.Errorf("%s: delivered %d times in %d transactions, %d tries; want once, at the first",
 				a, delivered[a], attempts[a], tries(recs, a))
+		}
+		if got := kinds(recs, a); !strings.HasSuffix(" "+got, " sending handover sent") {
+			t.Errorf("%s: the journal's records %s, want them to end sending handover sent", a, got)
 		}
 	}
 }

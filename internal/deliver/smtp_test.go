@@ -1320,6 +1320,71 @@ func TestSMTPContentWhileReady(t *testing.T) {
 	deliveredOnce(t, got, msgs)
 }
 
+// endingTracker notes the Tracker's calls, in order, and at Ending what
+// the server had read.
+type endingTracker struct {
+	DoneFunc
+	ts    *testServer
+	calls *[]string
+	in    *string // the server's input at Ending, once it has DATA
+}
+
+func (e endingTracker) Begun() { *e.calls = append(*e.calls, "Begun") }
+
+func (e endingTracker) Ending() {
+	*e.calls = append(*e.calls, "Ending")
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		conns, _ := e.ts.snapshot()
+		if *e.in = string(conns[0].In); strings.Contains(*e.in, "DATA\r\n") {
+			return
+		}
+	}
+}
+
+func (e endingTracker) Ready() error {
+	*e.calls = append(*e.calls, "Ready")
+	return nil
+}
+
+// TestSMTPEnding: a command at a time, the Tracker hears of DATA
+// (Ending) once it is on the wire and before the content goes, then
+// Ready before the end; pipelined, DATA goes with RCPT TO, and only Ready
+// comes, after their replies, so that a run killed while the server sits
+// on RCPT TO has written no "handover" record.
+func TestSMTPEnding(t *testing.T) {
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) {
+			ts := startServer(t, serverOpts{})
+			msgs := testMessages(1)
+			s, err := DialSMTP(context.Background(), withoutExt(ts.config(t, NoTLS), w.without))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := newOutcomes()
+			var calls []string
+			var in string
+			if err := s.Send(context.Background(), msgs[0], endingTracker{DoneFunc: o.done(msgs[0]), ts: ts, calls: &calls, in: &in}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			o.check(t, msgs)
+			want := "Begun Ready"
+			if w.name == "classic" {
+				want = "Begun Ending Ready"
+				tail := msgs[0].Data[len(msgs[0].Data)-20:]
+				if !strings.HasSuffix(in, "DATA\r\n") || strings.Contains(in, string(tail)) {
+					t.Errorf("at Ending the server had read %q; want DATA last, and none of the content", in[max(0, len(in)-40):])
+				}
+			}
+			if got := strings.Join(calls, " "); got != want {
+				t.Errorf("the Tracker's calls: %s, want %s", got, want)
+			}
+		})
+	}
+}
+
 // TestSMTPSendWaitsForEnd: Send takes a slot that the connection gives
 // back once what ends a message is written, not when it takes the
 // message: with one connection and the server sitting on the first
