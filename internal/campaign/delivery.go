@@ -275,10 +275,12 @@ var errHeldBack = errors.New("held back: the campaign stopped")
 
 // Ending writes the "handover" record, while the server reads the last
 // command before the message's end: from then on, the recipient is
-// unknown until its outcome is recorded (see Ready).
+// unknown until its outcome is recorded (see Ready). It names the
+// recipient and row only, as short as a record can be: one is written
+// for every message.
 func (t *tracker) Ending() {
 	if j := t.d.opts.Journal; j != nil && !t.handed {
-		t.handed = j.Handover(journal.Record{To: t.m.To, Row: t.m.Seq, ID: t.m.ID}) == nil
+		t.handed = j.Handover(journal.Record{To: t.m.To, Row: t.m.Seq}) == nil
 	}
 }
 
@@ -293,7 +295,7 @@ func (t *tracker) Ready() error {
 		return err
 	}
 	if !t.handed {
-		if err := j.Handover(journal.Record{To: t.m.To, Row: t.m.Seq, ID: t.m.ID}); err != nil {
+		if err := j.Handover(journal.Record{To: t.m.To, Row: t.m.Seq}); err != nil {
 			return err
 		}
 		t.handed = true
