@@ -63,7 +63,7 @@ func command(args []string) int {
 		fmt.Fprintf(os.Stderr, "\nbatch: %s\n", stopping)
 		cancel()
 		<-sigs
-		fmt.Fprintln(os.Stderr, "\nbatch: quit; messages that were in flight show as unknown in batch status")
+		fmt.Fprintln(os.Stderr, "\nbatch: quit; a message in flight whose end had gone, or was about to, shows as unknown in batch status, the rest as pending")
 		os.Exit(exitInterrupted)
 	}()
 	return run(ctx, args, os.Stdin, os.Stdout, os.Stderr, os.Getenv)
