@@ -277,10 +277,11 @@ var errHeldBack = errors.New("held back: the campaign stopped")
 // command before the message's end: from then on, the recipient is
 // unknown until its outcome is recorded (see Ready). It names the
 // recipient and row only, as short as a record can be: one is written
-// for every message.
+// for every message. A journal that fails here has failed for good, and
+// Ready says so.
 func (t *tracker) Ending() {
-	if j := t.d.opts.Journal; j != nil && !t.handed {
-		t.handed = j.Handover(journal.Record{To: t.m.To, Row: t.m.Seq}) == nil
+	if j := t.d.opts.Journal; j != nil {
+		_ = t.handover(j)
 	}
 }
 
@@ -294,12 +295,18 @@ func (t *tracker) Ready() error {
 	if err := j.Wait(t.ticket); err != nil {
 		return err
 	}
-	if !t.handed {
-		if err := j.Handover(journal.Record{To: t.m.To, Row: t.m.Seq}); err != nil {
-			return err
-		}
-		t.handed = true
+	return t.handover(j)
+}
+
+// handover writes the "handover" record, once.
+func (t *tracker) handover(j *journal.Journal) error {
+	if t.handed {
+		return nil
 	}
+	if err := j.Handover(journal.Record{To: t.m.To, Row: t.m.Seq}); err != nil {
+		return err
+	}
+	t.handed = true
 	return nil
 }
 

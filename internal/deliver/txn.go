@@ -115,11 +115,16 @@ func (c *conn) reply(expect int, stage string) error {
 
 // cmd sends one command and reads its reply.
 func (c *conn) cmd(s step) error {
-	c.buf = append(append(c.buf[:0], s.line...), "\r\n"...)
-	if err := c.send(c.buf); err != nil {
+	if err := c.say(s); err != nil {
 		return err
 	}
 	return c.reply(s.expect, s.stage)
+}
+
+// say writes the command of s, without waiting for its reply.
+func (c *conn) say(s step) error {
+	c.buf = append(append(c.buf[:0], s.line...), "\r\n"...)
+	return c.send(c.buf)
 }
 
 // replyError is a reply as an *smtp.SMTPError, its enhanced status code
@@ -242,25 +247,24 @@ func (c *conn) data(steps []step, m *render.Message, t Tracker, p progress, fail
 	if stage, err := c.replies(first); err != nil {
 		return fail(stage, err)
 	}
-	for i, s := range steps[len(first):] {
-		if len(first)+i < len(steps)-1 {
+	if !c.pipelining {
+		// A command at a time: RCPT TO, then DATA, which the Tracker
+		// hears of while the server reads it. (Pipelined, DATA went with
+		// MAIL FROM and RCPT TO, and the Tracker hears of nothing until
+		// their replies are in: a run killed while the server sits on
+		// them leaves the recipient pending.)
+		mid, data := steps[1:len(steps)-1], steps[len(steps)-1]
+		for _, s := range mid {
 			if err := c.cmd(s); err != nil {
 				return fail(s.stage, err)
 			}
-			continue
 		}
-		// DATA, a command at a time: the Tracker hears of it while the
-		// server reads it. (Pipelined, DATA goes with MAIL FROM and RCPT
-		// TO, and the Tracker hears of nothing until their replies are
-		// in: a run killed while the server sits on them leaves the
-		// recipient pending.)
-		c.buf = append(append(c.buf[:0], s.line...), "\r\n"...)
-		if err := c.send(c.buf); err != nil {
-			return fail(s.stage, err)
+		if err := c.say(data); err != nil {
+			return fail(data.stage, err)
 		}
 		t.Ending()
-		if err := c.reply(s.expect, s.stage); err != nil {
-			return fail(s.stage, err)
+		if err := c.reply(data.expect, data.stage); err != nil {
+			return fail(data.stage, err)
 		}
 	}
 	last := c.content

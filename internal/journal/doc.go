@@ -28,10 +28,9 @@
 //     handed over, before the final dot that ends its DATA or BDAT LAST:
 //     until then the server can't take the message, so whoever the server
 //     may have a message for has a "sending" record on disk, whatever
-//     happens to the machine. A
-//     message that a connection gives up before the server could take it,
-//     for another to send, keeps its record: one try, one "sending"
-//     record, which is what a quota counts.
+//     happens to the machine. A message that a connection gives up before
+//     the server could take it, for another to send, keeps its record:
+//     one try, one "sending" record, which is what a quota counts.
 //   - "handover" comes next, written to the file (not synced) by Handover
 //     before the message's end goes: while the server reads DATA, where
 //     commands go one at a time, or once the replies before the end are
@@ -45,20 +44,21 @@
 //     the run stopping: pending) or "unknown".
 //   - Unknown is a recipient the server may or may not have a message for:
 //     a "handover" record with nothing after it (the run died with the
-//     message in flight, or about to be), or an "unknown" record (the connection broke, or
-//     no reply came in time, after the final dot). It is reported, and not
-//     sent again unless the user asks (--resend-unknown), with the same
-//     Message-ID.
+//     message in flight, or about to be), or an "unknown" record (the
+//     connection broke, or no reply came in time, after the final dot).
+//     It is reported, and not sent again unless the user asks
+//     (--resend-unknown), with the same Message-ID.
 //   - A "sending" record with nothing after it depends on the boot. Every
 //     run's "open" record names the boot of the machine it runs on
 //     (Record.Boot). Read on that boot, the journal holds every record the
 //     run wrote, synced or not: the kernel has them, however the run died
 //     (a kill, a panic, Ctrl-C twice). Had the message's end gone, its
 //     "handover" record would be there; so the server can't have it, and
-//     the recipient is pending: the next run sends it. Read on another boot, after the
-//     machine crashed, records not yet synced may be lost, the "handover"
-//     among them, so the recipient is unknown, as it is where no boot is
-//     known (an older batch's journal, a system without a boot ID). So a
+//     the recipient is pending: the next run sends it. Read on another
+//     boot, after the machine crashed, records not yet synced may be lost,
+//     the "handover" among them, so the recipient is unknown, as it is
+//     where no boot is known (an older batch's journal, a system without a
+//     boot ID). So a
 //     killed run leaves unknown only the messages whose end went, or was
 //     about to, at most one per connection; a machine's crash may leave
 //     more: the messages in flight, and those whose outcome was not yet

@@ -23,7 +23,7 @@ type Journal struct {
 	// flusher or by Handover, so that they go in the order appended; never
 	// while the file syncs, so that no write waits for a sync.
 	file sync.Mutex
-	boot string // this machine's boot, for the open record (see Handover)
+	boot string // this machine's boot, for the "open" record (see Record.Boot)
 
 	mu      sync.Mutex
 	work    *sync.Cond // the flusher's: records to write, a Wait, outcomes to tell, Close
@@ -277,7 +277,7 @@ func (j *Journal) flush() {
 		for len(j.buf) == 0 && j.want <= j.synced && !j.closing && j.err == nil && !j.thensDue() {
 			j.work.Wait()
 		}
-		if j.err != nil && !j.thensDue() || j.closing && len(j.buf) == 0 && j.synced == j.written && !j.thensDue() {
+		if !j.thensDue() && (j.err != nil || j.closing && len(j.buf) == 0 && j.synced == j.written) {
 			j.mu.Unlock()
 			return
 		}
