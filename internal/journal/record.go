@@ -65,10 +65,10 @@ func Read(path string, r io.Reader, opts ...ReadOption) (*State, error) {
 // its State than where each recipient stands.
 type ReadOption func(*State)
 
-// OnBoot has the reading take boot, not this machine's, as the boot it
+// onBoot, for tests, has the reading take boot, not this machine's, as the boot it
 // runs on (see Record.Boot): "" for none known, as if each run's records
 // were read after a crash of its machine.
-func OnBoot(boot string) ReadOption {
+func onBoot(boot string) ReadOption {
 	return func(s *State) { s.boot = boot }
 }
 

@@ -62,8 +62,8 @@ func TestStates(t *testing.T) {
 		lost Status
 	}{
 		{"this boot", nil, Pending},
-		{"another boot", []ReadOption{OnBoot("another")}, Unknown},
-		{"no boot known", []ReadOption{OnBoot("")}, Unknown},
+		{"another boot", []ReadOption{onBoot("another")}, Unknown},
+		{"no boot known", []ReadOption{onBoot("")}, Unknown},
 	} {
 		st, err = Read(path, bytes.NewReader(data), tc.opts...)
 		if err != nil {
@@ -247,7 +247,7 @@ func TestRunsBoots(t *testing.T) {
 		Record{Kind: KindHandover, To: "sent-now@example.org"},
 		Record{Kind: KindSent, To: "sent-now@example.org"},
 	)
-	st, err := Read("j", bytes.NewReader(b), OnBoot("now"))
+	st, err := Read("j", bytes.NewReader(b), onBoot("now"))
 	if err != nil {
 		t.Fatal(err)
 	}
