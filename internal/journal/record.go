@@ -65,13 +65,6 @@ func Read(path string, r io.Reader, opts ...ReadOption) (*State, error) {
 // its State than where each recipient stands.
 type ReadOption func(*State)
 
-// onBoot, for tests, has the reading take boot, not this machine's, as the boot it
-// runs on (see Record.Boot): "" for none known, as if each run's records
-// were read after a crash of its machine.
-func onBoot(boot string) ReadOption {
-	return func(s *State) { s.boot = boot }
-}
-
 // KeepWindow has the State keep the quota's Window of the journal, the
 // times of the latest keep "sending" records at or after since (see
 // State.Window), so that a quota needs no second read of the journal.

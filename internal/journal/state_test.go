@@ -9,6 +9,13 @@ import (
 	"testing"
 )
 
+// onBoot has the reading take boot, not this machine's, as the boot it
+// runs on (see Record.Boot): "" for none known, as if each run's records
+// were read after a crash of its machine.
+func onBoot(boot string) ReadOption {
+	return func(s *State) { s.boot = boot }
+}
+
 func TestStates(t *testing.T) {
 	path := Path(t.TempDir(), "test")
 	j, st := openTestJournal(t, path)
