@@ -3,6 +3,7 @@ package deliver
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"math/rand/v2"
 	"net/textproto"
 	"strings"
@@ -54,4 +55,92 @@ func FuzzDotStuff(f *testing.F) {
 			t.Fatalf("dotStuff(%q)\n got %q\nwant %q", b, got, want)
 		}
 	})
+}
+
+// benchMessage builds a message of about 30 KB as batch renders one, CRLF
+// throughout: MIME headers, a quoted-printable text part, an HTML part and
+// an image of about 27 KB in base64, 76 characters a line. With dots, a
+// few lines of the text start with a dot, which dot-stuffing doubles.
+func benchMessage(dots bool) []byte {
+	var b bytes.Buffer
+	crlf := func(s string) { b.WriteString(s + "\r\n") }
+	crlf("From: Batch Team <news@example.org>")
+	crlf("To: Reader <reader@example.com>")
+	crlf("Subject: =?utf-8?q?Our_autumn_news_=E2=80=94_seats_for_you?=")
+	crlf("Date: Wed, 02 Dec 2026 05:00:00 +0000")
+	crlf("Message-ID: <1764651600.1234.abcdef@example.org>")
+	crlf("List-Unsubscribe: <https://example.org/u/abcdefghijklmnopqrstuvwxyz0123456789>")
+	crlf("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+	crlf("MIME-Version: 1.0")
+	crlf(`Content-Type: multipart/related; boundary="b1"`)
+	crlf("")
+	crlf("--b1")
+	crlf(`Content-Type: multipart/alternative; boundary="b2"`)
+	crlf("")
+	crlf("--b2")
+	crlf("Content-Type: text/plain; charset=utf-8")
+	crlf("Content-Transfer-Encoding: quoted-printable")
+	crlf("")
+	para := "Bonjour Ren=C3=A9e, the seats for the autumn evening are open, and as a =\r\n" +
+		"reader of the letter you may book yours a week before everyone else: =\r\n" +
+		"https://example.org/seats?for=3Dreader&city=3DLyon"
+	for i := range 6 {
+		crlf(para)
+		if dots && i%2 == 0 {
+			crlf(". and one more thing, on a line of its own.")
+		}
+		crlf("")
+	}
+	crlf("--b2")
+	crlf("Content-Type: text/html; charset=utf-8")
+	crlf("Content-Transfer-Encoding: quoted-printable")
+	crlf("")
+	for range 6 {
+		crlf(`<p style=3D"line-height: 1.5; margin: 0 0 8px; color: #333;">Bonjour Ren=`)
+		crlf(`=C3=A9e, the seats for the autumn evening are open: <a href=3D"https://e=`)
+		crlf(`xample.org/seats?for=3Dreader">book yours</a> a week early.</p>`)
+	}
+	crlf("--b2--")
+	crlf("")
+	crlf("--b1")
+	crlf("Content-Type: image/png")
+	crlf("Content-Transfer-Encoding: base64")
+	crlf("Content-ID: <logo@example.org>")
+	crlf("")
+	img := make([]byte, 20<<10)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range img {
+		img[i] = byte(r.Uint32())
+	}
+	s := base64.StdEncoding.EncodeToString(img)
+	for len(s) > 76 {
+		crlf(s[:76])
+		s = s[76:]
+	}
+	crlf(s)
+	crlf("--b1--")
+	return b.Bytes()
+}
+
+// BenchmarkDotStuff dot-stuffs a message of about 30 KB: crlf as batch
+// renders it, which needs no change; dots with a few lines that start
+// with a dot; lf with bare LFs, every line changed.
+func BenchmarkDotStuff(b *testing.B) {
+	crlf := benchMessage(false)
+	for _, m := range []struct {
+		name string
+		b    []byte
+	}{
+		{"crlf", crlf},
+		{"dots", benchMessage(true)},
+		{"lf", bytes.ReplaceAll(crlf, []byte("\r\n"), []byte("\n"))},
+	} {
+		b.Run(m.name, func(b *testing.B) {
+			dst := dotStuff(nil, m.b)
+			b.SetBytes(int64(len(m.b)))
+			for b.Loop() {
+				dst = dotStuff(dst[:0], m.b)
+			}
+		})
+	}
 }
