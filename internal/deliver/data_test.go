@@ -21,17 +21,82 @@ func textprotoStuff(b []byte) []byte {
 	return out.Bytes()
 }
 
+// smallMessage is a short message as batch renders one, CRLF throughout
+// and no line starting with a dot: what dotStuff appends in one copy.
+const smallMessage = "From: news@example.org\r\nTo: reader@example.com\r\nSubject: News\r\n" +
+	"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
+	"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+	"Bonjour Ren=C3=A9e, the seats are open: =\r\nbook yours a week early.\r\n\r\n" +
+	"--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+	"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9\r\n" +
+	"awAAAABJRU5ErkJggg==\r\n--b--\r\n"
+
 var stuffSeeds = []string{
 	"", ".", "..", ".\r\n", "a\r\n.b\r\n", "\n.", "\r.", "\r\r\n.", "\r\n\r\n.\r\n", "a\nb\n.c",
-	"line\r\n.\r\n..\r\nend", "\r", "\n", "\r\n", "x\r\r\r\n.", ".\r\n.\n.\r.",
+	"line\r\n.\r\n..\r\nend", "\r", "\n", "\r\n", "x\r\r\r\n.", ".\r\n.\n.\r.", "\r\r\r\r\n", "\n\r\n",
 	strings.Repeat("=C3=A9", 12) + "=\r\n." + strings.Repeat("x", 75) + "\r\n",
+	smallMessage,
+	strings.TrimSuffix(smallMessage, "\r\n"),
+	"." + smallMessage,
+	strings.ReplaceAll(smallMessage, "\r\n\r\n", "\r\n.\r\n.. and a line with a dot\r\n"),
+	strings.ReplaceAll(smallMessage, "\r\nawAAAA", "\r\r\nawAAAA"),
+	strings.ReplaceAll(smallMessage, "are open", "are\ropen"),
+	"\n" + smallMessage,
+	smallMessage + "\n",
+	"\r" + smallMessage,
+	smallMessage + "\r",
+	strings.ReplaceAll(smallMessage, "\r\n", "\n"),
+}
+
+// checkStuff fails t unless dotStuff, appending b to some bytes, adds to
+// them what textproto's DotWriter writes for b; it returns what it added.
+func checkStuff(t *testing.T, b []byte) []byte {
+	t.Helper()
+	got := dotStuff([]byte("keep"), b)
+	if want := append([]byte("keep"), textprotoStuff(b)...); !bytes.Equal(got, want) {
+		t.Fatalf("dotStuff(%q)\n got %q\nwant %q", b, got, want)
+	}
+	return got[len("keep"):]
+}
+
+// rendered returns b with CRLF line ends throughout, as batch renders a
+// message: its CRs dropped, and a CR put before each LF.
+func rendered(b []byte) []byte {
+	return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r"), nil), []byte("\n"), []byte("\r\n"))
+}
+
+// undotted returns b with a comma for each dot that starts a line.
+func undotted(b []byte) []byte {
+	b = bytes.Clone(b)
+	for i, c := range b {
+		if c == '.' && (i == 0 || b[i-1] == '\n') {
+			b[i] = ','
+		}
+	}
+	return b
+}
+
+// checkStuffAll checks dotStuff with b, with b as rendered, and with b as
+// rendered and undotted, which dotStuff must leave as it is: the last two
+// are messages as batch renders them, with and without lines that start
+// with a dot, which random bytes seldom are.
+func checkStuffAll(t *testing.T, b []byte) {
+	t.Helper()
+	checkStuff(t, b)
+	r := rendered(b)
+	checkStuff(t, r)
+	u := undotted(r)
+	if got := checkStuff(t, u); !bytes.Equal(got, u) {
+		t.Fatalf("dotStuff(%q) = %q, want it unchanged", u, got)
+	}
 }
 
 func TestDotStuff(t *testing.T) {
 	for _, s := range stuffSeeds {
-		if got, want := dotStuff([]byte("keep"), []byte(s)), append([]byte("keep"), textprotoStuff([]byte(s))...); !bytes.Equal(got, want) {
-			t.Errorf("dotStuff(%q)\n got %q\nwant %q", s, got, want)
-		}
+		checkStuffAll(t, []byte(s))
+	}
+	for _, dots := range []bool{false, true} {
+		checkStuffAll(t, benchMessage(dots))
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	alphabet := []byte("a.\r\n")
@@ -40,9 +105,7 @@ func TestDotStuff(t *testing.T) {
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet))]
 		}
-		if got, want := dotStuff(nil, b), textprotoStuff(b); !bytes.Equal(got, want) {
-			t.Fatalf("dotStuff(%q)\n got %q\nwant %q", b, got, want)
-		}
+		checkStuffAll(t, b)
 	}
 }
 
@@ -50,11 +113,7 @@ func FuzzDotStuff(f *testing.F) {
 	for _, s := range stuffSeeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := dotStuff(nil, b), textprotoStuff(b); !bytes.Equal(got, want) {
-			t.Fatalf("dotStuff(%q)\n got %q\nwant %q", b, got, want)
-		}
-	})
+	f.Fuzz(checkStuffAll)
 }
 
 // benchMessage builds a message of about 30 KB as batch renders one, CRLF
