@@ -32,11 +32,17 @@ type delivery struct {
 	quota *quotaWindow
 	spent error // the quota's *QuotaError once it is spent: no more messages, those given finish
 
-	mu          sync.Mutex
-	inflight    int
-	later       retries // temporary failures waiting for their time
-	consecutive int     // failures in a row
-	stop        error   // why no more messages go out
+	mu       sync.Mutex
+	inflight int
+	// waiting are the messages given to the sender, in order, and not
+	// yet begun, whose "sending" records a lease may write (see
+	// tracker.Begun); with a journal only. d.mu guards it, and the
+	// started, ticket and off of every tracker in it.
+	waiting     []*tracker
+	leased      []journal.Record // a lease's records, reused
+	later       retries          // temporary failures waiting for their time
+	consecutive int              // failures in a row
+	stop        error            // why no more messages go out
 	wake        chan struct{}
 }
 
@@ -82,7 +88,65 @@ func (d *delivery) send(m *render.Message, attempt int) error {
 		d.finished()
 		return err
 	}
+	if d.opts.Journal != nil {
+		d.mu.Lock()
+		if !t.started && !t.off {
+			d.waiting = append(d.waiting, t)
+		}
+		d.mu.Unlock()
+	}
 	return nil
+}
+
+// lease is how many messages' "sending" records are written, and synced,
+// together: those of a message as its first command goes and of the
+// messages waiting behind it for a connection (SMTPConfig.Queue), up to
+// lease in all. The journal then syncs once for each lease, not once for
+// each message. What it costs is the precision of a journal read after
+// the machine went down (a power cut): a recipient of the last lease
+// whose outcome never reached the disk is unknown, up to lease of them
+// and the messages on their way, where it would be one for each
+// connection. A journal read on the boot that wrote it (batch killed,
+// not the machine) tells them apart as before: a message begun but not
+// handed over, or not begun at all, is pending.
+const lease = 8
+
+// leaseRecords writes t's "sending" record, at at, unless a lease has,
+// with those of the messages waiting behind it, up to lease in all,
+// appended together so that one sync takes them to disk.
+func (d *delivery) leaseRecords(j *journal.Journal, t *tracker, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t.started {
+		return
+	}
+	in := func(t *tracker) {
+		t.started = true
+		d.leased = append(d.leased, journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
+	}
+	d.leased = d.leased[:0]
+	in(t)
+	n := 0 // those at the front that a lease can't take, to drop
+	for n < len(d.waiting) && (d.waiting[n].started || d.waiting[n].off) {
+		n++
+	}
+	d.waiting = d.waiting[n:]
+	var taken [lease]*tracker
+	taken[0] = t
+	for _, w := range d.waiting {
+		if len(d.leased) == lease {
+			break
+		}
+		if !w.started && !w.off {
+			taken[len(d.leased)] = w
+			in(w)
+		}
+	}
+	ticket := j.Append(d.leased...)
+	for _, w := range taken[:len(d.leased)] {
+		w.ticket = ticket
+	}
+	clear(d.leased)
 }
 
 // now is the time of the journal's records: the quota's clock's, which
@@ -214,7 +278,8 @@ type tracker struct {
 	m       *render.Message
 	attempt int
 	ticket  journal.Ticket
-	started bool // the "sending" record was written (Begun)
+	started bool // the "sending" record was written (Begun, or a lease)
+	off     bool // Done: no lease may write its record
 	handed  bool // the "handover" record is in the journal's file (Ending, Ready)
 	// quota: the message holds one of the quota's, taken and not yet
 	// handed over (Begun) or given back.
@@ -258,9 +323,8 @@ func (t *tracker) Start() error {
 // the quota counts it once, in later runs as in this one.
 func (t *tracker) Begun() {
 	at := t.d.now()
-	if j := t.d.opts.Journal; j != nil && !t.started {
-		t.started = true
-		t.ticket = j.Append(journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
+	if j := t.d.opts.Journal; j != nil {
+		t.d.leaseRecords(j, t, at)
 	}
 	if t.quota {
 		// Counted in the window from now, as later runs count it.
@@ -321,6 +385,9 @@ func (t *tracker) ReadyNow() bool {
 // campaign file's terms.
 func (t *tracker) Done(err error) {
 	d := t.d
+	d.mu.Lock()
+	t.off = true // from here, started and ticket are the tracker's own
+	d.mu.Unlock()
 	t.giveBack() // not started: it never reached the server
 	err = d.c.explainConn(err)
 	var se *deliver.SendError

@@ -321,6 +321,7 @@ func (s *SMTP) Config(password string, debug io.Writer) (deliver.SMTPConfig, err
 		HELO:             s.HELO,
 		Timeout:          s.Timeout,
 		Connections:      s.Connections,
+		Queue:            lease - 1, // so that a lease finds them (delivery.go)
 		MaxPerConnection: s.MaxPerConnection,
 		Sender:           s.Sender,
 		Debug:            debug,

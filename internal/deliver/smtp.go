@@ -32,6 +32,7 @@ type SMTPConfig struct {
 	HELO             string         // the name batch gives in EHLO
 	Timeout          time.Duration  // for connecting and each command
 	Connections      int            // sending in parallel
+	Queue            int            // messages that may wait for a connection, beyond one for each
 	MaxPerConnection int            // messages before a new connection
 	Limiter          *Limiter       // nil for no limit
 	Sender           string         // MAIL FROM; "" for each message's From
@@ -64,7 +65,7 @@ type SMTP struct {
 	closed  bool
 
 	// slots are the messages that may be queued or on their way before
-	// their end: Send takes one, and the connection gives it back once
+	// their end, one for each connection and Queue more: Send takes one, and the connection gives it back once
 	// what ends the message is written, when the server is busy with it
 	// and the goroutine that feeds the queue costs the connection nothing.
 	// A Go channel would wake that goroutine as each message left it,
@@ -150,8 +151,9 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.Auth != AuthPassword && cfg.Token == nil {
 		return nil, fmt.Errorf("%s needs a Token", cfg.Auth)
 	}
-	s := &SMTP{cfg: cfg, ctx: ctx, jobs: make(chan job, cfg.Connections), slots: make(chan struct{}, cfg.Connections), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
-	for range cfg.Connections {
+	slots := cfg.Connections + max(cfg.Queue, 0)
+	s := &SMTP{cfg: cfg, ctx: ctx, jobs: make(chan job, slots), slots: make(chan struct{}, slots), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
+	for range slots {
 		s.slots <- struct{}{}
 	}
 	first, err := s.redial(ctx, 1)

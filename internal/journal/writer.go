@@ -130,13 +130,18 @@ func Open(path, campaign string, opts ...ReadOption) (*Journal, *State, error) {
 	return j, st, nil
 }
 
-// Append adds r to the journal and returns at once; Wait tells when it is
-// on disk. A "sending" record is synced as soon as can be; others are
-// written at once and synced with the next.
-func (j *Journal) Append(r Record) Ticket {
+// Append adds rs to the journal, in order, and returns at once, with the
+// ticket of the last: Wait tells when they are on disk. A "sending" record
+// is synced as soon as can be (unless GroupSyncs), records appended in one
+// call by one sync; others are written at once and synced with the next.
+func (j *Journal) Append(rs ...Record) Ticket {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.append(&r)
+	t := Ticket(j.seq)
+	for i := range rs {
+		t = j.append(&rs[i])
+	}
+	return t
 }
 
 // append adds r; j.mu is held.

@@ -402,3 +402,54 @@ func TestHandover(t *testing.T) {
 		t.Errorf("after its handover, a is %v, want unknown", st.Get("a@example.org").Status)
 	}
 }
+
+// TestAppendTogether: "sending" records appended in one call go to disk in
+// one sync, each record in its place, and the ticket returned is the
+// last's.
+func TestAppendTogether(t *testing.T) {
+	path := Path(t.TempDir(), "test")
+	j, _ := openTestJournal(t, path)
+	first := j.Append(Record{Kind: KindOpen, Campaign: "test"})
+	if err := j.Wait(first); err != nil {
+		t.Fatal(err)
+	}
+	var rs []Record
+	for i := range 8 {
+		rs = append(rs, Record{Kind: KindSending, To: fmt.Sprintf("r%d@example.org", i), Row: i + 2})
+	}
+	j.mu.Lock()
+	before := j.syncs
+	j.mu.Unlock()
+	last := j.Append(rs...)
+	if last != first+8 {
+		t.Errorf("Append of 8 after ticket %d gave ticket %d, want %d", first, last, first+8)
+	}
+	if err := j.Wait(last); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	syncs, synced := j.syncs-before, j.synced
+	j.mu.Unlock()
+	if syncs != 1 || synced != uint64(last) {
+		t.Errorf("%d fsyncs for 8 records appended together (synced up to %d of %d), want 1 for all", syncs, synced, last)
+	}
+	if j.Append() != last {
+		t.Error("Append of nothing did not give the last ticket")
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != 9 {
+		t.Fatalf("the journal has %d lines, want 9:\n%s", len(lines), data)
+	}
+	for i, line := range lines[1:] {
+		if want := fmt.Sprintf(`"to":"r%d@example.org"`, i); !strings.Contains(line, want) || !strings.Contains(line, `"t":"sending"`) {
+			t.Errorf("line %d is %s, want the sending record of r%d", i+2, line, i)
+		}
+	}
+}
