@@ -309,13 +309,15 @@ func (t *tracker) Start() error {
 }
 
 // Begun writes the "sending" record once the connection's first command
-// is on the wire, not before: a message still waiting for a connection
-// when batch is killed was never seen by the server, and is pending, not
-// unknown; and the record's write, and the journal's goroutine it wakes,
-// take nothing from the connection between a reply and the next command.
-// The record goes to disk while the server answers MAIL FROM, RCPT TO and
-// DATA; Ready waits for it before the final dot. The quota's window counts
-// the message from that record's time too.
+// is on the wire, with those of the messages waiting behind it (a lease:
+// see lease), unless a lease wrote it already. The record's write, and
+// the journal's goroutine it wakes, take nothing from the connection
+// between a reply and the next command. A message whose record is written
+// and whose end never went is pending when batch is killed (it has no
+// "handover" record), and is released when the run stops. The record goes
+// to disk while the server answers MAIL FROM, RCPT TO and DATA; Ready
+// waits for it before the final dot. The quota's window counts the
+// message from that record's time too.
 //
 // A message handed back by a connection that retired before it could hand
 // it over (the server turned it away) is begun again by another, as the

@@ -24,7 +24,9 @@
 //
 //   - "sending" is the intent: from now on the message may be handed over.
 //     It is appended when a connection takes the message, once its first
-//     command is on the wire. It must be on disk before the message is
+//     command is on the wire, or before, with the record of a message
+//     ahead of it (campaign's lease: the messages queued for a connection
+//     behind the one that begins). It must be on disk before the message is
 //     handed over, before the final dot that ends its DATA or BDAT LAST:
 //     until then the server can't take the message, so whoever the server
 //     may have a message for has a "sending" record on disk, whatever
@@ -61,8 +63,8 @@
 //     boot ID). So a
 //     killed run leaves unknown only the messages whose end went, or was
 //     about to, at most one per connection; a machine's crash may leave
-//     more: the messages in flight, and those whose outcome was not yet
-//     synced.
+//     more: the messages of the last lease and those in flight, and those
+//     whose outcome was not yet synced.
 //   - Outcomes need no sync of their own. Every record is written to the
 //     file as soon as it can be, so a killed process loses none (the
 //     kernel has them); only a machine crash can lose an outcome not yet
@@ -93,6 +95,10 @@
 //     to disk with the intent of the next ("sending"), in the same fsync.
 //   - Fsyncs are grouped: what is appended while one runs goes to disk in
 //     the next, so N connections share them. No write waits for a sync.
+//   - Records appended in one call (Append of several) go to disk in one
+//     sync: the caller writes the "sending" records of several messages
+//     at once (campaign's lease), so that there is one sync for them,
+//     not one for each.
 //   - A connection waits only for the record it depends on, and only just
 //     before the final dot or BDAT LAST, so that the "sending" record goes
 //     to disk while the connection says MAIL FROM, RCPT TO and DATA and
