@@ -32,7 +32,7 @@ type SMTPConfig struct {
 	HELO             string         // the name batch gives in EHLO
 	Timeout          time.Duration  // for connecting and each command
 	Connections      int            // sending in parallel
-	Queue            int            // messages that may wait for a connection, beyond one for each
+	Queue            int            // messages of up to QueuedMax bytes that may wait for a connection, beyond one for each
 	MaxPerConnection int            // messages before a new connection
 	Limiter          *Limiter       // nil for no limit
 	Sender           string         // MAIL FROM; "" for each message's From
@@ -65,12 +65,14 @@ type SMTP struct {
 	closed  bool
 
 	// slots are the messages that may be queued or on their way before
-	// their end, one for each connection and Queue more: Send takes one, and the connection gives it back once
+	// their end, one for each connection, and queue Queue more of up to
+	// QueuedMax bytes: Send takes one, and the connection gives it back once
 	// what ends the message is written, when the server is busy with it
 	// and the goroutine that feeds the queue costs the connection nothing.
 	// A Go channel would wake that goroutine as each message left it,
 	// between a reply and the next command.
 	slots chan struct{}
+	queue chan struct{}
 
 	mu     sync.Mutex
 	fatal  error
@@ -94,6 +96,8 @@ type job struct {
 	// freed: the job's slot is given back. A job handed back by a worker
 	// that retired keeps its slot.
 	freed bool
+	// queued: its slot is one of the queue's (SMTPConfig.Queue).
+	queued bool
 }
 
 // SendError is a message the server did not take, or whose transfer broke.
@@ -151,11 +155,9 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 	if cfg.Auth != AuthPassword && cfg.Token == nil {
 		return nil, fmt.Errorf("%s needs a Token", cfg.Auth)
 	}
-	slots := cfg.Connections + max(cfg.Queue, 0)
-	s := &SMTP{cfg: cfg, ctx: ctx, jobs: make(chan job, slots), slots: make(chan struct{}, slots), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
-	for range slots {
-		s.slots <- struct{}{}
-	}
+	queue := max(cfg.Queue, 0)
+	s := &SMTP{cfg: cfg, ctx: ctx, jobs: make(chan job, cfg.Connections+queue), handed: make(chan struct{}, 1), broken: make(chan struct{}), alive: cfg.Connections}
+	s.slots, s.queue = filled(cfg.Connections), filled(queue)
 	first, err := s.redial(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -183,23 +185,49 @@ func (s *SMTP) Send(ctx context.Context, m *render.Message, t Tracker) error {
 	if err := s.err(); err != nil {
 		return err
 	}
+	queue := s.queue
+	if len(m.Data) > QueuedMax {
+		queue = nil // a connection's slot only
+	}
+	j := job{ctx: ctx, m: m, t: t}
 	select {
 	case <-s.slots:
+	case <-queue:
+		j.queued = true
 	case <-s.broken:
 		return s.err()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	s.jobs <- job{ctx: ctx, m: m, t: t} // room for every slot
+	s.jobs <- j // room for every slot
 	return nil
+}
+
+// QueuedMax is the size of the largest message that may take one of
+// SMTPConfig.Queue's slots: a larger one waits for a connection's, so that
+// the queue holds at most Queue times QueuedMax bytes, whatever the
+// messages carry.
+const QueuedMax = 256 << 10
+
+// filled returns a channel holding n tokens.
+func filled(n int) chan struct{} {
+	c := make(chan struct{}, n)
+	for range n {
+		c <- struct{}{}
+	}
+	return c
 }
 
 // free gives j's slot back, once.
 func (s *SMTP) free(j *job) {
-	if !j.freed {
-		j.freed = true
+	switch {
+	case j.freed:
+	case j.queued:
+		s.queue <- struct{}{}
+	default:
 		s.slots <- struct{}{}
 	}
+	j.freed = true
 }
 
 // Close waits for the queued messages, then says QUIT on every connection.
