@@ -157,3 +157,25 @@ func TestLeaseSend(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaseQueue: the sender queues lease-1 messages for a lease to find,
+// but with a rate under lease a second only that rate's messages of about
+// a second, so that a lease's records are about a second older than their
+// messages' handover at most.
+func TestLeaseQueue(t *testing.T) {
+	for _, tc := range []struct {
+		rate float64
+		want int
+	}{
+		{0, lease - 1}, {0.5, 0}, {1, 0}, {2.5, 1}, {5, 4}, {lease, lease - 1}, {1000, lease - 1},
+	} {
+		s := &SMTP{Host: "smtp.example.org", Port: 587, Rate: tc.rate}
+		cfg, err := s.Config("", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Queue != tc.want {
+			t.Errorf("rate %v a second: a queue of %d, want %d", tc.rate, cfg.Queue, tc.want)
+		}
+	}
+}

@@ -321,7 +321,7 @@ func (s *SMTP) Config(password string, debug io.Writer) (deliver.SMTPConfig, err
 		HELO:             s.HELO,
 		Timeout:          s.Timeout,
 		Connections:      s.Connections,
-		Queue:            lease - 1, // so that a lease finds them (delivery.go)
+		Queue:            s.leaseQueue(),
 		MaxPerConnection: s.MaxPerConnection,
 		Sender:           s.Sender,
 		Debug:            debug,
@@ -332,6 +332,19 @@ func (s *SMTP) Config(password string, debug io.Writer) (deliver.SMTPConfig, err
 	roots, err := loadRoots("smtp.ca_file", s.CAFile, s.systemRoots)
 	cfg.Roots = roots
 	return cfg, err
+}
+
+// leaseQueue is how many messages the sender queues beyond one for each
+// connection, for a lease to find them (see lease): lease-1, or with a
+// rate under lease a second, that rate's messages of about a second, so
+// that a lease's records are no more than about a second older than
+// their messages' handover (the quota counts from them), and a send that
+// slow, whose syncs cost nothing beside its rate, has a record a sync.
+func (s *SMTP) leaseQueue() int {
+	if s.Rate > 0 && s.Rate < lease {
+		return max(int(s.Rate), 1) - 1
+	}
+	return lease - 1
 }
 
 // loadRoots reads the CA certificates of a ca_file, key, at path ("" for
