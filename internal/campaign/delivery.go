@@ -120,33 +120,32 @@ func (d *delivery) leaseRecords(j *journal.Journal, t *tracker, at time.Time) {
 	if t.started {
 		return
 	}
-	in := func(t *tracker) {
-		t.started = true
-		d.leased = append(d.leased, journal.Record{Kind: journal.KindSending, To: t.m.To, Row: t.m.Seq, ID: t.m.ID, At: at.Unix()})
-	}
-	d.leased = d.leased[:0]
-	in(t)
 	n := 0 // those at the front that a lease can't take, to drop
 	for n < len(d.waiting) && (d.waiting[n].started || d.waiting[n].off) {
 		n++
 	}
 	d.waiting = d.waiting[n:]
-	var taken [lease]*tracker
-	taken[0] = t
+	taken := [lease]*tracker{t}
+	k := 1
 	for _, w := range d.waiting {
-		if len(d.leased) == lease {
+		if k == lease {
 			break
 		}
-		if !w.started && !w.off {
-			taken[len(d.leased)] = w
-			in(w)
+		if w != t && !w.started && !w.off {
+			taken[k] = w
+			k++
 		}
 	}
+	for _, x := range taken[:k] {
+		x.started = true
+		d.leased = append(d.leased, journal.Record{Kind: journal.KindSending, To: x.m.To, Row: x.m.Seq, ID: x.m.ID, At: at.Unix()})
+	}
 	ticket := j.Append(d.leased...)
-	for _, w := range taken[:len(d.leased)] {
-		w.ticket = ticket
+	for _, x := range taken[:k] {
+		x.ticket = ticket
 	}
 	clear(d.leased)
+	d.leased = d.leased[:0]
 }
 
 // now is the time of the journal's records: the quota's clock's, which
