@@ -448,8 +448,10 @@ func (t *tracker) Done(err error) {
 // and puts a deferred message back in line. kind is the record written
 // for it (none: ""), err why it failed, and jerr why the journal could not
 // write that record. A recipient whose record the journal lost stands as
-// the journal's last word on it says: unknown, if its "sending" record is
-// there (the server may have the message), or pending. This is the one
+// the journal's last word on it says, read on this boot: unknown if its
+// "handover" record is in the file (the message's end may have gone), or
+// its "sending" record is and the journal knows no boot; else pending, a
+// message whose end never went (a lease's among them). This is the one
 // place where outcomes are counted, so that the summary, the lines printed
 // as the send goes, status and the exit status agree.
 func (t *tracker) settle(kind string, err, jerr error) {
@@ -458,7 +460,7 @@ func (t *tracker) settle(kind string, err, jerr error) {
 	st, _ := journal.KindStatus(kind) // none: pending
 	if jerr != nil {
 		st = journal.Pending
-		if t.started && d.opts.Journal.Holds(t.ticket) {
+		if j := d.opts.Journal; t.handed || t.started && j.Holds(t.ticket) && !j.KnowsBoot() {
 			st, err = journal.Unknown, &unrecordedError{kind: kind, err: err, journal: jerr}
 		}
 	} else if kind == journal.KindDeferred {

@@ -233,6 +233,12 @@ func (j *Journal) Holds(t Ticket) bool {
 	return uint64(t) <= j.written
 }
 
+// KnowsBoot reports whether the journal's runs record the machine's boot
+// (Record.Boot), so that a reader on the same boot takes a "sending"
+// record with no "handover" after it for a message whose end never went:
+// pending (see State). Where it doesn't, that record reads as unknown.
+func (j *Journal) KnowsBoot() bool { return j.boot != "" }
+
 // GroupSyncs makes the journal sync a "sending" record only when a
 // connection waits for it, not as soon as it is appended: each sync then
 // serves the records of every connection that got that far, fewer syncs
