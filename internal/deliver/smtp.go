@@ -64,9 +64,10 @@ type SMTP struct {
 	wg      sync.WaitGroup
 	closed  bool
 
-	// slots are the messages that may be queued or on their way before
-	// their end, one for each connection, and queue Queue more of up to
-	// QueuedMax bytes: Send takes one, and the connection gives it back once
+	// slots (one for each connection) and queue (SMTPConfig.Queue more,
+	// for messages of up to QueuedMax bytes) are the messages that may be
+	// queued or on their way before their end: Send takes one of either,
+	// and the connection gives it back once
 	// what ends the message is written, when the server is busy with it
 	// and the goroutine that feeds the queue costs the connection nothing.
 	// A Go channel would wake that goroutine as each message left it,
@@ -178,7 +179,9 @@ func DialSMTP(ctx context.Context, cfg SMTPConfig) (*SMTP, error) {
 func (s *SMTP) Dials() int { return int(s.dials.Load()) }
 
 // Send queues m for the next free connection; t hears from that
-// connection's goroutine. Send blocks while every connection is busy. It
+// connection's goroutine. Send blocks while every slot is taken: one for
+// each connection, and SMTPConfig.Queue more for messages of up to
+// QueuedMax bytes. It
 // returns an error, and queues nothing, once the server can no longer be
 // reached.
 func (s *SMTP) Send(ctx context.Context, m *render.Message, t Tracker) error {
