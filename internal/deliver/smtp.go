@@ -67,11 +67,11 @@ type SMTP struct {
 	// slots (one for each connection) and queue (SMTPConfig.Queue more,
 	// for messages of up to QueuedMax bytes) are the messages that may be
 	// queued or on their way before their end: Send takes one of either,
-	// and the connection gives it back once
-	// what ends the message is written, when the server is busy with it
-	// and the goroutine that feeds the queue costs the connection nothing.
-	// A Go channel would wake that goroutine as each message left it,
-	// between a reply and the next command.
+	// and the connection gives it back once what ends the message is
+	// written, when the server is busy with it and the goroutine that
+	// feeds the queue costs the connection nothing. A Go channel would
+	// wake that goroutine as each message left it, between a reply and
+	// the next command.
 	slots chan struct{}
 	queue chan struct{}
 
