@@ -30,19 +30,30 @@ func compareWrite(bin string, first firstCase, msgs []eml, outs *outputs, pairs 
 		if err := outs.room(2 * first.n); err != nil {
 			return err
 		}
-		dry := filepath.Join(outs.work, fmt.Sprintf("cmp-batch-%d", i))
-		outs.dirs = append(outs.dirs, dry)
-		syncDisks()
-		r, err := timeRun(first.n, bin, "send", "--dry-run", dry, toml)
-		if err != nil {
-			return fmt.Errorf("batch dry run, pair %d: %w", i+1, err)
+		var r result
+		var elapsed time.Duration
+		dryRun := func() (err error) {
+			dry := filepath.Join(outs.work, fmt.Sprintf("cmp-batch-%d", i))
+			outs.dirs = append(outs.dirs, dry)
+			syncDisks()
+			if r, err = timeRun(first.n, bin, "send", "--dry-run", dry, toml); err != nil {
+				return fmt.Errorf("batch dry run, pair %d: %w", i+1, err)
+			}
+			return nil
 		}
-		dir := filepath.Join(outs.work, fmt.Sprintf("cmp-bare-%d", i))
-		outs.dirs = append(outs.dirs, dir)
-		syncDisks()
-		elapsed, err := bareWrite(dir, msgs)
-		if err != nil {
-			return fmt.Errorf("bare writer, pair %d: %w", i+1, err)
+		bareRun := func() (err error) {
+			dir := filepath.Join(outs.work, fmt.Sprintf("cmp-bare-%d", i))
+			outs.dirs = append(outs.dirs, dir)
+			syncDisks()
+			if elapsed, err = bareWrite(dir, msgs); err != nil {
+				return fmt.Errorf("bare writer, pair %d: %w", i+1, err)
+			}
+			return nil
+		}
+		for _, run := range inTurn(i, dryRun, bareRun) {
+			if err := run(); err != nil {
+				return err
+			}
 		}
 		b := float64(len(msgs)) / elapsed.Seconds()
 		batch, bare, ratios = append(batch, r.rate()), append(bare, b), append(ratios, r.rate()/b)
@@ -52,6 +63,16 @@ func compareWrite(bin string, first firstCase, msgs []eml, outs *outputs, pairs 
 	fmt.Printf("%-36s %12.0f\n", "bare writer", median(bare))
 	fmt.Printf("%-36s %12.0f %7.2fx %14s   (target: 1.00x or more)\n", "batch send --dry-run, whole process", median(batch), median(batch)/median(bare), span(ratios))
 	return nil
+}
+
+// inTurn returns a and b in that order for pair k even, b first for k
+// odd: neither of two runs compared always comes first, onto a machine
+// the other left (its page cache, its disk's writeback, the host's mood).
+func inTurn(k int, a, b func() error) []func() error {
+	if k%2 == 1 {
+		return []func() error{b, a}
+	}
+	return []func() error{a, b}
 }
 
 // bareWrite writes each message's bytes as the file the dry run named it,

@@ -433,8 +433,8 @@ func benchSend(b sendBench, conns []int) error {
 	}
 	runs := make([][]sendRun, len(conns))
 	for i, n := range conns {
-		for range b.pairs {
-			r, err := b.pair(n)
+		for k := range b.pairs {
+			r, err := b.pair(n, k)
 			if err != nil {
 				return err
 			}
@@ -464,16 +464,27 @@ func printSendRow(conns int, runs []sendRun, i int) {
 	fmt.Printf("%-6d %10.0f   %9.0f %6.2fx %14s   %9.0f %6.2fx\n", conns, mb, median(whole), median(whole)/mb, span(ratios), median(phase), median(phase)/mb)
 }
 
-// pair runs the bare client, then batch against each server, over n
-// connections.
-func (b sendBench) pair(n int) (sendRun, error) {
+// pair runs the bare client and batch against each server, over n
+// connections: the bare client first in pair k even, batch first in pair
+// k odd (inTurn).
+func (b sendBench) pair(n, k int) (sendRun, error) {
 	var r sendRun
-	var err error
-	if r.bare, err = b.bareRun(n); err != nil {
-		return r, fmt.Errorf("bare client, %d connections: %w", n, err)
+	bare := func() (err error) {
+		if r.bare, err = b.bareRun(n); err != nil {
+			return fmt.Errorf("bare client, %d connections: %w", n, err)
+		}
+		return nil
 	}
-	for i, port := range b.ports {
-		if r.phase[i], r.whole[i], err = b.batchSend(port, n); err != nil {
+	batch := func() (err error) {
+		for i, port := range b.ports {
+			if r.phase[i], r.whole[i], err = b.batchSend(port, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, run := range inTurn(k, bare, batch) {
+		if err := run(); err != nil {
 			return r, err
 		}
 	}

@@ -188,3 +188,20 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+// TestInTurn: of two runs compared, each comes first in every other pair.
+func TestInTurn(t *testing.T) {
+	var order []string
+	a := func() error { order = append(order, "a"); return nil }
+	b := func() error { order = append(order, "b"); return nil }
+	for k := range 4 {
+		for _, run := range inTurn(k, a, b) {
+			if err := run(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := strings.Join(order, ""); got != "abbaabba" {
+		t.Errorf("runs in the order %s, want abbaabba", got)
+	}
+}
