@@ -39,10 +39,9 @@ type delivery struct {
 	// tracker.Begun); with a journal only. d.mu guards it, and the
 	// started, ticket and off of every tracker in it.
 	waiting     []*tracker
-	leased      []journal.Record // a lease's records, reused
-	later       retries          // temporary failures waiting for their time
-	consecutive int              // failures in a row
-	stop        error            // why no more messages go out
+	later       retries // temporary failures waiting for their time
+	consecutive int     // failures in a row
+	stop        error   // why no more messages go out
 	wake        chan struct{}
 }
 
@@ -90,7 +89,7 @@ func (d *delivery) send(m *render.Message, attempt int) error {
 	}
 	if d.opts.Journal != nil {
 		d.mu.Lock()
-		if !t.started && !t.off {
+		if t.leasable() {
 			d.waiting = append(d.waiting, t)
 		}
 		d.mu.Unlock()
@@ -121,7 +120,7 @@ func (d *delivery) leaseRecords(j *journal.Journal, t *tracker, at time.Time) {
 		return
 	}
 	n := 0 // those at the front that a lease can't take, to drop
-	for n < len(d.waiting) && (d.waiting[n].started || d.waiting[n].off) {
+	for n < len(d.waiting) && !d.waiting[n].leasable() {
 		n++
 	}
 	d.waiting = d.waiting[n:]
@@ -131,22 +130,25 @@ func (d *delivery) leaseRecords(j *journal.Journal, t *tracker, at time.Time) {
 		if k == lease {
 			break
 		}
-		if w != t && !w.started && !w.off {
+		if w != t && w.leasable() {
 			taken[k] = w
 			k++
 		}
 	}
-	for _, x := range taken[:k] {
+	var recs [lease]journal.Record
+	for i, x := range taken[:k] {
 		x.started = true
-		d.leased = append(d.leased, journal.Record{Kind: journal.KindSending, To: x.m.To, Row: x.m.Seq, ID: x.m.ID, At: at.Unix()})
+		recs[i] = journal.Record{Kind: journal.KindSending, To: x.m.To, Row: x.m.Seq, ID: x.m.ID, At: at.Unix()}
 	}
-	ticket := j.Append(d.leased...)
+	ticket := j.Append(recs[:k]...)
 	for _, x := range taken[:k] {
 		x.ticket = ticket
 	}
-	clear(d.leased)
-	d.leased = d.leased[:0]
 }
+
+// leasable reports whether a lease may write the tracker's "sending"
+// record: none is written yet, and Done has not come; d.mu is held.
+func (t *tracker) leasable() bool { return !t.started && !t.off }
 
 // now is the time of the journal's records: the quota's clock's, which
 // counts them.
@@ -460,7 +462,7 @@ func (t *tracker) settle(kind string, err, jerr error) {
 	st, _ := journal.KindStatus(kind) // none: pending
 	if jerr != nil {
 		st = journal.Pending
-		if j := d.opts.Journal; t.handed || t.started && j.Holds(t.ticket) && !j.KnowsBoot() {
+		if j := d.opts.Journal; t.handed || (t.started && j.Holds(t.ticket) && !j.KnowsBoot()) {
 			st, err = journal.Unknown, &unrecordedError{kind: kind, err: err, journal: jerr}
 		}
 	} else if kind == journal.KindDeferred {
