@@ -181,9 +181,8 @@ func (s *SMTP) Dials() int { return int(s.dials.Load()) }
 // Send queues m for the next free connection; t hears from that
 // connection's goroutine. Send blocks while every slot is taken: one for
 // each connection, and SMTPConfig.Queue more for messages of up to
-// QueuedMax bytes. It
-// returns an error, and queues nothing, once the server can no longer be
-// reached.
+// QueuedMax bytes. It returns an error, and queues nothing, once the
+// server can no longer be reached.
 func (s *SMTP) Send(ctx context.Context, m *render.Message, t Tracker) error {
 	if err := s.err(); err != nil {
 		return err
