@@ -19,8 +19,8 @@ import (
 // starts after a sync, so that none pays for writing back the one before.
 
 // compareWrite alternates batch's dry run of the first case and the bare
-// writer of its output, pairs times, and prints the medians and their
-// ratio.
+// writer of its output, pairs times, each first in every other pair
+// (inTurn), and prints the medians and their ratio.
 func compareWrite(bin string, first firstCase, msgs []eml, outs *outputs, pairs int) error {
 	toml := filepath.Join(first.dir, "c.toml")
 	var batch, bare, ratios []float64
@@ -50,10 +50,8 @@ func compareWrite(bin string, first firstCase, msgs []eml, outs *outputs, pairs 
 			}
 			return nil
 		}
-		for _, run := range inTurn(i, dryRun, bareRun) {
-			if err := run(); err != nil {
-				return err
-			}
+		if err := inTurn(i, dryRun, bareRun); err != nil {
+			return err
 		}
 		b := float64(len(msgs)) / elapsed.Seconds()
 		batch, bare, ratios = append(batch, r.rate()), append(bare, b), append(ratios, r.rate()/b)
@@ -65,14 +63,18 @@ func compareWrite(bin string, first firstCase, msgs []eml, outs *outputs, pairs 
 	return nil
 }
 
-// inTurn returns a and b in that order for pair k even, b first for k
-// odd: neither of two runs compared always comes first, onto a machine
-// the other left (its page cache, its disk's writeback, the host's mood).
-func inTurn(k int, a, b func() error) []func() error {
+// inTurn runs a then b for pair k even, b then a for k odd, and returns
+// the first error: neither of two runs compared always comes first, onto
+// a machine the other left (its page cache, its disk's writeback, the
+// host's load).
+func inTurn(k int, a, b func() error) error {
 	if k%2 == 1 {
-		return []func() error{b, a}
+		a, b = b, a
 	}
-	return []func() error{a, b}
+	if err := a(); err != nil {
+		return err
+	}
+	return b()
 }
 
 // bareWrite writes each message's bytes as the file the dry run named it,

@@ -483,12 +483,7 @@ func (b sendBench) pair(n, k int) (sendRun, error) {
 		}
 		return nil
 	}
-	for _, run := range inTurn(k, bare, batch) {
-		if err := run(); err != nil {
-			return r, err
-		}
-	}
-	return r, nil
+	return r, inTurn(k, bare, batch)
 }
 
 // bareRun runs the bare client over n connections to the classic server,

@@ -195,13 +195,16 @@ func TestInTurn(t *testing.T) {
 	a := func() error { order = append(order, "a"); return nil }
 	b := func() error { order = append(order, "b"); return nil }
 	for k := range 4 {
-		for _, run := range inTurn(k, a, b) {
-			if err := run(); err != nil {
-				t.Fatal(err)
-			}
+		if err := inTurn(k, a, b); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if got := strings.Join(order, ""); got != "abbaabba" {
 		t.Errorf("runs in the order %s, want abbaabba", got)
+	}
+	stop := errors.New("stop")
+	order = nil
+	if err := inTurn(1, a, func() error { order = append(order, "b"); return stop }); err != stop || len(order) != 1 {
+		t.Errorf("inTurn gave %v after %v, want the first run's error and no second run", err, order)
 	}
 }
