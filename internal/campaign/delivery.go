@@ -37,7 +37,7 @@ type delivery struct {
 	// waiting are the messages given to the sender, in order, and not
 	// yet begun, whose "sending" records a lease may write (see
 	// tracker.Begun); with a journal only. d.mu guards it, and the
-	// started, ticket and off of every tracker in it.
+	// ticket and off of every tracker in it.
 	waiting     []*tracker
 	later       retries // temporary failures waiting for their time
 	consecutive int     // failures in a row
@@ -116,7 +116,7 @@ const lease = 8
 func (d *delivery) leaseRecords(j *journal.Journal, t *tracker, at time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if t.started {
+	if t.started() {
 		return
 	}
 	n := 0 // those at the front that a lease can't take, to drop
@@ -137,7 +137,6 @@ func (d *delivery) leaseRecords(j *journal.Journal, t *tracker, at time.Time) {
 	}
 	var recs [lease]journal.Record
 	for i, x := range taken[:k] {
-		x.started = true
 		recs[i] = journal.Record{Kind: journal.KindSending, To: x.m.To, Row: x.m.Seq, ID: x.m.ID, At: at.Unix()}
 	}
 	ticket := j.Append(recs[:k]...)
@@ -148,7 +147,11 @@ func (d *delivery) leaseRecords(j *journal.Journal, t *tracker, at time.Time) {
 
 // leasable reports whether a lease may write the tracker's "sending"
 // record: none is written yet, and Done has not come; d.mu is held.
-func (t *tracker) leasable() bool { return !t.started && !t.off }
+func (t *tracker) leasable() bool { return !t.started() && !t.off }
+
+// started reports whether the message's "sending" record was written
+// (Begun, or a lease): it has a ticket.
+func (t *tracker) started() bool { return t.ticket != 0 }
 
 // now is the time of the journal's records: the quota's clock's, which
 // counts them.
@@ -278,10 +281,9 @@ type tracker struct {
 	d       *delivery
 	m       *render.Message
 	attempt int
-	ticket  journal.Ticket
-	started bool // the "sending" record was written (Begun, or a lease)
-	off     bool // Done: no lease may write its record
-	handed  bool // the "handover" record is in the journal's file (Ending, Ready)
+	ticket  journal.Ticket // its "sending" record's; 0 for none yet
+	off     bool           // Done: no lease may write its record
+	handed  bool           // the "handover" record is in the journal's file (Ending, Ready)
 	// quota: the message holds one of the quota's, taken and not yet
 	// handed over (Begun) or given back.
 	quota bool
@@ -396,7 +398,7 @@ func (t *tracker) Done(err error) {
 	var se *deliver.SendError
 	switch {
 	case errors.Is(err, errHeldBack):
-		if t.started {
+		if t.started() {
 			// Handed back, then held back: it never reached the
 			// server, and its "sending" record is in the journal.
 			d.record(t, journal.KindReleased, err)
@@ -417,7 +419,7 @@ func (t *tracker) Done(err error) {
 		t.settle("", err, se.Err)
 		return
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		if t.started {
+		if t.started() {
 			d.record(t, journal.KindReleased, err)
 		} else {
 			d.finished()
@@ -461,9 +463,8 @@ func (t *tracker) settle(kind string, err, jerr error) {
 	defer d.finished()
 	st, _ := journal.KindStatus(kind) // none: pending
 	if jerr != nil {
-		st = journal.Pending
-		if j := d.opts.Journal; t.handed || (t.started && j.Holds(t.ticket) && !j.KnowsBoot()) {
-			st, err = journal.Unknown, &unrecordedError{kind: kind, err: err, journal: jerr}
+		if st = d.opts.Journal.Lost(t.ticket, t.handed); st == journal.Unknown {
+			err = &unrecordedError{kind: kind, err: err, journal: jerr}
 		}
 	} else if kind == journal.KindDeferred {
 		d.sum.deferred()

@@ -57,11 +57,11 @@ func TestLeaseRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, x := range tr[1:lease] {
-		if !x.started || !x.ReadyNow() {
-			t.Errorf("%s: in the lease %v, on disk %v; want both, with the first's sync", x.m.To, x.started, x.ReadyNow())
+		if !x.started() || !x.ReadyNow() {
+			t.Errorf("%s: in the lease %v, on disk %v; want both, with the first's sync", x.m.To, x.started(), x.ReadyNow())
 		}
 	}
-	if tr[lease].started {
+	if tr[lease].started() {
 		t.Errorf("%s, the %dth message, was in the lease", tr[lease].m.To, lease+1)
 	}
 	// A message given now, after the lease, waits for a lease of its own.
@@ -72,7 +72,7 @@ func TestLeaseRecords(t *testing.T) {
 	tr[0].Done(nil)
 	tr[1].Done(nil)
 	begin(t, tr[lease]) // its own lease: the late message too
-	if !q.trackers[lease+1].started {
+	if !q.trackers[lease+1].started() {
 		t.Errorf("%s, given after the first lease, was not in the second", list[lease+1])
 	}
 	tr[lease].Done(nil)

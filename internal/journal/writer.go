@@ -233,11 +233,22 @@ func (j *Journal) Holds(t Ticket) bool {
 	return uint64(t) <= j.written
 }
 
-// KnowsBoot reports whether the journal's runs record the machine's boot
-// (Record.Boot), so that a reader on the same boot takes a "sending"
-// record with no "handover" after it for a message whose end never went:
-// pending (see State). Where it doesn't, that record reads as unknown.
-func (j *Journal) KnowsBoot() bool { return j.boot != "" }
+// Lost is where a recipient stands, read on this boot, whose outcome
+// record the journal could not write: sending is the ticket of its
+// "sending" record (0 for none), and handedOver whether its "handover"
+// record is in the file. As State reads it: unknown with the "handover"
+// record (the message's end may have gone); pending with only the
+// "sending" record where the journal knows the machine's boot (the end
+// never went), unknown where it doesn't; pending with neither.
+func (j *Journal) Lost(sending Ticket, handedOver bool) Status {
+	switch {
+	case handedOver:
+		return Unknown
+	case sending != 0 && j.Holds(sending) && j.boot == "":
+		return Unknown
+	}
+	return Pending
+}
 
 // GroupSyncs makes the journal sync a "sending" record only when a
 // connection waits for it, not as soon as it is appended: each sync then

@@ -453,3 +453,33 @@ func TestAppendTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestLost: a recipient whose outcome record is lost stands as a reader on
+// this boot takes it: unknown once its "handover" record is in the file;
+// with only its "sending" record, pending where the journal knows the boot
+// and unknown where it doesn't; pending with neither.
+func TestLost(t *testing.T) {
+	j, _ := openTestJournal(t, Path(t.TempDir(), "test"))
+	sending := j.Append(Record{Kind: KindSending, To: "r@example.org"})
+	if err := j.Wait(sending); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		boot       string
+		sending    Ticket
+		handedOver bool
+		want       Status
+	}{
+		{"b1", sending, true, Unknown},
+		{"", sending, true, Unknown},
+		{"b1", sending, false, Pending},
+		{"", sending, false, Unknown},
+		{"", 0, false, Pending},
+		{"b1", 0, false, Pending},
+	} {
+		j.boot = tc.boot
+		if got := j.Lost(tc.sending, tc.handedOver); got != tc.want {
+			t.Errorf("boot %q, sending %d, handed over %v: %v, want %v", tc.boot, tc.sending, tc.handedOver, got, tc.want)
+		}
+	}
+}
