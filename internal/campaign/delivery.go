@@ -471,6 +471,10 @@ func (t *tracker) settle(kind string, err, jerr error) {
 		d.mu.Lock()
 		heap.Push(&d.later, &retry{m: t.m, attempt: t.attempt + 1, due: time.Now().Add(d.backoff(t.attempt))})
 		d.mu.Unlock()
+	} else {
+		// Done for good, and the sender is done with it: its bytes are
+		// the renderer's again, for a later message.
+		defer t.m.Release()
 	}
 	if st == journal.Pending {
 		return

@@ -1,11 +1,13 @@
 package campaign
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net/mail"
 	"os"
 	"slices"
 	"strings"
@@ -154,7 +156,26 @@ func sendViaContext(t *testing.T, ctx context.Context, c *Campaign, srv *smtptes
 			t.Errorf("the outcomes told count %+v, the Summary %+v", n, got)
 		}
 	}
+	checkAddressed(t, srv)
 	return r
+}
+
+// checkAddressed checks that each message srv took is the one for its
+// envelope's recipient: a message's bytes are reused once it is done
+// (render.Message.Release), and a retried message keeps its own.
+func checkAddressed(t *testing.T, srv *smtptest.Server) {
+	t.Helper()
+	for _, m := range srv.Messages() {
+		msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+		if err != nil {
+			t.Errorf("a message to %v doesn't parse: %v", m.To, err)
+			continue
+		}
+		to, err := msg.Header.AddressList("To")
+		if err != nil || len(to) != 1 || len(m.To) != 1 || to[0].Address != m.To[0] {
+			t.Errorf("the message to %v is addressed to %v (%v)", m.To, to, err)
+		}
+	}
 }
 
 // readState reads the journal's final word.

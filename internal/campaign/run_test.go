@@ -48,7 +48,9 @@ func (r *recorder) Send(ctx context.Context, m *render.Message, t deliver.Tracke
 			return err
 		}
 	}
-	r.msgs = append(r.msgs, m)
+	// A copy, as a real sender's: the message's bytes go back to the
+	// renderer once it is done (render.Message.Release).
+	r.msgs = append(r.msgs, &render.Message{Seq: m.Seq, ID: m.ID, From: m.From, To: m.To, Data: slices.Clone(m.Data)})
 	if err := t.Start(); err != nil {
 		t.Done(err)
 		return nil

@@ -71,6 +71,7 @@ func BenchmarkRender(b *testing.B) {
 			b.Fatal(err)
 		}
 		size = len(m.Data)
+		m.Release() // as a send does once the message is written or delivered
 	}
 	b.ReportMetric(float64(size), "bytes/msg")
 }

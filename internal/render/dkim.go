@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -57,7 +58,7 @@ func (d *DKIM) algorithm() (string, error) {
 }
 
 // sign returns data with a DKIM-Signature field in front.
-func (d *DKIM) sign(data []byte) ([]byte, error) {
+func (d *DKIM) sign(dst, data []byte) ([]byte, error) {
 	algo, err := d.algorithm()
 	if err != nil {
 		return nil, err
@@ -119,9 +120,9 @@ func (d *DKIM) sign(data []byte) ([]byte, error) {
 	w.base64(base64.StdEncoding.EncodeToString(sig))
 	w.b = append(w.b, "\r\n"...)
 
-	out := make([]byte, 0, len(w.b)+len(data))
-	out = append(out, w.b...)
-	return append(out, data...), nil
+	dst = slices.Grow(dst, len(w.b)+len(data))
+	dst = append(dst, w.b...)
+	return append(dst, data...), nil
 }
 
 // signedNames are the names of the fields h= lists: every field of the

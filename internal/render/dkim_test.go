@@ -456,7 +456,7 @@ func BenchmarkSign(b *testing.B) {
 			}
 			b.SetBytes(int64(len(m.Data)))
 			for b.Loop() {
-				if _, err := d.sign(m.Data); err != nil {
+				if _, err := d.sign(nil, m.Data); err != nil {
 					b.Fatal(err)
 				}
 			}

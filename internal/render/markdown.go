@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -187,22 +188,25 @@ func ShapeOf(md []byte) []byte {
 // Without text (a check, which needs the problems only), the plain text,
 // which has none of its own, is not written; without html (a check that
 // doesn't run the layout), nor is the HTML.
-func (r *Renderer) render(in *Input, text, html bool) (*document, error) {
+func (r *Renderer) render(in *Input, text, html bool, s *scratch) (*document, error) {
 	md := in.Markdown
-	src, values := merge.Extract(make([]byte, 0, len(md)), md)
+	src, values := merge.Extract(s.src[:0], md)
+	s.src = src
 	sh := r.shape(src, in)
 	if sh.err != nil {
 		return nil, sh.err
 	}
 	d := &document{images: sh.images}
 	if html || text {
-		d.html = values.Expand(make([]byte, 0, len(sh.html)+len(sh.html)/8), sh.html, merge.EscapeHTML, merge.EscapeURL)
+		d.html = values.Expand(slices.Grow(s.html[:0], len(sh.html)+len(sh.html)/8), sh.html, merge.EscapeHTML, merge.EscapeURL)
+		s.html = d.html
 	}
 	if !text {
 		return d, nil
 	}
 	if sh.fixed && values.Plain() {
-		d.text = values.Expand(make([]byte, 0, len(sh.text)+len(sh.text)/8), sh.text, merge.EscapeText, merge.EscapeURL)
+		d.text = values.Expand(slices.Grow(s.text[:0], len(sh.text)+len(sh.text)/8), sh.text, merge.EscapeText, merge.EscapeURL)
+		s.text = d.text
 	} else {
 		d.text = plainText(sh.tree, sh.src, values)
 	}
@@ -234,6 +238,7 @@ func (r *Renderer) shape(src []byte, in *Input) *shape {
 // its HTML, and its text when that can be done once (fixedText). A problem
 // is named at the template's line; in is the message src is the shape of.
 func (r *Renderer) newShape(src []byte, in *Input) *shape {
+	src = slices.Clone(src) // the message's scratch: the shape keeps its own
 	tree := r.md.Parser().Parse(text.NewReader(src))
 	sh := &shape{src: src, tree: tree}
 	var errs []error

@@ -38,6 +38,7 @@ import (
 	"io"
 	"net/mail"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +111,39 @@ type Message struct {
 	From string // envelope sender
 	To   string // envelope recipient
 	Data []byte // RFC 5322 message, CRLF line ends
+	// buf is where Data's bytes go back to (Release), with the
+	// renderer's pool they came from; nil for none.
+	buf  *dataBuf
+	pool *sync.Pool
+}
+
+// Release gives the message's bytes back to the renderer that wrote
+// them, for a later message: its user calls it once nothing reads m.Data
+// any more (written, or delivered for good), or never, as it likes. A
+// message's bytes are most of what rendering it allocates, and so most of
+// the garbage collector's work, which Release spares. m.Data is nil after
+// it.
+func (m *Message) Release() {
+	if m.buf != nil && cap(m.buf.b) <= maxData {
+		m.pool.Put(m.buf)
+	}
+	m.Data, m.buf, m.pool = nil, nil, nil
+}
+
+// dataBuf holds a message's bytes between messages (Renderer.data).
+type dataBuf struct{ b []byte }
+
+// maxData is the most a kept message buffer may hold: the bytes of a rare
+// large message (a large attachment) are let go, not kept.
+const maxData = 4 << 20
+
+func (r *Renderer) getData(size int) *dataBuf {
+	db, ok := r.data.Get().(*dataBuf)
+	if !ok {
+		db = &dataBuf{}
+	}
+	db.b = slices.Grow(db.b[:0], size)
+	return db
 }
 
 // LayoutData is what a layout sees.
@@ -148,6 +182,10 @@ type Renderer struct {
 	// it can, Check runs the layout for every message.
 	skipOnce sync.Once
 	skip     layoutSkip
+	// scratch holds *scratch: a message's working buffers, for the next.
+	scratch sync.Pool
+	// data holds *dataBuf: the bytes of messages released, for others.
+	data sync.Pool
 	// layoutRuns counts the layout's runs, Render's and Check's, for
 	// the tests to see which Check skipped.
 	layoutRuns atomic.Int64
@@ -260,7 +298,9 @@ func TestSendMessageID(campaign, address, test, domain string) string {
 
 // Render renders one message.
 func (r *Renderer) Render(in *Input) (*Message, error) {
-	doc, htmlBytes, attachments, err := r.body(in, true)
+	s := r.getScratch()
+	defer r.putScratch(s)
+	doc, htmlBytes, attachments, err := r.body(in, true, s)
 	if err != nil {
 		return nil, err
 	}
@@ -305,16 +345,22 @@ func (r *Renderer) Render(in *Input) (*Message, error) {
 	for _, h := range in.Headers {
 		fields = append(fields, field{h.Name, unstructured(h.Name, h.Value)})
 	}
-	data := make([]byte, 0, 2048+qpSize(doc.text)+qpSize(htmlBytes)+partsSize(doc.images)+partsSize(attachments))
-	data = writeFields(data, fields)
+	db := r.getData(2048 + qpSize(doc.text) + qpSize(htmlBytes) + partsSize(doc.images) + partsSize(attachments))
+	data := writeFields(db.b, fields)
 	data = r.writeBody(data, id, doc, htmlBytes, attachments)
+	db.b = data
 	if r.opts.DKIM != nil {
-		if data, err = r.opts.DKIM.sign(data); err != nil {
+		signed := r.getData(len(data) + 1024)
+		signed.b, err = r.opts.DKIM.sign(signed.b, data)
+		r.data.Put(db)
+		if err != nil {
+			r.data.Put(signed)
 			return nil, fmt.Errorf("DKIM: %w", err)
 		}
+		db = signed
 	}
 	r.wrote.Store(true)
-	return &Message{Seq: in.Seq, ID: id, From: r.opts.From.Address, To: in.To.Address, Data: data}, nil
+	return &Message{Seq: in.Seq, ID: id, From: r.opts.From.Address, To: in.To.Address, Data: db.b, buf: db, pool: &r.data}, nil
 }
 
 // Check reports the problem Render would meet with in, if any, without
@@ -334,8 +380,41 @@ func (r *Renderer) Check(in *Input) error {
 		return err
 	}
 	r.skipOnce.Do(func() { r.skip = fixedLayout(r.layout) })
-	_, _, _, err := r.body(in, false)
+	s := r.getScratch()
+	defer r.putScratch(s)
+	_, _, _, err := r.body(in, false, s)
 	return err
+}
+
+// scratch is the working buffers of one message: the Markdown with its
+// values taken out, the body's HTML and text, the layout's output. They
+// are kept for the next message (Renderer.scratch), so that a message's
+// intermediate bytes cost it no allocation, nor the garbage collector the
+// work of them: they were most of what a message allocated besides its
+// own bytes.
+type scratch struct {
+	src, html, text []byte
+	layout          bytes.Buffer
+}
+
+// maxScratch is the most a kept buffer may hold: one grown by a rare
+// large message is let go rather than kept for every message after it.
+const maxScratch = 1 << 20
+
+func (r *Renderer) getScratch() *scratch {
+	if s, ok := r.scratch.Get().(*scratch); ok {
+		return s
+	}
+	return &scratch{}
+}
+
+// putScratch keeps s for another message, once nothing of the message
+// refers to its buffers any more.
+func (r *Renderer) putScratch(s *scratch) {
+	if cap(s.src) > maxScratch || cap(s.html) > maxScratch || cap(s.text) > maxScratch || s.layout.Cap() > maxScratch {
+		return
+	}
+	r.scratch.Put(s)
 }
 
 // body is what of in's message can fail for one recipient and not the
@@ -346,20 +425,21 @@ func (r *Renderer) Check(in *Input) error {
 // check needs, it writes neither, and runs the layout only if it may fail
 // for in when it did not for the message Render wrote (r.skip, which
 // Check decides before it calls body).
-func (r *Renderer) body(in *Input, full bool) (doc *document, html []byte, attachments []*part, err error) {
+func (r *Renderer) body(in *Input, full bool, s *scratch) (doc *document, html []byte, attachments []*part, err error) {
 	layout := full || !r.skip.ok || !r.skip.has(in.Fields)
 	// A check that skips the layout reads nothing of the body's HTML.
-	if doc, err = r.render(in, full, layout); err != nil {
+	if doc, err = r.render(in, full, layout, s); err != nil {
 		return nil, nil, nil, err
 	}
 	var w io.Writer = io.Discard
-	var buf bytes.Buffer
+	buf := &s.layout
+	buf.Reset()
 	if full {
 		// The layout may show the subject, the preheader and the
 		// unsubscribe URL too: room for them, so that a message of large
 		// values doesn't grow the buffer, copying it, again and again.
 		buf.Grow(len(doc.html) + len(r.opts.Layout) + 256 + len(in.Subject) + len(in.Preheader) + len(in.Unsubscribe))
-		w = &buf
+		w = buf
 	}
 	if layout {
 		if err := r.executeLayout(w, in, doc); err != nil {
