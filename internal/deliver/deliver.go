@@ -23,7 +23,9 @@ import (
 type Sender interface {
 	// Send delivers m, or queues it and returns; t follows it. An error
 	// from Send itself means the sender can't go on: m was not taken and
-	// t is not called.
+	// t is not called. Once it has called t.Done, the sender reads
+	// nothing of m again: its bytes may be another message's from then
+	// (render.Message.Release).
 	Send(ctx context.Context, m *render.Message, t Tracker) error
 	// Close waits for every outcome, and makes what was written durable.
 	Close() error
