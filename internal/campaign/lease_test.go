@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batch-mailer/batch/internal/deliver"
 	"github.com/batch-mailer/batch/internal/journal"
@@ -117,6 +118,16 @@ func TestLeaseRecords(t *testing.T) {
 		if got := st.Get(a).Status; got != want {
 			t.Errorf("%s is %v, want %v", a, got, want)
 		}
+	}
+	// The released went nowhere: a quota counts the three sent, not the
+	// lease's records of the messages never started.
+	quota := Quota{N: 100, Window: 24 * time.Hour, Text: "100/day"}
+	use, err := c.QuotaUsed(quota, time.Now(), Shard{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if use.Used != 3 {
+		t.Errorf("QuotaUsed = %d, want 3: the messages released were counted as handed over", use.Used)
 	}
 }
 

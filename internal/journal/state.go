@@ -140,13 +140,30 @@ func (s *State) apply(r *Record) {
 // its "sending" records at or after Since, the messages handed over, or
 // about to be, in the quota's window. It keeps the latest Keep of them,
 // so that its memory is bounded by the quota, not the list.
+//
+// A "sending" record counts unless the recipient's next record is
+// "released": a lease writes the records of the messages waiting behind
+// the one on the wire, and a run that stops releases those it never
+// started, which went nowhere. Until that next record comes, a "sending"
+// is held by its recipient, up to maxOpen of them (a lease's few per
+// connection); beyond that, and at the journal's end, it counts, as a
+// message that may have gone.
 type Window struct {
 	Since int64
 	Keep  int
 	// At are the times kept, oldest first once the journal is read (while
 	// it is, a heap of them, the oldest at the top).
 	At []int64
+	// open is the time of each recipient's "sending" record that no
+	// record of theirs has followed yet, by address (in lower case, as
+	// the journal has it).
+	open map[string]int64
 }
+
+// maxOpen bounds the "sending" records a Window holds until it knows
+// whether they count; far more than the leases of any number of
+// connections leave open at once.
+const maxOpen = 4096
 
 // latest is a heap of times, the oldest at the top.
 type latest []int64
@@ -162,16 +179,38 @@ func (h *latest) Pop() any {
 	return at
 }
 
-// add keeps the time of r if r is a "sending" record in the window, and
-// among the latest Keep.
+// add takes r: a "sending" record in the window is held until its
+// recipient's next record, then counted unless that one is "released".
 func (w *Window) add(r *Record) {
+	if w.Keep <= 0 || r.To == "" {
+		return
+	}
+	if at, held := w.open[r.To]; held {
+		delete(w.open, r.To)
+		if r.Kind != KindReleased {
+			w.keep(at) // handed over, or may have been: a second "sending" is another run's
+		}
+	}
 	switch {
-	case r.Kind != KindSending || r.At < w.Since || w.Keep <= 0:
+	case r.Kind != KindSending || r.At < w.Since:
+	case len(w.open) >= maxOpen:
+		w.keep(r.At)
+	default:
+		if w.open == nil {
+			w.open = map[string]int64{}
+		}
+		w.open[r.To] = r.At
+	}
+}
+
+// keep keeps at if it is among the latest Keep.
+func (w *Window) keep(at int64) {
+	switch {
 	case len(w.At) < w.Keep:
-		w.At = append(w.At, r.At) // and up to its place: heap.Push, unboxed
+		w.At = append(w.At, at) // and up to its place: heap.Push, unboxed
 		heap.Fix((*latest)(&w.At), len(w.At)-1)
-	case r.At > w.At[0]:
-		w.At[0] = r.At
+	case at > w.At[0]:
+		w.At[0] = at
 		heap.Fix((*latest)(&w.At), 0)
 	}
 }
@@ -179,7 +218,12 @@ func (w *Window) add(r *Record) {
 // done puts the times kept in order once the journal is read; a sorted
 // heap is still one.
 func (w *Window) done() {
-	if w != nil {
-		slices.Sort(w.At)
+	if w == nil {
+		return
 	}
+	for _, at := range w.open {
+		w.keep(at) // the journal ends with its message in flight, or gone
+	}
+	w.open = nil
+	slices.Sort(w.At)
 }

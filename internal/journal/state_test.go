@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,6 +106,21 @@ func TestSendings(t *testing.T) {
 		{Kind: KindSending, To: "c@example.org", At: 300},
 		{Kind: KindSending, To: "d@example.org", At: 400},
 		{Kind: KindSending, To: "e@example.org", At: 500},
+		// A lease's records of messages never started, released when
+		// the run stopped: they went nowhere.
+		{Kind: KindSending, To: "f@example.org", At: 600},
+		{Kind: KindSending, To: "F2@example.org", At: 600},
+		{Kind: KindReleased, To: "f@example.org", At: 601},
+		{Kind: KindReleased, To: "F2@example.org", At: 601},
+		// Handed over, then released: its end went, it counts.
+		{Kind: KindSending, To: "g@example.org", At: 700},
+		{Kind: KindHandover, To: "g@example.org", At: 700},
+		{Kind: KindReleased, To: "g@example.org", At: 701},
+		// A second "sending" with nothing between: the first's run died
+		// with it in flight, and both count.
+		{Kind: KindSending, To: "h@example.org", At: 800},
+		{Kind: KindOpen, At: 850},
+		{Kind: KindSending, To: "h@example.org", At: 900},
 	} {
 		b = encodeRecord(b, &r)
 	}
@@ -113,10 +129,11 @@ func TestSendings(t *testing.T) {
 		keep  int
 		want  []int64
 	}{
-		{0, 10, []int64{100, 200, 300, 400, 500}},
-		{200, 10, []int64{200, 300, 400, 500}},
-		{0, 3, []int64{300, 400, 500}},
-		{450, 3, []int64{500}},
+		{0, 10, []int64{100, 200, 300, 400, 500, 700, 800, 900}},
+		{200, 10, []int64{200, 300, 400, 500, 700, 800, 900}},
+		{0, 3, []int64{700, 800, 900}},
+		{450, 3, []int64{700, 800, 900}},
+		{850, 3, []int64{900}},
 		{0, 0, []int64{}},
 	} {
 		got, err := Sendings("j", bytes.NewReader(b), tc.since, tc.keep)
@@ -131,6 +148,27 @@ func TestSendings(t *testing.T) {
 	var je *Error
 	if _, err := Sendings("j", bytes.NewReader(damaged), 0, 5); !errors.As(err, &je) || je.Line != 1 {
 		t.Errorf("a damaged journal: %v, want an *Error at line 1", err)
+	}
+}
+
+// TestSendingsOpenBounded: the "sending" records held until their next
+// record are bounded; those beyond the bound count at once, though
+// released after.
+func TestSendingsOpenBounded(t *testing.T) {
+	const n = maxOpen + 100
+	var b []byte
+	for i := range n {
+		b = encodeRecord(b, &Record{Kind: KindSending, To: fmt.Sprintf("r%d@example.org", i), At: int64(i)})
+	}
+	for i := range n {
+		b = encodeRecord(b, &Record{Kind: KindReleased, To: fmt.Sprintf("r%d@example.org", i), At: n})
+	}
+	got, err := Sendings("j", bytes.NewReader(b), 0, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 100 || got[0] != maxOpen {
+		t.Errorf("%d sendings counted from %v, want the 100 beyond the %d held, from %d", len(got), got[:min(len(got), 3)], maxOpen, maxOpen)
 	}
 }
 
