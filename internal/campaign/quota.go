@@ -20,7 +20,8 @@ import (
 // Quota is [smtp] quota: at most N messages handed over in any Window (a
 // rolling hour or day), counted from the "sending" records of the
 // campaign's journals on this machine, every shard's, so that it holds
-// across runs (less those released after, never begun: journal.Window).
+// across runs (less those a stopped run released before their end
+// went: journal.Window).
 // It is independent of the rate.
 type Quota struct {
 	N      int

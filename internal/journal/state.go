@@ -142,9 +142,10 @@ func (s *State) apply(r *Record) {
 // so that its memory is bounded by the quota, not the list.
 //
 // A "sending" record counts unless the recipient's next record is
-// "released": a lease writes the records of the messages waiting behind
-// the one on the wire, and a run that stops releases those it never
-// started, which went nowhere. Until that next record comes, a "sending"
+// "released", which a run that stops writes for a message whose end
+// never went: one of those a lease wrote the records of, waiting behind
+// the one on the wire, that it never started, or one that failed for now
+// before its end (a 4xx reply, a lost connection) as it stopped. Until that next record comes, a "sending"
 // is held by its recipient, up to maxOpen of them (a lease's few per
 // connection); beyond that, and at the journal's end, it counts, as a
 // message that may have gone.
