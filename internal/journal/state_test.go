@@ -109,9 +109,9 @@ func TestSendings(t *testing.T) {
 		// A lease's records of messages never started, released when
 		// the run stopped: they went nowhere.
 		{Kind: KindSending, To: "f@example.org", At: 600},
-		{Kind: KindSending, To: "F2@example.org", At: 600},
+		{Kind: KindSending, To: "f2@example.org", At: 600},
 		{Kind: KindReleased, To: "f@example.org", At: 601},
-		{Kind: KindReleased, To: "F2@example.org", At: 601},
+		{Kind: KindReleased, To: "f2@example.org", At: 601},
 		// Handed over, then released: its end went, it counts.
 		{Kind: KindSending, To: "g@example.org", At: 700},
 		{Kind: KindHandover, To: "g@example.org", At: 700},
